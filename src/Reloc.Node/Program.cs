@@ -1,0 +1,8 @@
+using System.CommandLine;
+using Reloc.Node;
+
+var root = new RootCommand("Reloc site node: serves virtual disks over NBD.");
+root.Subcommands.Add(ServeCommand.Create());
+var parsed = root.Parse(args);
+// Signals are ours to handle (graceful drain on SIGTERM), not the parser's.
+return await parsed.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });

@@ -1,0 +1,175 @@
+using System.Buffers;
+using Microsoft.Win32.SafeHandles;
+
+namespace Reloc.Storage;
+
+/// <summary>
+/// A raw, sparse disk image file. Reads and writes go straight to the page cache with pread/pwrite
+/// (synchronously: that is the fast path); durability (FLUSH, FUA) is fdatasync, run off the caller's
+/// thread so one connection's flush does not hold up its other requests. One handle serves every
+/// connection, so a FLUSH on any of them covers writes completed on all (NBD multi-conn).
+/// </summary>
+public sealed class RawImage : IBlockDevice, IDisposable
+{
+    private static readonly ReadOnlyMemory<byte> ZeroChunk = new byte[1 << 20];
+    private readonly SafeFileHandle _handle;
+
+    private RawImage(string path, SafeFileHandle handle, long size, bool readOnly)
+    {
+        Path = path;
+        _handle = handle;
+        Size = size;
+        IsReadOnly = readOnly;
+    }
+
+    public string Path { get; }
+    public long Size { get; }
+    public bool IsReadOnly { get; }
+
+    public static RawImage Open(string path, bool readOnly)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"image {path} does not exist", path);
+        var handle = File.OpenHandle(path, FileMode.Open, readOnly ? FileAccess.Read : FileAccess.ReadWrite,
+            FileShare.ReadWrite | FileShare.Delete);
+        return new RawImage(path, handle, RandomAccess.GetLength(handle), readOnly);
+    }
+
+    /// <summary>Creates a sparse image of <paramref name="size"/> bytes (no blocks allocated).</summary>
+    public static RawImage Create(string path, long size)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(size);
+        var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
+        RandomAccess.SetLength(handle, size);
+        return new RawImage(path, handle, size, false);
+    }
+
+    public bool TryRead(long offset, Span<byte> destination)
+    {
+        while (!destination.IsEmpty)
+        {
+            int n = RandomAccess.Read(_handle, destination, offset);
+            if (n <= 0)
+            {
+                // The file shrank under us (someone truncated it): what is past the end reads as zeros.
+                destination.Clear();
+                break;
+            }
+            destination = destination[n..];
+            offset += n;
+        }
+        return true;
+    }
+
+    public ValueTask ReadAsync(long offset, Memory<byte> destination, CancellationToken ct)
+    {
+        TryRead(offset, destination.Span);
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask WriteAsync(long offset, in ReadOnlySequence<byte> data, WriteOptions options, CancellationToken ct)
+    {
+        ThrowIfReadOnly();
+        if (data.IsSingleSegment)
+        {
+            RandomAccess.Write(_handle, data.First.Span, offset);
+        }
+        else
+        {
+            foreach (var segment in data)
+            {
+                RandomAccess.Write(_handle, segment.Span, offset);
+                offset += segment.Length;
+            }
+        }
+        return SyncIf(options);
+    }
+
+    public ValueTask FlushAsync(CancellationToken ct) =>
+        IsReadOnly ? ValueTask.CompletedTask : new ValueTask(Task.Run(() => Native.DataSync(_handle), ct));
+
+    public ValueTask TrimAsync(long offset, long length, WriteOptions options, CancellationToken ct)
+    {
+        ThrowIfReadOnly();
+        // Trimmed space must read back as zeros (clients such as qemu-io check that): if the file system
+        // cannot punch holes, write zeros instead.
+        if (Native.Fallocate(_handle, Native.FallocPunchHole | Native.FallocKeepSize, offset, length) != 0)
+            WriteZeroBytes(offset, length);
+        return SyncIf(options);
+    }
+
+    public ValueTask WriteZeroesAsync(long offset, long length, WriteOptions options, CancellationToken ct)
+    {
+        ThrowIfReadOnly();
+        int mode = options.HasFlag(WriteOptions.NoHole)
+            ? Native.FallocZeroRange | Native.FallocKeepSize
+            : Native.FallocPunchHole | Native.FallocKeepSize;
+        int err = Native.Fallocate(_handle, mode, offset, length);
+        if (err == Native.ENOSPC) throw new BlockDeviceException(DeviceError.NoSpace, "no space left to allocate zeros");
+        if (err != 0)
+        {
+            if (options.HasFlag(WriteOptions.FastZero))
+                throw new BlockDeviceException(DeviceError.NotSupported, $"fast zeroing is not available (errno {err})");
+            WriteZeroBytes(offset, length);
+        }
+        return SyncIf(options);
+    }
+
+    public ValueTask CacheAsync(long offset, long length, CancellationToken ct)
+    {
+        Native.WillNeed(_handle, offset, length);
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask<IReadOnlyList<Extent>> GetExtentsAsync(long offset, long length, int maxExtents, CancellationToken ct)
+    {
+        var extents = new List<Extent>();
+        long end = Math.Min(offset + length, Size);
+        long pos = offset;
+        while (pos < end && extents.Count < maxExtents)
+        {
+            long data = Native.Seek(_handle, pos, Native.SeekData);
+            if (data == -Native.ENXIO) data = end;          // no data after pos: the rest is a hole
+            else if (data < 0) { AddDataToEnd(); break; }    // no SEEK_DATA here: report all as data
+            if (data > pos)
+            {
+                long holeEnd = Math.Min(data, end);
+                extents.Add(new Extent(holeEnd - pos, ExtentFlags.Hole | ExtentFlags.Zero));
+                pos = holeEnd;
+                continue;
+            }
+            long hole = Native.Seek(_handle, pos, Native.SeekHole);
+            long dataEnd = hole < 0 ? end : Math.Min(hole, end);
+            if (dataEnd <= pos) dataEnd = end;
+            extents.Add(new Extent(dataEnd - pos, ExtentFlags.Data));
+            pos = dataEnd;
+        }
+        if (extents.Count == 0) AddDataToEnd();
+        return ValueTask.FromResult<IReadOnlyList<Extent>>(extents);
+
+        void AddDataToEnd()
+        {
+            if (pos < end) extents.Add(new Extent(end - pos, ExtentFlags.Data));
+        }
+    }
+
+    public void Dispose() => _handle.Dispose();
+
+    private void WriteZeroBytes(long offset, long length)
+    {
+        while (length > 0)
+        {
+            int n = (int)Math.Min(length, ZeroChunk.Length);
+            RandomAccess.Write(_handle, ZeroChunk.Span[..n], offset);
+            offset += n;
+            length -= n;
+        }
+    }
+
+    private ValueTask SyncIf(WriteOptions options) =>
+        options.HasFlag(WriteOptions.Fua) ? new ValueTask(Task.Run(() => Native.DataSync(_handle))) : ValueTask.CompletedTask;
+
+    private void ThrowIfReadOnly()
+    {
+        if (IsReadOnly) throw new BlockDeviceException(DeviceError.ReadOnly, $"image {Path} is read-only");
+    }
+}
