@@ -71,7 +71,7 @@ internal sealed partial class NbdConnection : IAsyncDisposable
         await _reader.CompleteAsync();
         await _writer.CompleteAsync();
         await _stream.DisposeAsync();
-        _stop.Dispose();
+
     }
 
     /// <summary>A client broke the protocol in a way that leaves no choice but to hang up.</summary>

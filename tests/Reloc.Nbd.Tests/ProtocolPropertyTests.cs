@@ -1,0 +1,109 @@
+using System.Buffers;
+using FsCheck;
+using FsCheck.Fluent;
+using FsCheck.Xunit;
+using Reloc.Nbd.Protocol;
+using Reloc.Nbd.Tests.Support;
+using Xunit;
+
+namespace Reloc.Nbd.Tests;
+
+/// <summary>The parsers are total: any byte stream yields a result, never an exception.</summary>
+public sealed class ProtocolPropertyTests
+{
+    private static ReadOnlySequence<byte> Split(byte[] bytes, int cut)
+    {
+        // Two segments, so parsers are exercised across a segment boundary too.
+        cut = bytes.Length == 0 ? 0 : Math.Abs(cut) % bytes.Length;
+        var first = new Segment(bytes.AsMemory(0, cut));
+        var last = first.Append(bytes.AsMemory(cut));
+        return new ReadOnlySequence<byte>(first, 0, last, last.Memory.Length);
+    }
+
+    private sealed class Segment : ReadOnlySequenceSegment<byte>
+    {
+        public Segment(ReadOnlyMemory<byte> m) => Memory = m;
+        public Segment Append(ReadOnlyMemory<byte> m)
+        {
+            var s = new Segment(m) { RunningIndex = RunningIndex + Memory.Length };
+            Next = s;
+            return s;
+        }
+    }
+
+    [Property(MaxTest = 500)]
+    public bool Request_parser_accepts_any_bytes(byte[] bytes, int cut)
+    {
+        var status = RequestCodec.TryParse(Split(bytes, cut), out _);
+        return bytes.Length < 28 ? status == ParseStatus.Incomplete : status != ParseStatus.Incomplete;
+    }
+
+    [Property(MaxTest = 500)]
+    public bool Request_round_trips(ushort flags, ushort command, ulong cookie, ulong offset, uint length, int cut)
+    {
+        var req = new NbdRequest((CommandFlags)flags, (NbdCommand)command, cookie, offset, length);
+        var bytes = new byte[28];
+        RequestCodec.Write(bytes, req);
+        return RequestCodec.TryParse(Split(bytes, cut), out var back) == ParseStatus.Ok && back == req;
+    }
+
+    [Property(MaxTest = 500)]
+    public void Option_parsers_accept_any_bytes(byte[] bytes, int cut)
+    {
+        var seq = Split(bytes, cut);
+        OptionCodec.TryParseHeader(seq, out _);
+        OptionCodec.ParseExportInfo(seq);
+        OptionCodec.ParseMetaContext(seq);
+    }
+
+    [Property(MaxTest = 200)]
+    public bool Export_info_round_trips(NonNull<string> name, ushort[] infos)
+    {
+        var n = new string(name.Get.Where(ch => ch != '\0' && !char.IsSurrogate(ch)).Take(100).ToArray());
+        var body = RawClient.ExportInfoBody(n, infos.Select(i => (InfoType)i).ToArray());
+        var parsed = OptionCodec.ParseExportInfo(new ReadOnlySequence<byte>(body));
+        return parsed is not null && parsed.Name == n && parsed.Requests.SequenceEqual(infos.Select(i => (InfoType)i));
+    }
+
+    /// <summary>Random bytes thrown at a live server, before and after the handshake: every time the
+    /// server survives and a well-behaved client still gets served.</summary>
+    [Fact]
+    public async Task Live_server_survives_random_streams()
+    {
+        await using var server = await TestServer.StartAsync(1 << 20);
+        var gen = Gen.Choose(0, 600).SelectMany(n => Gen.ArrayOf(ArbMap.Default.GeneratorFor<byte>(), n));
+        var samples = gen.Sample(60, 60);
+        int i = 0;
+        foreach (var junk in samples)
+        {
+            await using var c = await RawClient.ConnectAsync(server.Port);
+            if (i++ % 2 == 0) await c.GreetAsync();
+            else
+            {
+                await c.ReadAsync(18);
+            }
+            try { await c.WriteAsync(junk); } catch (IOException) { /* server hung up first: fine */ }
+        }
+        await using var good = await RawClient.OpenAsync(server.Port);
+        await good.SendRequestAsync(NbdCommand.Read, 0, 512, 1);
+        Assert.Equal(NbdError.None, (await good.ReadSimpleReplyAsync(512)).Error);
+    }
+
+    [Property(MaxTest = 40)]
+    public void Random_requests_after_go_never_kill_the_server(byte[] junk)
+    {
+        RunAsync().GetAwaiter().GetResult();
+
+        async Task RunAsync()
+        {
+            await using var server = await TestServer.StartAsync(1 << 16);
+            await using (var c = await RawClient.OpenAsync(server.Port))
+            {
+                try { await c.WriteAsync(junk); } catch (IOException) { }
+            }
+            await using var good = await RawClient.OpenAsync(server.Port);
+            await good.SendRequestAsync(NbdCommand.Read, 0, 512, 1);
+            Assert.Equal(NbdError.None, (await good.ReadSimpleReplyAsync(512)).Error);
+        }
+    }
+}
