@@ -1,0 +1,81 @@
+// Reloc build script (Cake). Targets:
+//   Build  - compile the solution (Release)
+//   Test   - install the real NBD clients the tests drive if missing, run every test, print "N passed, N failed"
+//   Serve  - the main job for now: serve a demo image over NBD on 127.0.0.1:10809 until Ctrl-C
+using System.Xml.Linq;
+
+var target = Argument("target", "Test");
+var configuration = Argument("configuration", "Release");
+var solution = "./Reloc.Actors.sln";
+var resultsDir = MakeAbsolute(Directory("./artifacts/test-results"));
+
+Task("Build").Does(() =>
+{
+    DotNetBuild(solution, new DotNetBuildSettings { Configuration = configuration });
+});
+
+// The tests talk NBD to real clients; on a fresh Debian machine (as root) install them.
+Task("TestDependencies").Does(() =>
+{
+    var needed = new[] { "qemu-io", "qemu-img", "nbdinfo", "nbdcopy", "nbdsh", "fio", "nbdkit" };
+    var missing = needed.Where(t => StartProcess("sh", new ProcessSettings { Arguments = $"-c \"command -v {t} >/dev/null\"" }) != 0).ToList();
+    var pythonNbd = StartProcess("/usr/bin/python3", new ProcessSettings { Arguments = "-c \"import nbd\"", RedirectStandardError = true }) == 0;
+    if (missing.Count == 0 && pythonNbd) return;
+    Information($"missing test tools: {string.Join(", ", missing)}{(pythonNbd ? "" : " python3-libnbd")}; installing with apt-get");
+    var install = "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-utils libnbd-bin nbdkit fio python3-libnbd >/dev/null";
+    if (StartProcess("sh", new ProcessSettings { Arguments = $"-c \"{install}\"" }) != 0)
+        throw new Exception("could not install the NBD clients the tests need (run as root on Debian, or install qemu-utils libnbd-bin nbdkit fio python3-libnbd)");
+});
+
+Task("Test").IsDependentOn("Build").IsDependentOn("TestDependencies").Does(() =>
+{
+    CleanDirectory(resultsDir);
+    Exception failure = null;
+    // One results folder per project: TRX file names are only unique to the second.
+    foreach (var project in GetFiles("./tests/*/*.csproj"))
+    {
+        try
+        {
+            DotNetTest(project.FullPath, new DotNetTestSettings
+            {
+                Configuration = configuration,
+                NoBuild = true,
+                ResultsDirectory = resultsDir.Combine(project.GetFilenameWithoutExtension().ToString()),
+                Loggers = new[] { "trx", "console;verbosity=minimal" },
+            });
+        }
+        catch (Exception ex) { failure ??= ex; }
+    }
+
+    // CI reads this line, not dotnet test's summary.
+    int passed = 0, failed = 0;
+    foreach (var trx in GetFiles($"{resultsDir}/**/*.trx"))
+    {
+        var counters = XDocument.Load(trx.FullPath).Descendants().First(e => e.Name.LocalName == "Counters");
+        passed += int.Parse(counters.Attribute("passed").Value);
+        failed += int.Parse(counters.Attribute("failed").Value) + int.Parse(counters.Attribute("error").Value)
+                + int.Parse(counters.Attribute("timeout").Value) + int.Parse(counters.Attribute("aborted").Value);
+    }
+    Console.WriteLine($"{passed} passed, {failed} failed");
+    if (failure != null) throw failure;
+    if (failed > 0 || passed == 0) throw new Exception("tests failed or none ran");
+});
+
+Task("Serve").IsDependentOn("Build").Does(() =>
+{
+    var dir = MakeAbsolute(Directory("./artifacts/demo"));
+    EnsureDirectoryExists(dir);
+    var image = dir.CombineWithFilePath("disk.img").FullPath;
+    if (!FileExists(image))
+    {
+        using (var f = System.IO.File.Create(image)) f.SetLength(1L << 30); // 1 GiB, sparse
+    }
+    var port = Argument("port", "10809");
+    Information($"serving {image} as nbd://127.0.0.1:{port}/disk (Ctrl-C to stop)");
+    StartProcess("dotnet", new ProcessSettings
+    {
+        Arguments = $"src/Reloc.Node/bin/{configuration}/net10.0/reloc-node.dll serve --listen 127.0.0.1:{port} --export disk={image}",
+    });
+});
+
+RunTarget(target);
