@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Reloc.Node;
 
+SocketTuning.Apply();
 var root = new RootCommand("Reloc site node: serves virtual disks over NBD.");
 root.Subcommands.Add(ServeCommand.Create());
 var parsed = root.Parse(args);
