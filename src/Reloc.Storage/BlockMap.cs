@@ -140,6 +140,15 @@ public sealed class BlockMap
         return output.ToArray();
     }
 
+    /// <summary>Replaces every state with those of <paramref name="other"/> (same geometry): recovery
+    /// restores into the instance the data path already holds.</summary>
+    public void CopyFrom(BlockMap other)
+    {
+        if (other.DiskSize != DiskSize || other.BlockSize != BlockSize)
+            throw new InvalidDataException($"block map of {other.DiskSize} bytes in {other.BlockSize}-byte blocks does not fit a disk of {DiskSize} in {BlockSize}");
+        for (long b = 0; b < BlockCount; b++) Set(b, 1, other[b]);
+    }
+
     public static BlockMap FromSnapshot(ReadOnlySpan<byte> data)
     {
         int pos = 0;

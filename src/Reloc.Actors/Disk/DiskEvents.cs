@@ -1,0 +1,82 @@
+using Reloc.Storage;
+
+namespace Reloc.Actors.Disk;
+
+/// <summary>How blocks became local.</summary>
+public enum LandKind : byte
+{
+    /// <summary>Their data came from the source over the wire.</summary>
+    Fetched = 0,
+    /// <summary>The source has nothing there (hole or zeros): nothing crossed the wire.</summary>
+    Skipped = 1,
+    /// <summary>A guest write covered them whole, so the source's copy no longer matters.</summary>
+    Written = 2,
+}
+
+/// <summary>Persisted events of a relocating disk.</summary>
+public static class DiskEvents
+{
+    /// <summary>Blocks [First, First+Count) hold their data in the local image, durably: the image was
+    /// fdatasynced before this event was written.</summary>
+    public sealed record BlocksLanded(long First, long Count, LandKind Kind, long Bytes) : IRelocMessage;
+
+    /// <summary>Every block is local; the source is no longer needed.</summary>
+    public sealed record RelocationCompleted : IRelocMessage;
+}
+
+/// <summary>Snapshot of <see cref="DiskState"/>.</summary>
+public sealed record DiskSnapshot(byte[] Map, long FetchedBytes, long SkippedBytes, long WrittenBytes, bool Completed) : IRelocMessage;
+
+/// <summary>
+/// A relocating disk's durable state, pure: the block map and progress counters, changed only by
+/// <see cref="Apply"/>, so recovery and the live actor go through the same code.
+/// </summary>
+public sealed class DiskState
+{
+    public DiskState(long diskSize, int blockSize) => Map = new BlockMap(diskSize, blockSize);
+
+    public BlockMap Map { get; }
+    public long FetchedBytes { get; private set; }
+    public long SkippedBytes { get; private set; }
+    public long WrittenBytes { get; private set; }
+    public bool Completed { get; private set; }
+
+    public void Apply(object evt)
+    {
+        switch (evt)
+        {
+            case DiskEvents.BlocksLanded l:
+                Map.Set(l.First, l.Count, BlockState.Local);
+                Count(l.Kind, l.Bytes);
+                break;
+            case DiskEvents.RelocationCompleted:
+                Completed = true;
+                break;
+            default:
+                throw new ArgumentException($"not a disk event: {evt.GetType().Name}");
+        }
+    }
+
+    /// <summary>Counts landed bytes whose bits are not persisted yet (the live view).</summary>
+    public void Count(LandKind kind, long bytes)
+    {
+        switch (kind)
+        {
+            case LandKind.Fetched: FetchedBytes += bytes; break;
+            case LandKind.Skipped: SkippedBytes += bytes; break;
+            case LandKind.Written: WrittenBytes += bytes; break;
+        }
+    }
+
+    public DiskSnapshot ToSnapshot() => new(Map.ToSnapshot(), FetchedBytes, SkippedBytes, WrittenBytes, Completed);
+
+    /// <summary>Restores a snapshot into this state (the map instance is kept: the data path holds it).</summary>
+    public void Restore(DiskSnapshot s)
+    {
+        Map.CopyFrom(BlockMap.FromSnapshot(s.Map));
+        FetchedBytes = s.FetchedBytes;
+        SkippedBytes = s.SkippedBytes;
+        WrittenBytes = s.WrittenBytes;
+        Completed = s.Completed;
+    }
+}

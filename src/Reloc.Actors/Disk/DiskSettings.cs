@@ -1,0 +1,48 @@
+namespace Reloc.Actors.Disk;
+
+/// <summary>Validated, immutable settings of one relocating disk (defaults in reference.conf, reloc.disk).</summary>
+public sealed record DiskSettings
+{
+    /// <summary>Relocation granularity: the unit of the bitmap, of on-demand fetches and of persistence.</summary>
+    public int BlockSize { get; init; } = 64 * 1024;
+
+    /// <summary>How long a guest request waits for missing blocks while the source is unreachable before EIO.</summary>
+    public TimeSpan MissTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Background copy on or off.</summary>
+    public bool Prefetch { get; init; } = true;
+
+    /// <summary>Background copy rate cap in bytes/s; 0 = none (it still yields to guest misses).</summary>
+    public long RateBytesPerSecond { get; init; }
+
+    /// <summary>Largest background read: runs of missing blocks are coalesced up to this.</summary>
+    public int PrefetchChunkBytes { get; init; } = 256 * 1024;
+
+    /// <summary>Upper bound on background reads in flight (the controller picks fewer when enough).</summary>
+    public int MaxPrefetchWindow { get; init; } = 64;
+
+    /// <summary>Queueing delay the background copy may add at the bottleneck (LEDBAT-style target):
+    /// above it the window shrinks, so guest misses never wait long behind background data.</summary>
+    public TimeSpan PrefetchQueueTarget { get; init; } = TimeSpan.FromMilliseconds(5);
+
+    /// <summary>How often landed blocks are made durable (fdatasync, then one journal write) without a FLUSH.</summary>
+    public TimeSpan PersistInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Events between snapshots of the block map.</summary>
+    public int SnapshotEvery { get; init; } = 500;
+
+    public DiskSettings Validate()
+    {
+        if (BlockSize < 4096 || BlockSize > 16 << 20 || !int.IsPow2(BlockSize))
+            throw new ArgumentOutOfRangeException(nameof(BlockSize), "block size must be a power of two from 4 KiB to 16 MiB");
+        if (MissTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(MissTimeout));
+        if (RateBytesPerSecond < 0) throw new ArgumentOutOfRangeException(nameof(RateBytesPerSecond));
+        if (PrefetchChunkBytes < BlockSize || PrefetchChunkBytes > 32 << 20)
+            throw new ArgumentOutOfRangeException(nameof(PrefetchChunkBytes), "prefetch chunk must be between the block size and 32 MiB");
+        if (MaxPrefetchWindow is < 1 or > 1024) throw new ArgumentOutOfRangeException(nameof(MaxPrefetchWindow));
+        if (PrefetchQueueTarget <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(PrefetchQueueTarget));
+        if (PersistInterval <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(PersistInterval));
+        if (SnapshotEvery < 1) throw new ArgumentOutOfRangeException(nameof(SnapshotEvery));
+        return this;
+    }
+}

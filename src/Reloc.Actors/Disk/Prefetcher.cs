@@ -1,0 +1,231 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Threading.RateLimiting;
+using Akka.Actor;
+using Akka.Event;
+using Reloc.Actors.Source;
+using Reloc.Storage;
+using static Reloc.Actors.Disk.VirtualDiskProtocol;
+
+namespace Reloc.Actors.Disk;
+
+/// <summary>
+/// Background copy on its own connection. It first asks the source which ranges are holes (BLOCK_STATUS)
+/// so they are never read, then keeps a window of coalesced reads in flight, asking the disk for each
+/// piece of work (the disk owns the map and decides what is missing, starting near recent misses).
+/// The window follows <see cref="WindowController"/>; an optional rate cap (token bucket) applies on
+/// top. Failures are reported and retried after a backoff: they never touch guest I/O.
+/// </summary>
+/// <remarks>
+/// States:  Scanning --(extents known)--> Copying <--(Resume / backoff over)-- Paused
+///          Copying --(NoWork and nothing in flight)--> Idle --(Kick timer)--> Copying
+/// </remarks>
+internal sealed class Prefetcher : ReceiveActor, IWithTimers
+{
+    private sealed record ScanDone(List<(long First, long Count)> ZeroRuns);
+    private sealed record ChunkDone(Work Work, TimeSpan Latency, LandKind Kind, long Bytes);
+    private sealed record ChunkFailed(Work Work, string Reason);
+    private sealed record Kick;
+
+    private readonly IBlockSource _source;
+    private readonly RawImage _image;
+    private readonly BlockMap _map;
+    private readonly DiskSettings _settings;
+    private readonly WindowController _window;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private RateLimiter? _limiter;
+    private int _requested, _inFlight;
+    private bool _paused;
+    private TimeSpan _backoff = TimeSpan.FromMilliseconds(200);
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public Prefetcher(RawImage image, BlockMap map, BlockSourceFactory sources, DiskSettings settings)
+    {
+        _image = image;
+        _map = map;
+        _settings = settings;
+        _window = new WindowController(settings.PrefetchQueueTarget, settings.MaxPrefetchWindow);
+        _limiter = MakeLimiter(settings.RateBytesPerSecond);
+        _source = sources();
+        Scanning();
+    }
+
+    public static Props Props(RawImage image, BlockMap map, BlockSourceFactory sources, DiskSettings settings) =>
+        Akka.Actor.Props.Create(() => new Prefetcher(image, map, sources, settings));
+
+    protected override void PreStart() => ScanAsync().PipeTo(Self);
+
+    private void Scanning()
+    {
+        Receive<ScanDone>(done =>
+        {
+            foreach (var (first, count) in done.ZeroRuns) Context.Parent.Tell(new SourceZero(first, count));
+            Become(Copying);
+            Fill();
+        });
+        Common();
+    }
+
+    private void Copying()
+    {
+        Receive<Work>(w =>
+        {
+            _requested--;
+            _inFlight++;
+            CopyAsync(w).PipeTo(Self);
+            Fill();
+        });
+        Receive<NoWork>(_ =>
+        {
+            _requested--;
+            // Nothing missing now; blocks can go missing again (a failed fetch), so look again later.
+            if (_requested == 0 && _inFlight == 0) Timers.StartSingleTimer("kick", new Kick(), TimeSpan.FromSeconds(1));
+        });
+        Receive<ChunkDone>(d =>
+        {
+            _inFlight--;
+            _backoff = TimeSpan.FromMilliseconds(200);
+            if (d.Kind == LandKind.Fetched) _window.OnCompletion(d.Latency, DateTime.UtcNow);
+            Context.Parent.Tell(new Landed(d.Work.First, d.Work.Count, d.Kind, d.Bytes));
+            Context.Parent.Tell(new PrefetchStats(_window.Window, _paused));
+            Fill();
+        });
+        Receive<ChunkFailed>(f =>
+        {
+            _inFlight--;
+            _window.OnFailure();
+            Context.Parent.Tell(new FetchFailed(f.Work.First, f.Work.Count, f.Reason));
+            Timers.StartSingleTimer("kick", new Kick(), _backoff);
+            _backoff = TimeSpan.FromTicks(Math.Min(_backoff.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
+        });
+        Receive<Kick>(_ => Fill());
+        Common();
+    }
+
+    private void Common()
+    {
+        Receive<SetRate>(r =>
+        {
+            _limiter?.Dispose();
+            _limiter = MakeLimiter(r.BytesPerSecond);
+        });
+        Receive<PausePrefetch>(_ =>
+        {
+            _paused = true;
+            Context.Parent.Tell(new PrefetchStats(_window.Window, _paused));
+        });
+        Receive<ResumePrefetch>(_ =>
+        {
+            _paused = false;
+            Context.Parent.Tell(new PrefetchStats(_window.Window, _paused));
+            Fill();
+        });
+    }
+
+    private void Fill()
+    {
+        if (_paused || Timers.IsTimerActive("kick")) return;
+        long maxBlocks = Math.Max(1, _settings.PrefetchChunkBytes >> _map.BlockShift);
+        while (_requested + _inFlight < _window.Window)
+        {
+            _requested++;
+            Context.Parent.Tell(new RequestWork(maxBlocks));
+        }
+    }
+
+    private async Task<object> CopyAsync(Work w)
+    {
+        long offset = w.First << _map.BlockShift;
+        int length = w.Zero ? 0 : (int)Math.Min(w.Count << _map.BlockShift, _map.DiskSize - offset);
+        var buffer = ArrayPool<byte>.Shared.Rent(length);
+        try
+        {
+            if (w.Zero)
+            {
+                long zeroLength = Math.Min(w.Count << _map.BlockShift, _map.DiskSize - offset);
+                await _image.WriteZeroesAsync(offset, zeroLength, WriteOptions.None, CancellationToken.None);
+                return new ChunkDone(w, TimeSpan.Zero, LandKind.Skipped, zeroLength);
+            }
+            if (_limiter is not null)
+            {
+                using var lease = await _limiter.AcquireAsync(length, _stopping.Token);
+                if (!lease.IsAcquired) return new ChunkFailed(w, "rate limiter refused");
+            }
+            var started = Stopwatch.GetTimestamp();
+            await _source.ReadAsync(offset, buffer.AsMemory(0, length), _stopping.Token);
+            var latency = Stopwatch.GetElapsedTime(started);
+            bool zero = buffer.AsSpan(0, length).IndexOfAnyExcept((byte)0) < 0;
+            await BlockFetcher.LandAsync(_image, offset, buffer.AsMemory(0, length));
+            return new ChunkDone(w, latency, zero ? LandKind.Skipped : LandKind.Fetched, length);
+        }
+        catch (Exception ex)
+        {
+            return new ChunkFailed(w, ex.Message);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Hole and zero extents of the source, as whole blocks (partial blocks are copied).</summary>
+    private async Task<ScanDone> ScanAsync()
+    {
+        var runs = new List<(long, long)>();
+        try
+        {
+            const long piece = 1L << 30;
+            for (long offset = 0; offset < _map.DiskSize; offset += piece)
+            {
+                long length = Math.Min(piece, _map.DiskSize - offset);
+                long pos = offset;
+                while (pos < offset + length)
+                {
+                    var extents = await _source.GetExtentsAsync(pos, offset + length - pos, _stopping.Token);
+                    if (extents is null || extents.Count == 0) return new ScanDone(runs);
+                    foreach (var e in extents)
+                    {
+                        if (e.Flags.HasFlag(ExtentFlags.Zero))
+                        {
+                            long firstBlock = (pos + _map.BlockSize - 1) >> _map.BlockShift;
+                            long end = pos + e.Length == _map.DiskSize ? _map.BlockCount : (pos + e.Length) >> _map.BlockShift;
+                            if (end > firstBlock) runs.Add((firstBlock, end - firstBlock));
+                        }
+                        pos += e.Length;
+                    }
+                }
+            }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // Without a map every block is simply read: slower on sparse disks, never wrong.
+            _log.Warning("source block status unavailable ({0}); copying every block", ex.Message);
+        }
+        return new ScanDone(runs);
+    }
+
+    private RateLimiter? MakeLimiter(long bytesPerSecond)
+    {
+        if (bytesPerSecond <= 0) return null;
+        // Tokens are bytes; the bucket holds one chunk or 100 ms of rate, whichever is larger.
+        return new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
+        {
+            TokenLimit = (int)Math.Clamp(bytesPerSecond / 10, _settings.PrefetchChunkBytes, int.MaxValue),
+            TokensPerPeriod = (int)Math.Clamp(bytesPerSecond / 50, 1, int.MaxValue),
+            ReplenishmentPeriod = TimeSpan.FromMilliseconds(20),
+            QueueLimit = _settings.MaxPrefetchWindow * _settings.PrefetchChunkBytes,
+            QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
+            AutoReplenishment = true,
+        });
+    }
+
+    protected override void PostStop()
+    {
+        _stopping.Cancel();
+        _limiter?.Dispose();
+        _source.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(5));
+        _stopping.Dispose();
+    }
+}

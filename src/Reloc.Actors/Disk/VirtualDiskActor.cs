@@ -1,0 +1,356 @@
+using Akka.Actor;
+using Akka.Event;
+using Akka.Persistence;
+using Reloc.Actors.Source;
+using Reloc.Storage;
+using static Reloc.Actors.Disk.VirtualDiskProtocol;
+
+namespace Reloc.Actors.Disk;
+
+/// <summary>
+/// One virtual disk being relocated to this site. It owns the block map (the only writer), the
+/// children that fetch (guest misses) and prefetch (background copy), and the disk's durable state.
+/// The NBD data path (<see cref="RelocatingDisk"/>) reads local blocks without coming here; it asks
+/// only for blocks that are missing, for writes that touch them, and for FLUSH.
+/// </summary>
+/// <remarks>
+/// Durability: a block is marked local in memory once its data is in the image; a batch of such blocks
+/// is persisted only after an fdatasync of the image (every PersistInterval, or at a FLUSH), so a
+/// persisted bit always covers durable data, and a FLUSH is answered only when both are durable.
+///
+///   Recovering --(replayed, not complete)--> Relocating --(every block local, persisted)--> Complete
+///   Recovering --(replayed, complete)------------------------------------------------------> Complete
+/// </remarks>
+public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
+{
+    private const long ZeroWorkCap = 16384; // blocks punched per zero work item
+    private readonly DiskId _id;
+    private readonly DiskState _state;
+    private readonly RawImage _image;
+    private readonly DiskSettings _settings;
+    private readonly BlockSourceFactory _sources;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Waiters _waiters = new();
+    private readonly ZeroRuns _zeros = new();
+    private readonly HashSet<long> _reserved = []; // blocks a guest write covers whole, not yet written
+    private List<DiskEvents.BlocksLanded> _pending = [];
+    private List<IActorRef> _syncWaiters = [];
+    private bool _syncing, _completing;
+    private IActorRef _fetcher = ActorRefs.Nobody, _prefetcher = ActorRefs.Nobody;
+    private long _cursor, _onDemandFetches, _eventsSinceSnapshot;
+    private long _rateBps, _lastLandedBytes;
+    private DateTime _lastRateSample = DateTime.UtcNow;
+    private int _prefetchWindow;
+    private bool _prefetchPaused;
+
+    public VirtualDiskActor(DiskId id, DiskState state, RawImage image, DiskSettings settings, BlockSourceFactory sources)
+    {
+        _id = id;
+        _state = state;
+        _image = image;
+        _settings = settings;
+        _sources = sources;
+        Recover<SnapshotOffer>(o => _state.Restore((DiskSnapshot)o.Snapshot));
+        Recover<DiskEvents.BlocksLanded>(e => _state.Apply(e));
+        Recover<DiskEvents.RelocationCompleted>(e => _state.Apply(e));
+        Recover<RecoveryCompleted>(_ => OnRecovered());
+    }
+
+    public override string PersistenceId => "disk-" + _id.Value;
+    public ITimerScheduler Timers { get; set; } = null!;
+    private BlockMap Map => _state.Map;
+
+    public static Props Props(DiskId id, DiskState state, RawImage image, DiskSettings settings, BlockSourceFactory sources) =>
+        Akka.Actor.Props.Create(() => new VirtualDiskActor(id, state, image, settings.Validate(), sources));
+
+    private void OnRecovered()
+    {
+        if (_state.Completed)
+        {
+            Become(Complete);
+            return;
+        }
+        _fetcher = Context.ActorOf(BlockFetcher.Props(_image, Map, _sources, _settings), "fetcher");
+        if (_settings.Prefetch) _prefetcher = Context.ActorOf(Prefetcher.Props(_image, Map, _sources, _settings), "prefetcher");
+        Timers.StartPeriodicTimer("tick", Tick.Instance, TimeSpan.FromMilliseconds(250));
+        Become(Relocating);
+        CheckComplete();
+    }
+
+    // ---------------- Relocating ----------------
+
+    private void Relocating()
+    {
+        Command<EnsureLocal>(m => Ensure(m.Offset, m.Length, Sender, Ready.Instance));
+        Command<Warm>(m => Ensure(m.Offset, m.Length, ActorRefs.Nobody, Ready.Instance));
+        Command<PrepareWrite>(OnPrepareWrite);
+        Command<WriteDone>(m =>
+        {
+            foreach (var (first, count) in m.Reserved)
+            {
+                for (long b = first; b < first + count; b++) _reserved.Remove(b);
+                Land(first, count, LandKind.Written, Math.Min(count << Map.BlockShift, Map.DiskSize - (first << Map.BlockShift)));
+            }
+        });
+        Command<WriteAborted>(m =>
+        {
+            foreach (var (first, count) in m.Reserved)
+            {
+                for (long b = first; b < first + count; b++) _reserved.Remove(b);
+                Map.Set(first, count, BlockState.Remote); // waiters are refetched on the next tick
+            }
+        });
+        Command<Landed>(m =>
+        {
+            // Only blocks still claimed by a fetch may land: never a block a writer reserved.
+            foreach (var (first, count) in Map.Runs(m.First, m.Count, BlockState.Fetching))
+                if (!Overlaps(first, count)) Land(first, count, m.Kind, m.Kind == LandKind.Fetched ? m.Bytes * count / m.Count : Math.Min(count << Map.BlockShift, m.Bytes));
+        });
+        Command<FetchFailed>(m =>
+        {
+            _log.Warning("fetch of blocks {0}+{1} from the source failed: {2}", m.First, m.Count, m.Reason);
+            foreach (var (first, count) in Map.Runs(m.First, m.Count, BlockState.Fetching).ToList())
+                if (!Overlaps(first, count)) Map.Set(first, count, BlockState.Remote);
+        });
+        Command<RequestWork>(OnRequestWork);
+        Command<SourceZero>(m => _zeros.Add(m.First, m.Count));
+        Command<PrefetchStats>(m => (_prefetchWindow, _prefetchPaused) = (m.Window, m.Paused));
+        Command<SetRate>(m => _prefetcher.Forward(m));
+        Command<PausePrefetch>(m => _prefetcher.Forward(m));
+        Command<ResumePrefetch>(m => _prefetcher.Forward(m));
+        Command<Tick>(_ => OnTick());
+        CommonCommands();
+    }
+
+    private bool Overlaps(long first, long count)
+    {
+        if (_reserved.Count == 0) return false;
+        for (long b = first; b < first + count; b++) if (_reserved.Contains(b)) return true;
+        return false;
+    }
+
+    private void Ensure(long offset, long length, IActorRef replyTo, object reply)
+    {
+        if (length <= 0 || offset < 0 || offset >= Map.DiskSize)
+        {
+            replyTo.Tell(reply);
+            return;
+        }
+        var (first, last) = Map.BlocksOf(offset, Math.Min(length, Map.DiskSize - offset));
+        var missing = new List<long>();
+        for (long b = first; b <= last; b++) if (Map[b] != BlockState.Local) missing.Add(b);
+        if (missing.Count == 0)
+        {
+            replyTo.Tell(reply);
+            return;
+        }
+        FetchRemote(first, last - first + 1);
+        if (!replyTo.IsNobody()) _waiters.Add(replyTo, reply, missing, DateTime.UtcNow + _settings.MissTimeout);
+    }
+
+    /// <summary>Starts on-demand fetches for the Remote blocks of a range (Fetching ones are already coming).</summary>
+    private void FetchRemote(long first, long count)
+    {
+        foreach (var (f, c) in Map.Runs(first, count, BlockState.Remote).ToList())
+        {
+            Map.Set(f, c, BlockState.Fetching);
+            _fetcher.Tell(new Fetch(f, c));
+            _onDemandFetches++;
+            _cursor = f + c; // background copy continues right after a miss: guests read on
+        }
+    }
+
+    private void OnPrepareWrite(PrepareWrite m)
+    {
+        var (first, last) = Map.BlocksOf(m.Offset, m.Length);
+        var reserved = new List<(long, long)>();
+        var wait = new List<long>();
+        long end = m.Offset + m.Length;
+        for (long b = first; b <= last; b++)
+        {
+            var state = Map[b];
+            if (state == BlockState.Local) continue;
+            long blockStart = b << Map.BlockShift, blockEnd = Math.Min(blockStart + Map.BlockSize, Map.DiskSize);
+            bool whole = blockStart >= m.Offset && blockEnd <= end;
+            if (whole && state == BlockState.Remote)
+            {
+                // The write replaces the whole block: no need to fetch what it overwrites.
+                Map.Set(b, 1, BlockState.Fetching);
+                _reserved.Add(b);
+                if (reserved.Count > 0 && reserved[^1].Item1 + reserved[^1].Item2 == b) reserved[^1] = (reserved[^1].Item1, reserved[^1].Item2 + 1);
+                else reserved.Add((b, 1));
+            }
+            else
+            {
+                // Partly written (read-modify-write), or a fetch is already landing there: wait until local.
+                wait.Add(b);
+                if (state == BlockState.Remote) FetchRemote(b, 1);
+            }
+        }
+        var granted = new WriteGranted(first, last - first + 1, reserved);
+        if (wait.Count == 0) Sender.Tell(granted);
+        else _waiters.Add(Sender, granted, wait, DateTime.UtcNow + _settings.MissTimeout);
+    }
+
+    private void OnRequestWork(RequestWork m)
+    {
+        var run = Map.NextRun(_cursor, BlockState.Remote, ZeroWorkCap);
+        if (run is null)
+        {
+            Sender.Tell(NoWork.Instance);
+            return;
+        }
+        var (first, count, zero) = _zeros.Classify(run.Value.First, run.Value.Count);
+        if (!zero) count = Math.Min(count, m.MaxBlocks);
+        Map.Set(first, count, BlockState.Fetching);
+        _cursor = first + count;
+        Sender.Tell(new Work(first, count, zero));
+    }
+
+    private void Land(long first, long count, LandKind kind, long bytes)
+    {
+        Map.Set(first, count, BlockState.Local);
+        _state.Count(kind, bytes);
+        var last = _pending.Count > 0 ? _pending[^1] : null;
+        if (last is not null && last.Kind == kind && last.First + last.Count == first)
+            _pending[^1] = last with { Count = last.Count + count, Bytes = last.Bytes + bytes };
+        else
+            _pending.Add(new DiskEvents.BlocksLanded(first, count, kind, bytes));
+        _waiters.Landed(first, count);
+        CheckComplete();
+    }
+
+    private void OnTick()
+    {
+        var now = DateTime.UtcNow;
+        long landed = _state.FetchedBytes;
+        double seconds = (now - _lastRateSample).TotalSeconds;
+        if (seconds >= 1)
+        {
+            _rateBps = (long)((landed - _lastLandedBytes) / seconds);
+            _lastLandedBytes = landed;
+            _lastRateSample = now;
+        }
+        // Misses whose fetch failed are fetched again (the source connection reconnects by itself).
+        foreach (var b in _waiters.Blocks.Where(b => Map[b] == BlockState.Remote).ToList()) FetchRemote(b, 1);
+        int expired = _waiters.Expire(now, () => new Failed($"blocks of disk {_id} not available from the source within {_settings.MissTimeout.TotalSeconds:0.#} s"));
+        if (expired > 0) _log.Warning("{0} guest requests on disk {1} failed: source unreachable", expired, _id);
+        if (!_syncing && _pending.Count > 0 && now - _lastPersist >= _settings.PersistInterval) BeginSync();
+    }
+
+    private DateTime _lastPersist = DateTime.UtcNow;
+
+    private void CheckComplete()
+    {
+        if (!Map.IsComplete || _state.Completed || _completing) return;
+        if (_syncing || _pending.Count > 0)
+        {
+            if (!_syncing) BeginSync(); // the completion follows the last landed batch
+            return;
+        }
+        _completing = true;
+        Persist(new DiskEvents.RelocationCompleted(), e =>
+        {
+            _state.Apply(e);
+            Context.Stop(_fetcher);
+            if (!_prefetcher.IsNobody()) Context.Stop(_prefetcher);
+            Timers.Cancel("tick");
+            SaveSnapshot(_state.ToSnapshot());
+            Context.System.EventStream.Publish(new RelocationFinished(_id.Value));
+            _log.Info("disk {0}: every block is local; source released", _id);
+            Become(Complete);
+        });
+    }
+
+    // ---------------- Complete ----------------
+
+    private void Complete()
+    {
+        Command<EnsureLocal>(_ => Sender.Tell(Ready.Instance));
+        Command<Warm>(_ => { });
+        Command<PrepareWrite>(m => Sender.Tell(new WriteGranted(0, 0, [])));
+        Command<WriteDone>(_ => { });
+        Command<WriteAborted>(_ => { });
+        Command<Landed>(_ => { });
+        Command<FetchFailed>(_ => { });
+        Command<PrefetchStats>(_ => { });
+        Command<Tick>(_ => { });
+        Command<SetRate>(_ => { });
+        Command<PausePrefetch>(_ => { });
+        Command<ResumePrefetch>(_ => { });
+        CommonCommands();
+    }
+
+    // ---------------- both ----------------
+
+    private void CommonCommands()
+    {
+        Command<Sync>(_ =>
+        {
+            _syncWaiters.Add(Sender);
+            if (!_syncing) BeginSync();
+        });
+        Command<DataSynced>(OnDataSynced);
+        Command<SyncFailed>(m =>
+        {
+            _log.Error("fdatasync of disk {0} failed: {1}", _id, m.Reason);
+            _pending.InsertRange(0, m.Batch);
+            foreach (var w in m.Waiters) w.Tell(new Failed($"flush failed: {m.Reason}"));
+            _syncing = false;
+        });
+        Command<GetStatus>(_ => Sender.Tell(new VirtualDiskProtocol.Status(_id.Value, _state.Completed ? "complete" : "relocating",
+            Map.LocalBytes, Map.DiskSize, _state.FetchedBytes, _state.SkippedBytes, _state.WrittenBytes,
+            _onDemandFetches, _state.Completed ? 0 : _rateBps, _prefetchWindow, _prefetchPaused)));
+        Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
+        Command<SaveSnapshotFailure>(f => _log.Warning("snapshot of disk {0} failed: {1}", _id, f.Cause.Message));
+        Command<DeleteSnapshotsSuccess>(_ => { });
+        Command<DeleteSnapshotsFailure>(_ => { });
+    }
+
+    /// <summary>Group commit: everything landed so far and every FLUSH waiting so far share one
+    /// fdatasync and one journal write; requests arriving meanwhile form the next group.</summary>
+    private void BeginSync()
+    {
+        _syncing = true;
+        _lastPersist = DateTime.UtcNow;
+        var batch = _pending;
+        var waiters = _syncWaiters;
+        _pending = [];
+        _syncWaiters = [];
+        var image = _image;
+        Task.Run(() => image.FlushAsync(CancellationToken.None).AsTask()).PipeTo(Self,
+            success: () => new DataSynced(batch, waiters),
+            failure: ex => new SyncFailed(batch, waiters, ex.Message));
+    }
+
+    private void OnDataSynced(DataSynced m)
+    {
+        if (m.Batch.Count == 0)
+        {
+            AfterSync(m.Waiters);
+            return;
+        }
+        // PersistAllAsync does not stash commands: guest misses keep flowing during the journal write.
+        PersistAllAsync(m.Batch, _ => _eventsSinceSnapshot++);
+        DeferAsync(m, _ => AfterSync(m.Waiters));
+    }
+
+    private void AfterSync(List<IActorRef> waiters)
+    {
+        foreach (var w in waiters) w.Tell(Ready.Instance);
+        _syncing = false;
+        if (_eventsSinceSnapshot >= _settings.SnapshotEvery)
+        {
+            _eventsSinceSnapshot = 0;
+            SaveSnapshot(_state.ToSnapshot());
+        }
+        if (_syncWaiters.Count > 0) BeginSync();
+        else CheckComplete();
+    }
+
+    protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
+    {
+        _log.Error(cause, "disk {0}: journal write failed; stopping so that nothing unpersisted is acknowledged", _id);
+        base.OnPersistFailure(cause, @event, sequenceNr);
+    }
+}

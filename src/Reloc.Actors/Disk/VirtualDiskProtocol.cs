@@ -1,0 +1,85 @@
+using Akka.Actor;
+
+namespace Reloc.Actors.Disk;
+
+/// <summary>Messages of <see cref="VirtualDiskActor"/> and its children.</summary>
+public static class VirtualDiskProtocol
+{
+    // ---- from the NBD data path (RelocatingDisk) ----
+
+    /// <summary>Make the blocks of a byte range local; answered with <see cref="Ready"/> or <see cref="Failed"/>.</summary>
+    public sealed record EnsureLocal(long Offset, long Length);
+
+    /// <summary>A guest write to a range that is not all local: answered with <see cref="WriteGranted"/>
+    /// once partly covered blocks are local and wholly covered ones are reserved for the writer.</summary>
+    public sealed record PrepareWrite(long Offset, long Length);
+
+    /// <summary>Blocks reserved for a write; give them back with <see cref="WriteDone"/> (data written) or <see cref="WriteAborted"/>.</summary>
+    public sealed record WriteGranted(long First, long Count, IReadOnlyList<(long First, long Count)> Reserved);
+
+    public sealed record WriteDone(IReadOnlyList<(long First, long Count)> Reserved, int BlockSize);
+
+    public sealed record WriteAborted(IReadOnlyList<(long First, long Count)> Reserved);
+
+    /// <summary>Make everything landed or written so far durable (data, then bits); answered with <see cref="Ready"/>.</summary>
+    public sealed record Sync;
+
+    /// <summary>Hint (NBD CACHE): fetch this range soon.</summary>
+    public sealed record Warm(long Offset, long Length);
+
+    public sealed record Ready
+    {
+        public static readonly Ready Instance = new();
+    }
+
+    public sealed record Failed(string Reason);
+
+    // ---- control ----
+
+    public sealed record GetStatus;
+
+    public sealed record Status(
+        string Disk, string State, long LocalBytes, long TotalBytes, long FetchedBytes, long SkippedBytes,
+        long WrittenBytes, long OnDemandFetches, long RateBps, int PrefetchWindow, bool PrefetchPaused);
+
+    public sealed record SetRate(long BytesPerSecond);
+
+    public sealed record PausePrefetch;
+
+    public sealed record ResumePrefetch;
+
+    /// <summary>Published to the event stream when the disk no longer needs its source.</summary>
+    public sealed record RelocationFinished(string Disk);
+
+    // ---- between the disk and its children ----
+
+    internal sealed record Fetch(long First, long Count);
+
+    internal sealed record Landed(long First, long Count, LandKind Kind, long Bytes);
+
+    internal sealed record FetchFailed(long First, long Count, string Reason);
+
+    internal sealed record RequestWork(long MaxBlocks);
+
+    /// <summary>Blocks claimed for background copy; Zero: the source has only zeros there, punch, do not read.</summary>
+    internal sealed record Work(long First, long Count, bool Zero);
+
+    internal sealed record NoWork
+    {
+        public static readonly NoWork Instance = new();
+    }
+
+    /// <summary>Source ranges known to be holes or zeros (from BLOCK_STATUS), in blocks.</summary>
+    internal sealed record SourceZero(long First, long Count);
+
+    internal sealed record PrefetchStats(int Window, bool Paused);
+
+    internal sealed record DataSynced(List<DiskEvents.BlocksLanded> Batch, List<IActorRef> Waiters);
+
+    internal sealed record SyncFailed(List<DiskEvents.BlocksLanded> Batch, List<IActorRef> Waiters, string Reason);
+
+    internal sealed record Tick
+    {
+        public static readonly Tick Instance = new();
+    }
+}

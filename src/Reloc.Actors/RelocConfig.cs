@@ -1,0 +1,53 @@
+using Akka.Configuration;
+using Reloc.Actors.Disk;
+
+namespace Reloc.Actors;
+
+/// <summary>Loads reference.conf and builds node configurations from it.</summary>
+public static class RelocConfig
+{
+    public static Config Reference { get; } = Load();
+
+    private static Config Load()
+    {
+        using var stream = typeof(RelocConfig).Assembly.GetManifestResourceStream("Reloc.Actors.reference.conf")
+            ?? throw new InvalidOperationException("reference.conf is not embedded");
+        using var reader = new StreamReader(stream);
+        return ConfigurationFactory.ParseString(reader.ReadToEnd());
+    }
+
+    /// <summary>Persistence to one SQLite file (journal and snapshots), tables created on first use.</summary>
+    public static Config Sqlite(string databasePath) => Persistence($"Data Source={databasePath};Pooling=true", "SQLite.MS");
+
+    public static Config Persistence(string connectionString, string providerName)
+    {
+        var cs = connectionString.Replace("\\", "\\\\").Replace("\"", "\\\"");
+        return ConfigurationFactory.ParseString($$"""
+            akka.persistence.journal.sql { connection-string = "{{cs}}", provider-name = "{{providerName}}", auto-initialize = true }
+            akka.persistence.snapshot-store.sql { connection-string = "{{cs}}", provider-name = "{{providerName}}", auto-initialize = true }
+            """);
+    }
+
+    /// <summary>A node configuration: overrides, then persistence, then the defaults.</summary>
+    public static Config Node(Config persistence, string? overrides = null) =>
+        ConfigurationFactory.ParseString(overrides ?? "akka.loglevel = WARNING")
+            .WithFallback(persistence)
+            .WithFallback(Reference);
+
+    public static DiskSettings DiskSettings(Config config)
+    {
+        var c = config.GetConfig("reloc.disk");
+        return new DiskSettings
+        {
+            BlockSize = (int)(c.GetByteSize("block-size") ?? 65536),
+            MissTimeout = c.GetTimeSpan("miss-timeout"),
+            Prefetch = c.GetBoolean("prefetch"),
+            RateBytesPerSecond = c.GetByteSize("rate") ?? 0,
+            PrefetchChunkBytes = (int)(c.GetByteSize("prefetch-chunk") ?? 256 * 1024),
+            MaxPrefetchWindow = c.GetInt("max-prefetch-window"),
+            PrefetchQueueTarget = c.GetTimeSpan("prefetch-queue-target"),
+            PersistInterval = c.GetTimeSpan("persist-interval"),
+            SnapshotEvery = c.GetInt("snapshot-every"),
+        }.Validate();
+    }
+}
