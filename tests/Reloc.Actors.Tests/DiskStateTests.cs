@@ -1,0 +1,76 @@
+using Reloc.Actors.Disk;
+using Xunit;
+
+namespace Reloc.Actors.Tests;
+
+public sealed class DiskStateTests
+{
+    [Fact]
+    public void Events_set_bits_and_count_by_kind()
+    {
+        var s = new DiskState(1L << 20, 65536);
+        s.Apply(new DiskEvents.BlocksLanded(0, 4, LandKind.Fetched, 4 * 65536));
+        s.Apply(new DiskEvents.BlocksLanded(4, 4, LandKind.Skipped, 4 * 65536));
+        s.Apply(new DiskEvents.BlocksLanded(8, 8, LandKind.Written, 8 * 65536));
+        Assert.True(s.Map.IsComplete);
+        Assert.Equal((4L * 65536, 4L * 65536, 8L * 65536), (s.FetchedBytes, s.SkippedBytes, s.WrittenBytes));
+        Assert.False(s.Completed);
+        s.Apply(new DiskEvents.RelocationCompleted());
+        Assert.True(s.Completed);
+    }
+
+    [Fact]
+    public void Restore_keeps_the_map_instance_the_data_path_holds()
+    {
+        var s = new DiskState(1L << 20, 4096);
+        var map = s.Map;
+        var other = new DiskState(1L << 20, 4096);
+        other.Apply(new DiskEvents.BlocksLanded(10, 5, LandKind.Fetched, 5 * 4096));
+        s.Restore(other.ToSnapshot());
+        Assert.Same(map, s.Map);
+        Assert.Equal(5, map.LocalCount);
+        Assert.Throws<InvalidDataException>(() => new DiskState(2L << 20, 4096).Restore(other.ToSnapshot()));
+    }
+}
+
+public sealed class WindowControllerTests
+{
+    private static readonly DateTime T0 = new(2026, 1, 1);
+
+    [Fact]
+    public void Grows_while_no_queue_builds_and_shrinks_when_delay_exceeds_the_target()
+    {
+        var w = new WindowController(TimeSpan.FromMilliseconds(5), 64);
+        for (int i = 0; i < 20; i++) w.OnCompletion(TimeSpan.FromMilliseconds(50), T0.AddMilliseconds(i));
+        int grown = w.Window;
+        Assert.True(grown > 10, $"window {grown}");
+        for (int i = 0; i < 200; i++) w.OnCompletion(TimeSpan.FromMilliseconds(80), T0.AddMilliseconds(100 + i));
+        Assert.True(w.Window < grown, $"window {w.Window} did not shrink from {grown}");
+        Assert.Equal(30, w.QueueDelayMs, 3);
+    }
+
+    [Fact]
+    public void Settles_where_the_queue_delay_meets_the_target()
+    {
+        // A toy bottleneck: 40 MB/s, 50 ms RTT, 256 KiB reads: latency = RTT + serialisation + queue.
+        var w = new WindowController(TimeSpan.FromMilliseconds(5), 64);
+        double chunkMs = 256 * 1024 / 40e6 * 1000, bdpChunks = 50 / chunkMs;
+        var now = T0;
+        for (int i = 0; i < 3000; i++)
+        {
+            double queueMs = Math.Max(0, w.Window - bdpChunks - 1) * chunkMs;
+            now = now.AddMilliseconds(chunkMs);
+            w.OnCompletion(TimeSpan.FromMilliseconds(50 + chunkMs + queueMs), now);
+        }
+        Assert.InRange(w.Window, (int)bdpChunks, (int)bdpChunks + 4);
+    }
+
+    [Fact]
+    public void Failure_restarts_small()
+    {
+        var w = new WindowController(TimeSpan.FromMilliseconds(5), 64);
+        for (int i = 0; i < 20; i++) w.OnCompletion(TimeSpan.FromMilliseconds(10), T0.AddMilliseconds(i));
+        w.OnFailure();
+        Assert.Equal(1, w.Window);
+    }
+}

@@ -1,0 +1,59 @@
+using Akka.Actor;
+using Akka.Serialization;
+using Reloc.Actors;
+using Reloc.Actors.Disk;
+using Reloc.Actors.Serialization;
+using Xunit;
+
+namespace Reloc.Actors.Tests;
+
+/// <summary>Every persisted or cross-node message goes through RelocSerializer and round-trips.</summary>
+public sealed class SerializerTests : IDisposable
+{
+    private readonly ActorSystem _system = ActorSystem.Create("ser", RelocConfig.Node(RelocConfig.Sqlite(":memory:")));
+
+    public void Dispose() => _system.Dispose();
+
+    public static TheoryData<object> Messages => new()
+    {
+        new DiskEvents.BlocksLanded(12, 3456, LandKind.Fetched, 3456L * 65536),
+        new DiskEvents.BlocksLanded(0, 1, LandKind.Written, 100),
+        new DiskEvents.BlocksLanded(long.MaxValue / 2, 7, LandKind.Skipped, 0),
+        new DiskEvents.RelocationCompleted(),
+    };
+
+    [Theory]
+    [MemberData(nameof(Messages))]
+    public void Round_trips_through_the_bound_serializer(object message)
+    {
+        var serializer = _system.Serialization.FindSerializerFor(message);
+        Assert.IsType<RelocSerializer>(serializer);
+        var manifest = Akka.Serialization.Serialization.ManifestFor(serializer, message);
+        var back = _system.Serialization.Deserialize(serializer.ToBinary(message), serializer.Identifier, manifest);
+        Assert.Equal(message, back);
+    }
+
+    [Fact]
+    public void Snapshot_round_trips_with_its_map()
+    {
+        var state = new DiskState(10L << 20, 65536);
+        state.Apply(new DiskEvents.BlocksLanded(3, 40, LandKind.Fetched, 40 * 65536));
+        state.Apply(new DiskEvents.BlocksLanded(100, 20, LandKind.Skipped, 20 * 65536));
+        var snap = state.ToSnapshot();
+        var serializer = (SerializerWithStringManifest)_system.Serialization.FindSerializerFor(snap);
+        var back = (DiskSnapshot)serializer.FromBinary(serializer.ToBinary(snap), serializer.Manifest(snap));
+        var restored = new DiskState(10L << 20, 65536);
+        restored.Restore(back);
+        Assert.Equal(state.Map.LocalCount, restored.Map.LocalCount);
+        Assert.Equal((state.FetchedBytes, state.SkippedBytes), (restored.FetchedBytes, restored.SkippedBytes));
+        for (long b = 0; b < state.Map.BlockCount; b++) Assert.Equal(state.Map.IsLocal(b), restored.Map.IsLocal(b));
+    }
+
+    [Fact]
+    public void Unknown_manifest_is_a_clear_error()
+    {
+        var serializer = new RelocSerializer((ExtendedActorSystem)_system);
+        var ex = Assert.Throws<System.Runtime.Serialization.SerializationException>(() => serializer.FromBinary([], "XX9"));
+        Assert.Contains("XX9", ex.Message);
+    }
+}
