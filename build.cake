@@ -32,7 +32,7 @@ Task("Test").IsDependentOn("Build").IsDependentOn("TestDependencies").Does(() =>
     CleanDirectory(resultsDir);
     Exception failure = null;
     // One results folder per project: TRX file names are only unique to the second.
-    foreach (var project in GetFiles("./tests/*/*.csproj"))
+    foreach (var project in GetFiles("./tests/*/*.Tests.csproj"))
     {
         try
         {

@@ -1,7 +1,5 @@
 using System.CommandLine;
-using System.Net;
 using System.Net.Sockets;
-using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using Reloc.Nbd.Server;
 using Reloc.Storage;
@@ -38,30 +36,24 @@ internal static class ServeCommand
 
     private static async Task<int> RunAsync(string listen, string[] exportSpecs, string? unixPath, LogLevel level)
     {
-        using var loggers = LoggerFactory.Create(b => b
-            .SetMinimumLevel(level)
-            .AddSimpleConsole(o => o.SingleLine = true)
-            .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace));
+        using var loggers = HostSupport.Loggers(level);
         var images = new List<RawImage>();
         try
         {
             var catalog = new ExportCatalog();
             foreach (var spec in exportSpecs)
             {
-                var (name, path, readOnly) = ParseExport(spec);
+                var (name, path, readOnly) = HostSupport.ParseExport(spec);
                 var image = RawImage.Open(path, readOnly);
                 images.Add(image);
                 catalog.Add(new NbdExport(name, image, $"raw image {Path.GetFileName(path)}"));
             }
-            var endPoint = ParseEndPoint(listen);
+            var endPoint = HostSupport.ParseEndPoint(listen);
+            using var stop = new StopSignal();
 
             await using var server = new NbdServer(catalog, new NbdServerSettings(), loggers);
             var tcp = server.ListenTcp(endPoint);
             var unix = unixPath is null ? null : server.ListenUnix(unixPath);
-
-            var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Handle);
-            using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, Handle);
 
             Console.Out.WriteLine($"reloc-node: listening on nbd://{tcp}{(unix is null ? "" : $" and nbd+unix:///?socket={unixPath}")} " +
                                   $"exports: {string.Join(", ", catalog.All.Select(e => e.Name))}");
@@ -70,12 +62,6 @@ internal static class ServeCommand
             await server.StopAsync();
             Console.Error.WriteLine("reloc-node: stopped, exports flushed");
             return 0;
-
-            void Handle(PosixSignalContext ctx)
-            {
-                ctx.Cancel = true; // we exit ourselves once drained
-                stop.TrySetResult();
-            }
         }
         catch (Exception ex) when (ex is ArgumentException or FormatException or IOException or SocketException or UnauthorizedAccessException)
         {
@@ -86,25 +72,5 @@ internal static class ServeCommand
         {
             foreach (var image in images) image.Dispose();
         }
-    }
-
-    internal static (string Name, string Path, bool ReadOnly) ParseExport(string spec)
-    {
-        int eq = spec.IndexOf('=');
-        if (eq <= 0 || eq == spec.Length - 1) throw new ArgumentException($"--export '{spec}': expected NAME=PATH[:ro]");
-        string name = spec[..eq], path = spec[(eq + 1)..];
-        bool ro = path.EndsWith(":ro", StringComparison.Ordinal);
-        if (ro) path = path[..^3];
-        return (name, path, ro);
-    }
-
-    internal static IPEndPoint ParseEndPoint(string text)
-    {
-        int colon = text.LastIndexOf(':');
-        if (colon <= 0 || !int.TryParse(text[(colon + 1)..], out int port) || port is < 0 or > 65535)
-            throw new FormatException($"--listen '{text}': expected HOST:PORT");
-        var host = text[..colon].Trim('[', ']');
-        var address = host == "localhost" ? IPAddress.Loopback : IPAddress.Parse(host);
-        return new IPEndPoint(address, port);
     }
 }

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using Reloc.Nbd.Protocol;
 using Reloc.Nbd.Tests.Support;
+using Reloc.Testing;
 using Xunit;
 
 namespace Reloc.Nbd.Tests;

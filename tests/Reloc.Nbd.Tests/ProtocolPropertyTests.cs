@@ -4,6 +4,7 @@ using FsCheck.Fluent;
 using FsCheck.Xunit;
 using Reloc.Nbd.Protocol;
 using Reloc.Nbd.Tests.Support;
+using Reloc.Testing;
 using Xunit;
 
 namespace Reloc.Nbd.Tests;

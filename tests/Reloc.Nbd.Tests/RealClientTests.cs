@@ -1,4 +1,5 @@
 using Reloc.Nbd.Tests.Support;
+using Reloc.Testing;
 using Xunit;
 
 namespace Reloc.Nbd.Tests;

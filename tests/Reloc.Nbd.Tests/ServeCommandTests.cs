@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Reloc.Nbd.Tests.Support;
+using Reloc.Testing;
 using Xunit;
 
 namespace Reloc.Nbd.Tests;

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using Reloc.Nbd.Protocol;
 using Reloc.Nbd.Tests.Support;
+using Reloc.Testing;
 using Xunit;
 
 namespace Reloc.Nbd.Tests;

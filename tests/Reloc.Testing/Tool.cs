@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 
-namespace Reloc.Nbd.Tests.Support;
+namespace Reloc.Testing;
 
 public sealed record ToolResult(int ExitCode, string StdOut, string StdErr)
 {

@@ -2,7 +2,7 @@ using System.Net;
 using Reloc.Nbd.Server;
 using Reloc.Storage;
 
-namespace Reloc.Nbd.Tests.Support;
+namespace Reloc.Testing;
 
 /// <summary>An in-process NBD server on an ephemeral loopback port (and a Unix socket) over temp images.</summary>
 public sealed class TestServer : IAsyncDisposable
@@ -27,16 +27,16 @@ public sealed class TestServer : IAsyncDisposable
     /// <summary>Starts a server with one writable export "disk" of <paramref name="size"/> bytes, a
     /// read-only export "ro" filled with <paramref name="roContent"/> if given, and any extra exports.</summary>
     public static Task<TestServer> StartAsync(long size = 64 << 20, byte[]? initial = null, byte[]? roContent = null,
-        NbdServerSettings? settings = null)
+        NbdServerSettings? settings = null, int port = 0, string? dir = null)
     {
-        var dir = Directory.CreateTempSubdirectory("reloc-nbd-test-").FullName;
+        dir ??= Directory.CreateTempSubdirectory("reloc-nbd-test-").FullName;
         var catalog = new ExportCatalog();
         var server = new NbdServer(catalog, settings);
         var ts = new TestServer(dir, server);
-        var disk = ts.AddImage("disk", size, initial, readOnly: false);
+        var disk = File.Exists(ts.ImagePath("disk")) ? ts.Reopen("disk") : ts.AddImage("disk", size, initial, readOnly: false);
         catalog.Add(new NbdExport("disk", disk, "test disk"));
         if (roContent is not null) catalog.Add(new NbdExport("ro", ts.AddImage("ro", roContent.Length, roContent, readOnly: true)));
-        ts.Port = ((IPEndPoint)server.ListenTcp(new IPEndPoint(IPAddress.Loopback, 0))).Port;
+        ts.Port = ((IPEndPoint)server.ListenTcp(new IPEndPoint(IPAddress.Loopback, port))).Port;
         server.ListenUnix(ts.UnixSocket);
         return Task.FromResult(ts);
     }
@@ -54,10 +54,24 @@ public sealed class TestServer : IAsyncDisposable
         return image;
     }
 
-    public async ValueTask DisposeAsync()
+    private RawImage Reopen(string name)
+    {
+        var image = RawImage.Open(ImagePath(name), readOnly: false);
+        _images.Add(image);
+        return image;
+    }
+
+    /// <summary>Stops serving but keeps the directory and images (a restart with the same dir and port reuses them).</summary>
+    public async Task StopAsync()
     {
         await Server.DisposeAsync();
         foreach (var i in _images) i.Dispose();
-        Directory.Delete(Dir, recursive: true);
+        _images.Clear();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync();
+        if (Directory.Exists(Dir)) Directory.Delete(Dir, recursive: true);
     }
 }

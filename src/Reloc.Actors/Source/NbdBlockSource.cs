@@ -1,0 +1,29 @@
+using Reloc.Nbd.Client;
+using Reloc.Storage;
+
+namespace Reloc.Actors.Source;
+
+/// <summary>A source site reached over NBD: one connection of its own that reconnects with backoff.
+/// Reads are idempotent, so one cut off by a lost connection is retried on the next.</summary>
+public sealed class NbdBlockSource(NbdClientOptions options, long size, ReconnectOptions? reconnect = null) : IBlockSource
+{
+    private readonly ReconnectingNbdClient _client = new(options, reconnect);
+
+    public long Size { get; } = size;
+
+    public Task ReadAsync(long offset, Memory<byte> destination, CancellationToken ct) => _client.ReadAsync(offset, destination, ct);
+
+    public async Task<IReadOnlyList<Extent>?> GetExtentsAsync(long offset, long length, CancellationToken ct)
+    {
+        var client = await _client.GetClientAsync(ct);
+        if (!client.CanBlockStatus) return null;
+        var extents = await _client.BlockStatusAsync(offset, (uint)Math.Min(length, uint.MaxValue & ~0xfffL), ct);
+        return extents.Select(e => e.Extent).ToList();
+    }
+
+    public ValueTask DisposeAsync() => _client.DisposeAsync();
+
+    /// <summary>A factory for a disk's children: each call makes a separate connection.</summary>
+    public static BlockSourceFactory Factory(NbdClientOptions options, long size, ReconnectOptions? reconnect = null) =>
+        () => new NbdBlockSource(options, size, reconnect);
+}

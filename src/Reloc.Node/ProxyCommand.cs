@@ -1,0 +1,139 @@
+using System.CommandLine;
+using System.Net.Sockets;
+using System.Text.Json;
+using Akka.Actor;
+using Microsoft.Extensions.Logging;
+using Reloc.Actors;
+using Reloc.Actors.Disk;
+using Reloc.Actors.Source;
+using Reloc.Nbd.Client;
+using Reloc.Nbd.Server;
+using Reloc.Storage;
+using Reloc.Wan;
+
+namespace Reloc.Node;
+
+/// <summary>
+/// <c>reloc-node proxy</c>: serve a disk here at once while relocating it from any NBD source
+/// (another site, nbdkit, qemu-nbd). Progress goes to stdout as one JSON object per line; run it again
+/// with the same state directory and it resumes.
+/// </summary>
+internal static class ProxyCommand
+{
+    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    public static Command Create()
+    {
+        var listen = new Option<string>("--listen") { Description = "TCP address to serve on (HOST:PORT)", DefaultValueFactory = _ => "127.0.0.1:10809" };
+        var export = new Option<string>("--export") { Description = "NAME=IMAGE: the export and its local image (created sparse at the source's size if missing)", Required = true };
+        var source = new Option<string>("--source") { Description = "where the disk is now: nbd://HOST:PORT/EXPORT or nbd+unix:///EXPORT?socket=PATH", Required = true };
+        var stateDir = new Option<string>("--state-dir") { Description = "directory for the relocation's durable state (SQLite)", Required = true };
+        var prefetch = new Option<string>("--prefetch") { Description = "background copy: on or off", DefaultValueFactory = _ => "on" };
+        var rate = new Option<string?>("--rate") { Description = "cap on background copy, e.g. 40MB/s (default: none)" };
+        var blockSize = new Option<string>("--block-size") { Description = "relocation block size, e.g. 64KiB or 4KiB", DefaultValueFactory = _ => "64KiB" };
+        var logLevel = new Option<LogLevel>("--log-level") { Description = "log level on stderr", DefaultValueFactory = _ => LogLevel.Warning };
+        var command = new Command("proxy", "Serve a disk here while relocating it from an NBD source")
+            { listen, export, source, stateDir, prefetch, rate, blockSize, logLevel };
+        command.SetAction((r, ct) => RunAsync(r.GetValue(listen)!, r.GetValue(export)!, r.GetValue(source)!, r.GetValue(stateDir)!,
+            r.GetValue(prefetch)!, r.GetValue(rate), r.GetValue(blockSize)!, r.GetValue(logLevel)));
+        return command;
+    }
+
+    private static async Task<int> RunAsync(string listen, string exportSpec, string sourceUri, string stateDir,
+        string prefetch, string? rate, string blockSize, LogLevel level)
+    {
+        using var loggers = HostSupport.Loggers(level);
+        RawImage? image = null;
+        ActorSystem? system = null;
+        try
+        {
+            var (name, imagePath, _) = HostSupport.ParseExport(exportSpec);
+            var endPoint = HostSupport.ParseEndPoint(listen);
+            if (prefetch is not ("on" or "off")) throw new ArgumentException($"--prefetch '{prefetch}': expected on or off");
+            var sourceOptions = NbdClientOptions.FromUri(sourceUri);
+            var settings = RelocConfig.DiskSettings(RelocConfig.Reference) with
+            {
+                BlockSize = (int)Units.ParseSize(blockSize),
+                Prefetch = prefetch == "on",
+                RateBytesPerSecond = rate is null ? 0 : Units.ParseRate(rate),
+            };
+            settings.Validate();
+
+            long size;
+            await using (var probe = await NbdClient.ConnectAsync(sourceOptions))
+                size = probe.Size;
+            Directory.CreateDirectory(stateDir);
+            var manifest = RelocationManifest.LoadOrCreate(Path.Combine(stateDir, "relocation.json"),
+                new RelocationManifest(name, sourceUri, size, settings.BlockSize));
+            image = File.Exists(imagePath) ? RawImage.Open(imagePath, readOnly: false) : RawImage.Create(imagePath, size);
+            if (image.Size != size)
+                throw new ArgumentException($"image {imagePath} is {image.Size} bytes but the source is {size}: refusing to relocate into it");
+
+            system = ActorSystem.Create("reloc", RelocConfig.Node(RelocConfig.Sqlite(Path.Combine(stateDir, "reloc.db"))));
+            var state = new DiskState(size, manifest.BlockSize);
+            var disk = system.ActorOf(VirtualDiskActor.Props(new DiskId(name), state, image, settings,
+                NbdBlockSource.Factory(sourceOptions, size)), "disk-" + name);
+            var device = new RelocatingDisk(image, state.Map, disk, settings);
+
+            using var stop = new StopSignal();
+            await using var server = new NbdServer(new ExportCatalog([new NbdExport(name, device, $"relocating from {sourceUri}")]), null, loggers);
+            var tcp = server.ListenTcp(endPoint);
+            Console.Error.WriteLine($"reloc-node proxy: serving nbd://{tcp}/{name}, relocating from {sourceUri}");
+
+            await ReportProgressAsync(disk, stop.Task);
+            await stop.Task;
+            await server.StopAsync(); // drains clients and flushes: data and bits durable
+            await system.Terminate();
+            return 0;
+        }
+        catch (Exception ex) when (ex is ArgumentException or FormatException or IOException or SocketException or UnauthorizedAccessException or InvalidDataException)
+        {
+            Console.Error.WriteLine($"reloc-node proxy: {ex.Message}");
+            return 2;
+        }
+        finally
+        {
+            if (system is not null) await system.Terminate();
+            image?.Dispose();
+        }
+    }
+
+    /// <summary>One JSON line a second until the disk is complete (then a last line) or we are stopped.</summary>
+    private static async Task ReportProgressAsync(IActorRef disk, Task stopped)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
+        while (true)
+        {
+            var status = await disk.Ask<VirtualDiskProtocol.Status>(new VirtualDiskProtocol.GetStatus(), TimeSpan.FromSeconds(10));
+            Console.Out.WriteLine(JsonSerializer.Serialize(new ProgressLine(status.Disk, status.State, status.LocalBytes, status.TotalBytes,
+                status.FetchedBytes, status.SkippedBytes, status.WrittenBytes, status.OnDemandFetches, status.RateBps, status.PrefetchWindow), Json));
+            Console.Out.Flush();
+            if (status.State == "complete") return;
+            var tick = timer.WaitForNextTickAsync().AsTask();
+            if (await Task.WhenAny(tick, stopped) == stopped) return;
+        }
+    }
+
+    private sealed record ProgressLine(string Disk, string State, long LocalBytes, long TotalBytes, long FetchedBytes, long SkippedBytes,
+        long WrittenBytes, long OnDemandFetches, long RateBps, int PrefetchWindow);
+}
+
+/// <summary>What a state directory was made for: resuming with another source size or block size would
+/// misread every persisted bit, so that is refused.</summary>
+internal sealed record RelocationManifest(string Disk, string Source, long Size, int BlockSize)
+{
+    public static RelocationManifest LoadOrCreate(string path, RelocationManifest wanted)
+    {
+        if (!File.Exists(path))
+        {
+            File.WriteAllText(path, JsonSerializer.Serialize(wanted));
+            return wanted;
+        }
+        var existing = JsonSerializer.Deserialize<RelocationManifest>(File.ReadAllText(path))
+            ?? throw new InvalidDataException($"{path} is empty");
+        if (existing.Size != wanted.Size || existing.BlockSize != wanted.BlockSize || existing.Disk != wanted.Disk)
+            throw new InvalidDataException($"{path} belongs to disk '{existing.Disk}' ({existing.Size} bytes, {existing.BlockSize}-byte blocks); " +
+                                           $"this run asks for '{wanted.Disk}' ({wanted.Size} bytes, {wanted.BlockSize}-byte blocks)");
+        return existing;
+    }
+}

@@ -1,0 +1,82 @@
+using System.Net;
+using Akka.Actor;
+using Reloc.Actors.Disk;
+using Reloc.Actors.Source;
+using Reloc.Nbd.Client;
+using Reloc.Nbd.Server;
+using Reloc.Storage;
+using Reloc.Testing;
+
+namespace Reloc.Actors.Tests;
+
+/// <summary>A real relocation in one process: a source NBD server over a random image, a destination
+/// disk actor with its RelocatingDisk served by a second NBD server, and a guest NBD client on it.</summary>
+public sealed class RelocationHarness : IAsyncDisposable
+{
+    private RelocationHarness(TestServer source, byte[] content, string dir)
+    {
+        Source = source;
+        Content = content;
+        Dir = dir;
+    }
+
+    public TestServer Source { get; private set; }
+    public byte[] Content { get; }
+    public string Dir { get; }
+    public RawImage Image { get; private set; } = null!;
+    public DiskState State { get; private set; } = null!;
+    public IActorRef Disk { get; private set; } = ActorRefs.Nobody;
+    public NbdServer Dest { get; private set; } = null!;
+    public int DestPort { get; private set; }
+    public string DestImagePath => Path.Combine(Dir, "dest.img");
+    public string DatabasePath => Path.Combine(Dir, "reloc.db");
+
+    /// <summary>Source content: random, with a zero region at [size/2, size/2 + size/8) to be skipped.</summary>
+    public static async Task<RelocationHarness> CreateAsync(int size, int seed = 1)
+    {
+        var content = Tool.RandomBytes(size, seed);
+        Array.Clear(content, size / 2, size / 8);
+        var source = await TestServer.StartAsync(size, content);
+        return new RelocationHarness(source, content, Directory.CreateTempSubdirectory("reloc-reloc-test-").FullName);
+    }
+
+    public NbdClientOptions SourceOptions => NbdClientOptions.FromUri(Source.Uri());
+
+    /// <summary>Starts (or resumes) the destination in <paramref name="system"/>.</summary>
+    public async Task StartDestinationAsync(ActorSystem system, DiskSettings settings)
+    {
+        Image = File.Exists(DestImagePath) ? RawImage.Open(DestImagePath, false) : RawImage.Create(DestImagePath, Content.Length);
+        State = new DiskState(Content.Length, settings.BlockSize);
+        Disk = system.ActorOf(VirtualDiskActor.Props(new DiskId("vm1"), State, Image, settings,
+            NbdBlockSource.Factory(SourceOptions, Content.Length, new ReconnectOptions { InitialDelay = TimeSpan.FromMilliseconds(50), MaxDelay = TimeSpan.FromMilliseconds(500) })));
+        Dest = new NbdServer(new ExportCatalog([new NbdExport("vm1", new RelocatingDisk(Image, State.Map, Disk, settings))]));
+        DestPort = ((IPEndPoint)Dest.ListenTcp(new IPEndPoint(IPAddress.Loopback, 0))).Port;
+        await Task.CompletedTask;
+    }
+
+    public Task<NbdClient> ConnectGuestAsync() =>
+        NbdClient.ConnectAsync(NbdClientOptions.FromUri($"nbd://127.0.0.1:{DestPort}/vm1"));
+
+    public async Task<VirtualDiskProtocol.Status> StatusAsync() =>
+        await Disk.Ask<VirtualDiskProtocol.Status>(new VirtualDiskProtocol.GetStatus(), TimeSpan.FromSeconds(10));
+
+    public async Task StopDestinationAsync(ActorSystem system)
+    {
+        await Dest.DisposeAsync();
+        await Disk.GracefulStop(TimeSpan.FromSeconds(10));
+        Image.Dispose();
+    }
+
+    public async Task RestartSourceAsync()
+    {
+        Source = await TestServer.StartAsync(Content.Length, port: Source.Port, dir: Source.Dir);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Dest.DisposeAsync();
+        Image.Dispose();
+        await Source.DisposeAsync();
+        Directory.Delete(Dir, recursive: true);
+    }
+}

@@ -1,0 +1,146 @@
+using Akka.Actor;
+using Akka.Configuration;
+using Reloc.Actors.Disk;
+using Reloc.Nbd.Client;
+using Reloc.Testing;
+using Xunit;
+
+namespace Reloc.Actors.Tests;
+
+/// <summary>The relocation engine end to end in one process, with real NBD on both sides.</summary>
+public sealed class VirtualDiskSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLifetime
+{
+    private const int Size = 8 << 20;
+    private const int Block = 64 * 1024;
+    private static readonly DiskSettings NoPrefetch = new() { Prefetch = false, MissTimeout = TimeSpan.FromSeconds(2) };
+    private RelocationHarness _h = null!;
+
+    public VirtualDiskSpecs() : base(Config()) { }
+
+    private static Config Config() =>
+        RelocConfig.Node(RelocConfig.Sqlite(Path.Combine(Directory.CreateTempSubdirectory("reloc-spec-db-").FullName, "reloc.db")));
+
+    public async Task InitializeAsync() => _h = await RelocationHarness.CreateAsync(Size);
+    public async Task DisposeAsync() => await _h.DisposeAsync();
+
+    private byte[] Expected(long offset, int length) => _h.Content.AsSpan((int)offset, length).ToArray();
+
+    [Fact]
+    public async Task Serves_at_once_and_completes_with_the_source_bytes()
+    {
+        Sys.EventStream.Subscribe(TestActor, typeof(VirtualDiskProtocol.RelocationFinished));
+        await _h.StartDestinationAsync(Sys, new DiskSettings { RateBytesPerSecond = 16 << 20 });
+        await using var guest = await _h.ConnectGuestAsync();
+        var rnd = new Random(5);
+        for (int i = 0; i < 50; i++)
+        {
+            long off = rnd.NextInt64(Size - 70000);
+            var buf = new byte[rnd.Next(1, 70000)];
+            await guest.ReadAsync(off, buf);
+            Assert.Equal(Expected(off, buf.Length), buf);
+        }
+        await ExpectMsgAsync<VirtualDiskProtocol.RelocationFinished>(TimeSpan.FromSeconds(60));
+        var status = await _h.StatusAsync();
+        Assert.Equal("complete", status.State);
+        Assert.Equal(Size, status.LocalBytes);
+        Assert.True(status.SkippedBytes >= Size / 8 - 2 * Block, $"zero region not skipped: {status.SkippedBytes}");
+        // The guest's connection survived the switch to plain serving.
+        var after = new byte[4096];
+        await guest.ReadAsync(Size - 4096, after);
+        Assert.Equal(Expected(Size - 4096, 4096), after);
+        await guest.FlushAsync();
+        Assert.Equal(Tool.Sha256(_h.Source.ImagePath()), Tool.Sha256(_h.DestImagePath));
+    }
+
+    [Fact]
+    public async Task Concurrent_misses_on_one_block_cause_one_fetch()
+    {
+        await _h.StartDestinationAsync(Sys, NoPrefetch);
+        await using var guest = await _h.ConnectGuestAsync();
+        var reads = Enumerable.Range(0, 16).Select(async i =>
+        {
+            var buf = new byte[512];
+            await guest.ReadAsync(3 * Block + i * 512, buf);
+            Assert.Equal(Expected(3 * Block + i * 512, 512), buf);
+        });
+        await Task.WhenAll(reads);
+        var status = await _h.StatusAsync();
+        Assert.Equal(1, status.OnDemandFetches);
+        Assert.Equal(Block, status.FetchedBytes);
+    }
+
+    [Fact]
+    public async Task Whole_block_writes_skip_the_fetch_and_partial_writes_keep_both_sides()
+    {
+        await _h.StartDestinationAsync(Sys, NoPrefetch);
+        await using var guest = await _h.ConnectGuestAsync();
+        var whole = Tool.RandomBytes(2 * Block, 9);
+        await guest.WriteAsync(4 * Block, whole);
+        var part = Tool.RandomBytes(100, 10);
+        await guest.WriteAsync(9 * Block + 1000, part);
+        await guest.FlushAsync();
+
+        var status = await _h.StatusAsync();
+        Assert.Equal(Block, status.FetchedBytes);            // only block 9, for read-modify-write
+        Assert.Equal(2 * Block, status.WrittenBytes);
+
+        var back = new byte[2 * Block];
+        await guest.ReadAsync(4 * Block, back);
+        Assert.Equal(whole, back);
+        var block9 = new byte[Block];
+        await guest.ReadAsync(9 * Block, block9);
+        var expected = Expected(9 * Block, Block);
+        part.CopyTo(expected, 1000);
+        Assert.Equal(expected, block9);
+    }
+
+    [Fact]
+    public async Task Restart_resumes_without_refetching_what_landed()
+    {
+        var settings = NoPrefetch;
+        await _h.StartDestinationAsync(Sys, settings);
+        await using (var guest = await _h.ConnectGuestAsync())
+        {
+            var buf = new byte[20 * Block];
+            await guest.ReadAsync(0, buf);
+            await guest.WriteAsync(30 * Block + 7, new byte[] { 1, 2, 3 });
+            await guest.FlushAsync(); // data and bits durable
+        }
+        await _h.StopDestinationAsync(Sys);
+
+        using var second = ActorSystem.Create("second", RelocConfig.Node(RelocConfig.Sqlite(_h.DatabasePath)));
+        await _h.StartDestinationAsync(second, settings with { Prefetch = true });
+        second.EventStream.Subscribe(TestActor, typeof(VirtualDiskProtocol.RelocationFinished));
+        await ExpectMsgAsync<VirtualDiskProtocol.RelocationFinished>(TimeSpan.FromSeconds(60));
+        var status = await _h.StatusAsync();
+        // Blocks 0-19 and 30 landed before the restart and are not fetched again.
+        // Every block landed exactly once over both runs: blocks 0-19 and 30, persisted by the FLUSH
+        // before the restart, were not fetched again.
+        Assert.Equal(Size, status.FetchedBytes + status.SkippedBytes + status.WrittenBytes);
+        var expected = (byte[])_h.Content.Clone();
+        new byte[] { 1, 2, 3 }.CopyTo(expected, 30 * Block + 7);
+        await _h.StopDestinationAsync(second);
+        Assert.Equal(expected, File.ReadAllBytes(_h.DestImagePath));
+    }
+
+    [Fact]
+    public async Task Source_failure_keeps_local_reads_going_and_fails_misses_cleanly_until_it_returns()
+    {
+        await _h.StartDestinationAsync(Sys, NoPrefetch);
+        await using var guest = await _h.ConnectGuestAsync();
+        var local = new byte[Block];
+        await guest.ReadAsync(0, local);
+        await _h.Source.StopAsync();
+
+        var again = new byte[Block];
+        await guest.ReadAsync(0, again); // local: served without the source
+        Assert.Equal(Expected(0, Block), again);
+        var miss = await Assert.ThrowsAsync<NbdClientException>(() => guest.ReadAsync(5 * Block, new byte[4096]));
+        Assert.Equal(Reloc.Nbd.Protocol.NbdError.Io, miss.Error);
+
+        await _h.RestartSourceAsync();
+        var later = new byte[4096];
+        await guest.ReadAsync(5 * Block, later); // the fetcher reconnected by itself
+        Assert.Equal(Expected(5 * Block, 4096), later);
+    }
+}
