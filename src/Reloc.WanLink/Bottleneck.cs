@@ -106,7 +106,7 @@ internal sealed class Bottleneck
     }
 
     /// <summary>Waits for room in the queue, then schedules <paramref name="bytes"/>; returns when they are due at the far end.</summary>
-    public async ValueTask<long> AdmitAsync(int bytes, CancellationToken ct)
+    public async ValueTask<long> AdmitAsync(int bytes, Scheduler scheduler, CancellationToken ct)
     {
         // One admission at a time: waiting senders get the link in the order they arrived.
         await _admission.WaitAsync(ct);
@@ -115,7 +115,7 @@ internal sealed class Bottleneck
             while (true)
             {
                 if (TryReserve(bytes, Clock.Now, out var dueAt, out var retryAt)) return dueAt;
-                await Clock.DelayUntilAsync(retryAt, ct);
+                await scheduler.DelayUntilAsync(retryAt, ct);
             }
         }
         finally
