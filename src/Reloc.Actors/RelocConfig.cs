@@ -32,7 +32,8 @@ public static class RelocConfig
     public static Config Node(Config persistence, string? overrides = null) =>
         ConfigurationFactory.ParseString(overrides ?? "akka.loglevel = WARNING")
             .WithFallback(persistence)
-            .WithFallback(Reference);
+            .WithFallback(Reference)
+            .WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration); // the plugin's own defaults
 
     public static DiskSettings DiskSettings(Config config)
     {

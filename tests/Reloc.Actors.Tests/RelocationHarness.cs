@@ -29,7 +29,6 @@ public sealed class RelocationHarness : IAsyncDisposable
     public NbdServer Dest { get; private set; } = null!;
     public int DestPort { get; private set; }
     public string DestImagePath => Path.Combine(Dir, "dest.img");
-    public string DatabasePath => Path.Combine(Dir, "reloc.db");
 
     /// <summary>Source content: random, with a zero region at [size/2, size/2 + size/8) to be skipped.</summary>
     public static async Task<RelocationHarness> CreateAsync(int size, int seed = 1)
