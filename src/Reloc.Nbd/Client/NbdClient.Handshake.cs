@@ -1,0 +1,245 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Net.Sockets;
+using System.Text;
+using Reloc.Nbd.Protocol;
+
+namespace Reloc.Nbd.Client;
+
+/// <summary>Connecting and the fixed-newstyle handshake: STRUCTURED_REPLY, SET_META_CONTEXT base:allocation
+/// and GO, each refused option degrading the connection rather than failing it.</summary>
+public sealed partial class NbdClient
+{
+    private const ulong OldstyleMagic = 0x00420281861253;
+    private const int MaxOptionReplyBytes = 64 * 1024;
+
+    /// <summary>Connects, negotiates and returns a client in the transmission phase.</summary>
+    /// <exception cref="NbdHandshakeException">Not an NBD server, or it refused the export.</exception>
+    /// <exception cref="IOException">The connection could not be made or broke during negotiation.</exception>
+    /// <exception cref="TimeoutException">Connect and handshake took longer than <see cref="NbdClientOptions.ConnectTimeout"/>.</exception>
+    public static async Task<NbdClient> ConnectAsync(NbdClientOptions options, CancellationToken ct = default)
+    {
+        options.Validate();
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(options.ConnectTimeout);
+        var socket = options.UnixSocketPath is not null
+            ? new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
+            : new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        NbdClient? client = null;
+        try
+        {
+            try
+            {
+                if (options.UnixSocketPath is { } path) await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), timeout.Token);
+                else await socket.ConnectAsync(options.Host!, options.Port, timeout.Token);
+            }
+            catch (SocketException ex)
+            {
+                throw new IOException($"cannot connect to {options}: {ex.Message}", ex);
+            }
+            client = new NbdClient(socket, options);
+            await client.NegotiateAsync(timeout.Token);
+            client.StartReceiving();
+            return client;
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            await DisposeFailedAsync(client, socket);
+            throw new TimeoutException($"connecting to {options} did not finish within {options.ConnectTimeout.TotalSeconds:0.###} s");
+        }
+        catch
+        {
+            await DisposeFailedAsync(client, socket);
+            throw;
+        }
+    }
+
+    private static async Task DisposeFailedAsync(NbdClient? client, Socket socket)
+    {
+        if (client is not null) await client._reader.CompleteAsync();
+        socket.Dispose();
+    }
+
+    private async Task NegotiateAsync(CancellationToken ct)
+    {
+        var greeting = await ReadExactAsync(18, ct);
+        if (BinaryPrimitives.ReadUInt64BigEndian(greeting) != NbdMagic.InitPasswd)
+            throw HandshakeError("the peer is not an NBD server (bad greeting magic)");
+        var second = BinaryPrimitives.ReadUInt64BigEndian(greeting.AsSpan(8));
+        if (second == OldstyleMagic) throw HandshakeError("the server only speaks oldstyle negotiation, which is not supported");
+        if (second != NbdMagic.IHaveOpt) throw HandshakeError("bad handshake magic");
+        var serverFlags = (HandshakeFlags)BinaryPrimitives.ReadUInt16BigEndian(greeting.AsSpan(16));
+        if (!serverFlags.HasFlag(HandshakeFlags.FixedNewstyle))
+            throw HandshakeError("the server does not support fixed newstyle negotiation");
+        _noZeroes = serverFlags.HasFlag(HandshakeFlags.NoZeroes);
+        var clientFlags = new byte[4];
+        BinaryPrimitives.WriteUInt32BigEndian(clientFlags, (uint)(ClientFlags.FixedNewstyle | (_noZeroes ? ClientFlags.NoZeroes : 0)));
+        await _stream.WriteAsync(clientFlags, ct);
+
+        if (_options.StructuredReplies)
+        {
+            await SendOptionAsync(NbdOption.StructuredReply, [], ct);
+            var (reply, _) = await ReadOptionReplyAsync(NbdOption.StructuredReply, ct);
+            if (reply.Type == OptionReplyType.Ack) _structured = true;
+            else if (!reply.IsError) throw HandshakeError($"unexpected reply {reply.Type} to NBD_OPT_STRUCTURED_REPLY");
+        }
+
+        // base:allocation needs structured replies; a server that refuses either just gets no block status.
+        if (_structured && _options.BlockStatus)
+        {
+            await SendOptionAsync(NbdOption.SetMetaContext,
+                OptionCodec.EncodeMetaContext(new MetaContextRequest(Export, [NbdLimits.BaseAllocation])), ct);
+            while (true)
+            {
+                var (reply, data) = await ReadOptionReplyAsync(NbdOption.SetMetaContext, ct);
+                if (reply.Type == OptionReplyType.Ack || reply.IsError) break;
+                if (reply.Type != OptionReplyType.MetaContext || !OptionCodec.TryParseMetaContextReply(new ReadOnlySequence<byte>(data), out var id, out var name))
+                    throw HandshakeError($"malformed reply {reply.Type} to NBD_OPT_SET_META_CONTEXT");
+                if (name == NbdLimits.BaseAllocation) (_contextId, _hasContext) = (id, true);
+            }
+        }
+
+        await SendOptionAsync(NbdOption.Go, OptionCodec.EncodeExportInfo(new ExportInfoRequest(Export, [InfoType.BlockSize])), ct);
+        bool gotExport = false;
+        BlockSizeInfo? blockSize = null;
+        while (true)
+        {
+            var (reply, data) = await ReadOptionReplyAsync(NbdOption.Go, ct);
+            if (reply.Type == OptionReplyType.Ack) break;
+            if (reply.Type == OptionReplyType.ErrUnsup)
+            {
+                // A server from before NBD_OPT_GO: the old way still works, it just cannot report errors.
+                await ExportNameAsync(ct);
+                gotExport = true;
+                break;
+            }
+            if (reply.IsError)
+            {
+                var message = Encoding.UTF8.GetString(data);
+                throw new NbdHandshakeException(
+                    $"server {_options.ToUri() with { Export = "" }} refused export '{Export}': {Describe(reply.Type)}"
+                    + (message.Length > 0 ? $" ({message})" : ""), Export, reply.Type);
+            }
+            if (reply.Type != OptionReplyType.Info) throw HandshakeError($"unexpected reply {reply.Type} to NBD_OPT_GO");
+            var info = new ReadOnlySequence<byte>(data);
+            if (!OptionCodec.TryParseInfoType(info, out var type)) throw HandshakeError("empty NBD_REP_INFO");
+            if (type == InfoType.Export)
+            {
+                if (!OptionCodec.TryParseInfoExport(info, out var size, out var flags)) throw HandshakeError("malformed NBD_INFO_EXPORT");
+                SetExport(size, flags);
+                gotExport = true;
+            }
+            else if (type == InfoType.BlockSize)
+            {
+                if (!OptionCodec.TryParseInfoBlockSize(info, out var bs)) throw HandshakeError("malformed NBD_INFO_BLOCK_SIZE");
+                blockSize = bs;
+            }
+        }
+        if (!gotExport) throw HandshakeError("NBD_OPT_GO succeeded without NBD_INFO_EXPORT");
+        SetBlockSizes(blockSize);
+    }
+
+    private async Task ExportNameAsync(CancellationToken ct)
+    {
+        await SendOptionAsync(NbdOption.ExportName, Encoding.UTF8.GetBytes(Export), ct);
+        byte[] reply;
+        try
+        {
+            reply = await ReadExactAsync(_noZeroes ? 10 : 134, ct);
+        }
+        catch (IOException ex)
+        {
+            // NBD_OPT_EXPORT_NAME has no error reply: hanging up is how such a server says no.
+            throw new NbdHandshakeException($"server {_options.ToUri() with { Export = "" }} closed the connection on export '{Export}' "
+                                            + "(unknown export, or refused)", Export, null, ex);
+        }
+        SetExport(BinaryPrimitives.ReadUInt64BigEndian(reply), (TransmissionFlags)BinaryPrimitives.ReadUInt16BigEndian(reply.AsSpan(8)));
+    }
+
+    private void SetExport(ulong size, TransmissionFlags flags)
+    {
+        if (size > long.MaxValue) throw HandshakeError($"export size {size} is too large");
+        Size = (long)size;
+        TransmissionFlags = flags;
+    }
+
+    private void SetBlockSizes(BlockSizeInfo? info)
+    {
+        uint min = 1, preferred = 4096, max = (uint)_options.MaxRequestBytes;
+        if (info is { } bs)
+        {
+            if (bs.Minimum == 0 || !uint.IsPow2(bs.Minimum) || bs.Minimum > 64 * 1024 || bs.Maximum < bs.Minimum)
+                throw HandshakeError($"invalid block sizes min {bs.Minimum} preferred {bs.Preferred} max {bs.Maximum}");
+            min = bs.Minimum;
+            preferred = Math.Max(bs.Preferred, min);
+            max = Math.Min(bs.Maximum, max);
+        }
+        MinBlockSize = (int)min;
+        PreferredBlockSize = (int)Math.Min(preferred, max);
+        // Splitting at a multiple of the minimum keeps every piece of an aligned request aligned.
+        MaxBlockSize = (int)Math.Max(min, max / min * min);
+    }
+
+    private async Task SendOptionAsync(NbdOption option, byte[] body, CancellationToken ct)
+    {
+        var message = new byte[NbdLimits.OptionHeaderSize + body.Length];
+        OptionCodec.WriteOptionHeader(message, option, body.Length);
+        body.CopyTo(message, NbdLimits.OptionHeaderSize);
+        await _stream.WriteAsync(message, ct);
+    }
+
+    private async Task<(OptionReplyHeader Reply, byte[] Data)> ReadOptionReplyAsync(NbdOption option, CancellationToken ct)
+    {
+        OptionReplyHeader header;
+        while (true)
+        {
+            var result = await _reader.ReadAsync(ct);
+            var status = OptionCodec.TryParseReplyHeader(result.Buffer, out header);
+            if (status == ParseStatus.BadMagic) throw HandshakeError("bad option reply magic");
+            if (status == ParseStatus.Ok)
+            {
+                _reader.AdvanceTo(result.Buffer.GetPosition(NbdLimits.OptionReplyHeaderSize));
+                break;
+            }
+            if (result.IsCompleted) throw new IOException($"server closed the connection during the handshake ({option})");
+            _reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
+        }
+        if (header.Option != (uint)option) throw HandshakeError($"reply to option {header.Option} while waiting for {option}");
+        if (header.Length > MaxOptionReplyBytes) throw HandshakeError($"option reply of {header.Length} bytes is too large");
+        return (header, await ReadExactAsync((int)header.Length, ct));
+    }
+
+    private async Task<byte[]> ReadExactAsync(int count, CancellationToken ct)
+    {
+        if (count == 0) return [];
+        while (true)
+        {
+            var result = await _reader.ReadAsync(ct);
+            var buffer = result.Buffer;
+            if (buffer.Length >= count)
+            {
+                var bytes = buffer.Slice(0, count).ToArray();
+                _reader.AdvanceTo(buffer.GetPosition(count));
+                return bytes;
+            }
+            if (result.IsCompleted) throw new IOException("server closed the connection during the handshake");
+            _reader.AdvanceTo(buffer.Start, buffer.End);
+        }
+    }
+
+    private NbdHandshakeException HandshakeError(string message) =>
+        new($"NBD handshake with {_options} failed: {message}", Export);
+
+    private static string Describe(OptionReplyType type) => type switch
+    {
+        OptionReplyType.ErrUnknown => "no such export",
+        OptionReplyType.ErrPolicy => "forbidden by server policy",
+        OptionReplyType.ErrTlsReqd => "TLS required",
+        OptionReplyType.ErrShutdown => "server shutting down",
+        OptionReplyType.ErrInvalid => "request rejected as invalid",
+        OptionReplyType.ErrPlatform => "not supported on the server's platform",
+        OptionReplyType.ErrBlockSizeReqd => "block size negotiation required",
+        OptionReplyType.ErrTooBig => "request too big",
+        _ => type.ToString(),
+    };
+}
