@@ -204,4 +204,34 @@ public sealed class ClientTests : IAsyncLifetime
         await c.ReadAsync(0, back);
         Assert.Equal(data, back);
     }
+
+    [Fact]
+    public async Task Reconnecting_client_rides_out_a_server_restart_on_the_same_socket()
+    {
+        var data = Tool.RandomBytes(64 << 10, 10);
+        // The Unix socket, unlike a freed TCP port, cannot be taken by a test running in parallel.
+        await using var rc = await ReconnectingNbdClient.ConnectAsync(NbdClientOptions.FromUri(_server.UnixUri()),
+            new ReconnectOptions { InitialDelay = TimeSpan.FromMilliseconds(20), MaxDelay = TimeSpan.FromMilliseconds(100) });
+        await (await rc.GetClientAsync()).WriteAsync(0, data);
+        await _server.Server.StopAsync();
+
+        // While the server is down a read waits, and the caller's token decides when to give up.
+        using (var giveUp = new CancellationTokenSource(TimeSpan.FromMilliseconds(300)))
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => rc.ReadAsync(0, new byte[16], giveUp.Token));
+        Assert.False(rc.IsConnected);
+        Assert.IsAssignableFrom<IOException>(rc.LastError);
+
+        var back = new byte[data.Length];
+        var read = rc.ReadAsync(0, back);
+        // A second server over the same image and socket stands in for the restarted node.
+        var catalog = new ExportCatalog();
+        using var image = RawImage.Open(_server.ImagePath(), readOnly: false);
+        catalog.Add(new NbdExport("disk", image));
+        await using var restarted = new NbdServer(catalog);
+        restarted.ListenUnix(_server.UnixSocket);
+        await read.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal(data, back);
+        Assert.Equal(2, rc.Connections);
+        Assert.True(rc.IsConnected);
+    }
 }
