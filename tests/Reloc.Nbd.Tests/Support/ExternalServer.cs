@@ -39,10 +39,23 @@ public sealed class ExternalServer : IAsyncDisposable
 
     private static async Task<ExternalServer> StartAsync(string name, string file, Func<int, string[]> args)
     {
-        var server = new ExternalServer(name, file, args, FreePort());
-        await server.RestartAsync();
-        return server;
+        for (int attempt = 1; ; attempt++)
+        {
+            var server = new ExternalServer(name, file, args, FreePort());
+            try
+            {
+                await server.RestartAsync();
+                return server;
+            }
+            catch (ServerExitedException) when (attempt < 3)
+            {
+                // Someone else took the free port before the server bound it: try another.
+                await server.KillAsync();
+            }
+        }
     }
+
+    private sealed class ServerExitedException(string message) : Exception(message);
 
     /// <summary>Starts the process again on the same port (after <see cref="KillAsync"/>).</summary>
     public async Task RestartAsync()
@@ -77,7 +90,7 @@ public sealed class ExternalServer : IAsyncDisposable
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
         while (true)
         {
-            if (p.HasExited) throw new InvalidOperationException($"{_name} exited with {p.ExitCode}: {Log}");
+            if (p.HasExited) throw new ServerExitedException($"{_name} exited with {p.ExitCode}: {Log}");
             using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
             try
             {
