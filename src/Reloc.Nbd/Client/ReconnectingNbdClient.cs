@@ -164,9 +164,9 @@ public sealed class ReconnectingNbdClient : IAsyncDisposable
                 Interlocked.CompareExchange(ref _current, NewSlot(), slot);
             }
         }
-        catch (OperationCanceledException) when (token.IsCancellationRequested)
+        catch (Exception) when (token.IsCancellationRequested)
         {
-            // Disposed.
+            // Disposed: whatever was under way (a connect, a backoff, a wait) ended because of it.
         }
         finally
         {
