@@ -118,7 +118,11 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
         Command<SetRate>(m => _prefetcher.Forward(m));
         Command<PausePrefetch>(m => _prefetcher.Forward(m));
         Command<ResumePrefetch>(m => _prefetcher.Forward(m));
-        Command<Tick>(_ => OnTick());
+        Command<Tick>(_ =>
+        {
+            OnTick();
+            CheckComplete();
+        });
         CommonCommands();
     }
 
@@ -345,7 +349,9 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
             SaveSnapshot(_state.ToSnapshot());
         }
         if (_syncWaiters.Count > 0) BeginSync();
-        else CheckComplete();
+        // Not CheckComplete() here: a Persist from inside a Defer callback leaves Akka.Persistence
+        // stashing commands for good (seen: FLUSHes never answered); go through the mailbox instead.
+        else Self.Tell(Tick.Instance);
     }
 
     protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
