@@ -31,16 +31,17 @@ internal static class ProxyCommand
         var prefetch = new Option<string>("--prefetch") { Description = "background copy: on or off", DefaultValueFactory = _ => "on" };
         var rate = new Option<string?>("--rate") { Description = "cap on background copy, e.g. 40MB/s (default: none)" };
         var blockSize = new Option<string>("--block-size") { Description = "relocation block size, e.g. 64KiB or 4KiB", DefaultValueFactory = _ => "64KiB" };
+        var missTimeout = new Option<string>("--miss-timeout") { Description = "how long a guest read waits for an unreachable source before EIO", DefaultValueFactory = _ => "30s" };
         var logLevel = new Option<LogLevel>("--log-level") { Description = "log level on stderr", DefaultValueFactory = _ => LogLevel.Warning };
         var command = new Command("proxy", "Serve a disk here while relocating it from an NBD source")
-            { listen, export, source, stateDir, prefetch, rate, blockSize, logLevel };
+            { listen, export, source, stateDir, prefetch, rate, blockSize, missTimeout, logLevel };
         command.SetAction((r, ct) => RunAsync(r.GetValue(listen)!, r.GetValue(export)!, r.GetValue(source)!, r.GetValue(stateDir)!,
-            r.GetValue(prefetch)!, r.GetValue(rate), r.GetValue(blockSize)!, r.GetValue(logLevel)));
+            r.GetValue(prefetch)!, r.GetValue(rate), r.GetValue(blockSize)!, r.GetValue(missTimeout)!, r.GetValue(logLevel)));
         return command;
     }
 
     private static async Task<int> RunAsync(string listen, string exportSpec, string sourceUri, string stateDir,
-        string prefetch, string? rate, string blockSize, LogLevel level)
+        string prefetch, string? rate, string blockSize, string missTimeout, LogLevel level)
     {
         using var loggers = HostSupport.Loggers(level);
         RawImage? image = null;
@@ -56,6 +57,7 @@ internal static class ProxyCommand
                 BlockSize = (int)Units.ParseSize(blockSize),
                 Prefetch = prefetch == "on",
                 RateBytesPerSecond = rate is null ? 0 : Units.ParseRate(rate),
+                MissTimeout = Units.ParseDuration(missTimeout),
             };
             settings.Validate();
 

@@ -62,6 +62,8 @@ public static class Tool
         return Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(f));
     }
 
+    public static string Sha256Of(byte[] data) => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(data));
+
     public static byte[] RandomBytes(int count, int seed)
     {
         var b = new byte[count];

@@ -1,9 +1,9 @@
 using System.Diagnostics;
-using Reloc.Nbd.Tests.Support;
+
 using Reloc.Testing;
 using Xunit;
 
-namespace Reloc.Nbd.Tests;
+namespace Reloc.Node.Tests;
 
 /// <summary>`reloc-node serve` as an operator runs it: a process, a listen line, SIGTERM.</summary>
 public sealed class ServeCommandTests : IDisposable

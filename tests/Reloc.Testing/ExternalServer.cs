@@ -4,7 +4,7 @@ using System.Net.Sockets;
 using System.Text;
 using Reloc.Nbd.Client;
 
-namespace Reloc.Nbd.Tests.Support;
+namespace Reloc.Testing;
 
 /// <summary>An nbdkit or qemu-nbd process on a free loopback port, killed (SIGKILL) on dispose.</summary>
 public sealed class ExternalServer : IAsyncDisposable
