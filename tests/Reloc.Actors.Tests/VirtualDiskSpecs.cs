@@ -144,4 +144,42 @@ public sealed class VirtualDiskSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLifeti
         await guest.ReadAsync(5 * Block, later); // the fetcher reconnected by itself
         Assert.Equal(Expected(5 * Block, 4096), later);
     }
+
+    [Fact]
+    public async Task Trim_and_write_zeroes_make_remote_blocks_local_without_fetching()
+    {
+        await _h.StartDestinationAsync(Sys, NoPrefetch);
+        await using var guest = await _h.ConnectGuestAsync();
+        await guest.TrimAsync(10 * Block, 4 * Block);
+        await guest.WriteZeroesAsync(20 * Block, 2 * Block);
+        var status = await _h.StatusAsync();
+        Assert.Equal(0, status.FetchedBytes);
+        Assert.Equal(6 * Block, status.LocalBytes);
+        var buf = new byte[2 * Block];
+        await guest.ReadAsync(20 * Block, buf);
+        Assert.All(buf, b => Assert.Equal(0, b));
+        Assert.Equal(0, (await _h.StatusAsync()).FetchedBytes); // read from the local zeros, no fetch
+    }
+
+    [Fact]
+    public async Task Prefetch_pauses_resumes_and_takes_a_new_rate_at_run_time()
+    {
+        Sys.EventStream.Subscribe(TestActor, typeof(VirtualDiskProtocol.RelocationFinished));
+        await _h.StartDestinationAsync(Sys, new DiskSettings { RateBytesPerSecond = 1 << 20 });
+        _h.Disk.Tell(new VirtualDiskProtocol.PausePrefetch());
+        await AwaitAssertAsync(async () => Assert.True((await _h.StatusAsync()).PrefetchPaused), TimeSpan.FromSeconds(10));
+        // Chunks in flight when paused still land; then nothing moves for a while.
+        long paused = 0;
+        await AwaitAssertAsync(async () =>
+        {
+            paused = (await _h.StatusAsync()).LocalBytes;
+            await ExpectNoMsgAsync(TimeSpan.FromMilliseconds(500)); // an interval with nothing to wait for
+            Assert.Equal(paused, (await _h.StatusAsync()).LocalBytes);
+        }, TimeSpan.FromSeconds(15));
+        Assert.True(paused < Size, "finished before the pause could be seen");
+        _h.Disk.Tell(new VirtualDiskProtocol.SetRate(0));
+        _h.Disk.Tell(new VirtualDiskProtocol.ResumePrefetch());
+        await ExpectMsgAsync<VirtualDiskProtocol.RelocationFinished>(TimeSpan.FromSeconds(30));
+        Assert.Equal(Tool.Sha256(_h.Source.ImagePath()), Tool.Sha256(_h.DestImagePath));
+    }
 }
