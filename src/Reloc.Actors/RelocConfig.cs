@@ -30,7 +30,10 @@ public static class RelocConfig
 
     /// <summary>A node configuration: overrides, then persistence, then the defaults.</summary>
     public static Config Node(Config persistence, string? overrides = null) =>
-        ConfigurationFactory.ParseString(overrides ?? "akka.loglevel = WARNING")
+        Node(persistence, ConfigurationFactory.ParseString(overrides ?? "akka.loglevel = WARNING"));
+
+    public static Config Node(Config persistence, Config overrides) =>
+        overrides
             .WithFallback(persistence)
             .WithFallback(Reference)
             .WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration); // the plugin's own defaults

@@ -43,6 +43,23 @@ public sealed class RawImage : IBlockDevice, IDisposable
         return new RawImage(path, handle, size, false);
     }
 
+    /// <summary>Copies a raw file into a new sparse image: zero runs stay holes.</summary>
+    public static RawImage ImportSparse(string sourcePath, string path)
+    {
+        using var source = File.OpenHandle(sourcePath, FileMode.Open, FileAccess.Read);
+        long size = RandomAccess.GetLength(source);
+        var image = Create(path, size);
+        var buffer = new byte[1 << 20];
+        for (long offset = 0; offset < size; offset += buffer.Length)
+        {
+            int n = RandomAccess.Read(source, buffer, offset);
+            if (n <= 0) break;
+            if (buffer.AsSpan(0, n).IndexOfAnyExcept((byte)0) >= 0) RandomAccess.Write(image._handle, buffer.AsSpan(0, n), offset);
+        }
+        Native.DataSync(image._handle);
+        return image;
+    }
+
     public bool TryRead(long offset, Span<byte> destination)
     {
         while (!destination.IsEmpty)

@@ -3,6 +3,7 @@ using Akka.Serialization;
 using Reloc.Actors;
 using Reloc.Actors.Disk;
 using Reloc.Actors.Serialization;
+using Reloc.Actors.Site;
 using Xunit;
 
 namespace Reloc.Actors.Tests;
@@ -20,7 +21,28 @@ public sealed class SerializerTests : IDisposable
         new DiskEvents.BlocksLanded(0, 1, LandKind.Written, 100),
         new DiskEvents.BlocksLanded(long.MaxValue / 2, 7, LandKind.Skipped, 0),
         new DiskEvents.RelocationCompleted(),
+        new SiteProtocol.CreateDisk("vm1", 10L << 30),
+        new SiteProtocol.CreateDisk("vm2", 0, "/images/base.img"),
+        new SiteProtocol.DeleteDisk("vm1"),
+        new SiteProtocol.ListDisks(),
+        new SiteProtocol.DiskInfo("vm1", 1 << 20, "site-a", 3, "owned", "nbd://127.0.0.1:10811/vm1"),
+        new SiteProtocol.Deleted("vm1"),
+        new SiteProtocol.Refused("disk 'vm1' already exists — ünïcode too"),
+        new SiteEvents.DiskAdded("vm1", 1 << 20, "/var/lib/reloc/vm1.img", 1),
+        new SiteEvents.DiskRemoved("vm1"),
     };
+
+    [Fact]
+    public void Disk_list_round_trips()
+    {
+        var list = new SiteProtocol.DiskList("site-b", [
+            new SiteProtocol.DiskInfo("a", 1, "site-b", 1, "owned", "nbd://x/a"),
+            new SiteProtocol.DiskInfo("b", 2, "site-b", 2, "owned", "nbd://x/b")]);
+        var serializer = (SerializerWithStringManifest)_system.Serialization.FindSerializerFor(list);
+        var back = (SiteProtocol.DiskList)serializer.FromBinary(serializer.ToBinary(list), serializer.Manifest(list));
+        Assert.Equal(list.Site, back.Site);
+        Assert.Equal(list.Disks, back.Disks);
+    }
 
     [Theory]
     [MemberData(nameof(Messages))]

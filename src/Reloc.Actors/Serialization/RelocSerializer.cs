@@ -3,6 +3,7 @@ using System.Runtime.Serialization;
 using Akka.Actor;
 using Akka.Serialization;
 using Reloc.Actors.Disk;
+using Reloc.Actors.Site;
 
 namespace Reloc.Actors.Serialization;
 
@@ -21,6 +22,15 @@ public sealed class RelocSerializer(ExtendedActorSystem system) : SerializerWith
         DiskEvents.BlocksLanded => "BL1",
         DiskEvents.RelocationCompleted => "RC1",
         DiskSnapshot => "DS1",
+        SiteProtocol.CreateDisk => "SC1",
+        SiteProtocol.DeleteDisk => "SD1",
+        SiteProtocol.ListDisks => "SL1",
+        SiteProtocol.DiskInfo => "SI1",
+        SiteProtocol.DiskList => "SLR1",
+        SiteProtocol.Deleted => "SDD1",
+        SiteProtocol.Refused => "SR1",
+        SiteEvents.DiskAdded => "SA1",
+        SiteEvents.DiskRemoved => "SX1",
         _ => throw new ArgumentException($"{o.GetType()} has no Reloc manifest"),
     };
 
@@ -50,7 +60,7 @@ public sealed class RelocSerializer(ExtendedActorSystem system) : SerializerWith
                 return b;
             }
             default:
-                throw new ArgumentException($"cannot serialize {o.GetType()}");
+                return SiteCodec.Write(o);
         }
     }
 
@@ -64,7 +74,7 @@ public sealed class RelocSerializer(ExtendedActorSystem system) : SerializerWith
             "RC1" => new DiskEvents.RelocationCompleted(),
             "DS1" => new DiskSnapshot(b[25..].ToArray(), BinaryPrimitives.ReadInt64BigEndian(b), BinaryPrimitives.ReadInt64BigEndian(b[8..]),
                 BinaryPrimitives.ReadInt64BigEndian(b[16..]), b[24] == 1),
-            _ => throw new SerializationException($"unknown Reloc manifest '{manifest}'"),
+            _ => SiteCodec.Read(bytes, manifest) ?? throw new SerializationException($"unknown Reloc manifest '{manifest}'"),
         };
     }
 }

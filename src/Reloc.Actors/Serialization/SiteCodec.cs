@@ -1,0 +1,78 @@
+using System.Text;
+using Reloc.Actors.Site;
+
+namespace Reloc.Actors.Serialization;
+
+/// <summary>Binary layouts of the site messages and events (length-prefixed UTF-8 strings, little-endian numbers).</summary>
+internal static class SiteCodec
+{
+    public static byte[] Write(object o)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true))
+        {
+            switch (o)
+            {
+                case SiteProtocol.CreateDisk c: w.Write(c.Name); w.Write(c.Size); WriteOptional(w, c.FromFile); break;
+                case SiteProtocol.DeleteDisk d: w.Write(d.Name); break;
+                case SiteProtocol.ListDisks: break;
+                case SiteProtocol.DiskInfo i: WriteInfo(w, i); break;
+                case SiteProtocol.DiskList l:
+                    w.Write(l.Site);
+                    w.Write(l.Disks.Count);
+                    foreach (var i in l.Disks) WriteInfo(w, i);
+                    break;
+                case SiteProtocol.Deleted d: w.Write(d.Name); break;
+                case SiteProtocol.Refused r: w.Write(r.Reason); break;
+                case SiteEvents.DiskAdded a: w.Write(a.Name); w.Write(a.Size); w.Write(a.ImagePath); w.Write(a.Epoch); break;
+                case SiteEvents.DiskRemoved r: w.Write(r.Name); break;
+                default: throw new ArgumentException($"cannot serialize {o.GetType()}");
+            }
+        }
+        return ms.ToArray();
+    }
+
+    public static object? Read(byte[] bytes, string manifest)
+    {
+        using var r = new BinaryReader(new MemoryStream(bytes), Encoding.UTF8);
+        return manifest switch
+        {
+            "SC1" => new SiteProtocol.CreateDisk(r.ReadString(), r.ReadInt64(), ReadOptional(r)),
+            "SD1" => new SiteProtocol.DeleteDisk(r.ReadString()),
+            "SL1" => new SiteProtocol.ListDisks(),
+            "SI1" => ReadInfo(r),
+            "SLR1" => ReadList(r),
+            "SDD1" => new SiteProtocol.Deleted(r.ReadString()),
+            "SR1" => new SiteProtocol.Refused(r.ReadString()),
+            "SA1" => new SiteEvents.DiskAdded(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadInt64()),
+            "SX1" => new SiteEvents.DiskRemoved(r.ReadString()),
+            _ => null,
+        };
+    }
+
+    private static SiteProtocol.DiskList ReadList(BinaryReader r)
+    {
+        var site = r.ReadString();
+        int n = r.ReadInt32();
+        if (n < 0 || n > 1_000_000) throw new InvalidDataException($"disk list of {n} entries");
+        var disks = new List<SiteProtocol.DiskInfo>(n);
+        for (int i = 0; i < n; i++) disks.Add(ReadInfo(r));
+        return new SiteProtocol.DiskList(site, disks);
+    }
+
+    private static void WriteInfo(BinaryWriter w, SiteProtocol.DiskInfo i)
+    {
+        w.Write(i.Name); w.Write(i.Size); w.Write(i.Site); w.Write(i.Epoch); w.Write(i.Phase); w.Write(i.NbdUri);
+    }
+
+    private static SiteProtocol.DiskInfo ReadInfo(BinaryReader r) =>
+        new(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadString());
+
+    private static void WriteOptional(BinaryWriter w, string? s)
+    {
+        w.Write(s is not null);
+        if (s is not null) w.Write(s);
+    }
+
+    private static string? ReadOptional(BinaryReader r) => r.ReadBoolean() ? r.ReadString() : null;
+}

@@ -1,0 +1,137 @@
+using Akka.Actor;
+using Akka.Event;
+using Akka.Persistence;
+using Reloc.Nbd.Server;
+using Reloc.Storage;
+using static Reloc.Actors.Site.SiteProtocol;
+
+namespace Reloc.Actors.Site;
+
+/// <summary>
+/// One per site node: the registry of disks this site hosts (persisted), their images, and their NBD
+/// exports. Creating a disk writes its image first and persists it second, so a crash in between leaves
+/// at worst an orphan file, never a registered disk without data.
+/// </summary>
+/// <remarks>
+///   Recovering --(replayed: images opened, exports added)--> Serving
+/// </remarks>
+public sealed class SiteActor : ReceivePersistentActor
+{
+    private sealed record Prepared(CreateDisk Request, IActorRef ReplyTo, string ImagePath);
+    private sealed record PrepareFailed(CreateDisk Request, IActorRef ReplyTo, string Reason);
+
+    private readonly SiteSettings _settings;
+    private readonly ExportCatalog _exports;
+    private readonly SiteState _state = new();
+    private readonly Dictionary<string, RawImage> _images = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _creating = new(StringComparer.Ordinal);
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+
+    public SiteActor(SiteSettings settings, ExportCatalog exports)
+    {
+        _settings = settings;
+        _exports = exports;
+        Recover<SiteEvents.DiskAdded>(e => _state.Apply(e));
+        Recover<SiteEvents.DiskRemoved>(e => _state.Apply(e));
+        Recover<RecoveryCompleted>(_ =>
+        {
+            foreach (var disk in _state.Disks) Export(disk);
+            Become(Serving);
+        });
+    }
+
+    public override string PersistenceId => "site-" + _settings.Name;
+
+    public static Props Props(SiteSettings settings, ExportCatalog exports) =>
+        Akka.Actor.Props.Create(() => new SiteActor(settings, exports));
+
+    private void Serving()
+    {
+        Command<CreateDisk>(OnCreate);
+        Command<Prepared>(p =>
+        {
+            Persist(new SiteEvents.DiskAdded(p.Request.Name, p.Request.Size, p.ImagePath, 1), e =>
+            {
+                _creating.Remove(e.Name);
+                _state.Apply(e);
+                var disk = new SiteDisk(e.Name, e.Size, e.ImagePath, e.Epoch);
+                Export(disk);
+                p.ReplyTo.Tell(Info(disk));
+            });
+        });
+        Command<PrepareFailed>(f =>
+        {
+            _creating.Remove(f.Request.Name);
+            f.ReplyTo.Tell(new Refused(f.Reason));
+        });
+        Command<DeleteDisk>(m =>
+        {
+            if (!_state.TryGet(m.Name, out var disk))
+            {
+                Sender.Tell(new Refused($"no disk named '{m.Name}' on site {_settings.Name}"));
+                return;
+            }
+            var replyTo = Sender;
+            Persist(new SiteEvents.DiskRemoved(m.Name), e =>
+            {
+                _state.Apply(e);
+                _exports.Remove(e.Name);
+                if (_images.Remove(e.Name, out var image)) image.Dispose();
+                File.Delete(disk.ImagePath);
+                replyTo.Tell(new Deleted(e.Name));
+            });
+        });
+        Command<ListDisks>(_ => Sender.Tell(new DiskList(_settings.Name, _state.Disks.OrderBy(d => d.Name).Select(Info).ToList())));
+    }
+
+    private void OnCreate(CreateDisk m)
+    {
+        var invalid = SiteState.ValidateName(m.Name);
+        if (invalid is not null) { Sender.Tell(new Refused(invalid)); return; }
+        if (_state.TryGet(m.Name, out _) || _creating.Contains(m.Name))
+        {
+            Sender.Tell(new Refused($"disk '{m.Name}' already exists on site {_settings.Name}"));
+            return;
+        }
+        if (m.FromFile is null && m.Size <= 0) { Sender.Tell(new Refused($"disk size must be positive, not {m.Size}")); return; }
+        _creating.Add(m.Name);
+        var path = Path.Combine(_settings.DataDir, m.Name + ".img");
+        var replyTo = Sender;
+        // Image work (sparse create, or a copy of gigabytes) runs off the actor's thread.
+        Task.Run(() =>
+        {
+            Directory.CreateDirectory(_settings.DataDir);
+            if (File.Exists(path)) File.Delete(path); // an orphan from a create that crashed before it was persisted
+            if (m.FromFile is null) RawImage.Create(path, m.Size).Dispose();
+            else RawImage.ImportSparse(m.FromFile, path).Dispose();
+            return path;
+        }).PipeTo(Self,
+            success: p => new Prepared(m.FromFile is null ? m : m with { Size = new FileInfo(p).Length }, replyTo, p),
+            failure: ex => new PrepareFailed(m, replyTo, $"cannot create disk '{m.Name}': {ex.Message}"));
+    }
+
+    private void Export(SiteDisk disk)
+    {
+        try
+        {
+            var image = RawImage.Open(disk.ImagePath, readOnly: false);
+            _images[disk.Name] = image;
+            _exports.Add(new NbdExport(disk.Name, image, $"disk {disk.Name} on site {_settings.Name}"));
+        }
+        catch (Exception ex) when (ex is IOException or ArgumentException or UnauthorizedAccessException)
+        {
+            _log.Error(ex, "disk {0} is registered but its image {1} cannot be served", disk.Name, disk.ImagePath);
+        }
+    }
+
+    private DiskInfo Info(SiteDisk d) => new(d.Name, d.Size, _settings.Name, d.Epoch, "owned", _settings.UriOf(d.Name));
+
+    protected override void PostStop()
+    {
+        foreach (var (name, image) in _images)
+        {
+            _exports.Remove(name);
+            image.Dispose();
+        }
+    }
+}

@@ -1,0 +1,80 @@
+using System.Net;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Configuration;
+using Microsoft.Extensions.Logging;
+using Reloc.Nbd.Server;
+
+namespace Reloc.Actors.Site;
+
+/// <summary>
+/// A running site: an ActorSystem that joins the cluster through its seed nodes (with the site's name
+/// as its role), the <see cref="SiteActor"/> at /user/site, and an NBD server exporting the site's disks.
+/// </summary>
+public sealed class SiteNode : IAsyncDisposable
+{
+    public const string SystemName = "reloc";
+
+    private SiteNode(ActorSystem system, SiteSettings settings, NbdServer nbd, IActorRef site, IPEndPoint nbdEndPoint)
+    {
+        System = system;
+        Settings = settings;
+        Nbd = nbd;
+        Site = site;
+        NbdEndPoint = nbdEndPoint;
+    }
+
+    public ActorSystem System { get; }
+    public SiteSettings Settings { get; }
+    public NbdServer Nbd { get; }
+    public IActorRef Site { get; }
+    public IPEndPoint NbdEndPoint { get; }
+
+    /// <summary>The full configuration of a site: its own file, persistence chosen by reloc.persistence
+    /// (SQLite under the data directory unless configured), then the defaults.</summary>
+    public static Config Configure(Config site)
+    {
+        var withDefaults = site.WithFallback(RelocConfig.Reference);
+        var settings = SiteSettings.From(withDefaults);
+        var provider = withDefaults.GetString("reloc.persistence.provider", "sqlite");
+        var connection = withDefaults.GetString("reloc.persistence.connection-string", "");
+        Config persistence = provider switch
+        {
+            "sqlite" => string.IsNullOrEmpty(connection)
+                ? RelocConfig.Sqlite(Path.Combine(settings.DataDir, "reloc.db"))
+                : RelocConfig.Persistence(connection, "SQLite.MS"),
+            "postgresql" => RelocConfig.Persistence(connection, "PostgreSQL.15"),
+            _ => throw new ArgumentException($"reloc.persistence.provider = '{provider}': expected sqlite or postgresql"),
+        };
+        return RelocConfig.Node(persistence, site);
+    }
+
+    public static SiteNode Start(Config site, ILoggerFactory? loggers = null)
+    {
+        var config = Configure(site);
+        var settings = SiteSettings.From(config);
+        Directory.CreateDirectory(settings.DataDir);
+        var catalog = new ExportCatalog();
+        var nbd = new NbdServer(catalog, null, loggers);
+        var endPoint = (IPEndPoint)nbd.ListenTcp(settings.NbdListen);
+        settings = settings.WithListenPort(endPoint.Port);
+        var system = ActorSystem.Create(SystemName, config);
+        var siteActor = system.ActorOf(SiteActor.Props(settings, catalog), "site");
+        return new SiteNode(system, settings, nbd, siteActor, endPoint);
+    }
+
+    /// <summary>Completes when this node is an Up member of the cluster.</summary>
+    public Task WhenUpAsync()
+    {
+        var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Cluster.Get(System).RegisterOnMemberUp(() => up.TrySetResult());
+        return up.Task;
+    }
+
+    /// <summary>Stops serving (in-flight NBD requests finish, exports flush), then leaves the cluster gracefully.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await Nbd.DisposeAsync();
+        await CoordinatedShutdown.Get(System).Run(CoordinatedShutdown.ClrExitReason.Instance);
+    }
+}

@@ -1,0 +1,35 @@
+using System.Net;
+using Akka.Configuration;
+
+namespace Reloc.Actors.Site;
+
+/// <summary>Validated settings of one site node (HOCON section reloc.site).</summary>
+public sealed record SiteSettings(string Name, string DataDir, IPEndPoint NbdListen, string NbdAdvertise)
+{
+    public static SiteSettings From(Config config)
+    {
+        var c = config.GetConfig("reloc.site") ?? throw new ArgumentException("reloc.site is missing from the configuration");
+        var name = c.GetString("name");
+        if (string.IsNullOrWhiteSpace(name)) throw new ArgumentException("reloc.site.name must be set");
+        var dataDir = c.GetString("data-dir");
+        if (string.IsNullOrWhiteSpace(dataDir)) throw new ArgumentException("reloc.site.data-dir must be set");
+        var listen = ParseEndPoint(c.GetString("nbd.listen"), "reloc.site.nbd.listen");
+        var advertise = c.GetString("nbd.advertise");
+        return new SiteSettings(name, dataDir, listen, string.IsNullOrWhiteSpace(advertise) ? $"{listen.Address}:{listen.Port}" : advertise);
+    }
+
+    public SiteSettings WithListenPort(int port) => this with
+    {
+        NbdListen = new IPEndPoint(NbdListen.Address, port),
+        NbdAdvertise = NbdAdvertise == $"{NbdListen.Address}:{NbdListen.Port}" ? $"{NbdListen.Address}:{port}" : NbdAdvertise,
+    };
+
+    public string UriOf(string disk) => $"nbd://{NbdAdvertise}/{disk}";
+
+    private static IPEndPoint ParseEndPoint(string? text, string key)
+    {
+        if (text is null || !IPEndPoint.TryParse(text, out var ep))
+            throw new ArgumentException($"{key} = '{text}': expected IP:PORT");
+        return ep;
+    }
+}

@@ -1,0 +1,59 @@
+using System.CommandLine;
+using Akka.Configuration;
+using Microsoft.Extensions.Logging;
+using Reloc.Actors.Site;
+
+namespace Reloc.Node;
+
+/// <summary><c>reloc-node --config hocon/site-a.conf</c>: run one site of the cluster until SIGTERM,
+/// then drain NBD clients and leave the cluster gracefully.</summary>
+internal static class SiteCommand
+{
+    public static void AddTo(RootCommand root)
+    {
+        var config = new Option<string?>("--config") { Description = "site configuration (HOCON), e.g. hocon/site-a.conf" };
+        var logLevel = new Option<LogLevel>("--log-level") { Description = "NBD log level on stderr", DefaultValueFactory = _ => LogLevel.Warning };
+        root.Options.Add(config);
+        root.Options.Add(logLevel);
+        root.SetAction((r, ct) => r.GetValue(config) is { } path
+            ? RunAsync(path, r.GetValue(logLevel))
+            : Task.FromResult(Usage()));
+    }
+
+    private static int Usage()
+    {
+        Console.Error.WriteLine("reloc-node: give --config FILE to run a site, or a command (serve, proxy, wanlink); --help lists them");
+        return 2;
+    }
+
+    /// <summary>The site file, with reloc.conf from the same folder (when there) as its fallback.</summary>
+    public static Config Load(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"configuration {path} does not exist", path);
+        var config = ConfigurationFactory.ParseString(File.ReadAllText(path));
+        var common = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, "reloc.conf");
+        if (File.Exists(common) && Path.GetFullPath(common) != Path.GetFullPath(path))
+            config = config.WithFallback(ConfigurationFactory.ParseString(File.ReadAllText(common)));
+        return config;
+    }
+
+    private static async Task<int> RunAsync(string path, LogLevel level)
+    {
+        using var loggers = HostSupport.Loggers(level);
+        try
+        {
+            using var stop = new StopSignal();
+            await using var node = SiteNode.Start(Load(path), loggers);
+            Console.Out.WriteLine($"reloc-node: site {node.Settings.Name} serving NBD on {node.NbdEndPoint} (advertised as {node.Settings.NbdAdvertise}), " +
+                                  $"cluster address {Akka.Cluster.Cluster.Get(node.System).SelfAddress}");
+            Console.Out.Flush();
+            await stop.Task;
+            return 0;
+        }
+        catch (Exception ex) when (ex is ArgumentException or FormatException or IOException or ConfigurationException or System.Net.Sockets.SocketException)
+        {
+            Console.Error.WriteLine($"reloc-node: {ex.Message}");
+            return 2;
+        }
+    }
+}
