@@ -75,7 +75,7 @@ internal static class ProxyCommand
             var state = new DiskState(size, manifest.BlockSize);
             var disk = system.ActorOf(VirtualDiskActor.Props(new DiskId(name), state, image, settings,
                 NbdBlockSource.Factory(sourceOptions, size)), "disk-" + name);
-            var device = new RelocatingDisk(image, state.Map, disk, settings);
+            var device = new RelocatingDisk(image, state, disk, settings);
 
             using var stop = new StopSignal();
             await using var server = new NbdServer(new ExportCatalog([new NbdExport(name, device, $"relocating from {sourceUri}")]), null, loggers);

@@ -42,13 +42,13 @@ public sealed class RelocationHarness : IAsyncDisposable
     public NbdClientOptions SourceOptions => NbdClientOptions.FromUri(Source.Uri());
 
     /// <summary>Starts (or resumes) the destination in <paramref name="system"/>.</summary>
-    public async Task StartDestinationAsync(ActorSystem system, DiskSettings settings)
+    public async Task StartDestinationAsync(ActorSystem system, DiskSettings settings, bool owner = true, NbdClientOptions? source = null)
     {
         Image = File.Exists(DestImagePath) ? RawImage.Open(DestImagePath, false) : RawImage.Create(DestImagePath, Content.Length);
-        State = new DiskState(Content.Length, settings.BlockSize);
+        State = new DiskState(Content.Length, settings.BlockSize, owner);
         Disk = system.ActorOf(VirtualDiskActor.Props(new DiskId("vm1"), State, Image, settings,
-            NbdBlockSource.Factory(SourceOptions, Content.Length, new ReconnectOptions { InitialDelay = TimeSpan.FromMilliseconds(50), MaxDelay = TimeSpan.FromMilliseconds(500) })));
-        Dest = new NbdServer(new ExportCatalog([new NbdExport("vm1", new RelocatingDisk(Image, State.Map, Disk, settings))]));
+            NbdBlockSource.Factory(source ?? SourceOptions, Content.Length, new ReconnectOptions { InitialDelay = TimeSpan.FromMilliseconds(50), MaxDelay = TimeSpan.FromMilliseconds(500) })));
+        Dest = new NbdServer(new ExportCatalog([new NbdExport("vm1", new RelocatingDisk(Image, State, Disk, settings))]));
         DestPort = ((IPEndPoint)Dest.ListenTcp(new IPEndPoint(IPAddress.Loopback, 0))).Port;
         await Task.CompletedTask;
     }

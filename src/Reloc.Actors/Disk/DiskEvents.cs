@@ -22,10 +22,17 @@ public static class DiskEvents
 
     /// <summary>Every block is local; the source is no longer needed.</summary>
     public sealed record RelocationCompleted : IRelocMessage;
+
+    /// <summary>The source wrote these blocks after they were copied: the local copies are stale.</summary>
+    public sealed record BlocksInvalidated(long First, long Count) : IRelocMessage;
+
+    /// <summary>This site owns the disk from <see cref="Epoch"/> on: it alone accepts writes.</summary>
+    public sealed record OwnershipTaken(long Epoch) : IRelocMessage;
 }
 
 /// <summary>Snapshot of <see cref="DiskState"/>.</summary>
-public sealed record DiskSnapshot(byte[] Map, long FetchedBytes, long SkippedBytes, long WrittenBytes, bool Completed) : IRelocMessage;
+public sealed record DiskSnapshot(byte[] Map, long FetchedBytes, long SkippedBytes, long WrittenBytes, bool Completed,
+    long Epoch = 0, bool Owner = true) : IRelocMessage;
 
 /// <summary>
 /// A relocating disk's durable state, pure: the block map and progress counters, changed only by
@@ -33,13 +40,25 @@ public sealed record DiskSnapshot(byte[] Map, long FetchedBytes, long SkippedByt
 /// </summary>
 public sealed class DiskState
 {
-    public DiskState(long diskSize, int blockSize) => Map = new BlockMap(diskSize, blockSize);
+    private volatile bool _owner;
+
+    /// <param name="owner">Whether the disk accepts writes from the start (a standalone proxy does; a
+    /// destination site waits for the handover).</param>
+    public DiskState(long diskSize, int blockSize, bool owner = true)
+    {
+        Map = new BlockMap(diskSize, blockSize);
+        _owner = owner;
+    }
 
     public BlockMap Map { get; }
     public long FetchedBytes { get; private set; }
     public long SkippedBytes { get; private set; }
     public long WrittenBytes { get; private set; }
     public bool Completed { get; private set; }
+    public long Epoch { get; private set; }
+
+    /// <summary>Read on the NBD hot path (writes bypass the actor only when this site owns the disk).</summary>
+    public bool IsOwner => _owner;
 
     public void Apply(object evt)
     {
@@ -51,6 +70,13 @@ public sealed class DiskState
                 break;
             case DiskEvents.RelocationCompleted:
                 Completed = true;
+                break;
+            case DiskEvents.BlocksInvalidated i:
+                Map.Set(i.First, i.Count, BlockState.Remote);
+                break;
+            case DiskEvents.OwnershipTaken o:
+                Epoch = o.Epoch;
+                _owner = true;
                 break;
             default:
                 throw new ArgumentException($"not a disk event: {evt.GetType().Name}");
@@ -68,7 +94,7 @@ public sealed class DiskState
         }
     }
 
-    public DiskSnapshot ToSnapshot() => new(Map.ToSnapshot(), FetchedBytes, SkippedBytes, WrittenBytes, Completed);
+    public DiskSnapshot ToSnapshot() => new(Map.ToSnapshot(), FetchedBytes, SkippedBytes, WrittenBytes, Completed, Epoch, _owner);
 
     /// <summary>Restores a snapshot into this state (the map instance is kept: the data path holds it).</summary>
     public void Restore(DiskSnapshot s)
@@ -78,5 +104,7 @@ public sealed class DiskState
         SkippedBytes = s.SkippedBytes;
         WrittenBytes = s.WrittenBytes;
         Completed = s.Completed;
+        Epoch = s.Epoch;
+        _owner = s.Owner;
     }
 }

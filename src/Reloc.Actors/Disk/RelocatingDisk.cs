@@ -12,9 +12,13 @@ namespace Reloc.Actors.Disk;
 /// request that touches missing blocks, and FLUSH, talk to the <see cref="VirtualDiskActor"/>.
 /// Once every block is local the fast path is all there is: clients stay connected throughout.
 /// </summary>
-public sealed class RelocatingDisk(RawImage image, BlockMap map, IActorRef disk, DiskSettings settings) : IBlockDevice
+public sealed class RelocatingDisk(RawImage image, DiskState state, IActorRef disk, DiskSettings settings) : IBlockDevice
 {
     private readonly TimeSpan _askTimeout = settings.MissTimeout + TimeSpan.FromSeconds(5);
+    private readonly BlockMap map = state.Map;
+
+    /// <summary>Writes bypass the actor only where this site owns the disk and the blocks are local.</summary>
+    private bool Writable(long offset, long length) => state.IsOwner && map.AllLocal(offset, length);
 
     public long Size => image.Size;
     public bool IsReadOnly => false;
@@ -30,7 +34,7 @@ public sealed class RelocatingDisk(RawImage image, BlockMap map, IActorRef disk,
 
     public ValueTask WriteAsync(long offset, in ReadOnlySequence<byte> data, WriteOptions options, CancellationToken ct)
     {
-        if (map.AllLocal(offset, data.Length)) return image.WriteAsync(offset, data, options, ct);
+        if (Writable(offset, data.Length)) return image.WriteAsync(offset, data, options, ct);
         var copy = data.ToArray(); // the sequence is only ours until we return
         return GrantedAsync(offset, copy.Length, options, () => image.WriteAsync(offset, new ReadOnlySequence<byte>(copy), WriteOptions.None, ct), ct);
     }
@@ -38,12 +42,12 @@ public sealed class RelocatingDisk(RawImage image, BlockMap map, IActorRef disk,
     public ValueTask FlushAsync(CancellationToken ct) => new(AskAsync(new Sync(), ct));
 
     public ValueTask TrimAsync(long offset, long length, WriteOptions options, CancellationToken ct) =>
-        map.AllLocal(offset, length)
+        Writable(offset, length)
             ? image.TrimAsync(offset, length, options, ct)
             : GrantedAsync(offset, length, options, () => image.TrimAsync(offset, length, WriteOptions.None, ct), ct);
 
     public ValueTask WriteZeroesAsync(long offset, long length, WriteOptions options, CancellationToken ct) =>
-        map.AllLocal(offset, length)
+        Writable(offset, length)
             ? image.WriteZeroesAsync(offset, length, options, ct)
             : GrantedAsync(offset, length, options, () => image.WriteZeroesAsync(offset, length, options & ~WriteOptions.Fua, ct), ct);
 

@@ -33,6 +33,9 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
     private readonly Waiters _waiters = new();
     private readonly ZeroRuns _zeros = new();
     private readonly HashSet<long> _reserved = []; // blocks a guest write covers whole, not yet written
+    private readonly HashSet<long> _staleFetches = []; // invalidated while a fetch was in flight: that fetch must not land
+    private readonly List<(IActorRef ReplyTo, PrepareWrite Request)> _heldWrites = []; // guest writes before this site owns the disk
+    private List<DiskEvents.BlocksLanded>? _syncingBatch;
     private List<DiskEvents.BlocksLanded> _pending = [];
     private List<IActorRef> _syncWaiters = [];
     private bool _syncing, _completing;
@@ -53,6 +56,8 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
         Recover<SnapshotOffer>(o => _state.Restore((DiskSnapshot)o.Snapshot));
         Recover<DiskEvents.BlocksLanded>(e => _state.Apply(e));
         Recover<DiskEvents.RelocationCompleted>(e => _state.Apply(e));
+        Recover<DiskEvents.BlocksInvalidated>(e => _state.Apply(e));
+        Recover<DiskEvents.OwnershipTaken>(e => _state.Apply(e));
         Recover<RecoveryCompleted>(_ => OnRecovered());
     }
 
@@ -103,16 +108,26 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
         Command<Landed>(m =>
         {
             // Only blocks still claimed by a fetch may land: never a block a writer reserved.
-            foreach (var (first, count) in Map.Runs(m.First, m.Count, BlockState.Fetching))
+            // A fetch issued before an invalidation carries the old data: those blocks go back to Remote.
+            foreach (var (first, count) in Map.Runs(m.First, m.Count, BlockState.Fetching).ToList())
+                for (long b = first; b < first + count; b++)
+                    if (_staleFetches.Remove(b) && !_reserved.Contains(b)) Map.Set(b, 1, BlockState.Remote);
+            foreach (var (first, count) in Map.Runs(m.First, m.Count, BlockState.Fetching).ToList())
                 if (!Overlaps(first, count)) Land(first, count, m.Kind, m.Kind == LandKind.Fetched ? m.Bytes * count / m.Count : Math.Min(count << Map.BlockShift, m.Bytes));
         });
         Command<FetchFailed>(m =>
         {
             _log.Warning("fetch of blocks {0}+{1} from the source failed: {2}", m.First, m.Count, m.Reason);
             foreach (var (first, count) in Map.Runs(m.First, m.Count, BlockState.Fetching).ToList())
-                if (!Overlaps(first, count)) Map.Set(first, count, BlockState.Remote);
+                if (!Overlaps(first, count))
+                {
+                    Map.Set(first, count, BlockState.Remote);
+                    for (long b = first; b < first + count; b++) _staleFetches.Remove(b);
+                }
         });
         Command<RequestWork>(OnRequestWork);
+        Command<Invalidate>(OnInvalidate);
+        Command<TakeOwnership>(OnTakeOwnership);
         Command<SourceZero>(m => _zeros.Add(m.First, m.Count));
         Command<PrefetchStats>(m => (_prefetchWindow, _prefetchPaused) = (m.Window, m.Paused));
         Command<SetRate>(m => _prefetcher.Forward(m));
@@ -166,6 +181,13 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
 
     private void OnPrepareWrite(PrepareWrite m)
     {
+        if (!_state.IsOwner)
+        {
+            // Two sites never both accept writes: hold it until the handover makes this site the owner.
+            if (_heldWrites.Count == 0) Context.System.EventStream.Publish(new WriteHeldForHandover(_id.Value));
+            _heldWrites.Add((Sender, m));
+            return;
+        }
         var (first, last) = Map.BlocksOf(m.Offset, m.Length);
         var reserved = new List<(long, long)>();
         var wait = new List<long>();
@@ -194,6 +216,73 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
         var granted = new WriteGranted(first, last - first + 1, reserved);
         if (wait.Count == 0) Sender.Tell(granted);
         else _waiters.Add(Sender, granted, wait, DateTime.UtcNow + _settings.MissTimeout);
+    }
+
+    private void OnInvalidate(Invalidate m)
+    {
+        if (m.Epoch < _state.Epoch || _state.IsOwner)
+        {
+            Sender.Tell(new StaleEpoch(_state.Epoch, m.Epoch)); // after the handover the source writes nothing
+            return;
+        }
+        var events = InvalidateBlocks(m.Blocks);
+        var replyTo = Sender;
+        if (events.Count == 0) { replyTo.Tell(new Invalidated(m.Epoch)); return; }
+        PersistAll(events, _ => { });
+        DeferAsync(m, _ => replyTo.Tell(new Invalidated(m.Epoch)));
+    }
+
+    private void OnTakeOwnership(TakeOwnership m)
+    {
+        if (_state.IsOwner && m.Epoch == _state.Epoch) { Sender.Tell(new OwnershipConfirmed(m.Epoch)); return; } // a retry
+        if (m.Epoch <= _state.Epoch) { Sender.Tell(new StaleEpoch(_state.Epoch, m.Epoch)); return; }
+        var events = InvalidateBlocks(m.FinalDirty).Cast<object>().Append(new DiskEvents.OwnershipTaken(m.Epoch)).ToList();
+        var replyTo = Sender;
+        PersistAll(events, e =>
+        {
+            if (e is not DiskEvents.OwnershipTaken taken) return;
+            _state.Apply(taken);
+            _log.Info("disk {0}: this site owns it from epoch {1}", _id, taken.Epoch);
+            replyTo.Tell(new OwnershipConfirmed(taken.Epoch));
+            foreach (var (heldBy, request) in _heldWrites) Self.Tell(request, heldBy);
+            _heldWrites.Clear();
+            Self.Tell(Tick.Instance); // every block may already be local (hybrid pre-copy)
+        });
+    }
+
+    /// <summary>Marks blocks stale: local copies become Remote (refetched on demand), fetches in flight
+    /// are discarded when they land, and landings not yet persisted are dropped from their batch so a
+    /// replay can never resurrect them after the invalidation.</summary>
+    private List<DiskEvents.BlocksInvalidated> InvalidateBlocks(IReadOnlyList<(long First, long Count)> runs)
+    {
+        var events = new List<DiskEvents.BlocksInvalidated>();
+        foreach (var (first, count) in runs)
+        {
+            long f = Math.Max(0, first), end = Math.Min(Map.BlockCount, first + count);
+            if (end <= f) continue;
+            for (long b = f; b < end; b++)
+                if (Map[b] == BlockState.Fetching && !_reserved.Contains(b)) _staleFetches.Add(b);
+            foreach (var (lf, lc) in Map.Runs(f, end - f, BlockState.Local).ToList()) Map.Set(lf, lc, BlockState.Remote);
+            Strip(_pending, f, end - f);
+            if (_syncingBatch is not null) Strip(_syncingBatch, f, end - f);
+            events.Add(new DiskEvents.BlocksInvalidated(f, end - f));
+        }
+        return events;
+    }
+
+    private static void Strip(List<DiskEvents.BlocksLanded> batch, long first, long count)
+    {
+        long end = first + count;
+        for (int i = batch.Count - 1; i >= 0; i--)
+        {
+            var e = batch[i];
+            long eEnd = e.First + e.Count;
+            if (eEnd <= first || e.First >= end) continue;
+            batch.RemoveAt(i);
+            long perBlock = e.Count == 0 ? 0 : e.Bytes / e.Count;
+            if (e.First < first) batch.Insert(i, e with { Count = first - e.First, Bytes = perBlock * (first - e.First) });
+            if (eEnd > end) batch.Insert(i + (e.First < first ? 1 : 0), e with { First = end, Count = eEnd - end, Bytes = perBlock * (eEnd - end) });
+        }
     }
 
     private void OnRequestWork(RequestWork m)
@@ -246,7 +335,8 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
 
     private void CheckComplete()
     {
-        if (!Map.IsComplete || _state.Completed || _completing) return;
+        // Before the handover the source still changes the disk: it is never complete here.
+        if (!Map.IsComplete || _state.Completed || _completing || !_state.IsOwner) return;
         if (_syncing || _pending.Count > 0)
         {
             if (!_syncing) BeginSync(); // the completion follows the last landed batch
@@ -321,6 +411,7 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
         var waiters = _syncWaiters;
         _pending = [];
         _syncWaiters = [];
+        _syncingBatch = batch;
         var image = _image;
         Task.Run(() => image.FlushAsync(CancellationToken.None).AsTask()).PipeTo(Self,
             success: () => new DataSynced(batch, waiters),
@@ -341,6 +432,7 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
 
     private void AfterSync(List<IActorRef> waiters)
     {
+        _syncingBatch = null;
         foreach (var w in waiters) w.Tell(Ready.Instance);
         _syncing = false;
         if (_eventsSinceSnapshot >= _settings.SnapshotEvery)

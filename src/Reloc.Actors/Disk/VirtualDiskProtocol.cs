@@ -51,6 +51,26 @@ public static class VirtualDiskProtocol
     /// <summary>Published to the event stream when the disk no longer needs its source.</summary>
     public sealed record RelocationFinished(string Disk);
 
+    // ---- handover between sites ----
+
+    /// <summary>From the source (through the coordinator): blocks the guest wrote there at <see cref="Epoch"/>
+    /// after this site may have copied them. Answered with <see cref="Invalidated"/> once durable.</summary>
+    public sealed record Invalidate(long Epoch, IReadOnlyList<(long First, long Count)> Blocks);
+
+    public sealed record Invalidated(long Epoch);
+
+    /// <summary>Handover: the source is fenced and flushed; <see cref="FinalDirty"/> is what it wrote since
+    /// the last <see cref="Invalidate"/>. Answered with <see cref="OwnershipConfirmed"/> once durable.</summary>
+    public sealed record TakeOwnership(long Epoch, IReadOnlyList<(long First, long Count)> FinalDirty);
+
+    public sealed record OwnershipConfirmed(long Epoch);
+
+    /// <summary>A message carried an epoch older than the disk's: refused, nothing changed.</summary>
+    public sealed record StaleEpoch(long Current, long Received);
+
+    /// <summary>Published when a guest write arrives before this site owns the disk: a handover trigger.</summary>
+    public sealed record WriteHeldForHandover(string Disk);
+
     // ---- between the disk and its children ----
 
     internal sealed record Fetch(long First, long Count);

@@ -21,7 +21,9 @@ public sealed class RelocSerializer(ExtendedActorSystem system) : SerializerWith
     {
         DiskEvents.BlocksLanded => "BL1",
         DiskEvents.RelocationCompleted => "RC1",
-        DiskSnapshot => "DS1",
+        DiskEvents.BlocksInvalidated => "BI1",
+        DiskEvents.OwnershipTaken => "OT1",
+        DiskSnapshot => "DS2",
         SiteProtocol.CreateDisk => "SC1",
         SiteProtocol.DeleteDisk => "SD1",
         SiteProtocol.ListDisks => "SL1",
@@ -49,19 +51,44 @@ public sealed class RelocSerializer(ExtendedActorSystem system) : SerializerWith
             }
             case DiskEvents.RelocationCompleted:
                 return [];
+            case DiskEvents.BlocksInvalidated i:
+            {
+                var b = new byte[16];
+                BinaryPrimitives.WriteInt64BigEndian(b, i.First);
+                BinaryPrimitives.WriteInt64BigEndian(b.AsSpan(8), i.Count);
+                return b;
+            }
+            case DiskEvents.OwnershipTaken taken:
+            {
+                var b = new byte[8];
+                BinaryPrimitives.WriteInt64BigEndian(b, taken.Epoch);
+                return b;
+            }
             case DiskSnapshot s:
             {
-                var b = new byte[25 + s.Map.Length];
+                // DS2 = DS1's layout with epoch and owner appended after the map's length-prefixed body.
+                var b = new byte[25 + 4 + s.Map.Length + 9];
                 BinaryPrimitives.WriteInt64BigEndian(b, s.FetchedBytes);
                 BinaryPrimitives.WriteInt64BigEndian(b.AsSpan(8), s.SkippedBytes);
                 BinaryPrimitives.WriteInt64BigEndian(b.AsSpan(16), s.WrittenBytes);
                 b[24] = s.Completed ? (byte)1 : (byte)0;
-                s.Map.CopyTo(b, 25);
+                BinaryPrimitives.WriteInt32BigEndian(b.AsSpan(25), s.Map.Length);
+                s.Map.CopyTo(b, 29);
+                BinaryPrimitives.WriteInt64BigEndian(b.AsSpan(29 + s.Map.Length), s.Epoch);
+                b[^1] = s.Owner ? (byte)1 : (byte)0;
                 return b;
             }
             default:
                 return SiteCodec.Write(o);
         }
+    }
+
+    private static DiskSnapshot ReadSnapshotV2(ReadOnlySpan<byte> b)
+    {
+        int mapLength = BinaryPrimitives.ReadInt32BigEndian(b[25..]);
+        var map = b.Slice(29, mapLength).ToArray();
+        return new DiskSnapshot(map, BinaryPrimitives.ReadInt64BigEndian(b), BinaryPrimitives.ReadInt64BigEndian(b[8..]),
+            BinaryPrimitives.ReadInt64BigEndian(b[16..]), b[24] == 1, BinaryPrimitives.ReadInt64BigEndian(b[(29 + mapLength)..]), b[^1] == 1);
     }
 
     public override object FromBinary(byte[] bytes, string manifest)
@@ -72,8 +99,12 @@ public sealed class RelocSerializer(ExtendedActorSystem system) : SerializerWith
             "BL1" => new DiskEvents.BlocksLanded(BinaryPrimitives.ReadInt64BigEndian(b), BinaryPrimitives.ReadInt64BigEndian(b[8..]),
                 (LandKind)b[16], BinaryPrimitives.ReadInt64BigEndian(b[17..])),
             "RC1" => new DiskEvents.RelocationCompleted(),
+            "BI1" => new DiskEvents.BlocksInvalidated(BinaryPrimitives.ReadInt64BigEndian(b), BinaryPrimitives.ReadInt64BigEndian(b[8..])),
+            "OT1" => new DiskEvents.OwnershipTaken(BinaryPrimitives.ReadInt64BigEndian(b)),
+            // DS1 (before epochs): the disk was always its own owner.
             "DS1" => new DiskSnapshot(b[25..].ToArray(), BinaryPrimitives.ReadInt64BigEndian(b), BinaryPrimitives.ReadInt64BigEndian(b[8..]),
                 BinaryPrimitives.ReadInt64BigEndian(b[16..]), b[24] == 1),
+            "DS2" => ReadSnapshotV2(b),
             _ => SiteCodec.Read(bytes, manifest) ?? throw new SerializationException($"unknown Reloc manifest '{manifest}'"),
         };
     }

@@ -23,7 +23,7 @@ public sealed class SiteActor : ReceivePersistentActor
     private readonly SiteSettings _settings;
     private readonly ExportCatalog _exports;
     private readonly SiteState _state = new();
-    private readonly Dictionary<string, RawImage> _images = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, OwnedDisk> _images = new(StringComparer.Ordinal);
     private readonly HashSet<string> _creating = new(StringComparer.Ordinal);
     private readonly ILoggingAdapter _log = Context.GetLogger();
 
@@ -76,7 +76,7 @@ public sealed class SiteActor : ReceivePersistentActor
             {
                 _state.Apply(e);
                 _exports.Remove(e.Name);
-                if (_images.Remove(e.Name, out var image)) image.Dispose();
+                if (_images.Remove(e.Name, out var owned)) owned.Image.Dispose();
                 File.Delete(disk.ImagePath);
                 replyTo.Tell(new Deleted(e.Name));
             });
@@ -114,9 +114,9 @@ public sealed class SiteActor : ReceivePersistentActor
     {
         try
         {
-            var image = RawImage.Open(disk.ImagePath, readOnly: false);
-            _images[disk.Name] = image;
-            _exports.Add(new NbdExport(disk.Name, image, $"disk {disk.Name} on site {_settings.Name}"));
+            var owned = new OwnedDisk(RawImage.Open(disk.ImagePath, readOnly: false));
+            _images[disk.Name] = owned;
+            _exports.Add(new NbdExport(disk.Name, owned, $"disk {disk.Name} on site {_settings.Name}"));
         }
         catch (Exception ex) when (ex is IOException or ArgumentException or UnauthorizedAccessException)
         {
@@ -128,10 +128,10 @@ public sealed class SiteActor : ReceivePersistentActor
 
     protected override void PostStop()
     {
-        foreach (var (name, image) in _images)
+        foreach (var (name, owned) in _images)
         {
             _exports.Remove(name);
-            image.Dispose();
+            owned.Image.Dispose();
         }
     }
 }
