@@ -28,6 +28,13 @@ public sealed class SiteClusterTests : IAsyncLifetime
     {
         for (int i = 0; i < 3; i++) _nodes.Add(SiteNode.Start(SiteConfig(i)));
         await Task.WhenAll(_nodes.Select(n => n.WhenUpAsync())).WaitAsync(TimeSpan.FromSeconds(60));
+        // The coordinator singleton starts once the oldest node is up; wait until every proxy reaches it.
+        foreach (var n in _nodes)
+            await AwaitAsync(async () =>
+            {
+                try { return await n.Coordinator.Ask<object>(new Coordinator.RelocationProtocol.GetRelocations(), TimeSpan.FromSeconds(2)) is not null; }
+                catch (Akka.Actor.AskTimeoutException) { return false; }
+            });
     }
 
     public async Task DisposeAsync()
@@ -88,5 +95,109 @@ public sealed class SiteClusterTests : IAsyncLifetime
         var copy = Path.Combine(_dir, "copy.img");
         await Tool.CheckAsync("nbdcopy", disk.NbdUri, copy);
         Assert.Equal(Tool.Sha256(file), Tool.Sha256(copy));
+    }
+
+    private async Task<DiskList> ListAsync(SiteNode node) =>
+        Assert.IsType<DiskList>(await node.Site.Ask<object>(new ListDisks(), TimeSpan.FromSeconds(20)));
+
+    private async Task<DiskInfo> SeedDiskAsync(SiteNode node, string name, byte[] content)
+    {
+        var file = Path.Combine(_dir, name + "-seed.img");
+        File.WriteAllBytes(file, content);
+        return Assert.IsType<DiskInfo>(await node.Site.Ask<object>(new CreateDisk(name, 0, file), TimeSpan.FromSeconds(20)));
+    }
+
+    [Fact]
+    public async Task An_idle_disk_relocates_postcopy_and_the_source_is_released()
+    {
+        var content = Tool.RandomBytes(8 << 20, 21);
+        var a = _nodes[0];
+        var created = await SeedDiskAsync(a, "vm1", content);
+        await Tool.CheckAsync("qemu-io", "-f", "raw", created.NbdUri, "-c", "write -P 0x33 100k 200k", "-c", "flush");
+        Array.Fill(content, (byte)0x33, 100 * 1024, 200 * 1024);
+
+        var accepted = await _nodes[2].Coordinator.Ask<object>(new Coordinator.RelocationProtocol.Relocate("vm1", "site-b"), TimeSpan.FromSeconds(20));
+        Assert.Equal(new Coordinator.RelocationProtocol.RelocationAccepted("vm1", "site-a", "site-b", 1), accepted);
+        Assert.IsType<Coordinator.RelocationProtocol.RelocationRefused>(
+            await _nodes[1].Coordinator.Ask<object>(new Coordinator.RelocationProtocol.Relocate("vm1", "site-c"), TimeSpan.FromSeconds(20)));
+
+        // Idle source: handover at once, then post-copy to the end, then the source lets go.
+        await AwaitAsync(async () => (await ListAsync(_nodes[1])).Disks.Any(d => d.Name == "vm1" && d.Phase == "owned" && d.Epoch == 2));
+        await AwaitAsync(async () => (await ListAsync(a)).Disks.Count == 0);
+        var moved = (await ListAsync(_nodes[1])).Disks.Single();
+        var copy = Path.Combine(_dir, "moved.img");
+        await Tool.CheckAsync("nbdcopy", moved.NbdUri, copy);
+        Assert.Equal(Tool.Sha256Of(content), Tool.Sha256(copy));
+    }
+
+    [Fact]
+    public async Task Relocation_requests_that_make_no_sense_are_refused_with_a_reason()
+    {
+        await SeedDiskAsync(_nodes[0], "vm2", new byte[1 << 20]);
+        async Task<string> Refusal(Coordinator.RelocationProtocol.Relocate r) =>
+            Assert.IsType<Coordinator.RelocationProtocol.RelocationRefused>(await _nodes[1].Coordinator.Ask<object>(r, TimeSpan.FromSeconds(20))).Reason;
+        Assert.Contains("unknown disk", await Refusal(new("nope", "site-b")));
+        Assert.Contains("unknown site", await Refusal(new("vm2", "site-x")));
+        Assert.Contains("already at", await Refusal(new("vm2", "site-a")));
+    }
+
+    [Fact]
+    public async Task A_guest_moves_with_its_disk_through_an_operator_handover_and_loses_no_flushed_write()
+    {
+        var content = Tool.RandomBytes(8 << 20, 22);
+        var a = _nodes[0];
+        var created = await SeedDiskAsync(a, "vm3", content);
+        await using var atSource = await Nbd.Client.NbdClient.ConnectAsync(Nbd.Client.NbdClientOptions.FromUri(created.NbdUri));
+        await atSource.ReadAsync(0, new byte[512]); // in transmission: the source has a client, no idle handover
+        var accepted = await _nodes[1].Coordinator.Ask<object>(new Coordinator.RelocationProtocol.Relocate("vm3", "site-c", Hybrid: true), TimeSpan.FromSeconds(20));
+        Assert.True(accepted is Coordinator.RelocationProtocol.RelocationAccepted, $"refused: {accepted}");
+        var destUri = $"nbd://127.0.0.1:{_nodes[2].NbdEndPoint.Port}/vm3";
+        await AwaitAsync(async () => (await ListAsync(_nodes[2])).Disks.Any(d => d.Name == "vm3" && d.Phase == "incoming"));
+
+        // The guest keeps writing at the source while the destination pre-copies and serves reads.
+        await using var atDest = await Nbd.Client.NbdClient.ConnectAsync(Nbd.Client.NbdClientOptions.FromUri(destUri));
+        var early = new byte[65536];
+        await atDest.ReadAsync(0, early);
+        Assert.Equal(content.AsSpan(0, 65536).ToArray(), early);
+        var w1 = Tool.RandomBytes(65536, 1);
+        await atSource.WriteAsync(0, w1);           // a block the destination already copied
+        await atSource.WriteAsync(3 << 20, Tool.RandomBytes(1000, 2).AsMemory());
+        await atSource.FlushAsync();
+        w1.CopyTo(content, 0);
+        Tool.RandomBytes(1000, 2).CopyTo(content, 3 << 20);
+
+        // The VM pauses; the operator hands the disk over; the source now refuses writes.
+        var handover = await _nodes[0].Coordinator.Ask<object>(new Coordinator.RelocationProtocol.RequestHandover("vm3"), TimeSpan.FromSeconds(20));
+        Assert.IsType<Coordinator.RelocationProtocol.RelocationInfo>(handover);
+        await AwaitAsync(async () =>
+        {
+            // Writing back what is there: until the fence is up these writes land (and are harmless).
+            try { await atSource.WriteAsync(5 << 20, content.AsMemory(5 << 20, 512)); return false; }
+            catch (Nbd.Client.NbdClientException e) { return e.Error == Nbd.Protocol.NbdError.Perm; }
+        });
+        await atSource.FlushAsync(); // a leaving QEMU's last FLUSH still succeeds
+        var w2 = Tool.RandomBytes(70000, 3);
+        await atDest.WriteAsync(1 << 20, w2);       // the VM resumes at the destination
+        await atDest.FlushAsync();
+        w2.CopyTo(content, 1 << 20);
+        var back = new byte[65536];
+        await atDest.ReadAsync(0, back);
+        Assert.Equal(w1, back);                     // the invalidated block came back fresh
+
+        await AwaitAsync(async () => (await ListAsync(_nodes[2])).Disks.Any(d => d.Name == "vm3" && d.Phase == "owned"));
+        var copy = Path.Combine(_dir, "vm3.img");
+        await Tool.CheckAsync("nbdcopy", destUri, copy);
+        Assert.Equal(Tool.Sha256Of(content), Tool.Sha256(copy));
+    }
+
+    private static async Task AwaitAsync(Func<Task<bool>> condition)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(200));
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("condition not met within 60 s");
+            await timer.WaitForNextTickAsync();
+        }
     }
 }

@@ -36,7 +36,7 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private RateLimiter? _limiter;
     private int _requested, _inFlight;
-    private bool _paused;
+    private bool _paused, _scanned;
     private TimeSpan _backoff = TimeSpan.FromMilliseconds(200);
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -62,6 +62,7 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
         Receive<ScanDone>(done =>
         {
             foreach (var (first, count) in done.ZeroRuns) Context.Parent.Tell(new SourceZero(first, count));
+            _scanned = true;
             Become(Copying);
             Fill();
         });
@@ -126,7 +127,8 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
 
     private void Fill()
     {
-        if (_paused || Timers.IsTimerActive("kick")) return;
+        // Work is only asked for once the scan is done: a Work arriving while scanning would be lost.
+        if (!_scanned || _paused || Timers.IsTimerActive("kick")) return;
         long maxBlocks = Math.Max(1, _settings.PrefetchChunkBytes >> _map.BlockShift);
         while (_requested + _inFlight < _window.Window)
         {

@@ -46,8 +46,11 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
     private int _prefetchWindow;
     private bool _prefetchPaused;
 
-    public VirtualDiskActor(DiskId id, DiskState state, RawImage image, DiskSettings settings, BlockSourceFactory sources)
+    private readonly string _persistenceId;
+
+    public VirtualDiskActor(DiskId id, DiskState state, RawImage image, DiskSettings settings, BlockSourceFactory sources, string? persistenceId = null)
     {
+        _persistenceId = persistenceId ?? "disk-" + id.Value;
         _id = id;
         _state = state;
         _image = image;
@@ -61,12 +64,13 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
         Recover<RecoveryCompleted>(_ => OnRecovered());
     }
 
-    public override string PersistenceId => "disk-" + _id.Value;
+    public override string PersistenceId => _persistenceId;
     public ITimerScheduler Timers { get; set; } = null!;
     private BlockMap Map => _state.Map;
 
-    public static Props Props(DiskId id, DiskState state, RawImage image, DiskSettings settings, BlockSourceFactory sources) =>
-        Akka.Actor.Props.Create(() => new VirtualDiskActor(id, state, image, settings.Validate(), sources));
+    /// <param name="persistenceId">Journal key; a disk that comes back to a site it left gets a new one (per epoch).</param>
+    public static Props Props(DiskId id, DiskState state, RawImage image, DiskSettings settings, BlockSourceFactory sources, string? persistenceId = null) =>
+        Akka.Actor.Props.Create(() => new VirtualDiskActor(id, state, image, settings.Validate(), sources, persistenceId));
 
     private void OnRecovered()
     {

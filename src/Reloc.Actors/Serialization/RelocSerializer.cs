@@ -33,7 +33,9 @@ public sealed class RelocSerializer(ExtendedActorSystem system) : SerializerWith
         SiteProtocol.Refused => "SR1",
         SiteEvents.DiskAdded => "SA1",
         SiteEvents.DiskRemoved => "SX1",
-        _ => throw new ArgumentException($"{o.GetType()} has no Reloc manifest"),
+        SiteEvents.IncomingAdded => "SIA1",
+        SiteEvents.DiskFenced => "SF1",
+        _ => RelocationCodec.Manifest(o) ?? throw new ArgumentException($"{o.GetType()} has no Reloc manifest"),
     };
 
     public override byte[] ToBinary(object o)
@@ -79,7 +81,7 @@ public sealed class RelocSerializer(ExtendedActorSystem system) : SerializerWith
                 return b;
             }
             default:
-                return SiteCodec.Write(o);
+                return RelocationCodec.Manifest(o) is not null ? RelocationCodec.Write(o) : SiteCodec.Write(o);
         }
     }
 
@@ -105,7 +107,7 @@ public sealed class RelocSerializer(ExtendedActorSystem system) : SerializerWith
             "DS1" => new DiskSnapshot(b[25..].ToArray(), BinaryPrimitives.ReadInt64BigEndian(b), BinaryPrimitives.ReadInt64BigEndian(b[8..]),
                 BinaryPrimitives.ReadInt64BigEndian(b[16..]), b[24] == 1),
             "DS2" => ReadSnapshotV2(b),
-            _ => SiteCodec.Read(bytes, manifest) ?? throw new SerializationException($"unknown Reloc manifest '{manifest}'"),
+            _ => SiteCodec.Read(bytes, manifest) ?? RelocationCodec.Read(bytes, manifest) ?? throw new SerializationException($"unknown Reloc manifest '{manifest}'"),
         };
     }
 }

@@ -26,6 +26,8 @@ internal static class SiteCodec
                 case SiteProtocol.Refused r: w.Write(r.Reason); break;
                 case SiteEvents.DiskAdded a: w.Write(a.Name); w.Write(a.Size); w.Write(a.ImagePath); w.Write(a.Epoch); break;
                 case SiteEvents.DiskRemoved r: w.Write(r.Name); break;
+                case SiteEvents.IncomingAdded i: w.Write(i.Name); w.Write(i.Size); w.Write(i.ImagePath); w.Write(i.SourceUri); w.Write(i.Epoch); break;
+                case SiteEvents.DiskFenced f: w.Write(f.Name); w.Write(f.NewEpoch); break;
                 default: throw new ArgumentException($"cannot serialize {o.GetType()}");
             }
         }
@@ -46,6 +48,8 @@ internal static class SiteCodec
             "SR1" => new SiteProtocol.Refused(r.ReadString()),
             "SA1" => new SiteEvents.DiskAdded(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadInt64()),
             "SX1" => new SiteEvents.DiskRemoved(r.ReadString()),
+            "SIA1" => new SiteEvents.IncomingAdded(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadString(), r.ReadInt64()),
+            "SF1" => new SiteEvents.DiskFenced(r.ReadString(), r.ReadInt64()),
             _ => null,
         };
     }

@@ -15,7 +15,7 @@ namespace Reloc.Actors.Site;
 /// <remarks>
 ///   Recovering --(replayed: images opened, exports added)--> Serving
 /// </remarks>
-public sealed class SiteActor : ReceivePersistentActor
+public sealed partial class SiteActor : ReceivePersistentActor, IWithTimers
 {
     private sealed record Prepared(CreateDisk Request, IActorRef ReplyTo, string ImagePath);
     private sealed record PrepareFailed(CreateDisk Request, IActorRef ReplyTo, string Reason);
@@ -33,9 +33,13 @@ public sealed class SiteActor : ReceivePersistentActor
         _exports = exports;
         Recover<SiteEvents.DiskAdded>(e => _state.Apply(e));
         Recover<SiteEvents.DiskRemoved>(e => _state.Apply(e));
+        Recover<SiteEvents.IncomingAdded>(e => _state.Apply(e));
+        Recover<SiteEvents.DiskFenced>(e => _state.Apply(e));
         Recover<RecoveryCompleted>(_ =>
         {
             foreach (var disk in _state.Disks) Export(disk);
+            Context.System.EventStream.Subscribe(Self, typeof(Disk.VirtualDiskProtocol.WriteHeldForHandover));
+            Context.System.EventStream.Subscribe(Self, typeof(Disk.VirtualDiskProtocol.RelocationFinished));
             Become(Serving);
         });
     }
@@ -66,7 +70,7 @@ public sealed class SiteActor : ReceivePersistentActor
         });
         Command<DeleteDisk>(m =>
         {
-            if (!_state.TryGet(m.Name, out var disk))
+            if (!_state.TryGet(m.Name, out var disk) || disk.Phase == SiteDisk.Incoming)
             {
                 Sender.Tell(new Refused($"no disk named '{m.Name}' on site {_settings.Name}"));
                 return;
@@ -82,6 +86,7 @@ public sealed class SiteActor : ReceivePersistentActor
             });
         });
         Command<ListDisks>(_ => Sender.Tell(new DiskList(_settings.Name, _state.Disks.OrderBy(d => d.Name).Select(Info).ToList())));
+        RelocationCommands();
     }
 
     private void OnCreate(CreateDisk m)
@@ -114,7 +119,13 @@ public sealed class SiteActor : ReceivePersistentActor
     {
         try
         {
+            if (disk.Phase == SiteDisk.Incoming)
+            {
+                StartIncoming(disk, hybrid: true, rate: 0); // resumes from the disk actor's own journal
+                return;
+            }
             var owned = new OwnedDisk(RawImage.Open(disk.ImagePath, readOnly: false));
+            if (disk.Phase == SiteDisk.Fenced) _ = owned.FenceAsync(); // nothing in flight yet: completes at once
             _images[disk.Name] = owned;
             _exports.Add(new NbdExport(disk.Name, owned, $"disk {disk.Name} on site {_settings.Name}"));
         }
@@ -124,7 +135,7 @@ public sealed class SiteActor : ReceivePersistentActor
         }
     }
 
-    private DiskInfo Info(SiteDisk d) => new(d.Name, d.Size, _settings.Name, d.Epoch, "owned", _settings.UriOf(d.Name));
+    private DiskInfo Info(SiteDisk d) => new(d.Name, d.Size, _settings.Name, d.Epoch, d.Phase, _settings.UriOf(d.Name));
 
     protected override void PostStop()
     {
@@ -132,6 +143,11 @@ public sealed class SiteActor : ReceivePersistentActor
         {
             _exports.Remove(name);
             owned.Image.Dispose();
+        }
+        foreach (var (name, incoming) in _incoming)
+        {
+            _exports.Remove(name);
+            incoming.Image.Dispose(); // the disk actor (a child) is stopped with us
         }
     }
 }

@@ -1,6 +1,8 @@
 using System.Net;
 using Akka.Actor;
 using Akka.Cluster;
+using Akka.Cluster.Tools.Singleton;
+using Reloc.Actors.Coordinator;
 using Akka.Configuration;
 using Microsoft.Extensions.Logging;
 using Reloc.Nbd.Server;
@@ -28,6 +30,9 @@ public sealed class SiteNode : IAsyncDisposable
     public SiteSettings Settings { get; }
     public NbdServer Nbd { get; }
     public IActorRef Site { get; }
+
+    /// <summary>The migration coordinator (through this node's singleton proxy).</summary>
+    public ActorSelection Coordinator => System.ActorSelection("/user/coordinator");
     public IPEndPoint NbdEndPoint { get; }
 
     /// <summary>The full configuration of a site: its own file, persistence chosen by reloc.persistence
@@ -46,7 +51,8 @@ public sealed class SiteNode : IAsyncDisposable
             "postgresql" => RelocConfig.Persistence(connection, "PostgreSQL.15"),
             _ => throw new ArgumentException($"reloc.persistence.provider = '{provider}': expected sqlite or postgresql"),
         };
-        return RelocConfig.Node(persistence, site);
+        return RelocConfig.Node(persistence, site)
+            .WithFallback(ClusterSingleton.DefaultConfig());
     }
 
     public static SiteNode Start(Config site, ILoggerFactory? loggers = null)
@@ -59,6 +65,11 @@ public sealed class SiteNode : IAsyncDisposable
         var endPoint = (IPEndPoint)nbd.ListenTcp(settings.NbdListen);
         settings = settings.WithListenPort(endPoint.Port);
         var system = ActorSystem.Create(SystemName, config);
+        // One coordinator in the cluster (on the oldest node, moving when it leaves); every node talks to it
+        // through its local proxy at /user/coordinator.
+        system.ActorOf(ClusterSingletonManager.Props(MigrationCoordinator.Props(), PoisonPill.Instance,
+            ClusterSingletonManagerSettings.Create(system)), "coordinator-singleton");
+        system.ActorOf(ClusterSingletonProxy.Props("/user/coordinator-singleton", ClusterSingletonProxySettings.Create(system)), "coordinator");
         var siteActor = system.ActorOf(SiteActor.Props(settings, catalog), "site");
         return new SiteNode(system, settings, nbd, siteActor, endPoint);
     }

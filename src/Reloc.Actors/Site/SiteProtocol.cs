@@ -26,10 +26,19 @@ public static class SiteEvents
     public sealed record DiskAdded(string Name, long Size, string ImagePath, long Epoch) : IRelocMessage;
 
     public sealed record DiskRemoved(string Name) : IRelocMessage;
+
+    /// <summary>A disk arriving from another site: served here at once, relocating from <see cref="SourceUri"/>.</summary>
+    public sealed record IncomingAdded(string Name, long Size, string ImagePath, string SourceUri, long Epoch) : IRelocMessage;
+
+    /// <summary>The disk was handed over at <see cref="NewEpoch"/>: this site refuses its writes from now on, even after a restart.</summary>
+    public sealed record DiskFenced(string Name, long NewEpoch) : IRelocMessage;
 }
 
 /// <summary>A disk this site owns (pure registry state, rebuilt from <see cref="SiteEvents"/>).</summary>
-public sealed record SiteDisk(string Name, long Size, string ImagePath, long Epoch);
+public sealed record SiteDisk(string Name, long Size, string ImagePath, long Epoch, string Phase = SiteDisk.Owned, string? SourceUri = null)
+{
+    public const string Owned = "owned", Incoming = "incoming", Fenced = "fenced";
+}
 
 public sealed class SiteState
 {
@@ -48,6 +57,12 @@ public sealed class SiteState
                 break;
             case SiteEvents.DiskRemoved r:
                 _disks.Remove(r.Name);
+                break;
+            case SiteEvents.IncomingAdded i:
+                _disks[i.Name] = new SiteDisk(i.Name, i.Size, i.ImagePath, i.Epoch, SiteDisk.Incoming, i.SourceUri);
+                break;
+            case SiteEvents.DiskFenced f when _disks.TryGetValue(f.Name, out var d):
+                _disks[f.Name] = d with { Phase = SiteDisk.Fenced, Epoch = f.NewEpoch };
                 break;
             default:
                 throw new ArgumentException($"not a site event: {evt.GetType().Name}");

@@ -54,7 +54,15 @@ internal sealed partial class NbdConnection : IAsyncDisposable
             var export = await NegotiateAsync();
             if (export is null) return;
             _log.LogDebug("{Peer} entered transmission on export {Export}", _peer, export.Name);
-            await TransmitAsync(export);
+            export.Clients.Connected();
+            try
+            {
+                await TransmitAsync(export);
+            }
+            finally
+            {
+                export.Clients.Disconnected();
+            }
         }
         catch (Exception ex) when (ex is IOException or OperationCanceledException or ProtocolViolation or ObjectDisposedException)
         {

@@ -7,6 +7,9 @@ namespace Reloc.Nbd.Server;
 /// <summary>A named disk offered to NBD clients.</summary>
 public sealed record NbdExport(string Name, IBlockDevice Device, string Description = "")
 {
+    /// <summary>Clients in the transmission phase on this export (what a handover waits on).</summary>
+    public ExportClients Clients { get; } = new();
+
     /// <summary>The transmission flags this export advertises: only what it really does.</summary>
     public TransmissionFlags FlagsFor(bool structuredReplies)
     {
@@ -17,6 +20,30 @@ public sealed record NbdExport(string Name, IBlockDevice Device, string Descript
         else f |= TransmissionFlags.SendFua | TransmissionFlags.SendTrim | TransmissionFlags.SendWriteZeroes
                   | TransmissionFlags.SendFastZero;
         return f;
+    }
+}
+
+/// <summary>Counts an export's connected clients and tells who listens when the count changes.</summary>
+public sealed class ExportClients
+{
+    private int _count;
+
+    public int Count => Volatile.Read(ref _count);
+
+    /// <summary>Raised with the new count, on the connection's thread: handlers must not block.</summary>
+    public event Action<int>? Changed;
+
+    // Count first: with no subscriber, `Changed?.Invoke(Interlocked.Increment(...))` would skip the increment too.
+    internal void Connected()
+    {
+        int n = Interlocked.Increment(ref _count);
+        Changed?.Invoke(n);
+    }
+
+    internal void Disconnected()
+    {
+        int n = Interlocked.Decrement(ref _count);
+        Changed?.Invoke(n);
     }
 }
 

@@ -1,0 +1,105 @@
+using System.Text;
+using Reloc.Actors.Coordinator;
+using static Reloc.Actors.Coordinator.RelocationProtocol;
+
+namespace Reloc.Actors.Serialization;
+
+/// <summary>Binary layouts of the relocation flow's messages (manifest → layout; a new layout gets a new manifest).</summary>
+internal static class RelocationCodec
+{
+    public static string? Manifest(object o) => o switch
+    {
+        Relocate => "RR1", RequestHandover => "RH1", GetRelocations => "RG1", RelocationAccepted => "RA1",
+        RelocationRefused => "RF1", RelocationInfo => "RI1", RelocationList => "RL1", PrepareIncoming => "PI1",
+        IncomingPrepared => "IP1", StartOutgoing => "SO1", OutgoingStarted => "OS1", InvalidateAt => "IA1",
+        InvalidatedAt => "ID1", Fence => "FE1", Fenced => "FD1", TakeOwnershipAt => "TO1", OwnershipMoved => "OM1",
+        RelocationDone => "DN1", Release => "RE1", Released => "RD1", HandoverRequested => "HR1",
+        _ => null,
+    };
+
+    public static byte[] Write(object o)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true))
+        {
+            switch (o)
+            {
+                case Relocate m: w.Write(m.Disk); w.Write(m.ToSite); w.Write(m.Hybrid); w.Write(m.RateBytesPerSecond); break;
+                case RequestHandover m: w.Write(m.Disk); break;
+                case GetRelocations: break;
+                case RelocationAccepted m: w.Write(m.Disk); w.Write(m.FromSite); w.Write(m.ToSite); w.Write(m.Epoch); break;
+                case RelocationRefused m: w.Write(m.Reason); break;
+                case RelocationInfo m: WriteInfo(w, m); break;
+                case RelocationList m: w.Write(m.Relocations.Count); foreach (var i in m.Relocations) WriteInfo(w, i); break;
+                case PrepareIncoming m: w.Write(m.Disk); w.Write(m.Size); w.Write(m.FromSite); w.Write(m.SourceUri); w.Write(m.Epoch); w.Write(m.Hybrid); w.Write(m.RateBytesPerSecond); break;
+                case IncomingPrepared m: w.Write(m.Disk); w.Write(m.Epoch); break;
+                case StartOutgoing m: w.Write(m.Disk); w.Write(m.DestinationPath); w.Write(m.Epoch); w.Write(m.BlockSize); break;
+                case OutgoingStarted m: w.Write(m.Disk); w.Write(m.Epoch); w.Write(m.SourceClients); break;
+                case InvalidateAt m: w.Write(m.Disk); w.Write(m.Epoch); w.Write(m.Seq); WriteRuns(w, m.Blocks); break;
+                case InvalidatedAt m: w.Write(m.Disk); w.Write(m.Epoch); w.Write(m.Seq); break;
+                case Fence m: w.Write(m.Disk); w.Write(m.NewEpoch); break;
+                case Fenced m: w.Write(m.Disk); w.Write(m.NewEpoch); WriteRuns(w, m.FinalDirty); break;
+                case TakeOwnershipAt m: w.Write(m.Disk); w.Write(m.NewEpoch); WriteRuns(w, m.FinalDirty); break;
+                case OwnershipMoved m: w.Write(m.Disk); w.Write(m.NewEpoch); break;
+                case RelocationDone m: w.Write(m.Disk); w.Write(m.Epoch); break;
+                case Release m: w.Write(m.Disk); w.Write(m.Epoch); break;
+                case Released m: w.Write(m.Disk); w.Write(m.Epoch); break;
+                case HandoverRequested m: w.Write(m.Disk); break;
+                default: throw new ArgumentException($"cannot serialize {o.GetType()}");
+            }
+        }
+        return ms.ToArray();
+    }
+
+    public static object? Read(byte[] bytes, string manifest)
+    {
+        using var r = new BinaryReader(new MemoryStream(bytes), Encoding.UTF8);
+        return manifest switch
+        {
+            "RR1" => new Relocate(r.ReadString(), r.ReadString(), r.ReadBoolean(), r.ReadInt64()),
+            "RH1" => new RequestHandover(r.ReadString()),
+            "RG1" => new GetRelocations(),
+            "RA1" => new RelocationAccepted(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadInt64()),
+            "RF1" => new RelocationRefused(r.ReadString()),
+            "RI1" => ReadInfo(r),
+            "RL1" => new RelocationList(Enumerable.Range(0, Count(r)).Select(_ => ReadInfo(r)).ToList()),
+            "PI1" => new PrepareIncoming(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadBoolean(), r.ReadInt64()),
+            "IP1" => new IncomingPrepared(r.ReadString(), r.ReadInt64()),
+            "SO1" => new StartOutgoing(r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadInt32()),
+            "OS1" => new OutgoingStarted(r.ReadString(), r.ReadInt64(), r.ReadInt32()),
+            "IA1" => new InvalidateAt(r.ReadString(), r.ReadInt64(), r.ReadInt64(), ReadRuns(r)),
+            "ID1" => new InvalidatedAt(r.ReadString(), r.ReadInt64(), r.ReadInt64()),
+            "FE1" => new Fence(r.ReadString(), r.ReadInt64()),
+            "FD1" => new Fenced(r.ReadString(), r.ReadInt64(), ReadRuns(r)),
+            "TO1" => new TakeOwnershipAt(r.ReadString(), r.ReadInt64(), ReadRuns(r)),
+            "OM1" => new OwnershipMoved(r.ReadString(), r.ReadInt64()),
+            "DN1" => new RelocationDone(r.ReadString(), r.ReadInt64()),
+            "RE1" => new Release(r.ReadString(), r.ReadInt64()),
+            "RD1" => new Released(r.ReadString(), r.ReadInt64()),
+            "HR1" => new HandoverRequested(r.ReadString()),
+            _ => null,
+        };
+    }
+
+    private static void WriteInfo(BinaryWriter w, RelocationInfo i)
+    {
+        w.Write(i.Disk); w.Write(i.FromSite); w.Write(i.ToSite); w.Write(i.Epoch); w.Write(i.Phase);
+    }
+
+    private static RelocationInfo ReadInfo(BinaryReader r) => new(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadString());
+
+    private static void WriteRuns(BinaryWriter w, IReadOnlyList<(long First, long Count)> runs)
+    {
+        w.Write(runs.Count);
+        foreach (var (f, c) in runs) { w.Write(f); w.Write(c); }
+    }
+
+    private static List<(long, long)> ReadRuns(BinaryReader r) => Enumerable.Range(0, Count(r)).Select(_ => (r.ReadInt64(), r.ReadInt64())).ToList();
+
+    private static int Count(BinaryReader r)
+    {
+        int n = r.ReadInt32();
+        if (n < 0 || n > 10_000_000) throw new InvalidDataException($"list of {n} entries");
+        return n;
+    }
+}
