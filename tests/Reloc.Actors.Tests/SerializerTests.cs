@@ -4,6 +4,7 @@ using Reloc.Actors;
 using Reloc.Actors.Disk;
 using Reloc.Actors.Serialization;
 using Reloc.Actors.Site;
+using Reloc.Actors.Coordinator;
 using Xunit;
 
 namespace Reloc.Actors.Tests;
@@ -30,7 +31,48 @@ public sealed class SerializerTests : IDisposable
         new SiteProtocol.Refused("disk 'vm1' already exists — ünïcode too"),
         new SiteEvents.DiskAdded("vm1", 1 << 20, "/var/lib/reloc/vm1.img", 1),
         new SiteEvents.DiskRemoved("vm1"),
+        new SiteEvents.IncomingAdded("vm1", 1 << 30, "/data/vm1.img", "nbd://10.0.0.1:10809/vm1", 3),
+        new SiteEvents.DiskFenced("vm1", 4),
+        new DiskEvents.BlocksInvalidated(7, 9),
+        new DiskEvents.OwnershipTaken(5),
+        new RelocationProtocol.Relocate("vm1", "site-b", true, 40_000_000),
+        new RelocationProtocol.RequestHandover("vm1"),
+        new RelocationProtocol.GetRelocations(),
+        new RelocationProtocol.RelocationAccepted("vm1", "site-a", "site-b", 1),
+        new RelocationProtocol.RelocationRefused("unknown site 'x'"),
+        new RelocationProtocol.RelocationInfo("vm1", "site-a", "site-b", 1, "serving"),
+        new RelocationProtocol.PrepareIncoming("vm1", 1 << 30, "site-a", "nbd://127.0.0.1:10811/vm1", 1, false, 0),
+        new RelocationProtocol.IncomingPrepared("vm1", 1),
+        new RelocationProtocol.StartOutgoing("vm1", "akka.tcp://reloc@127.0.0.1:4052/user/site", 1, 65536),
+        new RelocationProtocol.OutgoingStarted("vm1", 1, 2),
+        new RelocationProtocol.InvalidatedAt("vm1", 1, 17),
+        new RelocationProtocol.Fence("vm1", 2),
+        new RelocationProtocol.OwnershipMoved("vm1", 2),
+        new RelocationProtocol.RelocationDone("vm1", 2),
+        new RelocationProtocol.Release("vm1", 2),
+        new RelocationProtocol.Released("vm1", 2),
+        new RelocationProtocol.HandoverRequested("vm1"),
     };
+
+    [Fact]
+    public void Messages_with_block_runs_round_trip()
+    {
+        IReadOnlyList<(long, long)> runs = [(0, 3), (100, 1), (long.MaxValue / 4, 2)];
+        object[] messages =
+        [
+            new RelocationProtocol.InvalidateAt("vm1", 1, 5, runs),
+            new RelocationProtocol.Fenced("vm1", 2, runs),
+            new RelocationProtocol.TakeOwnershipAt("vm1", 2, runs),
+            new RelocationProtocol.RelocationList([new RelocationProtocol.RelocationInfo("a", "x", "y", 1, "postcopy")]),
+        ];
+        foreach (var m in messages)
+        {
+            var serializer = (SerializerWithStringManifest)_system.Serialization.FindSerializerFor(m);
+            var back = serializer.FromBinary(serializer.ToBinary(m), serializer.Manifest(m));
+            Assert.Equal(System.Text.Json.JsonSerializer.Serialize(m, new System.Text.Json.JsonSerializerOptions { IncludeFields = true }),
+                System.Text.Json.JsonSerializer.Serialize(back, new System.Text.Json.JsonSerializerOptions { IncludeFields = true }));
+        }
+    }
 
     [Fact]
     public void Disk_list_round_trips()
