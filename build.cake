@@ -20,11 +20,12 @@ Task("TestDependencies").Does(() =>
     var needed = new[] { "qemu-io", "qemu-img", "nbdinfo", "nbdcopy", "nbdsh", "fio", "nbdkit" };
     var missing = needed.Where(t => StartProcess("sh", new ProcessSettings { Arguments = $"-c \"command -v {t} >/dev/null\"" }) != 0).ToList();
     var pythonNbd = StartProcess("/usr/bin/python3", new ProcessSettings { Arguments = "-c \"import nbd\"", RedirectStandardError = true }) == 0;
-    if (missing.Count == 0 && pythonNbd) return;
-    Information($"missing test tools: {string.Join(", ", missing)}{(pythonNbd ? "" : " python3-libnbd")}; installing with apt-get");
-    var install = "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-utils libnbd-bin nbdkit fio python3-libnbd >/dev/null";
+    var postgres = FileExists("/usr/lib/postgresql/15/bin/initdb"); // the persistence tests start their own server
+    if (missing.Count == 0 && pythonNbd && postgres) return;
+    Information($"missing test tools: {string.Join(", ", missing)}{(pythonNbd ? "" : " python3-libnbd")}{(postgres ? "" : " postgresql")}; installing with apt-get");
+    var install = "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-utils libnbd-bin nbdkit fio python3-libnbd postgresql >/dev/null";
     if (StartProcess("sh", new ProcessSettings { Arguments = $"-c \"{install}\"" }) != 0)
-        throw new Exception("could not install the NBD clients the tests need (run as root on Debian, or install qemu-utils libnbd-bin nbdkit fio python3-libnbd)");
+        throw new Exception("could not install what the tests need (run as root on Debian, or install qemu-utils libnbd-bin nbdkit fio python3-libnbd postgresql)");
 });
 
 Task("Test").IsDependentOn("Build").IsDependentOn("TestDependencies").Does(() =>
