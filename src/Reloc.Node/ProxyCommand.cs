@@ -82,7 +82,7 @@ internal static class ProxyCommand
             var tcp = server.ListenTcp(endPoint);
             Console.Error.WriteLine($"reloc-node proxy: serving nbd://{tcp}/{name}, relocating from {sourceUri}");
 
-            await ReportProgressAsync(disk, stop.Task);
+            await ReportProgressAsync(system, disk, stop.Task);
             await stop.Task;
             await server.StopAsync(); // drains clients and flushes: data and bits durable
             await system.Terminate();
@@ -100,9 +100,12 @@ internal static class ProxyCommand
         }
     }
 
-    /// <summary>One JSON line a second until the disk is complete (then a last line) or we are stopped.</summary>
-    private static async Task ReportProgressAsync(IActorRef disk, Task stopped)
+    /// <summary>One JSON line a second until the disk is complete (then a last line, at once) or we are stopped.</summary>
+    private static async Task ReportProgressAsync(ActorSystem system, IActorRef disk, Task stopped)
     {
+        var finished = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var watcher = system.ActorOf(Props.Create(() => new FinishWatcher(finished)));
+        system.EventStream.Subscribe(watcher, typeof(VirtualDiskProtocol.RelocationFinished));
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
         while (true)
         {
@@ -112,8 +115,14 @@ internal static class ProxyCommand
             Console.Out.Flush();
             if (status.State == "complete") return;
             var tick = timer.WaitForNextTickAsync().AsTask();
-            if (await Task.WhenAny(tick, stopped) == stopped) return;
+            if (await Task.WhenAny(tick, stopped, finished.Task) == stopped) return;
         }
+    }
+
+    private sealed class FinishWatcher : ReceiveActor
+    {
+        public FinishWatcher(TaskCompletionSource finished) =>
+            Receive<VirtualDiskProtocol.RelocationFinished>(_ => finished.TrySetResult());
     }
 
     private sealed record ProgressLine(string Disk, string State, long LocalBytes, long TotalBytes, long FetchedBytes, long SkippedBytes,
