@@ -28,6 +28,8 @@ public sealed class SiteClusterTests : IAsyncLifetime
     {
         for (int i = 0; i < 3; i++) _nodes.Add(SiteNode.Start(SiteConfig(i)));
         await Task.WhenAll(_nodes.Select(n => n.WhenUpAsync())).WaitAsync(TimeSpan.FromSeconds(60));
+        // Every node must see all three sites Up (the coordinator judges sites by its own node's view).
+        await AwaitAsync(() => Task.FromResult(_nodes.All(n => Cluster.Get(n.System).State.Members.Count(m => m.Status == MemberStatus.Up) == 3)));
         // The coordinator singleton starts once the oldest node is up; wait until every proxy reaches it.
         foreach (var n in _nodes)
             await AwaitAsync(async () =>
@@ -192,11 +194,11 @@ public sealed class SiteClusterTests : IAsyncLifetime
 
     private static async Task AwaitAsync(Func<Task<bool>> condition)
     {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
         using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(200));
         while (!await condition())
         {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("condition not met within 60 s");
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("condition not met within 90 s");
             await timer.WaitForNextTickAsync();
         }
     }

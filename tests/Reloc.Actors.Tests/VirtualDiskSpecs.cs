@@ -35,6 +35,7 @@ public sealed class VirtualDiskSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLifeti
         for (int i = 0; i < 50; i++)
         {
             long off = rnd.NextInt64(Size - 70000);
+            if (off + 70000 > Size / 2 && off < Size / 2 + Size / 8) continue; // leave the zero run to the copy
             var buf = new byte[rnd.Next(1, 70000)];
             await guest.ReadAsync(off, buf);
             Assert.Equal(Expected(off, buf.Length), buf);
@@ -43,8 +44,8 @@ public sealed class VirtualDiskSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLifeti
         var status = await _h.StatusAsync();
         Assert.Equal("complete", status.State);
         Assert.Equal(Size, status.LocalBytes);
-        // The zero region was skipped, except where guest reads fetched it first (as holes on the wire).
-        Assert.True(status.SkippedBytes >= Size / 16, $"zero region not skipped: {status.SkippedBytes}");
+        // The zero run (which the guest did not read) was skipped, not copied.
+        Assert.True(status.SkippedBytes >= Size / 8 - 2 * Block, $"zero region not skipped: {status.SkippedBytes}");
         // The guest's connection survived the switch to plain serving.
         var after = new byte[4096];
         await guest.ReadAsync(Size - 4096, after);

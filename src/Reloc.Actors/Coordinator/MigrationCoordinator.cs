@@ -28,6 +28,8 @@ public sealed class MigrationCoordinator : ReceiveActor
         public bool Hybrid { get; } = hybrid;
         public long Rate { get; } = rate;
         public string Phase { get; set; } = "preparing";
+        /// <summary>A trigger that fired before the source reported in (it may come by another path).</summary>
+        public string? EarlyHandover { get; set; }
     }
 
     private sealed record Found(Relocate Request, IActorRef ReplyTo, List<SiteProtocol.DiskList> Lists);
@@ -51,8 +53,14 @@ public sealed class MigrationCoordinator : ReceiveActor
         {
             f.Phase = "serving";
             if (m.SourceClients == 0) BeginHandover(f, "the source has no clients"); // an idle disk moves at once
+            else if (f.EarlyHandover is not null) BeginHandover(f, f.EarlyHandover);
         }));
-        Receive<HandoverRequested>(m => Step(m.Disk, "serving", f => BeginHandover(f, $"requested by {Sender.Path.Address}")));
+        Receive<HandoverRequested>(m =>
+        {
+            var why = $"requested by {Sender.Path.Address}";
+            if (_flows.TryGetValue(m.Disk, out var f) && f.Phase is "preparing" or "starting") f.EarlyHandover = why;
+            else Step(m.Disk, "serving", flow => BeginHandover(flow, why));
+        });
         Receive<RequestHandover>(m =>
         {
             if (!_flows.TryGetValue(m.Disk, out var f)) { Sender.Tell(new RelocationRefused($"disk '{m.Disk}' is not relocating")); return; }

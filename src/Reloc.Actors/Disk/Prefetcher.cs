@@ -23,7 +23,8 @@ namespace Reloc.Actors.Disk;
 internal sealed class Prefetcher : ReceiveActor, IWithTimers
 {
     private sealed record ScanDone(List<(long First, long Count)> ZeroRuns);
-    private sealed record ChunkDone(Work Work, TimeSpan Latency, LandKind Kind, long Bytes);
+    /// <summary>A chunk landed, as runs of blocks: all-zero blocks are punched and reported Skipped.</summary>
+    private sealed record ChunkDone(Work Work, TimeSpan Latency, IReadOnlyList<Landed> Parts);
     private sealed record ChunkFailed(Work Work, string Reason);
     private sealed record Kick;
 
@@ -88,8 +89,8 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
         {
             _inFlight--;
             _backoff = TimeSpan.FromMilliseconds(200);
-            if (d.Kind == LandKind.Fetched) _window.OnCompletion(d.Latency, DateTime.UtcNow);
-            Context.Parent.Tell(new Landed(d.Work.First, d.Work.Count, d.Kind, d.Bytes));
+            if (!d.Work.Zero) _window.OnCompletion(d.Latency, DateTime.UtcNow);
+            foreach (var part in d.Parts) Context.Parent.Tell(part);
             Context.Parent.Tell(new PrefetchStats(_window.Window, _paused));
             Fill();
         });
@@ -148,7 +149,7 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
             {
                 long zeroLength = Math.Min(w.Count << _map.BlockShift, _map.DiskSize - offset);
                 await _image.WriteZeroesAsync(offset, zeroLength, WriteOptions.None, CancellationToken.None);
-                return new ChunkDone(w, TimeSpan.Zero, LandKind.Skipped, zeroLength);
+                return new ChunkDone(w, TimeSpan.Zero, [new Landed(w.First, w.Count, LandKind.Skipped, zeroLength)]);
             }
             if (_limiter is not null)
             {
@@ -158,9 +159,7 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
             var started = Stopwatch.GetTimestamp();
             await _source.ReadAsync(offset, buffer.AsMemory(0, length), _stopping.Token);
             var latency = Stopwatch.GetElapsedTime(started);
-            bool zero = buffer.AsSpan(0, length).IndexOfAnyExcept((byte)0) < 0;
-            await BlockFetcher.LandAsync(_image, offset, buffer.AsMemory(0, length));
-            return new ChunkDone(w, latency, zero ? LandKind.Skipped : LandKind.Fetched, length);
+            return new ChunkDone(w, latency, await LandByBlockAsync(w, offset, buffer.AsMemory(0, length)));
         }
         catch (Exception ex)
         {
@@ -170,6 +169,29 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
+    }
+
+    /// <summary>Writes a chunk as runs of whole blocks: data runs are written, all-zero runs punched
+    /// (never stored, counted as skipped).</summary>
+    private async Task<List<Landed>> LandByBlockAsync(Work w, long offset, ReadOnlyMemory<byte> data)
+    {
+        var parts = new List<Landed>();
+        int bs = _map.BlockSize;
+        int pos = 0;
+        while (pos < data.Length)
+        {
+            bool zero = IsZero(data.Span.Slice(pos, Math.Min(bs, data.Length - pos)));
+            int end = pos;
+            while (end < data.Length && IsZero(data.Span.Slice(end, Math.Min(bs, data.Length - end))) == zero) end += bs;
+            end = Math.Min(end, data.Length);
+            if (zero) await _image.WriteZeroesAsync(offset + pos, end - pos, WriteOptions.None, CancellationToken.None);
+            else await _image.WriteAsync(offset + pos, new ReadOnlySequence<byte>(data[pos..end]), WriteOptions.None, CancellationToken.None);
+            parts.Add(new Landed(w.First + pos / bs, (end - pos + bs - 1) / bs, zero ? LandKind.Skipped : LandKind.Fetched, end - pos));
+            pos = end;
+        }
+        return parts;
+
+        static bool IsZero(ReadOnlySpan<byte> block) => block.IndexOfAnyExcept((byte)0) < 0;
     }
 
     /// <summary>Hole and zero extents of the source, as whole blocks (partial blocks are copied).</summary>

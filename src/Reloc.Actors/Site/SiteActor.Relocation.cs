@@ -21,6 +21,7 @@ public sealed partial class SiteActor
     private sealed record Incoming(IActorRef Disk, RawImage Image, long Epoch);
     private sealed class Outgoing(string disk, ActorSelection destination, long epoch)
     {
+        public Action<int>? OnClients { get; set; }
         public string Disk { get; } = disk;
         public ActorSelection Destination { get; } = destination;
         public long Epoch { get; } = epoch;
@@ -29,6 +30,7 @@ public sealed partial class SiteActor
     }
     private sealed record FenceDone(Fence Request, IActorRef ReplyTo, string? Error);
     private sealed record StreamTick(string Disk);
+    private sealed record SourceIdle(string Disk);
 
     private readonly Dictionary<string, Incoming> _incoming = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Outgoing> _outgoing = new(StringComparer.Ordinal);
@@ -77,6 +79,14 @@ public sealed partial class SiteActor
             _outgoing[m.Disk] = new Outgoing(m.Disk, Context.ActorSelection(m.DestinationPath), m.Epoch);
             Timers.StartPeriodicTimer("stream-" + m.Disk, new StreamTick(m.Disk), TimeSpan.FromMilliseconds(200));
             var export = _exports.All.FirstOrDefault(e => e.Name == m.Disk);
+            if (export is not null)
+            {
+                // The source's last client leaving (the VM stopped or moved) is a handover trigger too.
+                var self = Self;
+                var outgoing = _outgoing[m.Disk];
+                outgoing.OnClients = n => { if (n == 0) self.Tell(new SourceIdle(m.Disk)); };
+                export.Clients.Changed += outgoing.OnClients;
+            }
             Sender.Tell(new OutgoingStarted(m.Disk, m.Epoch, export?.Clients.Count ?? 0));
         });
         Command<StreamTick>(t =>
@@ -87,6 +97,10 @@ public sealed partial class SiteActor
             o.Seq++;
             o.Unacked[o.Seq] = runs;
             o.Destination.Tell(new InvalidateAt(o.Disk, o.Epoch, o.Seq, runs));
+        });
+        Command<SourceIdle>(m =>
+        {
+            if (_outgoing.ContainsKey(m.Disk)) Coordinator.Tell(new HandoverRequested(m.Disk));
         });
         Command<InvalidatedAt>(m =>
         {
@@ -107,7 +121,12 @@ public sealed partial class SiteActor
             if (done.Error is not null) { done.ReplyTo.Tell(new SiteProtocol.Refused($"fencing {m.Disk} failed: {done.Error}")); return; }
             var owned = _images[m.Disk];
             var final = owned.DrainDirty();
-            if (_outgoing.Remove(m.Disk, out var o)) foreach (var runs in o.Unacked.Values) final.AddRange(runs);
+            if (_outgoing.Remove(m.Disk, out var o))
+            {
+                foreach (var runs in o.Unacked.Values) final.AddRange(runs);
+                var export = _exports.All.FirstOrDefault(e => e.Name == m.Disk);
+                if (export is not null && o.OnClients is not null) export.Clients.Changed -= o.OnClients;
+            }
             Timers.Cancel("stream-" + m.Disk);
             owned.StopTracking();
             Persist(new SiteEvents.DiskFenced(m.Disk, m.NewEpoch), e =>
