@@ -97,7 +97,8 @@ start_proxy() {
   local name=$1 port=$2 image=$3 source=$4 state=$5; shift 5
   local fifo=$WORK/$name.fifo
   rm -f "$fifo"; mkfifo "$fifo"
-  ( while IFS= read -r line; do printf '%s\t%s\n' "$EPOCHREALTIME" "$line"; done < "$fifo" > "$WORK/$name.jsonl" ) &
+  : > "$WORK/$name.jsonl"   # emptied now, not when the stamper gets to run: no stale line from a previous run
+  ( while IFS= read -r line; do printf '%s\t%s\n' "$EPOCHREALTIME" "$line"; done < "$fifo" >> "$WORK/$name.jsonl" ) &
   _PIDS+=("$!")
   PROXY_T0=$EPOCHREALTIME
   dotnet "$NODE" proxy --listen "127.0.0.1:$port" --export "disk=$image" --source "$source" --state-dir "$state" "$@" \
