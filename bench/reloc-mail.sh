@@ -109,5 +109,5 @@ EOF
 cat "$RUNS"; echo; cat "$SUM"
 plot bars --in "$SUM" --out "$IMG_DIR/reloc-mail-iops.png" --label config --value iops --decimals 0 \
   --title "4 KiB randrw 50/50, QD1, FLUSH after every write, ${RUNTIME} s: IOPS (median of $REPS)" --ylabel 'IOPS (reads + writes)'
-plot line --in "$TL" --where rep=1 --out "$IMG_DIR/reloc-mail-timeline.png" --x t_s --y iops --series config \
-  --title "IOPS per second (rep 1); proxies relocating 1 GiB at $RATE, RTT $RTT" --xlabel 's since fio start' --ylabel 'IOPS' --legend UpperLeft
+plot line --in "$TL" --where rep=1 --out "$IMG_DIR/reloc-mail-timeline.png" --x t_s --y iops --series config --logy \
+  --title "IOPS per second (rep 1); proxies relocating 1 GiB at $RATE, RTT $RTT" --xlabel 's since fio start' --ylabel 'IOPS (log scale)' --legend Right --width 900

@@ -41,7 +41,7 @@ for rep in $(seq "$REPS"); do
   cp "$WORK/proxy.jsonl" "$OUT/reloc-sparse.rep$rep.jsonl"
   $PY "$BENCH_DIR/proxy_run.py" "$WORK/proxy.jsonl" "$PROXY_T0" "$T_COMPLETE_LINE" "$T_SOURCE_CLOSED" "$LIMIT" "sparse" "$rep" "$RUNS" "$TL"
   log "rep $rep: $(tail -1 "$RUNS")"
-  cmp -s "$SRC" "$WORK/dst.img" || { log "relocated image differs from the source"; exit 1; }
+  qemu-img compare -q -f raw -F raw "$SRC" "$WORK/dst.img" || { log "relocated image differs from the source"; exit 1; }
   log "rep $rep: relocated image identical to the source; $(du -B1 "$WORK/dst.img" | cut -f1) bytes allocated"
   rm -rf "$WORK/state" "$WORK/dst.img"
 done
@@ -61,5 +61,5 @@ cat "$RUNS"; echo; cat "$SUM"
 
 plot line --in "$TL" --out "$IMG_DIR/reloc-sparse-progress.png" --x t_s --y fetched_MiB --series rep --series-prefix 'rep ' \
   --hline "$($PY -c "print(f'{$ALLOC/2**20:.1f}')")=allocated" \
-  --title "$SIZE sparse disk, $(($ALLOC >> 20)) MiB allocated, $RATE RTT $RTT: fetched MiB over time (limit $LIMIT s)" \
+  --title "$SIZE sparse, $(($ALLOC >> 20)) MiB allocated, $RATE, RTT $RTT: fetched MiB (limit $LIMIT s)" \
   --xlabel 's since proxy launch' --ylabel 'fetched MiB' --legend LowerRight

@@ -25,10 +25,10 @@ RATE_BPS=$(rate_bps "$RATE")
 LIMIT=$($PY -c "print(f'{$BYTES/$RATE_BPS:.3f}')")
 log "image $BYTES bytes at $RATE: limit $LIMIT s"
 
+RUNS=$OUT/reloc-time.runs.tsv TL=$OUT/reloc-time.timeline.tsv GR=$OUT/reloc-time.greedy.tsv
+if [ "${PLOTS_ONLY:-0}" != 1 ]; then   # PLOTS_ONLY=1: summary and plots again from the TSV files in $OUT
 SPORT=$(free_port)
 start_serve source "$SPORT" "disk=$SRC:ro"
-
-RUNS=$OUT/reloc-time.runs.tsv TL=$OUT/reloc-time.timeline.tsv GR=$OUT/reloc-time.greedy.tsv
 : > "$RUNS"; : > "$TL"
 printf 'rtt_ms\tt_s\tratio\n' > "$GR"
 
@@ -55,6 +55,7 @@ for rep in $(seq "$REPS"); do
     rm -rf "$WORK/state" "$WORK/dst.img"
   done
 done
+fi
 
 SUM=$OUT/reloc-time.summary.tsv
 $PY - "$RUNS" "$GR" "$LIMIT" > "$SUM" <<'EOF'
@@ -76,23 +77,25 @@ for rtt, rs in by.items():
 EOF
 cat "$RUNS"; echo; cat "$SUM"
 
-# Plots: ratio per RTT (complete line, source closed), local bytes over time (rep 1 of each RTT).
+# Plots: ratio per RTT (four measures), local bytes and prefetch window over time (rep 1 of each RTT).
 $PY - "$SUM" > "$WORK/ratio.tsv" <<'EOF'
 import sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]
 print("rtt\tmeasure\tratio")
 for r in rows:
-    print(f"{r[0]} ms\tlaunch -> complete line\t{r[3]}")
-    print(f"{r[0]} ms\tlaunch -> source closed\t{r[5]}")
-    print(f"{r[0]} ms\tfirst line -> source closed\t{r[10]}")
-    if r[14] != "-": print(f"{r[0]} ms\tnbdcopy through the link\t{r[14]}")
+    print(f"{r[0]}\tlaunch -> complete line\t{r[3]}")
+    print(f"{r[0]}\tlaunch -> source closed\t{r[5]}")
+    print(f"{r[0]}\tfirst line -> source closed\t{r[10]}")
+for r in rows:
+    if r[14] != "-": print(f"{r[0]}\tnbdcopy through the same link\t{r[14]}")
 EOF
-plot bars --in "$WORK/ratio.tsv" --out "$IMG_DIR/reloc-time-ratio.png" --label rtt --value ratio --group measure \
-  --hline '1.02=goal 1.02' --hline '1.05=1.05' --title "1 GiB random disk at $RATE: relocation time / (size/bandwidth), median of $REPS" \
-  --xlabel RTT --ylabel 'time / limit' --legend UpperLeft --width 1000 --height 500
+plot line --in "$WORK/ratio.tsv" --out "$IMG_DIR/reloc-time-ratio.png" --x rtt --y ratio --series measure \
+  --hline '1.02=goal 1.02' --hline '1.05=1.05' --ymin 0.95 --ymax 1.2 \
+  --title "1 GiB random disk, $RATE link: time / (size/bandwidth), median of $REPS" \
+  --xlabel 'RTT (ms)' --ylabel 'time / limit' --legend Right --width 1000 --height 450
 plot line --in "$TL" --where rep=1 --out "$IMG_DIR/reloc-time-progress.png" --x t_s --y local_MiB --series label \
-  --series-prefix 'RTT ms ' --title "local bytes over time (rep 1), $RATE link; limit $LIMIT s" \
+  --series-prefix 'RTT (ms) ' --title "local bytes over time (rep 1), $RATE link; limit $LIMIT s" \
   --xlabel 's since proxy launch' --ylabel 'local MiB' --legend UpperLeft
 plot line --in "$TL" --where rep=1 --out "$IMG_DIR/reloc-time-window.png" --x t_s --y window --series label --step \
-  --series-prefix 'RTT ms ' --title 'prefetch window (chunks of 256 KiB in flight), rep 1' \
-  --xlabel 's since proxy launch' --ylabel 'window' --legend UpperRight
+  --series-prefix 'RTT (ms) ' --title 'prefetch window (chunks of 256 KiB in flight), rep 1' \
+  --xlabel 's since proxy launch' --ylabel 'window' --legend Right --width 900

@@ -11,6 +11,8 @@ using ScottPlot;
 //       one bar per row (categories in order of appearance), side by side per distinct group value
 //
 // --where COL=VALUE keeps only the rows whose column has that value (repeatable).
+// --legend UpperLeft|LowerRight|... (inside) or Right|Bottom (outside); --ymin/--ymax fix the y axis;
+// --width/--height in pixels (800x450); line: --logy (log10 y axis), --step (staircase lines).
 
 return Cli.Run(args);
 
@@ -52,7 +54,16 @@ internal static class Cli
             if (plot.Legend.ManualItems.Count > 0 || plot.GetPlottables().Any(p => p.LegendItems.Any(i => !string.IsNullOrEmpty(i.LabelText))))
                 plot.ShowLegend(Alignment.LowerRight);
             if (opts.Get("legend") is { } where)
-                plot.ShowLegend(Enum.Parse<Alignment>(where, ignoreCase: true));
+            {
+                if (Enum.TryParse<Edge>(where, ignoreCase: true, out var edge)) plot.ShowLegend(edge); // outside the data area
+                else plot.ShowLegend(Enum.Parse<Alignment>(where, ignoreCase: true));
+            }
+            if (opts.Get("ymin") is not null || opts.Get("ymax") is not null)
+            {
+                plot.Axes.AutoScale();
+                var limits = plot.Axes.GetLimits();
+                plot.Axes.SetLimitsY(opts.Double("ymin", limits.Bottom), opts.Double("ymax", limits.Top));
+            }
             var output = opts.One("out");
             Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
             plot.SavePng(output, int.Parse(opts.Get("width") ?? "800"), int.Parse(opts.Get("height") ?? "450"));
@@ -78,11 +89,22 @@ internal static class Cli
         {
             var px = rows.Select(r => table.Number(r, x) * xs).ToArray();
             var py = rows.Select(r => table.Number(r, y) * ys).ToArray();
+            if (opts.Has("logy")) py = py.Select(v => Math.Log10(Math.Max(v, 1e-9))).ToArray();
             var s = plot.Add.Scatter(px, py, Palette[i++ % Palette.Length]);
             s.MarkerSize = px.Length > 40 ? 0 : 5;
             s.LineWidth = 2;
             s.ConnectStyle = opts.Has("step") ? ConnectStyle.StepHorizontal : ConnectStyle.Straight;
             if (name.Length > 0) s.LegendText = (opts.Get("series-prefix") ?? "") + name;
+        }
+        if (opts.Has("logy"))
+        {
+            // Log scale the ScottPlot 5 way: the data are log10 values, ticks at the powers of ten labelled back.
+            plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic
+            {
+                MinorTickGenerator = new ScottPlot.TickGenerators.LogMinorTickGenerator(),
+                IntegerTicksOnly = true,
+                LabelFormatter = v => Math.Pow(10, v).ToString("G4", CultureInfo.InvariantCulture),
+            };
         }
     }
 
@@ -130,7 +152,7 @@ internal sealed class Options
         {
             if (!args[i].StartsWith("--", StringComparison.Ordinal)) throw new ArgumentException($"unexpected argument '{args[i]}'");
             var key = args[i][2..];
-            var value = key == "step" ? "" : i + 1 < args.Length ? args[++i] : throw new ArgumentException($"--{key} needs a value");
+            var value = key is "step" or "logy" ? "" : i + 1 < args.Length ? args[++i] : throw new ArgumentException($"--{key} needs a value");
             if (!o._values.TryGetValue(key, out var list)) o._values[key] = list = [];
             list.Add(value);
         }
