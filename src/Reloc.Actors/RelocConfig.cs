@@ -47,7 +47,7 @@ public static class RelocConfig
             MissTimeout = c.GetTimeSpan("miss-timeout"),
             Prefetch = c.GetBoolean("prefetch"),
             RateBytesPerSecond = c.GetByteSize("rate") ?? 0,
-            PrefetchChunkBytes = (int)(c.GetByteSize("prefetch-chunk") ?? 256 * 1024),
+            PrefetchChunkBytes = (int)(c.GetByteSize("prefetch-chunk") ?? 128 * 1024),
             MaxPrefetchWindow = c.GetInt("max-prefetch-window"),
             PrefetchQueueTarget = c.GetTimeSpan("prefetch-queue-target"),
             PersistInterval = c.GetTimeSpan("persist-interval"),

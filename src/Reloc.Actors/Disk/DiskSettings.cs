@@ -16,7 +16,7 @@ public sealed record DiskSettings
     public long RateBytesPerSecond { get; init; }
 
     /// <summary>Largest background read: runs of missing blocks are coalesced up to this.</summary>
-    public int PrefetchChunkBytes { get; init; } = 256 * 1024;
+    public int PrefetchChunkBytes { get; init; } = 128 * 1024;
 
     /// <summary>Upper bound on background reads in flight (the controller picks fewer when enough).</summary>
     public int MaxPrefetchWindow { get; init; } = 64;

@@ -41,6 +41,7 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
     private TimeSpan _backoff = TimeSpan.FromMilliseconds(200);
 
     public ITimerScheduler Timers { get; set; } = null!;
+    private long ChunkBlocks => Math.Max(1, _settings.PrefetchChunkBytes >> _map.BlockShift);
 
     public Prefetcher(RawImage image, BlockMap map, BlockSourceFactory sources, DiskSettings settings)
     {
@@ -89,7 +90,9 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
         {
             _inFlight--;
             _backoff = TimeSpan.FromMilliseconds(200);
-            if (!d.Work.Zero) _window.OnCompletion(d.Latency, DateTime.UtcNow);
+            // Only full-size reads teach the controller: a short read (cut by guest misses) has less
+            // serialisation in its latency, would set too low a base, and make every chunk look queued.
+            if (!d.Work.Zero && d.Work.Count == ChunkBlocks) _window.OnCompletion(d.Latency, DateTime.UtcNow);
             foreach (var part in d.Parts) Context.Parent.Tell(part);
             Context.Parent.Tell(new PrefetchStats(_window.Window, _paused));
             Fill();
@@ -130,7 +133,7 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
     {
         // Work is only asked for once the scan is done: a Work arriving while scanning would be lost.
         if (!_scanned || _paused || Timers.IsTimerActive("kick")) return;
-        long maxBlocks = Math.Max(1, _settings.PrefetchChunkBytes >> _map.BlockShift);
+        long maxBlocks = ChunkBlocks;
         while (_requested + _inFlight < _window.Window)
         {
             _requested++;
