@@ -17,6 +17,7 @@ namespace Reloc.Nbd.Server;
 internal sealed partial class NbdConnection
 {
     private const int StructuredReadHeader = NbdLimits.StructuredReplyHeaderSize + 8;
+    private const int LargeRead = 128 * 1024;
     private readonly SemaphoreSlim _slots;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private NbdExport _export = null!;
@@ -197,6 +198,9 @@ internal sealed partial class NbdConnection
             return true;
         }
         int hdr = _structured ? StructuredReadHeader : NbdLimits.SimpleReplyHeaderSize;
+        // A large copy should not run on a socket engine thread (inline completions): move the rest of
+        // this batch to the thread pool, so several connections' bulk reads use every core.
+        if (len >= LargeRead && !Thread.CurrentThread.IsThreadPoolThread) await Task.Yield();
         var error = NbdError.None;
         await LockAsync();
         try
