@@ -116,7 +116,9 @@ public sealed class MigrationCoordinator : ReceiveActor
         var flow = new Flow(m.Disk, owner.Site, m.ToSite, owner.Epoch, m.Hybrid, m.RateBytesPerSecond);
         _flows[m.Disk] = flow;
         f.ReplyTo.Tell(new RelocationAccepted(m.Disk, flow.From, flow.To, flow.Epoch));
-        SiteOf(flow.To).Tell(new PrepareIncoming(m.Disk, owner.Size, flow.From, owner.NbdUri, flow.Epoch, m.Hybrid, m.RateBytesPerSecond));
+        // The destination fetches through the source's peer export: its connections are not the guest's.
+        var sourceUri = owner.NbdUri[..(owner.NbdUri.LastIndexOf('/') + 1)] + SiteActor.PeerExport(m.Disk);
+        SiteOf(flow.To).Tell(new PrepareIncoming(m.Disk, owner.Size, flow.From, sourceUri, flow.Epoch, m.Hybrid, m.RateBytesPerSecond));
     }
 
     private void BeginHandover(Flow f, string why)

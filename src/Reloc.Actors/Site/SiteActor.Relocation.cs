@@ -143,7 +143,7 @@ public sealed partial class SiteActor
             Persist(new SiteEvents.DiskRemoved(m.Disk), e =>
             {
                 _state.Apply(e);
-                _exports.Remove(e.Name);
+                RemoveExports(e.Name);
                 if (_images.Remove(e.Name, out var owned)) owned.Image.Dispose();
                 File.Delete(disk.ImagePath);
                 replyTo.Tell(new Released(m.Disk, m.Epoch));

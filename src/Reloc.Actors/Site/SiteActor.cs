@@ -79,7 +79,7 @@ public sealed partial class SiteActor : ReceivePersistentActor, IWithTimers
             Persist(new SiteEvents.DiskRemoved(m.Name), e =>
             {
                 _state.Apply(e);
-                _exports.Remove(e.Name);
+                RemoveExports(e.Name);
                 if (_images.Remove(e.Name, out var owned)) owned.Image.Dispose();
                 File.Delete(disk.ImagePath);
                 replyTo.Tell(new Deleted(e.Name));
@@ -128,6 +128,9 @@ public sealed partial class SiteActor : ReceivePersistentActor, IWithTimers
             if (disk.Phase == SiteDisk.Fenced) _ = owned.FenceAsync(); // nothing in flight yet: completes at once
             _images[disk.Name] = owned;
             _exports.Add(new NbdExport(disk.Name, owned, $"disk {disk.Name} on site {_settings.Name}"));
+            // Other sites fetch through a second name, so their connections never count as the disk's
+            // guests (an idle-source handover must not wait for the destination's own fetchers).
+            _exports.Add(new NbdExport(PeerExport(disk.Name), owned, $"disk {disk.Name} on site {_settings.Name}, for other sites"));
         }
         catch (Exception ex) when (ex is IOException or ArgumentException or UnauthorizedAccessException)
         {
@@ -137,11 +140,20 @@ public sealed partial class SiteActor : ReceivePersistentActor, IWithTimers
 
     private DiskInfo Info(SiteDisk d) => new(d.Name, d.Size, _settings.Name, d.Epoch, d.Phase, _settings.UriOf(d.Name));
 
+    /// <summary>The export name other sites fetch a disk through (not a valid disk name, so it never clashes).</summary>
+    public static string PeerExport(string disk) => disk + "@peer";
+
+    private void RemoveExports(string disk)
+    {
+        _exports.Remove(disk);
+        _exports.Remove(PeerExport(disk));
+    }
+
     protected override void PostStop()
     {
         foreach (var (name, owned) in _images)
         {
-            _exports.Remove(name);
+            RemoveExports(name);
             owned.Image.Dispose();
         }
         foreach (var (name, incoming) in _incoming)
