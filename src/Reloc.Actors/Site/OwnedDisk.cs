@@ -97,20 +97,19 @@ public sealed class OwnedDisk(RawImage image) : IBlockDevice
         return Complete(op, offset, data.Length);
     }
 
-    public ValueTask TrimAsync(long offset, long length, WriteOptions options, CancellationToken ct)
-    {
-        Enter();
-        ValueTask op;
-        try { op = image.TrimAsync(offset, length, options, ct); }
-        catch { Exit(offset, 0); throw; }
-        return Complete(op, offset, length);
-    }
+    public ValueTask TrimAsync(long offset, long length, WriteOptions options, CancellationToken ct) =>
+        Guarded(offset, length, () => image.TrimAsync(offset, length, options, ct));
 
-    public ValueTask WriteZeroesAsync(long offset, long length, WriteOptions options, CancellationToken ct)
+    public ValueTask WriteZeroesAsync(long offset, long length, WriteOptions options, CancellationToken ct) =>
+        Guarded(offset, length, () => image.WriteZeroesAsync(offset, length, options, ct));
+
+    /// <summary>Admits a write-like operation past the fence and tracks its blocks when it is done.
+    /// (WRITE does the same inline: its payload is an `in` sequence a lambda cannot capture.)</summary>
+    private ValueTask Guarded(long offset, long length, Func<ValueTask> start)
     {
         Enter();
         ValueTask op;
-        try { op = image.WriteZeroesAsync(offset, length, options, ct); }
+        try { op = start(); }
         catch { Exit(offset, 0); throw; }
         return Complete(op, offset, length);
     }

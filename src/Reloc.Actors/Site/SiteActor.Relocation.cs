@@ -140,14 +140,7 @@ public sealed partial class SiteActor
             if (!_state.TryGet(m.Disk, out var disk) || disk.Phase != SiteDisk.Fenced || disk.Epoch != m.Epoch)
             { Sender.Tell(new Released(m.Disk, m.Epoch)); return; } // already released (a retry)
             var replyTo = Sender;
-            Persist(new SiteEvents.DiskRemoved(m.Disk), e =>
-            {
-                _state.Apply(e);
-                RemoveExports(e.Name);
-                if (_images.Remove(e.Name, out var owned)) owned.Image.Dispose();
-                File.Delete(disk.ImagePath);
-                replyTo.Tell(new Released(m.Disk, m.Epoch));
-            });
+            Remove(disk, () => replyTo.Tell(new Released(m.Disk, m.Epoch)));
         });
     }
 

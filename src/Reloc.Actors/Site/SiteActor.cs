@@ -76,14 +76,7 @@ public sealed partial class SiteActor : ReceivePersistentActor, IWithTimers
                 return;
             }
             var replyTo = Sender;
-            Persist(new SiteEvents.DiskRemoved(m.Name), e =>
-            {
-                _state.Apply(e);
-                RemoveExports(e.Name);
-                if (_images.Remove(e.Name, out var owned)) owned.Image.Dispose();
-                File.Delete(disk.ImagePath);
-                replyTo.Tell(new Deleted(e.Name));
-            });
+            Remove(disk, () => replyTo.Tell(new Deleted(disk.Name)));
         });
         Command<ListDisks>(_ => Sender.Tell(new DiskList(_settings.Name, _state.Disks.OrderBy(d => d.Name).Select(Info).ToList())));
         RelocationCommands();
@@ -142,6 +135,17 @@ public sealed partial class SiteActor : ReceivePersistentActor, IWithTimers
 
     /// <summary>The export name other sites fetch a disk through (not a valid disk name, so it never clashes).</summary>
     public static string PeerExport(string disk) => disk + "@peer";
+
+    /// <summary>Forgets a disk durably, then stops serving it and deletes its image.</summary>
+    private void Remove(SiteDisk disk, Action then) =>
+        Persist(new SiteEvents.DiskRemoved(disk.Name), e =>
+        {
+            _state.Apply(e);
+            RemoveExports(e.Name);
+            if (_images.Remove(e.Name, out var owned)) owned.Image.Dispose();
+            File.Delete(disk.ImagePath);
+            then();
+        });
 
     private void RemoveExports(string disk)
     {
