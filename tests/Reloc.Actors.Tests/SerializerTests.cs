@@ -27,12 +27,16 @@ public sealed class SerializerTests : IDisposable
         new SiteProtocol.DeleteDisk("vm1"),
         new SiteProtocol.ListDisks(),
         new SiteProtocol.DiskInfo("vm1", 1 << 20, "site-a", 3, "owned", "nbd://127.0.0.1:10811/vm1"),
+        new SiteProtocol.DiskInfo("vm1", 1 << 20, "site-b", 3, "incoming", "nbd://127.0.0.1:10812/vm1", "site-a", 65536, 2, true, true),
+        new SiteProtocol.CreateDisk("vm3", 0, "nbd://10.0.0.9:10809/export"),
         new SiteProtocol.Deleted("vm1"),
         new SiteProtocol.Refused("disk 'vm1' already exists — ünïcode too"),
         new SiteEvents.DiskAdded("vm1", 1 << 20, "/var/lib/reloc/vm1.img", 1),
         new SiteEvents.DiskRemoved("vm1"),
         new SiteEvents.IncomingAdded("vm1", 1 << 30, "/data/vm1.img", "nbd://10.0.0.1:10809/vm1", 3),
-        new SiteEvents.DiskFenced("vm1", 4),
+        new SiteEvents.IncomingAdded("vm1", 1 << 30, "/data/vm1.img", "nbd://10.0.0.1:10809/vm1@peer", 3, "site-a", "0f3c"),
+        new SiteEvents.OutgoingBegun("vm1", 3, "site-b"),
+        new SiteEvents.OutgoingEnded("vm1"),
         new DiskEvents.BlocksInvalidated(7, 9),
         new DiskEvents.OwnershipTaken(5),
         new RelocationProtocol.Relocate("vm1", "site-b", true, 40_000_000),
@@ -43,7 +47,23 @@ public sealed class SerializerTests : IDisposable
         new RelocationProtocol.RelocationInfo("vm1", "site-a", "site-b", 1, "serving"),
         new RelocationProtocol.PrepareIncoming("vm1", 1 << 30, "site-a", "nbd://127.0.0.1:10811/vm1", 1, false, 0),
         new RelocationProtocol.IncomingPrepared("vm1", 1),
-        new RelocationProtocol.StartOutgoing("vm1", "akka.tcp://reloc@127.0.0.1:4052/user/site", 1, 65536),
+        new RelocationProtocol.Relocate("vm1", "site-c", false, 0, Prefetch: false),
+        new RelocationProtocol.PrepareIncoming("vm1", 1 << 30, "site-a", "nbd://127.0.0.1:10811/vm1", 1, true, 5, false),
+        new RelocationProtocol.StartOutgoing("vm1", "site-b", 1, 65536),
+        new RelocationProtocol.CancelRelocation("vm1"),
+        new RelocationProtocol.SetRelocationRate("vm1", 20_000_000),
+        new RelocationProtocol.GetRelocationStatus("vm1"),
+        new RelocationProtocol.RelocationCancelled("vm1"),
+        new RelocationProtocol.DiskProgress("vm1", "relocating", 1, 2, 3, 4, 5, 6, 7, 8, true),
+        new RelocationProtocol.RelocationStatus(new RelocationProtocol.RelocationInfo("vm1", "a", "b", 1, "postcopy"),
+            new RelocationProtocol.DiskProgress("vm1", "relocating", 1, 2, 3, 4, 5, 6, 7, 8, false)),
+        new RelocationProtocol.StopOutgoing("vm1", 1),
+        new RelocationProtocol.OutgoingStopped("vm1", 1),
+        new RelocationProtocol.DropIncoming("vm1", 1),
+        new RelocationProtocol.IncomingDropped("vm1", 1),
+        new RelocationProtocol.GuestClients("vm1", "site-a", 0),
+        new RelocationProtocol.GetProgress("vm1"),
+        new RelocationProtocol.SetRate("vm1", 0),
         new RelocationProtocol.OutgoingStarted("vm1", 1, 2),
         new RelocationProtocol.InvalidatedAt("vm1", 1, 17),
         new RelocationProtocol.Fence("vm1", 2),
@@ -63,6 +83,7 @@ public sealed class SerializerTests : IDisposable
             new RelocationProtocol.InvalidateAt("vm1", 1, 5, runs),
             new RelocationProtocol.Fenced("vm1", 2, runs),
             new RelocationProtocol.TakeOwnershipAt("vm1", 2, runs),
+            new SiteEvents.DiskFenced("vm1", 2, "site-b", runs),
             new RelocationProtocol.RelocationList([new RelocationProtocol.RelocationInfo("a", "x", "y", 1, "postcopy")]),
         ];
         foreach (var m in messages)
@@ -72,6 +93,22 @@ public sealed class SerializerTests : IDisposable
             Assert.Equal(System.Text.Json.JsonSerializer.Serialize(m, new System.Text.Json.JsonSerializerOptions { IncludeFields = true }),
                 System.Text.Json.JsonSerializer.Serialize(back, new System.Text.Json.JsonSerializerOptions { IncludeFields = true }));
         }
+    }
+
+    [Fact]
+    public void Events_written_in_their_first_layout_still_read()
+    {
+        var serializer = (SerializerWithStringManifest)_system.Serialization.FindSerializerFor(new SiteEvents.DiskRemoved("x"));
+        byte[] Layout(Action<BinaryWriter> write)
+        {
+            using var ms = new MemoryStream();
+            using (var w = new BinaryWriter(ms)) write(w);
+            return ms.ToArray();
+        }
+        var fenced = serializer.FromBinary(Layout(w => { w.Write("vm1"); w.Write(4L); }), "SF1");
+        Assert.Equal(new SiteEvents.DiskFenced("vm1", 4), fenced);
+        var incoming = serializer.FromBinary(Layout(w => { w.Write("vm1"); w.Write(1L << 30); w.Write("/d/vm1.img"); w.Write("nbd://x/vm1"); w.Write(3L); }), "SIA1");
+        Assert.Equal(new SiteEvents.IncomingAdded("vm1", 1 << 30, "/d/vm1.img", "nbd://x/vm1", 3), incoming);
     }
 
     [Fact]

@@ -6,23 +6,42 @@ namespace Reloc.Actors.Coordinator;
 public static class RelocationProtocol
 {
     // ---- operator → coordinator ----
-    public sealed record Relocate(string Disk, string ToSite, bool Hybrid = false, long RateBytesPerSecond = 0) : IRelocMessage;
+    /// <param name="Prefetch">false: no background copy at all, blocks move only when read (pure post-copy on demand).</param>
+    public sealed record Relocate(string Disk, string ToSite, bool Hybrid = false, long RateBytesPerSecond = 0, bool Prefetch = true) : IRelocMessage;
     public sealed record RequestHandover(string Disk) : IRelocMessage;
     public sealed record GetRelocations : IRelocMessage;
+    /// <summary>Abort before handover: nothing is lost, the source stays the owner. Refused after handover.</summary>
+    public sealed record CancelRelocation(string Disk) : IRelocMessage;
+    /// <summary>Change the background copy's rate cap (0 = no cap) of a relocation under way.</summary>
+    public sealed record SetRelocationRate(string Disk, long RateBytesPerSecond) : IRelocMessage;
+    /// <summary>Answered with <see cref="RelocationStatus"/> (progress from the destination site) or <see cref="RelocationRefused"/>.</summary>
+    public sealed record GetRelocationStatus(string Disk) : IRelocMessage;
 
     public sealed record RelocationAccepted(string Disk, string FromSite, string ToSite, long Epoch) : IRelocMessage;
     public sealed record RelocationRefused(string Reason) : IRelocMessage;
     public sealed record RelocationInfo(string Disk, string FromSite, string ToSite, long Epoch, string Phase) : IRelocMessage;
     public sealed record RelocationList(IReadOnlyList<RelocationInfo> Relocations) : IRelocMessage;
+    public sealed record RelocationCancelled(string Disk) : IRelocMessage;
+    public sealed record RelocationStatus(RelocationInfo Info, DiskProgress Progress) : IRelocMessage;
+
+    /// <summary>The destination's view of a relocating disk (bytes; rate in bytes per second).</summary>
+    public sealed record DiskProgress(string Disk, string State, long LocalBytes, long TotalBytes, long FetchedBytes, long SkippedBytes,
+        long WrittenBytes, long OnDemandFetches, long RateBps, int PrefetchWindow, bool PrefetchPaused) : IRelocMessage;
 
     // ---- coordinator ↔ sites ----
-    /// <summary>To the destination: serve the disk at once, fetching from the source; ownership stays at the source (Epoch).</summary>
-    public sealed record PrepareIncoming(string Disk, long Size, string FromSite, string SourceUri, long Epoch, bool Hybrid, long RateBytesPerSecond) : IRelocMessage;
+    /// <summary>To the source, first: track the guest's writes (persisted) and stream them as invalidations to <see cref="ToSite"/>.</summary>
+    public sealed record StartOutgoing(string Disk, string ToSite, long Epoch, int BlockSize) : IRelocMessage;
+    public sealed record OutgoingStarted(string Disk, long Epoch, int SourceClients) : IRelocMessage;
+
+    /// <summary>To the destination, second: serve the disk at once, fetching from the source; ownership stays at the source (Epoch).</summary>
+    public sealed record PrepareIncoming(string Disk, long Size, string FromSite, string SourceUri, long Epoch, bool Hybrid, long RateBytesPerSecond, bool Prefetch = true) : IRelocMessage;
     public sealed record IncomingPrepared(string Disk, long Epoch) : IRelocMessage;
 
-    /// <summary>To the source: track writes and stream invalidations to the destination site at <see cref="DestinationPath"/>.</summary>
-    public sealed record StartOutgoing(string Disk, string DestinationPath, long Epoch, int BlockSize) : IRelocMessage;
-    public sealed record OutgoingStarted(string Disk, long Epoch, int SourceClients) : IRelocMessage;
+    /// <summary>Cancel, first at the source (refused once fenced), then at the destination.</summary>
+    public sealed record StopOutgoing(string Disk, long Epoch) : IRelocMessage;
+    public sealed record OutgoingStopped(string Disk, long Epoch) : IRelocMessage;
+    public sealed record DropIncoming(string Disk, long Epoch) : IRelocMessage;
+    public sealed record IncomingDropped(string Disk, long Epoch) : IRelocMessage;
 
     /// <summary>Source → destination site: blocks written at the source at Epoch (Seq orders and acknowledges them).</summary>
     public sealed record InvalidateAt(string Disk, long Epoch, long Seq, IReadOnlyList<(long First, long Count)> Blocks) : IRelocMessage;
@@ -43,6 +62,13 @@ public static class RelocationProtocol
     public sealed record Release(string Disk, long Epoch) : IRelocMessage;
     public sealed record Released(string Disk, long Epoch) : IRelocMessage;
 
-    /// <summary>From a site: a handover trigger fired (a write arrived at the destination, or the source went idle).</summary>
+    /// <summary>From a site: a handover trigger fired (a write arrived at the destination).</summary>
     public sealed record HandoverRequested(string Disk) : IRelocMessage;
+
+    /// <summary>From a site: the number of guest connections to a relocating disk changed there.</summary>
+    public sealed record GuestClients(string Disk, string Site, int Count) : IRelocMessage;
+
+    /// <summary>Coordinator → destination site: the destination's progress (answered with <see cref="DiskProgress"/>).</summary>
+    public sealed record GetProgress(string Disk) : IRelocMessage;
+    public sealed record SetRate(string Disk, long RateBytesPerSecond) : IRelocMessage;
 }

@@ -27,6 +27,24 @@ internal sealed class BlockFetcher : ReceiveActor
         _settings = settings;
         _source = sources();
         Receive<Fetch>(f => FetchAsync(f.First, f.Count).PipeTo(Context.Parent));
+        Receive<ReadThrough>(m => ReadThroughAsync(m).PipeTo(Sender));
+    }
+
+    /// <summary>Reads from the source for a guest, landing nothing (the disk is not ours yet).</summary>
+    private async Task<object> ReadThroughAsync(ReadThrough m)
+    {
+        try
+        {
+            var data = new byte[m.Length];
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+            timeout.CancelAfter(_settings.MissTimeout);
+            await _source.ReadAsync(m.Offset, data, timeout.Token);
+            return new ThroughData(data);
+        }
+        catch (Exception ex)
+        {
+            return new Failed($"read from the source failed: {ex.Message}");
+        }
     }
 
     public static Props Props(RawImage image, BlockMap map, BlockSourceFactory sources, DiskSettings settings) =>

@@ -24,10 +24,15 @@ public sealed class RelocatingDisk(RawImage image, DiskState state, IActorRef di
     public bool IsReadOnly => false;
 
     public bool TryRead(long offset, Span<byte> destination) =>
-        map.AllLocal(offset, destination.Length) && image.TryRead(offset, destination);
+        state.IsOwner && map.AllLocal(offset, destination.Length) && image.TryRead(offset, destination);
 
     public async ValueTask ReadAsync(long offset, Memory<byte> destination, CancellationToken ct)
     {
+        if (!state.IsOwner && await AskAsync(new ReadThrough(offset, destination.Length), ct) is ThroughData through)
+        {
+            through.Data.CopyTo(destination);
+            return;
+        }
         await AskAsync(new EnsureLocal(offset, destination.Length), ct);
         image.TryRead(offset, destination.Span);
     }

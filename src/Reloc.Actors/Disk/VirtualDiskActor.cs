@@ -91,6 +91,11 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
     private void Relocating()
     {
         Command<EnsureLocal>(m => Ensure(m.Offset, m.Length, Sender, Ready.Instance));
+        Command<ReadThrough>(m =>
+        {
+            if (_state.IsOwner) Ensure(m.Offset, m.Length, Sender, Ready.Instance);
+            else _fetcher.Forward(m);
+        });
         Command<Warm>(m => Ensure(m.Offset, m.Length, ActorRefs.Nobody, Ready.Instance));
         Command<PrepareWrite>(OnPrepareWrite);
         Command<WriteDone>(m =>
@@ -365,6 +370,7 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
     private void Complete()
     {
         Command<EnsureLocal>(_ => Sender.Tell(Ready.Instance));
+        Command<ReadThrough>(_ => Sender.Tell(Ready.Instance));
         Command<Warm>(_ => { });
         Command<PrepareWrite>(m => Sender.Tell(new WriteGranted(0, 0, [])));
         Command<WriteDone>(_ => { });

@@ -21,6 +21,13 @@ public static class VirtualDiskProtocol
 
     public sealed record WriteAborted(IReadOnlyList<(long First, long Count)> Reserved);
 
+    /// <summary>A read before this site owns the disk: served from the source (the owner) as it is now,
+    /// since a local copy may be older than the source's last write not yet invalidated here.
+    /// Answered with <see cref="ThroughData"/>, <see cref="Failed"/>, or <see cref="Ready"/> (owner meanwhile: read locally).</summary>
+    public sealed record ReadThrough(long Offset, int Length);
+
+    public sealed record ThroughData(byte[] Data);
+
     /// <summary>Make everything landed or written so far durable (data, then bits); answered with <see cref="Ready"/>.</summary>
     public sealed record Sync;
 

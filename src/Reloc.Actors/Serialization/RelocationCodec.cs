@@ -9,11 +9,14 @@ internal static class RelocationCodec
 {
     public static string? Manifest(object o) => o switch
     {
-        Relocate => "RR1", RequestHandover => "RH1", GetRelocations => "RG1", RelocationAccepted => "RA1",
-        RelocationRefused => "RF1", RelocationInfo => "RI1", RelocationList => "RL1", PrepareIncoming => "PI1",
-        IncomingPrepared => "IP1", StartOutgoing => "SO1", OutgoingStarted => "OS1", InvalidateAt => "IA1",
+        Relocate => "RR2", RequestHandover => "RH1", GetRelocations => "RG1", RelocationAccepted => "RA1",
+        RelocationRefused => "RF1", RelocationInfo => "RI1", RelocationList => "RL1", PrepareIncoming => "PI2",
+        IncomingPrepared => "IP1", StartOutgoing => "SO2", OutgoingStarted => "OS1", InvalidateAt => "IA1",
         InvalidatedAt => "ID1", Fence => "FE1", Fenced => "FD1", TakeOwnershipAt => "TO1", OwnershipMoved => "OM1",
         RelocationDone => "DN1", Release => "RE1", Released => "RD1", HandoverRequested => "HR1",
+        CancelRelocation => "XC1", SetRelocationRate => "XR1", GetRelocationStatus => "XG1", RelocationCancelled => "XD1",
+        RelocationStatus => "XS1", DiskProgress => "XP1", StopOutgoing => "XST1", OutgoingStopped => "XSD1",
+        DropIncoming => "XDI1", IncomingDropped => "XDD1", GuestClients => "XGC1", GetProgress => "XGP1", SetRate => "XSR1",
         _ => null,
     };
 
@@ -24,16 +27,16 @@ internal static class RelocationCodec
         {
             switch (o)
             {
-                case Relocate m: w.Write(m.Disk); w.Write(m.ToSite); w.Write(m.Hybrid); w.Write(m.RateBytesPerSecond); break;
+                case Relocate m: w.Write(m.Disk); w.Write(m.ToSite); w.Write(m.Hybrid); w.Write(m.RateBytesPerSecond); w.Write(m.Prefetch); break;
                 case RequestHandover m: w.Write(m.Disk); break;
                 case GetRelocations: break;
                 case RelocationAccepted m: w.Write(m.Disk); w.Write(m.FromSite); w.Write(m.ToSite); w.Write(m.Epoch); break;
                 case RelocationRefused m: w.Write(m.Reason); break;
                 case RelocationInfo m: WriteInfo(w, m); break;
                 case RelocationList m: w.Write(m.Relocations.Count); foreach (var i in m.Relocations) WriteInfo(w, i); break;
-                case PrepareIncoming m: w.Write(m.Disk); w.Write(m.Size); w.Write(m.FromSite); w.Write(m.SourceUri); w.Write(m.Epoch); w.Write(m.Hybrid); w.Write(m.RateBytesPerSecond); break;
+                case PrepareIncoming m: w.Write(m.Disk); w.Write(m.Size); w.Write(m.FromSite); w.Write(m.SourceUri); w.Write(m.Epoch); w.Write(m.Hybrid); w.Write(m.RateBytesPerSecond); w.Write(m.Prefetch); break;
                 case IncomingPrepared m: w.Write(m.Disk); w.Write(m.Epoch); break;
-                case StartOutgoing m: w.Write(m.Disk); w.Write(m.DestinationPath); w.Write(m.Epoch); w.Write(m.BlockSize); break;
+                case StartOutgoing m: w.Write(m.Disk); w.Write(m.ToSite); w.Write(m.Epoch); w.Write(m.BlockSize); break;
                 case OutgoingStarted m: w.Write(m.Disk); w.Write(m.Epoch); w.Write(m.SourceClients); break;
                 case InvalidateAt m: w.Write(m.Disk); w.Write(m.Epoch); w.Write(m.Seq); WriteRuns(w, m.Blocks); break;
                 case InvalidatedAt m: w.Write(m.Disk); w.Write(m.Epoch); w.Write(m.Seq); break;
@@ -45,6 +48,19 @@ internal static class RelocationCodec
                 case Release m: w.Write(m.Disk); w.Write(m.Epoch); break;
                 case Released m: w.Write(m.Disk); w.Write(m.Epoch); break;
                 case HandoverRequested m: w.Write(m.Disk); break;
+                case CancelRelocation m: w.Write(m.Disk); break;
+                case SetRelocationRate m: w.Write(m.Disk); w.Write(m.RateBytesPerSecond); break;
+                case GetRelocationStatus m: w.Write(m.Disk); break;
+                case RelocationCancelled m: w.Write(m.Disk); break;
+                case RelocationStatus m: WriteInfo(w, m.Info); WriteProgress(w, m.Progress); break;
+                case DiskProgress m: WriteProgress(w, m); break;
+                case StopOutgoing m: w.Write(m.Disk); w.Write(m.Epoch); break;
+                case OutgoingStopped m: w.Write(m.Disk); w.Write(m.Epoch); break;
+                case DropIncoming m: w.Write(m.Disk); w.Write(m.Epoch); break;
+                case IncomingDropped m: w.Write(m.Disk); w.Write(m.Epoch); break;
+                case GuestClients m: w.Write(m.Disk); w.Write(m.Site); w.Write(m.Count); break;
+                case GetProgress m: w.Write(m.Disk); break;
+                case SetRate m: w.Write(m.Disk); w.Write(m.RateBytesPerSecond); break;
                 default: throw new ArgumentException($"cannot serialize {o.GetType()}");
             }
         }
@@ -56,16 +72,16 @@ internal static class RelocationCodec
         using var r = new BinaryReader(new MemoryStream(bytes), Encoding.UTF8);
         return manifest switch
         {
-            "RR1" => new Relocate(r.ReadString(), r.ReadString(), r.ReadBoolean(), r.ReadInt64()),
+            "RR2" => new Relocate(r.ReadString(), r.ReadString(), r.ReadBoolean(), r.ReadInt64(), r.ReadBoolean()),
             "RH1" => new RequestHandover(r.ReadString()),
             "RG1" => new GetRelocations(),
             "RA1" => new RelocationAccepted(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadInt64()),
             "RF1" => new RelocationRefused(r.ReadString()),
             "RI1" => ReadInfo(r),
             "RL1" => new RelocationList(Enumerable.Range(0, Count(r)).Select(_ => ReadInfo(r)).ToList()),
-            "PI1" => new PrepareIncoming(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadBoolean(), r.ReadInt64()),
+            "PI2" => new PrepareIncoming(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadBoolean(), r.ReadInt64(), r.ReadBoolean()),
             "IP1" => new IncomingPrepared(r.ReadString(), r.ReadInt64()),
-            "SO1" => new StartOutgoing(r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadInt32()),
+            "SO2" => new StartOutgoing(r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadInt32()),
             "OS1" => new OutgoingStarted(r.ReadString(), r.ReadInt64(), r.ReadInt32()),
             "IA1" => new InvalidateAt(r.ReadString(), r.ReadInt64(), r.ReadInt64(), ReadRuns(r)),
             "ID1" => new InvalidatedAt(r.ReadString(), r.ReadInt64(), r.ReadInt64()),
@@ -77,6 +93,19 @@ internal static class RelocationCodec
             "RE1" => new Release(r.ReadString(), r.ReadInt64()),
             "RD1" => new Released(r.ReadString(), r.ReadInt64()),
             "HR1" => new HandoverRequested(r.ReadString()),
+            "XC1" => new CancelRelocation(r.ReadString()),
+            "XR1" => new SetRelocationRate(r.ReadString(), r.ReadInt64()),
+            "XG1" => new GetRelocationStatus(r.ReadString()),
+            "XD1" => new RelocationCancelled(r.ReadString()),
+            "XS1" => new RelocationStatus(ReadInfo(r), ReadProgress(r)),
+            "XP1" => ReadProgress(r),
+            "XST1" => new StopOutgoing(r.ReadString(), r.ReadInt64()),
+            "XSD1" => new OutgoingStopped(r.ReadString(), r.ReadInt64()),
+            "XDI1" => new DropIncoming(r.ReadString(), r.ReadInt64()),
+            "XDD1" => new IncomingDropped(r.ReadString(), r.ReadInt64()),
+            "XGC1" => new GuestClients(r.ReadString(), r.ReadString(), r.ReadInt32()),
+            "XGP1" => new GetProgress(r.ReadString()),
+            "XSR1" => new SetRate(r.ReadString(), r.ReadInt64()),
             _ => null,
         };
     }
@@ -88,13 +117,22 @@ internal static class RelocationCodec
 
     private static RelocationInfo ReadInfo(BinaryReader r) => new(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadString());
 
-    private static void WriteRuns(BinaryWriter w, IReadOnlyList<(long First, long Count)> runs)
+    private static void WriteProgress(BinaryWriter w, DiskProgress p)
+    {
+        w.Write(p.Disk); w.Write(p.State); w.Write(p.LocalBytes); w.Write(p.TotalBytes); w.Write(p.FetchedBytes); w.Write(p.SkippedBytes);
+        w.Write(p.WrittenBytes); w.Write(p.OnDemandFetches); w.Write(p.RateBps); w.Write(p.PrefetchWindow); w.Write(p.PrefetchPaused);
+    }
+
+    private static DiskProgress ReadProgress(BinaryReader r) =>
+        new(r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt32(), r.ReadBoolean());
+
+    internal static void WriteRuns(BinaryWriter w, IReadOnlyList<(long First, long Count)> runs)
     {
         w.Write(runs.Count);
         foreach (var (f, c) in runs) { w.Write(f); w.Write(c); }
     }
 
-    private static List<(long, long)> ReadRuns(BinaryReader r) => Enumerable.Range(0, Count(r)).Select(_ => (r.ReadInt64(), r.ReadInt64())).ToList();
+    internal static List<(long, long)> ReadRuns(BinaryReader r) => Enumerable.Range(0, Count(r)).Select(_ => (r.ReadInt64(), r.ReadInt64())).ToList();
 
     private static int Count(BinaryReader r)
     {

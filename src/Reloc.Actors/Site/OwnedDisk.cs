@@ -14,6 +14,7 @@ public sealed class OwnedDisk(RawImage image) : IBlockDevice
     private readonly object _gate = new();
     private HashSet<long>? _dirty;   // blocks written since the last drain; null while not tracking
     private int _blockShift;
+    private bool _allDirty;          // every block counts as written (tracking resumed after a restart)
     private bool _fenced;
     private int _writesInFlight;
     private TaskCompletionSource? _drained;
@@ -33,12 +34,24 @@ public sealed class OwnedDisk(RawImage image) : IBlockDevice
         }
     }
 
+    /// <summary>Counts every block as written once (no per-block set: a disk may have millions).</summary>
+    public void MarkAllDirty()
+    {
+        lock (_gate) _allDirty = _dirty is not null;
+    }
+
     /// <summary>The written blocks since the last drain, as sorted runs; tracking goes on.</summary>
     public List<(long First, long Count)> DrainDirty()
     {
         long[] blocks;
         lock (_gate)
         {
+            if (_allDirty)
+            {
+                _allDirty = false;
+                _dirty?.Clear();
+                return [(0, (image.Size + (1L << _blockShift) - 1) >> _blockShift)];
+            }
             if (_dirty is null || _dirty.Count == 0) return [];
             blocks = _dirty.ToArray();
             _dirty.Clear();
@@ -55,7 +68,11 @@ public sealed class OwnedDisk(RawImage image) : IBlockDevice
 
     public void StopTracking()
     {
-        lock (_gate) _dirty = null;
+        lock (_gate)
+        {
+            _dirty = null;
+            _allDirty = false;
+        }
     }
 
     /// <summary>From now on writes fail with EPERM; completes when every write admitted before the fence

@@ -11,127 +11,163 @@ using static Reloc.Actors.Coordinator.RelocationProtocol;
 namespace Reloc.Actors.Site;
 
 /// <summary>
-/// The site's part in relocations. As a source: track the guest's writes, stream them as invalidations
-/// to the destination, and at handover fence, flush and hand over the final dirty set (including every
-/// invalidation not yet acknowledged, so none can be lost in flight). As a destination: serve the disk at
-/// once through a relocating disk actor, take ownership at the new epoch, and report completion.
+/// The site's part in relocations. As a source: track the guest's writes (from before the destination
+/// copies anything), stream them as invalidations to the destination, and at handover fence, flush and
+/// hand over the final dirty set (including every invalidation not yet acknowledged, so none can be lost
+/// in flight), kept durably until release. As a destination: serve the disk at once through a relocating
+/// disk actor (reads pass through to the source until this site owns the disk), take ownership at the new
+/// epoch, and report completion. Every step is idempotent: a coordinator may send it again.
 /// </summary>
 public sealed partial class SiteActor
 {
-    private sealed record Incoming(IActorRef Disk, RawImage Image, long Epoch);
-    private sealed class Outgoing(string disk, ActorSelection destination, long epoch)
+    private sealed record Incoming(IActorRef Disk, RawImage Image, long Epoch, DiskState State);
+    private sealed class Outgoing(string disk, string toSite, long epoch)
     {
-        public Action<int>? OnClients { get; set; }
         public string Disk { get; } = disk;
-        public ActorSelection Destination { get; } = destination;
+        public string ToSite { get; } = toSite;
         public long Epoch { get; } = epoch;
         public long Seq { get; set; }
-        public SortedDictionary<long, IReadOnlyList<(long, long)>> Unacked { get; } = new();
+        public SortedDictionary<long, (IReadOnlyList<(long, long)> Runs, DateTime Sent)> Unacked { get; } = new();
     }
     private sealed record FenceDone(Fence Request, IActorRef ReplyTo, string? Error);
     private sealed record StreamTick(string Disk);
-    private sealed record SourceIdle(string Disk);
+    private sealed record ClientsChanged(string Disk, int Count);
+    private sealed record ImportProbed(SiteProtocol.CreateDisk Request, IActorRef ReplyTo, long Size, string ImagePath);
 
+    /// <summary>An unacknowledged invalidation is sent again after this (the destination may have restarted).</summary>
+    private static readonly TimeSpan Resend = TimeSpan.FromSeconds(1);
     private readonly Dictionary<string, Incoming> _incoming = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Outgoing> _outgoing = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _handoverWanted = new(StringComparer.Ordinal);
     private ActorSelection Coordinator => Context.ActorSelection("/user/coordinator");
     public ITimerScheduler Timers { get; set; } = null!;
 
     private void RelocationCommands()
     {
+        // ---- destination ----
         Command<PrepareIncoming>(OnPrepareIncoming);
+        Command<ImportProbed>(OnImportProbed);
+        Command<DropIncoming>(OnDropIncoming);
         Command<InvalidateAt>(m =>
         {
-            if (!_incoming.TryGetValue(m.Disk, out var d)) { Sender.Tell(new SiteProtocol.Refused($"no incoming disk '{m.Disk}'")); return; }
+            if (!_incoming.TryGetValue(m.Disk, out var d)) { Sender.Tell(new SiteProtocol.Refused($"no incoming disk '{m.Disk}' on site {_settings.Name}")); return; }
             var replyTo = Sender;
             d.Disk.Ask<object>(new VirtualDiskProtocol.Invalidate(m.Epoch, m.Blocks), TimeSpan.FromSeconds(30))
                 .PipeTo(replyTo, success: r => r is VirtualDiskProtocol.Invalidated ? new InvalidatedAt(m.Disk, m.Epoch, m.Seq) : new SiteProtocol.Refused($"invalidation refused: {r}"));
         });
         Command<TakeOwnershipAt>(m =>
         {
-            if (!_incoming.TryGetValue(m.Disk, out var d)) { Sender.Tell(new SiteProtocol.Refused($"no incoming disk '{m.Disk}'")); return; }
+            if (!_incoming.TryGetValue(m.Disk, out var d)) { Sender.Tell(new SiteProtocol.Refused($"no incoming disk '{m.Disk}' on site {_settings.Name}")); return; }
             var replyTo = Sender;
             d.Disk.Ask<object>(new VirtualDiskProtocol.TakeOwnership(m.NewEpoch, m.FinalDirty), TimeSpan.FromSeconds(30))
                 .PipeTo(replyTo, success: r => r is VirtualDiskProtocol.OwnershipConfirmed ? new OwnershipMoved(m.Disk, m.NewEpoch) : new SiteProtocol.Refused($"ownership refused: {r}"));
             d.Disk.Tell(new VirtualDiskProtocol.ResumePrefetch());
+            _handoverWanted.Remove(m.Disk);
         });
         Command<VirtualDiskProtocol.WriteHeldForHandover>(m =>
         {
-            if (_incoming.ContainsKey(m.Disk)) Coordinator.Tell(new HandoverRequested(m.Disk));
+            if (!_incoming.ContainsKey(m.Disk)) return;
+            _handoverWanted.Add(m.Disk);
+            Coordinator.Tell(new HandoverRequested(m.Disk));
         });
         Command<VirtualDiskProtocol.RelocationFinished>(m =>
         {
-            if (!_incoming.TryGetValue(m.Disk, out var d) || !_state.TryGet(m.Disk, out var disk)) return;
+            if (!_incoming.ContainsKey(m.Disk) || !_state.TryGet(m.Disk, out var disk) || disk.Phase != SiteDisk.Incoming) return;
+            bool import = disk.Peer.Length == 0;
             // Owned from now on; it keeps being served by its (complete) relocating disk until a restart.
-            Persist(new SiteEvents.DiskAdded(disk.Name, disk.Size, disk.ImagePath, disk.Epoch + 1), e =>
+            Persist(new SiteEvents.DiskAdded(disk.Name, disk.Size, disk.ImagePath, import ? disk.Epoch : disk.Epoch + 1), e =>
             {
                 _state.Apply(e);
-                Coordinator.Tell(new RelocationDone(e.Name, e.Epoch));
+                if (!import) Coordinator.Tell(new RelocationDone(e.Name, e.Epoch));
+                else _log.Info("disk {0} imported from {1}", e.Name, disk.SourceUri);
             });
         });
-
-        Command<StartOutgoing>(m =>
+        Command<GetProgress>(m =>
         {
-            if (!_images.TryGetValue(m.Disk, out var owned) || !_state.TryGet(m.Disk, out var disk) || disk.Phase != SiteDisk.Owned)
-            { Sender.Tell(new SiteProtocol.Refused($"disk '{m.Disk}' is not owned by site {_settings.Name}")); return; }
-            if (m.Epoch != disk.Epoch) { Sender.Tell(new SiteProtocol.Refused($"disk '{m.Disk}' is at epoch {disk.Epoch}, not {m.Epoch}")); return; }
-            owned.StartTracking(m.BlockSize);
-            _outgoing[m.Disk] = new Outgoing(m.Disk, Context.ActorSelection(m.DestinationPath), m.Epoch);
-            Timers.StartPeriodicTimer("stream-" + m.Disk, new StreamTick(m.Disk), TimeSpan.FromMilliseconds(200));
-            var export = _exports.All.FirstOrDefault(e => e.Name == m.Disk);
-            if (export is not null)
+            if (_incoming.TryGetValue(m.Disk, out var d))
             {
-                // The source's last client leaving (the VM stopped or moved) is a handover trigger too.
-                var self = Self;
-                var outgoing = _outgoing[m.Disk];
-                outgoing.OnClients = n => { if (n == 0) self.Tell(new SourceIdle(m.Disk)); };
-                export.Clients.Changed += outgoing.OnClients;
+                d.Disk.Ask<VirtualDiskProtocol.Status>(new VirtualDiskProtocol.GetStatus(), TimeSpan.FromSeconds(10)).PipeTo(Sender,
+                    success: s => new DiskProgress(s.Disk, s.State, s.LocalBytes, s.TotalBytes, s.FetchedBytes, s.SkippedBytes, s.WrittenBytes,
+                        s.OnDemandFetches, s.RateBps, s.PrefetchWindow, s.PrefetchPaused));
+                return;
             }
-            Sender.Tell(new OutgoingStarted(m.Disk, m.Epoch, export?.Clients.Count ?? 0));
+            if (_state.TryGet(m.Disk, out var disk)) // not arrived (yet), or arrived whole
+                Sender.Tell(new DiskProgress(disk.Name, disk.Phase, disk.Phase == SiteDisk.Incoming ? 0 : disk.Size, disk.Size, 0, 0, 0, 0, 0, 0, false));
+            else Sender.Tell(new SiteProtocol.Refused($"no disk '{m.Disk}' on site {_settings.Name}"));
         });
+        Command<SetRate>(m =>
+        {
+            if (_incoming.TryGetValue(m.Disk, out var d)) d.Disk.Tell(new VirtualDiskProtocol.SetRate(m.RateBytesPerSecond));
+        });
+
+        // ---- source ----
+        Command<StartOutgoing>(OnStartOutgoing);
         Command<StreamTick>(t =>
         {
             if (!_outgoing.TryGetValue(t.Disk, out var o) || !_images.TryGetValue(t.Disk, out var owned)) return;
-            var runs = owned.DrainDirty();
-            if (runs.Count == 0) return;
+            var destination = Context.ActorSelection(SiteNode.SitePath(Context.System, o.ToSite));
+            var now = DateTime.UtcNow;
+            foreach (var (seq, (runs, sent)) in o.Unacked.Where(u => now - u.Value.Sent >= Resend).ToList())
+            {
+                o.Unacked[seq] = (runs, now);
+                destination.Tell(new InvalidateAt(o.Disk, o.Epoch, seq, runs));
+            }
+            var fresh = owned.DrainDirty();
+            if (fresh.Count == 0) return;
             o.Seq++;
-            o.Unacked[o.Seq] = runs;
-            o.Destination.Tell(new InvalidateAt(o.Disk, o.Epoch, o.Seq, runs));
-        });
-        Command<SourceIdle>(m =>
-        {
-            if (_outgoing.ContainsKey(m.Disk)) Coordinator.Tell(new HandoverRequested(m.Disk));
+            o.Unacked[o.Seq] = (fresh, now);
+            destination.Tell(new InvalidateAt(o.Disk, o.Epoch, o.Seq, fresh));
         });
         Command<InvalidatedAt>(m =>
         {
-            if (_outgoing.TryGetValue(m.Disk, out var o)) o.Unacked.Remove(m.Seq);
+            if (_outgoing.TryGetValue(m.Disk, out var o) && o.Epoch == m.Epoch) o.Unacked.Remove(m.Seq);
+        });
+        Command<ClientsChanged>(m =>
+        {
+            if (_outgoing.ContainsKey(m.Disk) || _incoming.ContainsKey(m.Disk))
+                Coordinator.Tell(new GuestClients(m.Disk, _settings.Name, m.Count));
+        });
+        Command<StopOutgoing>(m =>
+        {
+            if (!_state.TryGet(m.Disk, out var disk)) { Sender.Tell(new SiteProtocol.Refused($"no disk '{m.Disk}' on site {_settings.Name}")); return; }
+            if (disk.Phase == SiteDisk.Owned && disk.Epoch == m.Epoch) { Sender.Tell(new OutgoingStopped(m.Disk, m.Epoch)); return; } // a retry
+            if (disk.Phase != SiteDisk.Outgoing || disk.Epoch != m.Epoch)
+            { Sender.Tell(new SiteProtocol.Refused($"disk '{m.Disk}' is {disk.Phase} at epoch {disk.Epoch} on site {_settings.Name}: cannot cancel a relocation at epoch {m.Epoch}")); return; }
+            var replyTo = Sender;
+            Persist(new SiteEvents.OutgoingEnded(m.Disk), e =>
+            {
+                _state.Apply(e);
+                EndOutgoing(m.Disk);
+                replyTo.Tell(new OutgoingStopped(m.Disk, m.Epoch));
+            });
         });
         Command<Fence>(m =>
         {
             if (!_images.TryGetValue(m.Disk, out var owned) || !_state.TryGet(m.Disk, out var disk))
-            { Sender.Tell(new SiteProtocol.Refused($"no disk '{m.Disk}' here")); return; }
-            if (m.NewEpoch <= disk.Epoch && disk.Phase == SiteDisk.Owned)
-            { Sender.Tell(new SiteProtocol.Refused($"stale epoch {m.NewEpoch} for '{m.Disk}' (at {disk.Epoch})")); return; }
+            { Sender.Tell(new SiteProtocol.Refused($"no disk '{m.Disk}' on site {_settings.Name}")); return; }
+            if (disk.Phase == SiteDisk.Fenced && disk.Epoch == m.NewEpoch)
+            { Sender.Tell(new Fenced(m.Disk, m.NewEpoch, disk.FinalDirty ?? [])); return; } // a retry: the same answer
+            if (disk.Phase != SiteDisk.Outgoing || disk.Epoch + 1 != m.NewEpoch)
+            { Sender.Tell(new SiteProtocol.Refused($"cannot fence '{m.Disk}' at epoch {m.NewEpoch}: it is {disk.Phase} at epoch {disk.Epoch} on site {_settings.Name}")); return; }
             var replyTo = Sender;
             FenceAndFlushAsync(owned).PipeTo(Self, success: () => new FenceDone(m, replyTo, null), failure: ex => new FenceDone(m, replyTo, ex.Message));
         });
         Command<FenceDone>(done =>
         {
             var m = done.Request;
-            if (done.Error is not null) { done.ReplyTo.Tell(new SiteProtocol.Refused($"fencing {m.Disk} failed: {done.Error}")); return; }
-            var owned = _images[m.Disk];
-            var final = owned.DrainDirty();
-            if (_outgoing.Remove(m.Disk, out var o))
+            if (!_images.TryGetValue(m.Disk, out var owned) || !_state.TryGet(m.Disk, out var disk) || disk.Phase != SiteDisk.Outgoing) return;
+            if (done.Error is not null)
             {
-                foreach (var runs in o.Unacked.Values) final.AddRange(runs);
-                var export = _exports.All.FirstOrDefault(e => e.Name == m.Disk);
-                if (export is not null && o.OnClients is not null) export.Clients.Changed -= o.OnClients;
+                owned.Unfence(); // still the owner: the guest may go on writing here
+                done.ReplyTo.Tell(new SiteProtocol.Refused($"fencing {m.Disk} failed: {done.Error}"));
+                return;
             }
-            Timers.Cancel("stream-" + m.Disk);
-            owned.StopTracking();
-            Persist(new SiteEvents.DiskFenced(m.Disk, m.NewEpoch), e =>
+            var final = owned.DrainDirty();
+            if (_outgoing.TryGetValue(m.Disk, out var o)) foreach (var (runs, _) in o.Unacked.Values) final.AddRange(runs);
+            Persist(new SiteEvents.DiskFenced(m.Disk, m.NewEpoch, disk.Peer, final), e =>
             {
                 _state.Apply(e);
+                EndOutgoing(m.Disk);
                 done.ReplyTo.Tell(new Fenced(m.Disk, m.NewEpoch, final));
             });
         });
@@ -150,41 +186,150 @@ public sealed partial class SiteActor
         await owned.FlushAsync(CancellationToken.None);
     }
 
+    private void OnStartOutgoing(StartOutgoing m)
+    {
+        if (!_state.TryGet(m.Disk, out var disk) || !_images.ContainsKey(m.Disk))
+        { Sender.Tell(new SiteProtocol.Refused($"no disk '{m.Disk}' on site {_settings.Name}")); return; }
+        if (disk.Phase == SiteDisk.Outgoing && disk.Epoch == m.Epoch && disk.Peer == m.ToSite)
+        { Sender.Tell(new OutgoingStarted(m.Disk, m.Epoch, GuestClientsOf(m.Disk))); return; } // a retry
+        if (disk.Phase != SiteDisk.Owned) { Sender.Tell(new SiteProtocol.Refused($"disk '{m.Disk}' is {disk.Phase} on site {_settings.Name}, not owned")); return; }
+        if (m.Epoch != disk.Epoch) { Sender.Tell(new SiteProtocol.Refused($"disk '{m.Disk}' is at epoch {disk.Epoch}, not {m.Epoch}")); return; }
+        if (m.ToSite == _settings.Name) { Sender.Tell(new SiteProtocol.Refused($"disk '{m.Disk}' is already at {m.ToSite}")); return; }
+        var replyTo = Sender;
+        Persist(new SiteEvents.OutgoingBegun(m.Disk, m.Epoch, m.ToSite), e =>
+        {
+            _state.Apply(e);
+            BeginOutgoing(e.Name, e.ToSite, e.Epoch, m.BlockSize, everything: false);
+            replyTo.Tell(new OutgoingStarted(m.Disk, m.Epoch, GuestClientsOf(m.Disk)));
+        });
+    }
+
+    /// <param name="everything">After a restart: which blocks were written but not yet reported is lost
+    /// with the process, so every block counts as written (the destination copies them again).</param>
+    private void BeginOutgoing(string name, string toSite, long epoch, int blockSize, bool everything)
+    {
+        var owned = _images[name];
+        owned.StartTracking(blockSize);
+        if (everything) owned.MarkAllDirty();
+        _outgoing[name] = new Outgoing(name, toSite, epoch);
+        Timers.StartPeriodicTimer("stream-" + name, new StreamTick(name), TimeSpan.FromMilliseconds(200));
+    }
+
+    private void EndOutgoing(string name)
+    {
+        _outgoing.Remove(name);
+        Timers.Cancel("stream-" + name);
+        if (_images.TryGetValue(name, out var owned)) owned.StopTracking();
+    }
+
+    private int GuestClientsOf(string disk) => _exports.All.FirstOrDefault(e => e.Name == disk)?.Clients.Count ?? 0;
+
     private void OnPrepareIncoming(PrepareIncoming m)
     {
         var invalid = SiteState.ValidateName(m.Disk);
         if (invalid is not null) { Sender.Tell(new SiteProtocol.Refused(invalid)); return; }
         if (_state.TryGet(m.Disk, out var existing))
         {
-            if (existing.Phase == SiteDisk.Incoming) Sender.Tell(new IncomingPrepared(m.Disk, m.Epoch)); // a retry
+            if (existing.Phase == SiteDisk.Incoming && existing.Epoch == m.Epoch)
+            {
+                Sender.Tell(new IncomingPrepared(m.Disk, m.Epoch)); // a retry
+                if (_handoverWanted.Contains(m.Disk)) Coordinator.Tell(new HandoverRequested(m.Disk));
+            }
             else Sender.Tell(new SiteProtocol.Refused($"disk '{m.Disk}' already exists on site {_settings.Name}"));
             return;
         }
-        var path = Path.Combine(_settings.DataDir, m.Disk + ".img");
+        var path = ImagePathOf(m.Disk);
         if (File.Exists(path)) File.Delete(path);
         Directory.CreateDirectory(_settings.DataDir);
         RawImage.Create(path, m.Size).Dispose();
         var replyTo = Sender;
-        Persist(new SiteEvents.IncomingAdded(m.Disk, m.Size, path, m.SourceUri, m.Epoch), e =>
+        Persist(new SiteEvents.IncomingAdded(m.Disk, m.Size, path, m.SourceUri, m.Epoch, m.FromSite, Guid.NewGuid().ToString("N")), e =>
         {
             _state.Apply(e);
             _state.TryGet(e.Name, out var disk);
-            StartIncoming(disk, m.Hybrid, m.RateBytesPerSecond);
+            StartIncoming(disk, m.Hybrid, m.RateBytesPerSecond, m.Prefetch);
             replyTo.Tell(new IncomingPrepared(e.Name, e.Epoch));
         });
     }
 
-    private void StartIncoming(SiteDisk disk, bool hybrid, long rate)
+    /// <summary>Import from a foreign NBD server: the disk is this site's (writable) at once, and the
+    /// relocation engine copies it in while it is served.</summary>
+    private void OnImport(SiteProtocol.CreateDisk m, IActorRef replyTo, string path)
+    {
+        NbdClientOptions options;
+        try { options = NbdClientOptions.FromUri(m.FromFile!); }
+        catch (Exception ex) when (ex is FormatException or ArgumentException)
+        {
+            _creating.Remove(m.Name);
+            replyTo.Tell(new SiteProtocol.Refused($"cannot import disk '{m.Name}': {ex.Message}"));
+            return;
+        }
+        ProbeAsync(options).PipeTo(Self,
+            success: size => new ImportProbed(m, replyTo, size, path),
+            failure: ex => new PrepareFailed(m, replyTo, $"cannot import disk '{m.Name}' from {m.FromFile}: {ex.Message}"));
+
+        static async Task<long> ProbeAsync(NbdClientOptions options)
+        {
+            await using var client = await NbdClient.ConnectAsync(options);
+            return client.Size;
+        }
+    }
+
+    private void OnImportProbed(ImportProbed p)
+    {
+        _creating.Remove(p.Request.Name);
+        try
+        {
+            Directory.CreateDirectory(_settings.DataDir);
+            if (File.Exists(p.ImagePath)) File.Delete(p.ImagePath);
+            RawImage.Create(p.ImagePath, p.Size).Dispose();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            p.ReplyTo.Tell(new SiteProtocol.Refused($"cannot create disk '{p.Request.Name}': {ex.Message}"));
+            return;
+        }
+        Persist(new SiteEvents.IncomingAdded(p.Request.Name, p.Size, p.ImagePath, p.Request.FromFile!, 1, "", Guid.NewGuid().ToString("N")), e =>
+        {
+            _state.Apply(e);
+            _state.TryGet(e.Name, out var disk);
+            StartIncoming(disk, hybrid: true, rate: 0, prefetch: true);
+            p.ReplyTo.Tell(Info(disk));
+        });
+    }
+
+    private void OnDropIncoming(DropIncoming m)
+    {
+        if (!_state.TryGet(m.Disk, out var disk)) { Sender.Tell(new IncomingDropped(m.Disk, m.Epoch)); return; } // a retry
+        if (disk.Phase != SiteDisk.Incoming || disk.Epoch != m.Epoch || (_incoming.TryGetValue(m.Disk, out var d) && d.State.IsOwner))
+        { Sender.Tell(new SiteProtocol.Refused($"disk '{m.Disk}' on site {_settings.Name} is {disk.Phase} at epoch {disk.Epoch}{(disk.Phase == SiteDisk.Incoming ? ", owned here" : "")}: not dropped")); return; }
+        var replyTo = Sender;
+        Remove(disk, () => replyTo.Tell(new IncomingDropped(m.Disk, m.Epoch)));
+    }
+
+    private void StartIncoming(SiteDisk disk, bool hybrid, long rate, bool prefetch)
     {
         var image = RawImage.Open(disk.ImagePath, readOnly: false);
-        var settings = RelocConfig.DiskSettings(Context.System.Settings.Config) with { RateBytesPerSecond = rate };
-        var state = new DiskState(disk.Size, settings.BlockSize, owner: false);
+        var settings = RelocConfig.DiskSettings(Context.System.Settings.Config) with { RateBytesPerSecond = rate, Prefetch = prefetch };
+        bool import = disk.Peer.Length == 0; // from a foreign server: nobody else owns it
+        var state = new DiskState(disk.Size, settings.BlockSize, owner: import);
         var source = NbdBlockSource.Factory(NbdClientOptions.FromUri(disk.SourceUri!), disk.Size);
-        var actor = Context.ActorOf(VirtualDiskActor.Props(new DiskId(disk.Name), state, image, settings, source,
-            $"disk-{disk.Name}-{_settings.Name}-e{disk.Epoch}"), "disk-" + disk.Name);
+        var journal = disk.Journal.Length > 0 ? $"disk-{disk.Name}-{_settings.Name}-{disk.Journal}" : $"disk-{disk.Name}-{_settings.Name}-e{disk.Epoch}";
+        var actor = Context.ActorOf(VirtualDiskActor.Props(new DiskId(disk.Name), state, image, settings, source, journal),
+            "disk-" + disk.Name + "-" + (disk.Journal.Length > 0 ? disk.Journal : "e" + disk.Epoch));
         // Post-copy: no background copy before the handover (the source still changes); hybrid pre-copies.
         if (!hybrid) actor.Tell(new VirtualDiskProtocol.PausePrefetch());
-        _incoming[disk.Name] = new Incoming(actor, image, disk.Epoch);
-        _exports.Add(new NbdExport(disk.Name, new RelocatingDisk(image, state, actor, settings), $"disk {disk.Name} arriving at site {_settings.Name}"));
+        _incoming[disk.Name] = new Incoming(actor, image, disk.Epoch, state);
+        var export = new NbdExport(disk.Name, new RelocatingDisk(image, state, actor, settings),
+            import ? $"disk {disk.Name} imported to site {_settings.Name}" : $"disk {disk.Name} arriving at site {_settings.Name}");
+        Watch(export, disk.Name);
+        _exports.Add(export);
+    }
+
+    /// <summary>Guest connections come and go on the data path; the site hears of it through its mailbox.</summary>
+    private void Watch(NbdExport export, string disk)
+    {
+        var self = Self;
+        export.Clients.Changed += n => self.Tell(new ClientsChanged(disk, n));
     }
 }

@@ -35,6 +35,8 @@ public sealed partial class SiteActor : ReceivePersistentActor, IWithTimers
         Recover<SiteEvents.DiskRemoved>(e => _state.Apply(e));
         Recover<SiteEvents.IncomingAdded>(e => _state.Apply(e));
         Recover<SiteEvents.DiskFenced>(e => _state.Apply(e));
+        Recover<SiteEvents.OutgoingBegun>(e => _state.Apply(e));
+        Recover<SiteEvents.OutgoingEnded>(e => _state.Apply(e));
         Recover<RecoveryCompleted>(_ =>
         {
             foreach (var disk in _state.Disks) Export(disk);
@@ -70,9 +72,14 @@ public sealed partial class SiteActor : ReceivePersistentActor, IWithTimers
         });
         Command<DeleteDisk>(m =>
         {
-            if (!_state.TryGet(m.Name, out var disk) || disk.Phase == SiteDisk.Incoming)
+            if (!_state.TryGet(m.Name, out var disk))
             {
                 Sender.Tell(new Refused($"no disk named '{m.Name}' on site {_settings.Name}"));
+                return;
+            }
+            if (disk.Phase != SiteDisk.Owned)
+            {
+                Sender.Tell(new Refused($"disk '{m.Name}' is {disk.Phase} on site {_settings.Name}: cancel or finish its relocation first"));
                 return;
             }
             var replyTo = Sender;
@@ -93,8 +100,13 @@ public sealed partial class SiteActor : ReceivePersistentActor, IWithTimers
         }
         if (m.FromFile is null && m.Size <= 0) { Sender.Tell(new Refused($"disk size must be positive, not {m.Size}")); return; }
         _creating.Add(m.Name);
-        var path = Path.Combine(_settings.DataDir, m.Name + ".img");
+        var path = ImagePathOf(m.Name);
         var replyTo = Sender;
+        if (m.FromNbd)
+        {
+            OnImport(m, replyTo, path);
+            return;
+        }
         // Image work (sparse create, or a copy of gigabytes) runs off the actor's thread.
         Task.Run(() =>
         {
@@ -114,13 +126,16 @@ public sealed partial class SiteActor : ReceivePersistentActor, IWithTimers
         {
             if (disk.Phase == SiteDisk.Incoming)
             {
-                StartIncoming(disk, hybrid: true, rate: 0); // resumes from the disk actor's own journal
+                StartIncoming(disk, hybrid: true, rate: 0, prefetch: true); // resumes from the disk actor's own journal
                 return;
             }
             var owned = new OwnedDisk(RawImage.Open(disk.ImagePath, readOnly: false));
             if (disk.Phase == SiteDisk.Fenced) _ = owned.FenceAsync(); // nothing in flight yet: completes at once
             _images[disk.Name] = owned;
-            _exports.Add(new NbdExport(disk.Name, owned, $"disk {disk.Name} on site {_settings.Name}"));
+            var export = new NbdExport(disk.Name, owned, $"disk {disk.Name} on site {_settings.Name}");
+            Watch(export, disk.Name);
+            _exports.Add(export);
+            if (disk.Phase == SiteDisk.Outgoing) BeginOutgoing(disk.Name, disk.Peer, disk.Epoch, DefaultBlockSize, everything: true);
             // Other sites fetch through a second name, so their connections never count as the disk's
             // guests (an idle-source handover must not wait for the destination's own fetchers).
             _exports.Add(new NbdExport(PeerExport(disk.Name), owned, $"disk {disk.Name} on site {_settings.Name}, for other sites"));
@@ -131,7 +146,18 @@ public sealed partial class SiteActor : ReceivePersistentActor, IWithTimers
         }
     }
 
-    private DiskInfo Info(SiteDisk d) => new(d.Name, d.Size, _settings.Name, d.Epoch, d.Phase, _settings.UriOf(d.Name));
+    private const int DefaultBlockSize = 65536;
+
+    private string ImagePathOf(string disk) => Path.Combine(_settings.DataDir, disk + ".img");
+
+    private DiskInfo Info(SiteDisk d)
+    {
+        _incoming.TryGetValue(d.Name, out var incoming);
+        long local = d.Phase == SiteDisk.Incoming ? incoming?.State.Map.LocalBytes ?? 0 : d.Size;
+        bool writable = d.IsOwnedHere || (d.Phase == SiteDisk.Incoming && incoming is not null && incoming.State.IsOwner);
+        return new DiskInfo(d.Name, d.Size, _settings.Name, d.Epoch, d.Phase, _settings.UriOf(d.Name), d.Peer, local,
+            GuestClientsOf(d.Name), writable, _handoverWanted.Contains(d.Name));
+    }
 
     /// <summary>The export name other sites fetch a disk through (not a valid disk name, so it never clashes).</summary>
     public static string PeerExport(string disk) => disk + "@peer";
@@ -143,6 +169,12 @@ public sealed partial class SiteActor : ReceivePersistentActor, IWithTimers
             _state.Apply(e);
             RemoveExports(e.Name);
             if (_images.Remove(e.Name, out var owned)) owned.Image.Dispose();
+            if (_incoming.Remove(e.Name, out var incoming))
+            {
+                Context.Stop(incoming.Disk);
+                incoming.Image.Dispose(); // a fetch still landing fails on the closed handle, nothing else
+            }
+            _handoverWanted.Remove(e.Name);
             File.Delete(disk.ImagePath);
             then();
         });

@@ -67,11 +67,23 @@ public sealed class SiteNode : IAsyncDisposable
         var system = ActorSystem.Create(SystemName, config);
         // One coordinator in the cluster (on the oldest node, moving when it leaves); every node talks to it
         // through its local proxy at /user/coordinator.
-        system.ActorOf(ClusterSingletonManager.Props(MigrationCoordinator.Props(), PoisonPill.Instance,
+        var reconcile = config.GetTimeSpan("reloc.coordinator.reconcile-interval", TimeSpan.FromSeconds(2));
+        if (reconcile <= TimeSpan.Zero) throw new ArgumentException("reloc.coordinator.reconcile-interval must be positive");
+        system.ActorOf(ClusterSingletonManager.Props(MigrationCoordinator.Props(reconcile), PoisonPill.Instance,
             ClusterSingletonManagerSettings.Create(system)), "coordinator-singleton");
         system.ActorOf(ClusterSingletonProxy.Props("/user/coordinator-singleton", ClusterSingletonProxySettings.Create(system)), "coordinator");
         var siteActor = system.ActorOf(SiteActor.Props(settings, catalog), "site");
         return new SiteNode(system, settings, nbd, siteActor, endPoint);
+    }
+
+    /// <summary>The site actor of the (Up) member whose role is <paramref name="site"/>; a path on this node
+    /// (which refuses everything) when no such member is known, so a message to it is logged as dead.</summary>
+    public static ActorPath SitePath(ActorSystem system, string site)
+    {
+        var member = Cluster.Get(system).State.Members.FirstOrDefault(m => m.HasRole(site) && m.Status == MemberStatus.Up)
+                     ?? Cluster.Get(system).State.Members.FirstOrDefault(m => m.HasRole(site));
+        var address = member?.Address ?? Cluster.Get(system).SelfAddress;
+        return new RootActorPath(address) / "user" / (member is null ? "no-such-site" : "site");
     }
 
     /// <summary>Completes when this node is an Up member of the cluster.</summary>

@@ -3,14 +3,22 @@ namespace Reloc.Actors.Site;
 /// <summary>Messages of <see cref="SiteActor"/>: the disks one site hosts. All may cross nodes.</summary>
 public static class SiteProtocol
 {
-    /// <summary>Creates an empty (sparse) disk, or one filled from a local image file.</summary>
-    public sealed record CreateDisk(string Name, long Size, string? FromFile = null) : IRelocMessage;
+    /// <summary>Creates an empty (sparse) disk, or one filled from a local image file or a foreign NBD URI.</summary>
+    public sealed record CreateDisk(string Name, long Size, string? FromFile = null) : IRelocMessage
+    {
+        public bool FromNbd => FromFile is not null && FromFile.StartsWith("nbd://", StringComparison.Ordinal);
+    }
 
     public sealed record DeleteDisk(string Name) : IRelocMessage;
 
     public sealed record ListDisks : IRelocMessage;
 
-    public sealed record DiskInfo(string Name, long Size, string Site, long Epoch, string Phase, string NbdUri) : IRelocMessage;
+    /// <summary>One disk as its site sees it. <see cref="Peer"/>: the other site of a relocation (source of
+    /// an incoming disk, destination of an outgoing or fenced one). <see cref="Writable"/>: this site accepts
+    /// the disk's writes now. <see cref="Clients"/>: guest NBD connections. <see cref="HandoverWanted"/>: a
+    /// guest write waits at this (destination) site for the handover.</summary>
+    public sealed record DiskInfo(string Name, long Size, string Site, long Epoch, string Phase, string NbdUri,
+        string Peer = "", long LocalBytes = 0, int Clients = 0, bool Writable = false, bool HandoverWanted = false) : IRelocMessage;
 
     public sealed record DiskList(string Site, IReadOnlyList<DiskInfo> Disks) : IRelocMessage;
 
@@ -27,17 +35,32 @@ public static class SiteEvents
 
     public sealed record DiskRemoved(string Name) : IRelocMessage;
 
-    /// <summary>A disk arriving from another site: served here at once, relocating from <see cref="SourceUri"/>.</summary>
-    public sealed record IncomingAdded(string Name, long Size, string ImagePath, string SourceUri, long Epoch) : IRelocMessage;
+    /// <summary>A disk arriving from <see cref="FromSite"/>: served here at once, relocating from
+    /// <see cref="SourceUri"/>. <see cref="Journal"/> keys its block map's journal: unique per arrival, so a
+    /// cancelled relocation's bits can never be mistaken for a later one's.</summary>
+    public sealed record IncomingAdded(string Name, long Size, string ImagePath, string SourceUri, long Epoch, string FromSite = "", string Journal = "") : IRelocMessage;
 
-    /// <summary>The disk was handed over at <see cref="NewEpoch"/>: this site refuses its writes from now on, even after a restart.</summary>
-    public sealed record DiskFenced(string Name, long NewEpoch) : IRelocMessage;
+    /// <summary>The source tracks the guest's writes for a relocation to <see cref="ToSite"/> (from now on,
+    /// even across a restart, when it conservatively reports every block as written).</summary>
+    public sealed record OutgoingBegun(string Name, long Epoch, string ToSite) : IRelocMessage;
+
+    /// <summary>A relocation cancelled before handover: the site owns the disk as before.</summary>
+    public sealed record OutgoingEnded(string Name) : IRelocMessage;
+
+    /// <summary>The disk was handed over to <see cref="ToSite"/> at <see cref="NewEpoch"/>: this site refuses its
+    /// writes from now on, even after a restart, and keeps the final dirty set until the disk is released,
+    /// so a repeated fence (a new coordinator) gets the same answer.</summary>
+    public sealed record DiskFenced(string Name, long NewEpoch, string ToSite = "", IReadOnlyList<(long First, long Count)>? FinalDirty = null) : IRelocMessage;
 }
 
-/// <summary>A disk this site owns (pure registry state, rebuilt from <see cref="SiteEvents"/>).</summary>
-public sealed record SiteDisk(string Name, long Size, string ImagePath, long Epoch, string Phase = SiteDisk.Owned, string? SourceUri = null)
+/// <summary>A disk this site hosts (pure registry state, rebuilt from <see cref="SiteEvents"/>).</summary>
+public sealed record SiteDisk(string Name, long Size, string ImagePath, long Epoch, string Phase = SiteDisk.Owned, string? SourceUri = null,
+    string Peer = "", string Journal = "", IReadOnlyList<(long First, long Count)>? FinalDirty = null)
 {
-    public const string Owned = "owned", Incoming = "incoming", Fenced = "fenced";
+    public const string Owned = "owned", Outgoing = "outgoing", Incoming = "incoming", Fenced = "fenced";
+
+    /// <summary>Owned here (with or without a relocation under way): the guest's writes land here.</summary>
+    public bool IsOwnedHere => Phase is Owned or Outgoing;
 }
 
 public sealed class SiteState
@@ -59,11 +82,19 @@ public sealed class SiteState
                 _disks.Remove(r.Name);
                 break;
             case SiteEvents.IncomingAdded i:
-                _disks[i.Name] = new SiteDisk(i.Name, i.Size, i.ImagePath, i.Epoch, SiteDisk.Incoming, i.SourceUri);
+                _disks[i.Name] = new SiteDisk(i.Name, i.Size, i.ImagePath, i.Epoch, SiteDisk.Incoming, i.SourceUri, i.FromSite, i.Journal);
+                break;
+            case SiteEvents.OutgoingBegun o when _disks.TryGetValue(o.Name, out var d):
+                _disks[o.Name] = d with { Phase = SiteDisk.Outgoing, Peer = o.ToSite, Epoch = o.Epoch };
+                break;
+            case SiteEvents.OutgoingEnded o when _disks.TryGetValue(o.Name, out var d):
+                _disks[o.Name] = d with { Phase = SiteDisk.Owned, Peer = "" };
                 break;
             case SiteEvents.DiskFenced f when _disks.TryGetValue(f.Name, out var d):
-                _disks[f.Name] = d with { Phase = SiteDisk.Fenced, Epoch = f.NewEpoch };
+                _disks[f.Name] = d with { Phase = SiteDisk.Fenced, Epoch = f.NewEpoch, Peer = f.ToSite, FinalDirty = f.FinalDirty ?? [] };
                 break;
+            case SiteEvents.OutgoingBegun or SiteEvents.OutgoingEnded or SiteEvents.DiskFenced:
+                break; // about a disk no longer here: nothing to change
             default:
                 throw new ArgumentException($"not a site event: {evt.GetType().Name}");
         }

@@ -1,0 +1,84 @@
+using Reloc.Actors.Site;
+using static Reloc.Actors.Coordinator.RelocationProtocol;
+
+namespace Reloc.Actors.Coordinator;
+
+/// <summary>
+/// Where each relocation stands, derived from the sites alone (pure; no actor system). The sites hold
+/// the authoritative state: the source's phase (outgoing, fenced with its final dirty set) and the
+/// destination's (incoming, writable after ownership moved, owned once complete). A coordinator that
+/// lost its memory (fail-over) or a message (remoting does not retry) reads them back and resends the
+/// one idempotent step that moves the relocation forward.
+/// </summary>
+public static class Reconciler
+{
+    /// <summary>Phases: starting (the source tracks writes) → preparing (the destination is created) →
+    /// serving (both up, source owns) → fencing → transferring → postcopy (destination owns) → releasing;
+    /// or cancelling (the source owns again, the destination is dropped).</summary>
+    public const string Starting = "starting", Preparing = "preparing", Serving = "serving", Fencing = "fencing",
+        Transferring = "transferring", Postcopy = "postcopy", Releasing = "releasing", Cancelling = "cancelling";
+
+    /// <summary>A relocation as the sites show it, and the step that moves it on (null: nothing to send;
+    /// the sites will report by themselves). <see cref="Handover"/>: a handover trigger holds now.</summary>
+    public sealed record Derived(RelocationInfo Info, long Size, string SourceUri, object? Step, string? StepTo, bool Handover, string? Anomaly = null);
+
+    /// <param name="lists">The disk lists of the sites that answered (a site that did not is unknown, not empty).</param>
+    public static IReadOnlyList<Derived> Derive(IReadOnlyList<SiteProtocol.DiskList> lists)
+    {
+        var answered = lists.Select(l => l.Site).ToHashSet(StringComparer.Ordinal);
+        var byName = lists.SelectMany(l => l.Disks).GroupBy(d => d.Name, StringComparer.Ordinal);
+        var result = new List<Derived>();
+        foreach (var copies in byName)
+        {
+            var source = copies.FirstOrDefault(d => d.Phase is SiteDisk.Outgoing or SiteDisk.Fenced);
+            if (source is not null)
+            {
+                if (!answered.Contains(source.Peer)) continue; // the destination is out of reach: nothing known
+                var dest = copies.FirstOrDefault(d => d.Site == source.Peer);
+                var derived = FromSource(source, dest);
+                if (derived is not null) result.Add(derived);
+                continue;
+            }
+            foreach (var incoming in copies.Where(d => d.Phase == SiteDisk.Incoming))
+            {
+                if (!answered.Contains(incoming.Peer)) continue;
+                var atSource = copies.FirstOrDefault(d => d.Site == incoming.Peer);
+                var info = new RelocationInfo(incoming.Name, incoming.Peer, incoming.Site, incoming.Epoch, "");
+                if (incoming.Writable)
+                    result.Add(new Derived(info with { Phase = Postcopy }, incoming.Size, "", null, null, false)); // the source already let go
+                else if (atSource is { Phase: SiteDisk.Owned } && atSource.Epoch == incoming.Epoch)
+                    // The source stopped tracking (a cancel half done): the copy is void, drop it.
+                    result.Add(new Derived(info with { Phase = Cancelling }, incoming.Size, "", new DropIncoming(incoming.Name, incoming.Epoch), incoming.Site, false));
+                else
+                    result.Add(new Derived(info with { Phase = Cancelling }, incoming.Size, "", null, null, false,
+                        $"disk '{incoming.Name}' arrives at {incoming.Site} from {incoming.Peer}, which no longer has it as an outgoing disk"));
+            }
+        }
+        return result;
+    }
+
+    private static Derived? FromSource(SiteProtocol.DiskInfo source, SiteProtocol.DiskInfo? dest)
+    {
+        if (source.Phase == SiteDisk.Outgoing)
+        {
+            var info = new RelocationInfo(source.Name, source.Site, source.Peer, source.Epoch, "");
+            if (dest is null)
+                return new Derived(info with { Phase = Preparing }, source.Size, source.NbdUri, null, source.Peer, false);
+            if (dest.Phase != SiteDisk.Incoming || dest.Epoch != source.Epoch)
+                return new Derived(info with { Phase = Serving }, source.Size, source.NbdUri, null, null, false,
+                    $"disk '{source.Name}' leaves {source.Site} at epoch {source.Epoch} but {dest.Site} has it {dest.Phase} at epoch {dest.Epoch}");
+            bool trigger = dest.HandoverWanted || (source.Clients == 0 && dest.Clients > 0);
+            return new Derived(info with { Phase = Serving }, source.Size, source.NbdUri, null, null, trigger);
+        }
+        // Fenced: the destination owns NewEpoch = source.Epoch, or is about to.
+        var started = new RelocationInfo(source.Name, source.Site, source.Peer, source.Epoch - 1, "");
+        if (dest is null)
+            return new Derived(started with { Phase = Transferring }, source.Size, source.NbdUri, null, null, false,
+                $"disk '{source.Name}' was handed over by {source.Site} to {source.Peer}, which does not have it");
+        if (dest.Phase == SiteDisk.Incoming && !dest.Writable)
+            return new Derived(started with { Phase = Fencing }, source.Size, source.NbdUri, new Fence(source.Name, source.Epoch), source.Site, false);
+        if (dest.Phase == SiteDisk.Incoming)
+            return new Derived(started with { Phase = Postcopy }, source.Size, source.NbdUri, null, null, false);
+        return new Derived(started with { Phase = Releasing }, source.Size, source.NbdUri, new Release(source.Name, source.Epoch), source.Site, false);
+    }
+}
