@@ -45,7 +45,8 @@ internal static class SiteCommand
             using var stop = new StopSignal();
             await using var node = SiteNode.Start(Load(path), loggers);
             Console.Out.WriteLine($"reloc-node: site {node.Settings.Name} serving NBD on {node.NbdEndPoint} (advertised as {node.Settings.NbdAdvertise}), " +
-                                  $"cluster address {Akka.Cluster.Cluster.Get(node.System).SelfAddress}");
+                                  $"cluster address {Akka.Cluster.Cluster.Get(node.System).SelfAddress}, " +
+                                  $"management {(node.Management is null ? "off" : node.Management.EndPoint.ToString())}");
             Console.Out.Flush();
             await stop.Task;
             return 0;

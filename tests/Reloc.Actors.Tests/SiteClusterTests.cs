@@ -22,6 +22,7 @@ public sealed class SiteClusterTests : IAsyncLifetime
         akka.cluster.seed-nodes = ["akka.tcp://reloc@127.0.0.1:{{_ports[0]}}", "akka.tcp://reloc@127.0.0.1:{{_ports[1]}}"]
         akka.cluster.roles = [site-{{(char)('a' + i)}}]
         reloc.site { name = site-{{(char)('a' + i)}}, data-dir = "{{Path.Combine(_dir, "site-" + i)}}", nbd.listen = "127.0.0.1:0" }
+        reloc.management.listen = "127.0.0.1:0"
         """);
 
     public async Task InitializeAsync()

@@ -5,6 +5,7 @@ using Akka.Cluster.Tools.Singleton;
 using Reloc.Actors.Coordinator;
 using Akka.Configuration;
 using Microsoft.Extensions.Logging;
+using Reloc.Actors.Management;
 using Reloc.Nbd.Server;
 
 namespace Reloc.Actors.Site;
@@ -17,8 +18,9 @@ public sealed class SiteNode : IAsyncDisposable
 {
     public const string SystemName = "reloc";
 
-    private SiteNode(ActorSystem system, SiteSettings settings, NbdServer nbd, IActorRef site, IPEndPoint nbdEndPoint)
+    private SiteNode(ActorSystem system, SiteSettings settings, NbdServer nbd, IActorRef site, IPEndPoint nbdEndPoint, ManagementEndpoint? management)
     {
+        Management = management;
         System = system;
         Settings = settings;
         Nbd = nbd;
@@ -34,6 +36,9 @@ public sealed class SiteNode : IAsyncDisposable
     /// <summary>The migration coordinator (through this node's singleton proxy).</summary>
     public ActorSelection Coordinator => System.ActorSelection("/user/coordinator");
     public IPEndPoint NbdEndPoint { get; }
+
+    /// <summary>The console's endpoint (null when reloc.management.listen = off).</summary>
+    public ManagementEndpoint? Management { get; }
 
     /// <summary>The full configuration of a site: its own file, persistence chosen by reloc.persistence
     /// (SQLite under the data directory unless configured), then the defaults.</summary>
@@ -73,7 +78,18 @@ public sealed class SiteNode : IAsyncDisposable
             ClusterSingletonManagerSettings.Create(system)), "coordinator-singleton");
         system.ActorOf(ClusterSingletonProxy.Props("/user/coordinator-singleton", ClusterSingletonProxySettings.Create(system)), "coordinator");
         var siteActor = system.ActorOf(SiteActor.Props(settings, catalog), "site");
-        return new SiteNode(system, settings, nbd, siteActor, endPoint);
+        ManagementEndpoint? management = null;
+        try
+        {
+            if (settings.ManagementListen is { } listen) management = ManagementEndpoint.Start(system, listen, loggers);
+        }
+        catch (System.Net.Sockets.SocketException ex)
+        {
+            system.Terminate().Wait(TimeSpan.FromSeconds(10));
+            nbd.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(10));
+            throw new ArgumentException($"reloc.management.listen = {settings.ManagementListen}: {ex.Message}", ex);
+        }
+        return new SiteNode(system, settings, nbd, siteActor, endPoint, management);
     }
 
     /// <summary>The site actor of the (Up) member whose role is <paramref name="site"/>; a path on this node
@@ -97,6 +113,7 @@ public sealed class SiteNode : IAsyncDisposable
     /// <summary>Stops serving (in-flight NBD requests finish, exports flush), then leaves the cluster gracefully.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Management is not null) await Management.DisposeAsync();
         await Nbd.DisposeAsync();
         await CoordinatedShutdown.Get(System).Run(CoordinatedShutdown.ClrExitReason.Instance);
     }

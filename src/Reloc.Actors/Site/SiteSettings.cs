@@ -4,7 +4,7 @@ using Akka.Configuration;
 namespace Reloc.Actors.Site;
 
 /// <summary>Validated settings of one site node (HOCON section reloc.site).</summary>
-public sealed record SiteSettings(string Name, string DataDir, IPEndPoint NbdListen, string NbdAdvertise)
+public sealed record SiteSettings(string Name, string DataDir, IPEndPoint NbdListen, string NbdAdvertise, IPEndPoint? ManagementListen = null)
 {
     public static SiteSettings From(Config config)
     {
@@ -15,7 +15,9 @@ public sealed record SiteSettings(string Name, string DataDir, IPEndPoint NbdLis
         if (string.IsNullOrWhiteSpace(dataDir)) throw new ArgumentException("reloc.site.data-dir must be set");
         var listen = ParseEndPoint(c.GetString("nbd.listen"), "reloc.site.nbd.listen");
         var advertise = c.GetString("nbd.advertise");
-        return new SiteSettings(name, dataDir, listen, string.IsNullOrWhiteSpace(advertise) ? $"{listen.Address}:{listen.Port}" : advertise);
+        var management = config.GetString("reloc.management.listen", "off");
+        return new SiteSettings(name, dataDir, listen, string.IsNullOrWhiteSpace(advertise) ? $"{listen.Address}:{listen.Port}" : advertise,
+            management is "off" or "" ? null : ParseEndPoint(management, "reloc.management.listen"));
     }
 
     public SiteSettings WithListenPort(int port) => this with
