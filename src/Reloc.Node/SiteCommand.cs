@@ -44,6 +44,7 @@ internal static class SiteCommand
         {
             using var stop = new StopSignal();
             await using var node = SiteNode.Start(Load(path), loggers);
+            await node.WhenReadyAsync(TimeSpan.FromMinutes(5)); // the listen line means: every disk is served
             Console.Out.WriteLine($"reloc-node: site {node.Settings.Name} serving NBD on {node.NbdEndPoint} (advertised as {node.Settings.NbdAdvertise}), " +
                                   $"cluster address {Akka.Cluster.Cluster.Get(node.System).SelfAddress}, " +
                                   $"management {(node.Management is null ? "off" : node.Management.EndPoint.ToString())}");

@@ -102,6 +102,10 @@ public sealed class SiteNode : IAsyncDisposable
         return new RootActorPath(address) / "user" / (member is null ? "no-such-site" : "site");
     }
 
+    /// <summary>Completes when the site has recovered its disks and exports them (requests wait in the
+    /// site actor's stash until then, so its first answer means recovery is over).</summary>
+    public Task WhenReadyAsync(TimeSpan timeout) => Site.Ask<SiteProtocol.DiskList>(new SiteProtocol.ListDisks(), timeout);
+
     /// <summary>Completes when this node is an Up member of the cluster.</summary>
     public Task WhenUpAsync()
     {

@@ -1,0 +1,208 @@
+using System.Security.Cryptography;
+using System.Text.Json.Nodes;
+using Reloc.Management;
+using Reloc.Nbd.Client;
+using Reloc.Testing;
+
+namespace Reloc.Node.Tests;
+
+/// <summary>
+/// Three <c>reloc-node --config</c> processes made from hocon/site-{a,b,c}.conf (with free ports and a
+/// temporary data directory appended, and a faster split-brain resolver), driven through their
+/// management endpoints as the console would.
+/// </summary>
+public sealed class SiteCluster : IAsyncDisposable
+{
+    public const string Sites = "abc";
+    private readonly Dictionary<char, NodeProcess> _nodes = [];
+    private readonly Dictionary<char, (int Akka, int Nbd, int Management)> _ports = [];
+
+    public SiteCluster()
+    {
+        Dir = Directory.CreateTempSubdirectory("reloc-sites-").FullName;
+        var hocon = Path.Combine(RepoRoot(), "hocon");
+        File.Copy(Path.Combine(hocon, "reloc.conf"), Path.Combine(Dir, "reloc.conf"));
+        foreach (var s in Sites) _ports[s] = (Ports.Free(), Ports.Free(), Ports.Free());
+        var seeds = $"[\"akka.tcp://reloc@127.0.0.1:{_ports['a'].Akka}\", \"akka.tcp://reloc@127.0.0.1:{_ports['b'].Akka}\"]";
+        foreach (var s in Sites)
+        {
+            // Later keys win in HOCON: the shipped site file, then what a test machine needs.
+            File.WriteAllText(ConfigPath(s), File.ReadAllText(Path.Combine(hocon, $"site-{s}.conf")) + $$"""
+
+                reloc.site.data-dir = "{{Path.Combine(Dir, "site-" + s)}}"
+                reloc.site.nbd.listen = "127.0.0.1:{{_ports[s].Nbd}}"
+                reloc.management.listen = "127.0.0.1:{{_ports[s].Management}}"
+                reloc.disk.miss-timeout = 120s
+                akka.remote.dot-netty.tcp.port = {{_ports[s].Akka}}
+                akka.cluster.seed-nodes = {{seeds}}
+                akka.cluster.split-brain-resolver.stable-after = 3s
+                """);
+        }
+    }
+
+    public string Dir { get; }
+    public string ConfigPath(char site) => Path.Combine(Dir, $"site-{site}.conf");
+    public string NbdUri(char site, string disk) => $"nbd://127.0.0.1:{_ports[site].Nbd}/{disk}";
+    public string ImagePath(char site, string disk) => Path.Combine(Dir, "site-" + site, disk + ".img");
+
+    public static string RepoRoot()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "hocon", "reloc.conf"))) return d.FullName;
+        throw new InvalidOperationException("cannot find the repository's hocon/ folder above " + AppContext.BaseDirectory);
+    }
+
+    public async Task StartAsync(char site)
+    {
+        var node = NodeProcess.Start("--config", ConfigPath(site));
+        _nodes[site] = node;
+        await node.WaitForLineAsync(l => l.StartsWith("reloc-node: site", StringComparison.Ordinal), TimeSpan.FromSeconds(60));
+    }
+
+    /// <summary>Starts every site (a first: the oldest node hosts the coordinator) and waits until all see three Up members.</summary>
+    public async Task StartAllAsync()
+    {
+        foreach (var s in Sites)
+        {
+            await StartAsync(s);
+            await WaitUpAsync(s, Sites.IndexOf(s) + 1);
+        }
+        foreach (var s in Sites) await WaitUpAsync(s, 3);
+        await WaitAsync(async () => await TryCallAsync('a', "relocation.list") is not null, TimeSpan.FromSeconds(60));
+    }
+
+    public async Task WaitUpAsync(char via, int count) =>
+        await WaitAsync(async () =>
+        {
+            var show = await TryCallAsync(via, "cluster.show");
+            return show?["members"]!.AsArray().Count(m => (string)m!["status"]! == "Up" && (bool)m["reachable"]!) == count
+                   && show["members"]!.AsArray().Count == count;
+        }, TimeSpan.FromSeconds(90));
+
+    /// <summary>kill -9: no goodbye to the cluster, no flush, no journal write.</summary>
+    public async Task KillAsync(char site)
+    {
+        var node = _nodes[site];
+        await node.SignalAsync("KILL");
+        await node.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        await node.DisposeAsync();
+        _nodes.Remove(site);
+    }
+
+    public async Task<JsonNode?> CallAsync(char via, string command, JsonObject? args = null)
+    {
+        await using var client = await ManagementClient.ConnectAsync($"127.0.0.1:{_ports[via].Management}", TimeSpan.FromSeconds(5));
+        return await client.CallAsync(command, args);
+    }
+
+    public async Task<JsonNode?> TryCallAsync(char via, string command, JsonObject? args = null)
+    {
+        try { return await CallAsync(via, command, args); }
+        catch (ManagementException) { return null; }
+        catch (IOException) { return null; }
+    }
+
+    /// <summary>The relocation of <paramref name="disk"/> as the coordinator sees it, or null when there is none.</summary>
+    public async Task<string?> PhaseAsync(char via, string disk)
+    {
+        var list = await TryCallAsync(via, "relocation.list");
+        return list?.AsArray().FirstOrDefault(r => (string)r!["disk"]! == disk)?["phase"]?.GetValue<string>();
+    }
+
+    public static async Task WaitAsync(Func<Task<bool>> condition, TimeSpan timeout, string? what = null)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"condition not met within {timeout}{(what is null ? "" : ": " + what)}");
+            await Task.Delay(200);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var n in _nodes.Values) await n.DisposeAsync();
+        try { Directory.Delete(Dir, recursive: true); } catch (IOException) { }
+    }
+}
+
+/// <summary>A guest-like NBD client that keeps the content it expects: random writes, each batch
+/// followed by FLUSH; only flushed writes count as promised.</summary>
+public sealed class Guest(byte[] initial, int seed) : IAsyncDisposable
+{
+    private readonly Random _rng = new(seed);
+    private NbdClient? _client;
+
+    public byte[] Expected { get; } = (byte[])initial.Clone();
+    public int Writes { get; private set; }
+
+    public async Task ConnectAsync(string uri)
+    {
+        await DisconnectAsync();
+        _client = await NbdClient.ConnectAsync(NbdClientOptions.FromUri(uri));
+    }
+
+    /// <summary>As a live-migrated VM does: the destination connects first, then the source goes away.</summary>
+    public async Task MigrateAsync(string uri)
+    {
+        var next = await NbdClient.ConnectAsync(NbdClientOptions.FromUri(uri));
+        await DisconnectAsync();
+        _client = next;
+    }
+
+    public async Task DisconnectAsync()
+    {
+        if (_client is not null) await _client.DisposeAsync();
+        _client = null;
+    }
+
+    public async Task WriteAndFlushAsync(int count)
+    {
+        var client = _client ?? throw new InvalidOperationException("not connected");
+        for (int i = 0; i < count; i++)
+        {
+            int length = 4096 * _rng.Next(1, 9);
+            long offset = 4096L * _rng.Next(0, (Expected.Length - length) / 4096);
+            var data = new byte[length];
+            _rng.NextBytes(data);
+            await client.WriteAsync(offset, data);
+            data.CopyTo(Expected, (int)offset);
+            Writes++;
+        }
+        await client.FlushAsync();
+    }
+
+    /// <summary>Reads some random ranges and checks them against what was written.</summary>
+    public async Task ReadAndCheckAsync(int count)
+    {
+        var client = _client ?? throw new InvalidOperationException("not connected");
+        for (int i = 0; i < count; i++)
+        {
+            int length = 4096 * _rng.Next(1, 33);
+            long offset = 4096L * _rng.Next(0, (Expected.Length - length) / 4096);
+            var data = new byte[length];
+            await client.ReadAsync(offset, data);
+            if (!data.AsSpan().SequenceEqual(Expected.AsSpan((int)offset, length)))
+                throw new InvalidDataException($"guest read at {offset}+{length} returned data other than what it wrote last");
+        }
+    }
+
+    /// <summary>SHA-256 of the whole disk as an NBD client at <paramref name="uri"/> reads it.</summary>
+    public static async Task<string> ChecksumAsync(string uri, long size)
+    {
+        await using var client = await NbdClient.ConnectAsync(NbdClientOptions.FromUri(uri));
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = new byte[1 << 20];
+        for (long off = 0; off < size; off += buffer.Length)
+        {
+            int n = (int)Math.Min(buffer.Length, size - off);
+            await client.ReadAsync(off, buffer.AsMemory(0, n));
+            sha.AppendData(buffer, 0, n);
+        }
+        return Convert.ToHexString(sha.GetHashAndReset());
+    }
+
+    public string ExpectedChecksum => Convert.ToHexString(SHA256.HashData(Expected));
+
+    public ValueTask DisposeAsync() => new(DisconnectAsync());
+}
