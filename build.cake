@@ -23,7 +23,7 @@ Task("TestDependencies").Does(() =>
     var postgres = FileExists("/usr/lib/postgresql/15/bin/initdb"); // the persistence tests start their own server
     if (missing.Count == 0 && pythonNbd && postgres) return;
     Information($"missing test tools: {string.Join(", ", missing)}{(pythonNbd ? "" : " python3-libnbd")}{(postgres ? "" : " postgresql")}; installing with apt-get");
-    var install = "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-utils libnbd-bin nbdkit fio python3-libnbd postgresql >/dev/null";
+    var install = "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-utils libnbd-bin nbdkit fio python3-libnbd postgresql qemu-system-x86 binutils >/dev/null";
     if (StartProcess("sh", new ProcessSettings { Arguments = $"-c \"{install}\"" }) != 0)
         throw new Exception("could not install what the tests need (run as root on Debian, or install qemu-utils libnbd-bin nbdkit fio python3-libnbd postgresql)");
 });
