@@ -193,6 +193,97 @@ public sealed class SiteClusterTests : IAsyncLifetime
         Assert.Equal(Tool.Sha256Of(content), Tool.Sha256(copy));
     }
 
+    [Fact]
+    public async Task A_read_at_the_destination_before_handover_sees_the_sources_latest_write()
+    {
+        var content = Tool.RandomBytes(4 << 20, 31);
+        var created = await SeedDiskAsync(_nodes[0], "vm4", content);
+        await using var atSource = await Nbd.Client.NbdClient.ConnectAsync(Nbd.Client.NbdClientOptions.FromUri(created.NbdUri));
+        await atSource.ReadAsync(0, new byte[512]); // a guest at the source: no idle handover
+        Assert.IsType<Coordinator.RelocationProtocol.RelocationAccepted>(
+            await _nodes[1].Coordinator.Ask<object>(new Coordinator.RelocationProtocol.Relocate("vm4", "site-b", Hybrid: true), TimeSpan.FromSeconds(20)));
+        // Pre-copy until the destination holds every block, while the source still owns the disk.
+        await AwaitAsync(async () => (await ListAsync(_nodes[1])).Disks.Any(d => d.Name == "vm4" && d.LocalBytes == content.Length));
+        await using var atDest = await Nbd.Client.NbdClient.ConnectAsync(Nbd.Client.NbdClientOptions.FromUri($"nbd://127.0.0.1:{_nodes[1].NbdEndPoint.Port}/vm4"));
+        for (int i = 0; i < 8; i++)
+        {
+            // The invalidation of this block is at most 200 ms away; the read must not need it.
+            var fresh = Tool.RandomBytes(4096, 100 + i);
+            long offset = (long)i * 300_000 / 4096 * 4096;
+            await atSource.WriteAsync(offset, fresh);
+            await atSource.FlushAsync();
+            var seen = new byte[4096];
+            await atDest.ReadAsync(offset, seen);
+            Assert.Equal(fresh, seen);
+        }
+    }
+
+    [Fact]
+    public async Task A_relocation_cancelled_before_handover_leaves_the_source_the_owner_and_can_run_again()
+    {
+        var content = Tool.RandomBytes(4 << 20, 32);
+        var a = _nodes[0];
+        var created = await SeedDiskAsync(a, "vm5", content);
+        await using var atSource = await Nbd.Client.NbdClient.ConnectAsync(Nbd.Client.NbdClientOptions.FromUri(created.NbdUri));
+        await atSource.ReadAsync(0, new byte[512]);
+        var coordinator = _nodes[1].Coordinator;
+        Assert.IsType<Coordinator.RelocationProtocol.RelocationAccepted>(await coordinator.Ask<object>(
+            new Coordinator.RelocationProtocol.Relocate("vm5", "site-c", Hybrid: true, RateBytesPerSecond: 1_000_000), TimeSpan.FromSeconds(20)));
+        await AwaitAsync(async () => (await ListAsync(_nodes[2])).Disks.Any(d => d.Name == "vm5" && d.Phase == "incoming" && d.LocalBytes > 0));
+        var w1 = Tool.RandomBytes(65536, 5);
+        await atSource.WriteAsync(1 << 20, w1);
+        await atSource.FlushAsync();
+        w1.CopyTo(content, 1 << 20);
+
+        var cancelled = await coordinator.Ask<object>(new Coordinator.RelocationProtocol.CancelRelocation("vm5"), TimeSpan.FromSeconds(30));
+        Assert.Equal(new Coordinator.RelocationProtocol.RelocationCancelled("vm5"), cancelled);
+        Assert.DoesNotContain((await ListAsync(_nodes[2])).Disks, d => d.Name == "vm5");
+        var atA = Assert.Single((await ListAsync(a)).Disks, d => d.Name == "vm5");
+        Assert.Equal(("owned", 1L), (atA.Phase, atA.Epoch));
+        var w2 = Tool.RandomBytes(5000, 6);
+        await atSource.WriteAsync(2 << 20, w2);     // still the owner: writes go on
+        await atSource.FlushAsync();
+        w2.CopyTo(content, 2 << 20);
+        Assert.IsType<Coordinator.RelocationProtocol.RelocationRefused>(
+            await coordinator.Ask<object>(new Coordinator.RelocationProtocol.CancelRelocation("vm5"), TimeSpan.FromSeconds(20)));
+
+        // Again, to the same site: nothing of the cancelled copy may come back.
+        Assert.IsType<Coordinator.RelocationProtocol.RelocationAccepted>(await coordinator.Ask<object>(
+            new Coordinator.RelocationProtocol.Relocate("vm5", "site-c", Hybrid: true), TimeSpan.FromSeconds(20)));
+        await AwaitAsync(async () => (await ListAsync(_nodes[2])).Disks.Any(d => d.Name == "vm5" && d.Phase == "incoming"));
+        await AwaitAsync(async () => await coordinator.Ask<object>(new Coordinator.RelocationProtocol.RequestHandover("vm5"), TimeSpan.FromSeconds(20))
+            is Coordinator.RelocationProtocol.RelocationInfo);
+        Assert.IsType<Coordinator.RelocationProtocol.RelocationRefused>( // past the handover: forward only
+            await coordinator.Ask<object>(new Coordinator.RelocationProtocol.CancelRelocation("vm5"), TimeSpan.FromSeconds(20)));
+        await AwaitAsync(async () => (await ListAsync(_nodes[2])).Disks.Any(d => d.Name == "vm5" && d.Phase == "owned" && d.Epoch == 2));
+        var copy = Path.Combine(_dir, "vm5.img");
+        await Tool.CheckAsync("nbdcopy", $"nbd://127.0.0.1:{_nodes[2].NbdEndPoint.Port}/vm5", copy);
+        Assert.Equal(Tool.Sha256Of(content), Tool.Sha256(copy));
+    }
+
+    [Fact]
+    public async Task A_disk_imported_from_a_foreign_nbd_server_is_served_at_once_and_copied_in()
+    {
+        var content = Tool.RandomBytes(6 << 20, 33);
+        Array.Clear(content, 2 << 20, 2 << 20); // a hole the copy skips
+        var file = Path.Combine(_dir, "foreign.img");
+        File.WriteAllBytes(file, content);
+        await using var foreign = await ExternalServer.StartNbdkitAsync("file", $"file={file}");
+        var site = _nodes[1];
+        var created = Assert.IsType<DiskInfo>(await site.Site.Ask<object>(new CreateDisk("imp", 0, foreign.Uri()), TimeSpan.FromSeconds(20)));
+        Assert.Equal((content.Length, "incoming", true), (created.Size, created.Phase, created.Writable));
+        // Served (and writable) while it is copied in.
+        await Tool.CheckAsync("qemu-io", "-f", "raw", created.NbdUri, "-c", "write -P 0x5a 1m 100k", "-c", "flush", "-c", "read -P 0x5a 1m 100k");
+        Array.Fill(content, (byte)0x5a, 1 << 20, 100 * 1024);
+        await AwaitAsync(async () => (await ListAsync(site)).Disks.Any(d => d.Name == "imp" && d.Phase == "owned"));
+        var copy = Path.Combine(_dir, "imp.img");
+        await Tool.CheckAsync("nbdcopy", created.NbdUri, copy);
+        Assert.Equal(Tool.Sha256Of(content), Tool.Sha256(copy));
+        Assert.Equal(Tool.Sha256Of(File.ReadAllBytes(file)), Tool.Sha256(file)); // the foreign copy is only read
+        var refused = await site.Site.Ask<object>(new CreateDisk("imp2", 0, "nbd://127.0.0.1:1/none"), TimeSpan.FromSeconds(30));
+        Assert.Contains("cannot import", Assert.IsType<Refused>(refused).Reason);
+    }
+
     private static async Task AwaitAsync(Func<Task<bool>> condition)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);

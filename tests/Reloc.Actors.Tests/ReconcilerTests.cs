@@ -1,0 +1,85 @@
+using Reloc.Actors.Coordinator;
+using Reloc.Actors.Site;
+using Xunit;
+using static Reloc.Actors.Coordinator.RelocationProtocol;
+using static Reloc.Actors.Site.SiteProtocol;
+
+namespace Reloc.Actors.Tests;
+
+/// <summary>What a coordinator that just took over concludes from the sites' disk lists alone.</summary>
+public sealed class ReconcilerTests
+{
+    private static DiskInfo Disk(string site, string phase, long epoch, string peer = "", bool writable = false, int clients = 0, bool wanted = false) =>
+        new("vm", 1 << 20, site, epoch, phase, $"nbd://{site}:10809/vm", peer, 0, clients, writable, wanted);
+
+    private static Reconciler.Derived One(params DiskList[] lists) => Assert.Single(Reconciler.Derive(lists));
+
+    private static DiskList At(string site, params DiskInfo[] disks) => new(site, disks);
+
+    [Fact]
+    public void A_disk_owned_at_one_site_is_not_relocating() =>
+        Assert.Empty(Reconciler.Derive([At("a", Disk("a", "owned", 3)), At("b")]));
+
+    [Fact]
+    public void A_source_tracking_writes_for_a_destination_that_has_nothing_yet_is_preparing()
+    {
+        var d = One(At("a", Disk("a", "outgoing", 3, "b")), At("b"));
+        Assert.Equal(new RelocationInfo("vm", "a", "b", 3, Reconciler.Preparing), d.Info);
+        Assert.Null(d.Anomaly);
+    }
+
+    [Fact]
+    public void Both_sides_up_before_handover_is_serving_and_a_trigger_is_seen()
+    {
+        var quiet = One(At("a", Disk("a", "outgoing", 3, "b", clients: 1)), At("b", Disk("b", "incoming", 3, "a")));
+        Assert.Equal((Reconciler.Serving, false), (quiet.Info.Phase, quiet.Handover));
+        Assert.True(One(At("a", Disk("a", "outgoing", 3, "b", clients: 1)), At("b", Disk("b", "incoming", 3, "a", wanted: true))).Handover);
+        Assert.True(One(At("a", Disk("a", "outgoing", 3, "b", clients: 0)), At("b", Disk("b", "incoming", 3, "a", clients: 1))).Handover);
+    }
+
+    [Fact]
+    public void A_fenced_source_and_a_destination_not_yet_owning_repeat_the_fence()
+    {
+        var d = One(At("a", Disk("a", "fenced", 4, "b")), At("b", Disk("b", "incoming", 3, "a")));
+        Assert.Equal(new RelocationInfo("vm", "a", "b", 3, Reconciler.Fencing), d.Info);
+        Assert.Equal((new Fence("vm", 4), "a"), (d.Step, d.StepTo)); // the source answers with its stored final dirty set
+    }
+
+    [Fact]
+    public void After_the_handover_the_relocation_only_goes_forward()
+    {
+        var post = One(At("a", Disk("a", "fenced", 4, "b")), At("b", Disk("b", "incoming", 3, "a", writable: true)));
+        Assert.Equal((Reconciler.Postcopy, (object?)null), (post.Info.Phase, post.Step));
+        var done = One(At("a", Disk("a", "fenced", 4, "b")), At("b", Disk("b", "owned", 4)));
+        Assert.Equal((Reconciler.Releasing, (object?)new Release("vm", 4), "a"), (done.Info.Phase, done.Step, done.StepTo));
+    }
+
+    [Fact]
+    public void A_half_done_cancel_drops_the_destination_copy()
+    {
+        var d = One(At("a", Disk("a", "owned", 3)), At("b", Disk("b", "incoming", 3, "a")));
+        Assert.Equal((Reconciler.Cancelling, (object?)new DropIncoming("vm", 3), "b"), (d.Info.Phase, d.Step, d.StepTo));
+    }
+
+    [Fact]
+    public void Nothing_is_concluded_about_a_site_that_did_not_answer()
+    {
+        Assert.Empty(Reconciler.Derive([At("a", Disk("a", "outgoing", 3, "b"))]));           // b silent
+        Assert.Empty(Reconciler.Derive([At("b", Disk("b", "incoming", 3, "a"))]));           // a silent
+    }
+
+    [Fact]
+    public void Impossible_combinations_are_reported_not_acted_on()
+    {
+        var lost = One(At("a", Disk("a", "fenced", 4, "b")), At("b"));
+        Assert.NotNull(lost.Anomaly);
+        Assert.Null(lost.Step);
+        var orphan = One(At("a"), At("b", Disk("b", "incoming", 3, "a")));
+        Assert.NotNull(orphan.Anomaly);
+        Assert.Null(orphan.Step);
+    }
+
+    [Fact]
+    public void An_import_from_a_foreign_server_is_no_relocation() =>
+        Assert.Empty(Reconciler.Derive([At("b", Disk("b", "incoming", 1, "", writable: true))]));
+}
