@@ -42,21 +42,29 @@ public sealed class SiteMigrationTests(ITestOutputHelper output) : VmTest(output
 
     public override async Task InitializeAsync()
     {
-        for (int i = 0; i < 2; i++) _taps.Add(new NbdTap(SiteName(i), () => Time.Now));
-        for (int i = 0; i < 2; i++)
+        try
         {
-            _nodes.Add(SiteNode.Start(SiteConfig(i)));
-            _taps[i].Upstream = _nodes[i].NbdEndPoint;
-        }
-        await Task.WhenAll(_nodes.Select(n => n.WhenUpAsync())).WaitAsync(TimeSpan.FromSeconds(60));
-        await AwaitAsync(() => Task.FromResult(_nodes.All(n => Cluster.Get(n.System).State.Members.Count(m => m.Status == MemberStatus.Up) == 2)), "both sites up");
-        foreach (var n in _nodes)
-            await AwaitAsync(async () =>
+            for (int i = 0; i < 2; i++) _taps.Add(new NbdTap(SiteName(i), () => Time.Now));
+            for (int i = 0; i < 2; i++)
             {
-                try { return await n.Coordinator.Ask<object>(new GetRelocations(), TimeSpan.FromSeconds(2)) is not null; }
-                catch (AskTimeoutException) { return false; }
-            }, "the coordinator answers");
-        Time.Mark("cluster of site-a and site-b up");
+                _nodes.Add(SiteNode.Start(SiteConfig(i)));
+                _taps[i].Upstream = _nodes[i].NbdEndPoint;
+            }
+            await Task.WhenAll(_nodes.Select(n => n.WhenUpAsync())).WaitAsync(TimeSpan.FromSeconds(60));
+            await AwaitAsync(() => Task.FromResult(_nodes.All(n => Cluster.Get(n.System).State.Members.Count(m => m.Status == MemberStatus.Up) == 2)), "both sites up");
+            foreach (var n in _nodes)
+                await AwaitAsync(async () =>
+                {
+                    try { return await n.Coordinator.Ask<object>(new GetRelocations(), TimeSpan.FromSeconds(2)) is not null; }
+                    catch (AskTimeoutException) { return false; }
+                }, "the coordinator answers");
+            Time.Mark("cluster of site-a and site-b up");
+        }
+        catch
+        {
+            await DisposeAsync(); // nothing left running or on disk, whether or not xunit disposes a class that failed to initialise
+            throw;
+        }
     }
 
     public override async Task DisposeAsync()
@@ -64,7 +72,9 @@ public sealed class SiteMigrationTests(ITestOutputHelper output) : VmTest(output
         _stopWatching.Cancel();
         await _watcher.ContinueWith(_ => { });
         foreach (var n in _nodes) await n.DisposeAsync();
+        _nodes.Clear();
         foreach (var t in _taps) await t.DisposeAsync();
+        _taps.Clear();
         await base.DisposeAsync();
     }
 

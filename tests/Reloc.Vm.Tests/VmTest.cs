@@ -49,7 +49,7 @@ public abstract class VmTest : IAsyncLifetime
         Output.WriteLine(_report.ToString());
         Output.WriteLine("timeline:\n" + Time);
         Output.WriteLine($"logs: {Logs}");
-        try { Directory.Delete(Dir, recursive: true); } catch (IOException) { }
+        try { if (Directory.Exists(Dir)) Directory.Delete(Dir, recursive: true); } catch (IOException) { }
     }
 
     protected void Report(string text) => _report.AppendLine(text);
