@@ -17,7 +17,9 @@ public sealed class SiteCluster : IAsyncDisposable
     private readonly Dictionary<char, NodeProcess> _nodes = [];
     private readonly Dictionary<char, (int Akka, int Nbd, int Management)> _ports = [];
 
-    public SiteCluster()
+    /// <param name="postgres">A PostgreSQL connection string every site persists to (one database,
+    /// distinct persistence ids); null: each site's embedded SQLite file.</param>
+    public SiteCluster(string? postgres = null)
     {
         Dir = Directory.CreateTempSubdirectory("reloc-sites-").FullName;
         var hocon = Path.Combine(RepoRoot(), "hocon");
@@ -36,6 +38,7 @@ public sealed class SiteCluster : IAsyncDisposable
                 akka.remote.dot-netty.tcp.port = {{_ports[s].Akka}}
                 akka.cluster.seed-nodes = {{seeds}}
                 akka.cluster.split-brain-resolver.stable-after = 3s
+                {{(postgres is null ? "" : $"reloc.persistence {{ provider = postgresql, connection-string = \"{postgres}\" }}")}}
                 """);
         }
     }

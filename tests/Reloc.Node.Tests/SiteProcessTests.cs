@@ -55,6 +55,19 @@ public sealed class SiteProcessTests
     public async Task The_coordinators_node_dies_mid_relocation_and_the_next_coordinator_finishes_it()
     {
         await using var c = new SiteCluster();
+        await CoordinatorFailOverAsync(c);
+    }
+
+    [Fact]
+    public async Task With_postgresql_the_coordinators_node_dies_mid_relocation_and_the_next_coordinator_finishes_it()
+    {
+        await using var pg = await PostgresServer.StartAsync();
+        await using var c = new SiteCluster(pg.ConnectionString());
+        await CoordinatorFailOverAsync(c);
+    }
+
+    private static async Task CoordinatorFailOverAsync(SiteCluster c)
+    {
         await c.StartAllAsync();
         var (_, guest) = await DiskAtAsync(c, 'b', 1);
         await using var _ = guest;
