@@ -27,6 +27,8 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
     private sealed record ChunkDone(Work Work, TimeSpan Latency, IReadOnlyList<Landed> Parts);
     private sealed record ChunkFailed(Work Work, string Reason);
     private sealed record Kick;
+    /// <summary>Rate tokens for one chunk, granted (or not: the limiter was replaced) before any work is claimed.</summary>
+    private sealed record Permit(bool Granted);
 
     private readonly IBlockSource _source;
     private readonly RawImage _image;
@@ -36,7 +38,7 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
     private readonly CancellationTokenSource _stopping = new();
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private RateLimiter? _limiter;
-    private int _requested, _inFlight;
+    private int _requested, _inFlight, _acquiring;
     private bool _paused, _scanned;
     private TimeSpan _backoff = TimeSpan.FromMilliseconds(200);
 
@@ -111,6 +113,16 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
 
     private void Common()
     {
+        Receive<Permit>(p =>
+        {
+            _acquiring--;
+            if (p.Granted && _scanned && !_paused)
+            {
+                _requested++;
+                Context.Parent.Tell(new RequestWork(ChunkBlocks));
+            }
+            else Fill();
+        });
         Receive<SetRate>(r =>
         {
             _limiter?.Dispose();
@@ -133,11 +145,33 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
     {
         // Work is only asked for once the scan is done: a Work arriving while scanning would be lost.
         if (!_scanned || _paused || Timers.IsTimerActive("kick")) return;
-        long maxBlocks = ChunkBlocks;
-        while (_requested + _inFlight < _window.Window)
+        // Under a rate cap the tokens come first and the work second: blocks claimed for background copy
+        // wait for nothing, so a guest miss on one of them never waits for the rate limiter.
+        while (_requested + _inFlight + _acquiring < _window.Window)
         {
-            _requested++;
-            Context.Parent.Tell(new RequestWork(maxBlocks));
+            if (_limiter is null)
+            {
+                _requested++;
+                Context.Parent.Tell(new RequestWork(ChunkBlocks));
+            }
+            else
+            {
+                _acquiring++;
+                AcquireAsync(_limiter, (int)(ChunkBlocks << _map.BlockShift), _stopping.Token).PipeTo(Self);
+            }
+        }
+
+        static async Task<Permit> AcquireAsync(RateLimiter limiter, int bytes, CancellationToken ct)
+        {
+            try
+            {
+                using var lease = await limiter.AcquireAsync(bytes, ct);
+                return new Permit(lease.IsAcquired);
+            }
+            catch (Exception ex) when (ex is ObjectDisposedException or OperationCanceledException)
+            {
+                return new Permit(false); // replaced by SetRate, or stopping
+            }
         }
     }
 
@@ -153,11 +187,6 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
                 long zeroLength = Math.Min(w.Count << _map.BlockShift, _map.DiskSize - offset);
                 await _image.WriteZeroesAsync(offset, zeroLength, WriteOptions.None, CancellationToken.None);
                 return new ChunkDone(w, TimeSpan.Zero, [new Landed(w.First, w.Count, LandKind.Skipped, zeroLength)]);
-            }
-            if (_limiter is not null)
-            {
-                using var lease = await _limiter.AcquireAsync(length, _stopping.Token);
-                if (!lease.IsAcquired) return new ChunkFailed(w, "rate limiter refused");
             }
             var started = Stopwatch.GetTimestamp();
             await _source.ReadAsync(offset, buffer.AsMemory(0, length), _stopping.Token);
@@ -239,7 +268,7 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
         // Tokens are bytes; the bucket holds one chunk or 100 ms of rate, whichever is larger.
         return new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
         {
-            TokenLimit = (int)Math.Clamp(bytesPerSecond / 10, _settings.PrefetchChunkBytes, int.MaxValue),
+            TokenLimit = (int)Math.Clamp(bytesPerSecond / 10, Math.Max(_settings.PrefetchChunkBytes, (int)(ChunkBlocks << _map.BlockShift)), int.MaxValue),
             TokensPerPeriod = (int)Math.Clamp(bytesPerSecond / 50, 1, int.MaxValue),
             ReplenishmentPeriod = TimeSpan.FromMilliseconds(20),
             QueueLimit = _settings.MaxPrefetchWindow * _settings.PrefetchChunkBytes,
