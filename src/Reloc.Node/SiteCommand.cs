@@ -49,8 +49,11 @@ internal static class SiteCommand
                                   $"cluster address {Akka.Cluster.Cluster.Get(node.System).SelfAddress}, " +
                                   $"management {(node.Management is null ? "off" : node.Management.EndPoint.ToString())}");
             Console.Out.Flush();
-            await stop.Task;
-            return 0;
+            // A node the cluster downed (split-brain resolver, `reloc cluster down`) has shut its ActorSystem
+            // down: exit non-zero so a supervisor (systemd) starts it afresh and it rejoins.
+            if (await Task.WhenAny(stop.Task, node.System.WhenTerminated) == stop.Task) return 0;
+            Console.Error.WriteLine("reloc-node: this node was removed from the cluster; exiting so that it can be restarted");
+            return 3;
         }
         catch (Exception ex) when (ex is ArgumentException or FormatException or IOException or ConfigurationException or System.Net.Sockets.SocketException)
         {

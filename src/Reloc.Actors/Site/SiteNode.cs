@@ -4,6 +4,9 @@ using Akka.Cluster;
 using Akka.Cluster.Tools.Singleton;
 using Reloc.Actors.Coordinator;
 using Akka.Configuration;
+using Akka.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Reloc.Actors.Management;
 using Reloc.Nbd.Server;
@@ -18,8 +21,11 @@ public sealed class SiteNode : IAsyncDisposable
 {
     public const string SystemName = "reloc";
 
-    private SiteNode(ActorSystem system, SiteSettings settings, NbdServer nbd, IActorRef site, IPEndPoint nbdEndPoint, ManagementEndpoint? management)
+    private readonly IHost _host;
+
+    private SiteNode(IHost host, ActorSystem system, SiteSettings settings, NbdServer nbd, IActorRef site, IPEndPoint nbdEndPoint, ManagementEndpoint? management)
     {
+        _host = host;
         Management = management;
         System = system;
         Settings = settings;
@@ -69,15 +75,29 @@ public sealed class SiteNode : IAsyncDisposable
         var nbd = new NbdServer(catalog, null, loggers);
         var endPoint = (IPEndPoint)nbd.ListenTcp(settings.NbdListen);
         settings = settings.WithListenPort(endPoint.Port);
-        var system = ActorSystem.Create(SystemName, config);
-        // One coordinator in the cluster (on the oldest node, moving when it leaves); every node talks to it
-        // through its local proxy at /user/coordinator.
         var reconcile = config.GetTimeSpan("reloc.coordinator.reconcile-interval", TimeSpan.FromSeconds(2));
         if (reconcile <= TimeSpan.Zero) throw new ArgumentException("reloc.coordinator.reconcile-interval must be positive");
-        system.ActorOf(ClusterSingletonManager.Props(MigrationCoordinator.Props(reconcile), PoisonPill.Instance,
-            ClusterSingletonManagerSettings.Create(system)), "coordinator-singleton");
-        system.ActorOf(ClusterSingletonProxy.Props("/user/coordinator-singleton", ClusterSingletonProxySettings.Create(system)), "coordinator");
-        var siteActor = system.ActorOf(SiteActor.Props(settings, catalog), "site");
+        var siteSettings = settings;
+        // Akka.Hosting owns the ActorSystem's lifecycle (start, CoordinatedShutdown on stop); the whole
+        // configuration is still HOCON, the operator's language for Akka.NET.
+        var host = new HostBuilder()
+            .ConfigureServices(services => services.AddAkka(SystemName, builder => builder
+                .AddHocon(config, HoconAddMode.Replace)
+                .WithActors((system, registry) =>
+                {
+                    // One coordinator in the cluster (on the oldest node, moving when it leaves); every node
+                    // talks to it through its local proxy at /user/coordinator.
+                    system.ActorOf(ClusterSingletonManager.Props(MigrationCoordinator.Props(reconcile), PoisonPill.Instance,
+                        ClusterSingletonManagerSettings.Create(system)), "coordinator-singleton");
+                    registry.Register<MigrationCoordinator>(system.ActorOf(ClusterSingletonProxy.Props("/user/coordinator-singleton",
+                        ClusterSingletonProxySettings.Create(system)), "coordinator"));
+                    registry.Register<SiteActor>(system.ActorOf(SiteActor.Props(siteSettings, catalog), "site"));
+                })))
+            .Build();
+        // Off any caller's synchronisation context: the host's start-up must not need it.
+        Task.Run(() => host.StartAsync()).GetAwaiter().GetResult();
+        var system = host.Services.GetRequiredService<ActorSystem>();
+        var siteActor = host.Services.GetRequiredService<ActorRegistry>().Get<SiteActor>();
         ManagementEndpoint? management = null;
         try
         {
@@ -85,11 +105,12 @@ public sealed class SiteNode : IAsyncDisposable
         }
         catch (System.Net.Sockets.SocketException ex)
         {
-            system.Terminate().Wait(TimeSpan.FromSeconds(10));
+            Task.Run(() => host.StopAsync()).Wait(TimeSpan.FromSeconds(30));
+            host.Dispose();
             nbd.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(10));
             throw new ArgumentException($"reloc.management.listen = {settings.ManagementListen}: {ex.Message}", ex);
         }
-        return new SiteNode(system, settings, nbd, siteActor, endPoint, management);
+        return new SiteNode(host, system, settings, nbd, siteActor, endPoint, management);
     }
 
     /// <summary>The site actor of the (Up) member whose role is <paramref name="site"/>; a path on this node
@@ -119,6 +140,7 @@ public sealed class SiteNode : IAsyncDisposable
     {
         if (Management is not null) await Management.DisposeAsync();
         await Nbd.DisposeAsync();
-        await CoordinatedShutdown.Get(System).Run(CoordinatedShutdown.ClrExitReason.Instance);
+        await _host.StopAsync(); // CoordinatedShutdown: leaves the cluster gracefully
+        _host.Dispose();
     }
 }
