@@ -1,0 +1,3 @@
+using Reloc.Cli;
+
+return await CliApp.RunAsync(args);

@@ -1,0 +1,48 @@
+using System.Text.Json.Nodes;
+using Xunit;
+
+namespace Reloc.Cli.Tests;
+
+/// <summary><c>reloc demo</c>, small: it must pass its own byte-for-byte verification, and clean up.</summary>
+public sealed class DemoTests
+{
+    [Fact]
+    public async Task The_demo_relocates_a_live_disk_and_verifies_it()
+    {
+        var before = TempDemoDirs();
+        var r = await Cli.RunAsync(null, ["demo", "--size", "16MiB", "--rtt", "5ms"], TimeSpan.FromSeconds(120));
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("demo: verification passed (16777216 bytes at site-b equal the guest's model;", r.StdOut);
+        Assert.Contains("guest moved: connected at site-b, then flushed and disconnected at site-a", r.StdOut);
+        Assert.Matches(@"relocation\s+[0-9.]+s from `relocate` to the source released = [0-9.]+ × the link's limit", r.StdOut);
+        Assert.Contains("content           site-b's image equals the guest's model byte for byte", r.StdOut);
+        Assert.Equal(before, TempDemoDirs()); // its temporary directory is gone
+    }
+
+    [Fact]
+    public async Task The_hybrid_demo_reports_its_figures_as_json()
+    {
+        var r = await Cli.RunAsync(null, ["--json", "demo", "--size", "16MiB", "--rtt", "5ms", "--rate", "80MB/s", "--mode", "hybrid"], TimeSpan.FromSeconds(120));
+        Assert.True(r.ExitCode == 0, r.ToString());
+        var s = JsonNode.Parse(r.StdOut)!;
+        Assert.True(J.Bool(s, "verificationPassed"));
+        Assert.Equal(("site-b", 2L, "hybrid", 0L, 0L), (J.Str(s, "owner"), J.Long(s, "epoch"), J.Str(s, "mode"), J.Long(s, "mismatchedBlocks"), J.Long(s["guest"], "readMismatches")));
+        Assert.Equal(16L << 20, J.Long(s, "sizeBytes"));
+        Assert.True(J.Long(s["guest"], "atSource") > 0 && J.Long(s["guest"], "atDestination") > 0, r.StdOut);
+        Assert.True(J.Double(s, "relocationSeconds") > 0);
+    }
+
+    [Fact]
+    public async Task Bad_demo_options_are_refused_before_anything_starts()
+    {
+        var r = await Cli.RunAsync(null, ["demo", "--size", "3MiB+1"]);
+        Assert.Equal(2, r.ExitCode);
+        Assert.StartsWith("reloc: --size", r.StdErr);
+        r = await Cli.RunAsync(null, ["demo", "--rtt", "50"]);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("is not a duration", r.StdErr);
+    }
+
+    private static string[] TempDemoDirs() =>
+        Directory.GetDirectories(Path.GetTempPath(), "reloc-demo-*").Order().ToArray();
+}

@@ -1,0 +1,125 @@
+using System.Text.Json.Nodes;
+using Reloc.Management;
+using Reloc.Testing;
+using Xunit;
+
+namespace Reloc.Cli.Tests;
+
+/// <summary>One reloc-node process of a test cluster, with the ports it was given.</summary>
+public sealed record Site(string Name, NodeProcess Process, int ManagementPort, int NbdPort, int ClusterPort)
+{
+    public string Node => $"127.0.0.1:{ManagementPort}";
+    public string Uri(string disk) => $"nbd://127.0.0.1:{NbdPort}/{disk}";
+}
+
+/// <summary>
+/// A live cluster of reloc-node processes (site-a, site-b, site-c) from generated HOCON files: free ports,
+/// data in a temporary directory. Ready when every node's management endpoint shows all sites Up and the
+/// coordinator answers. More sites can join it (and are killed at the end).
+/// </summary>
+public sealed class SiteCluster : IAsyncLifetime
+{
+    private readonly List<Site> _sites = [];
+    private int _seedA, _seedB;
+
+    public string Dir { get; } = Directory.CreateTempSubdirectory("reloc-cli-test-").FullName;
+    public Site A => _sites[0];
+    public Site B => _sites[1];
+    public Site C => _sites[2];
+
+    public async Task InitializeAsync()
+    {
+        _seedA = Ports.Free();
+        _seedB = Ports.Free();
+        var started = await Task.WhenAll(StartSiteAsync("site-a", _seedA), StartSiteAsync("site-b", _seedB), StartSiteAsync("site-c", Ports.Free()));
+        _sites.AddRange(started);
+        await WaitUntilAllUpAsync(3);
+    }
+
+    /// <summary>Starts one more site that joins the cluster; waits until the cluster shows it Up.</summary>
+    public async Task<Site> JoinAsync(string name)
+    {
+        var site = await StartSiteAsync(name, Ports.Free());
+        _sites.Add(site);
+        await WaitForAsync(site.Node, members => members.Any(m => J.Str(m, "site") == name && J.Str(m, "status") == "Up"), TimeSpan.FromSeconds(60));
+        return site;
+    }
+
+    private async Task<Site> StartSiteAsync(string name, int clusterPort)
+    {
+        int mgmt = Ports.Free(), nbd = Ports.Free();
+        var config = Path.Combine(Dir, name + ".conf");
+        await File.WriteAllTextAsync(config, $$"""
+            reloc.site { name = {{name}}, data-dir = "{{Path.Combine(Dir, name)}}", nbd.listen = "127.0.0.1:{{nbd}}" }
+            reloc.management.listen = "127.0.0.1:{{mgmt}}"
+            akka {
+              loglevel = WARNING
+              actor.provider = cluster
+              remote.dot-netty.tcp { hostname = "127.0.0.1", port = {{clusterPort}} }
+              cluster {
+                seed-nodes = ["akka.tcp://reloc@127.0.0.1:{{_seedA}}", "akka.tcp://reloc@127.0.0.1:{{_seedB}}"]
+                roles = [{{name}}]
+              }
+            }
+            """);
+        var process = NodeProcess.Start("--config", config);
+        await process.WaitForLineAsync(l => l.StartsWith("reloc-node: site ", StringComparison.Ordinal), TimeSpan.FromSeconds(60));
+        return new Site(name, process, mgmt, nbd, clusterPort);
+    }
+
+    private async Task WaitUntilAllUpAsync(int count)
+    {
+        foreach (var site in _sites)
+        {
+            await WaitForAsync(site.Node, members => members.Count(m => J.Str(m, "status") == "Up") == count, TimeSpan.FromSeconds(90));
+            // The coordinator singleton answers through this node's proxy.
+            await using var client = await ManagementClient.ConnectAsync(site.Node, TimeSpan.FromSeconds(5));
+            await client.CallAsync("relocation.list");
+        }
+    }
+
+    /// <summary>Polls cluster.show on <paramref name="node"/> until its members satisfy <paramref name="done"/>.</summary>
+    public static async Task WaitForAsync(string node, Func<JsonArray, bool> done, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        await using var client = await ManagementClient.ConnectAsync(node, TimeSpan.FromSeconds(5));
+        while (true)
+        {
+            var members = J.Arr(await client.CallAsync("cluster.show"), "members");
+            if (done(members)) return;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"cluster at {node} not as expected: {members.ToJsonString()}");
+            await Task.Delay(100);
+        }
+    }
+
+    /// <summary>Calls the management endpoint directly (for waiting on conditions, not for what is under test).</summary>
+    public static async Task<JsonNode?> CallAsync(Site site, string command, JsonObject? args = null)
+    {
+        await using var client = await ManagementClient.ConnectAsync(site.Node, TimeSpan.FromSeconds(5));
+        return await client.CallAsync(command, args);
+    }
+
+    /// <summary>Polls until <paramref name="condition"/> holds (bounded).</summary>
+    public static async Task UntilAsync(Func<Task<bool>> condition, string what, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(60));
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"timed out waiting for {what}");
+            await Task.Delay(100);
+        }
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var site in _sites) await site.Process.DisposeAsync();
+        try { Directory.Delete(Dir, recursive: true); }
+        catch (IOException) { }
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class ClusterCollection : ICollectionFixture<SiteCluster>
+{
+    public const string Name = "site cluster";
+}
