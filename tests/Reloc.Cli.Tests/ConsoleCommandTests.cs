@@ -161,8 +161,8 @@ public sealed class ConsoleCommandTests(SiteCluster cluster)
     [Fact]
     public async Task Members_leave_and_are_downed_through_the_console()
     {
-        var d = await cluster.JoinAsync("site-d");
-        var e = await cluster.JoinAsync("site-e");
+        var joined = await cluster.JoinAsync("site-d", "site-e");
+        var (d, e) = (joined[0], joined[1]);
         var left = await Cli.OkAsync(A.Node, "cluster", "leave", "site-d");
         Assert.Equal($"akka.tcp://reloc@127.0.0.1:{d.ClusterPort} (site site-d): leaving", left.Trim());
         var downed = await Cli.JsonAsync(A.Node, "cluster", "down", $"akka.tcp://reloc@127.0.0.1:{e.ClusterPort}");

@@ -36,13 +36,13 @@ public sealed class SiteCluster : IAsyncLifetime
         await WaitUntilAllUpAsync(3);
     }
 
-    /// <summary>Starts one more site that joins the cluster; waits until the cluster shows it Up.</summary>
-    public async Task<Site> JoinAsync(string name)
+    /// <summary>Starts more sites (at once) that join the cluster; waits until the cluster shows them Up.</summary>
+    public async Task<Site[]> JoinAsync(params string[] names)
     {
-        var site = await StartSiteAsync(name, Ports.Free());
-        _sites.Add(site);
-        await WaitForAsync(site.Node, members => members.Any(m => J.Str(m, "site") == name && J.Str(m, "status") == "Up"), TimeSpan.FromSeconds(60));
-        return site;
+        var sites = await Task.WhenAll(names.Select(n => StartSiteAsync(n, Ports.Free())));
+        _sites.AddRange(sites);
+        await WaitForAsync(A.Node, members => names.All(n => members.Any(m => J.Str(m, "site") == n && J.Str(m, "status") == "Up")), TimeSpan.FromSeconds(60));
+        return sites;
     }
 
     private async Task<Site> StartSiteAsync(string name, int clusterPort)
