@@ -30,6 +30,8 @@ public sealed class DemoTests
         Assert.Equal(16L << 20, J.Long(s, "sizeBytes"));
         Assert.True(J.Long(s["guest"], "atSource") > 0 && J.Long(s["guest"], "atDestination") > 0, r.StdOut);
         Assert.True(J.Double(s, "relocationSeconds") > 0);
+        // Every block came over once at least: fetched, skipped (zeros) or written whole at the destination.
+        Assert.True(J.Long(s, "fetchedBytes") + J.Long(s, "skippedBytes") + J.Long(s, "writtenAtDestinationBytes") >= 16L << 20, r.StdOut);
     }
 
     [Fact]

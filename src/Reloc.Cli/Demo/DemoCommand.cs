@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using Akka.Actor;
+using Reloc.Actors.Coordinator;
 using Reloc.Management;
 using Reloc.Nbd.Client;
 using Reloc.Wan;
@@ -124,7 +126,6 @@ internal static class DemoCommand
             await using var watcher = new Session(cluster.ManagementAddress, output, watchStop.Token);
             Task? move = null;
             TimeSpan? movedAt = null, allLocalAt = null;
-            RelocationSample? lastSample = null;
             var destination = cluster.B.NbdEndPoint.Port;
             async Task MoveGuestAsync()
             {
@@ -157,7 +158,6 @@ internal static class DemoCommand
                     },
                     observe: sample =>
                     {
-                        lastSample = sample;
                         bool ready = o.Mode == "postcopy"
                             ? sample.Phase is "serving" or "fencing" or "transferring" or "postcopy"
                             : sample.Phase != "starting" && sample.Phase != "preparing" && sample.HasProgress && sample.Local * 2 >= sample.Total;
@@ -181,6 +181,9 @@ internal static class DemoCommand
             await move;
             guest.RelocationCompleted();
             var final = result.Disk;
+            // The destination's final counters, from its site (the last look may precede the end of a short relocation).
+            var counters = await cluster.B.Site.Ask<object>(new RelocationProtocol.GetProgress(DiskName), TimeSpan.FromSeconds(10)) as RelocationProtocol.DiskProgress;
+            allLocalAt ??= doneAt;
             Note($"relocation over: {J.Str(final, "owner")} owns {DiskName} at epoch {J.Long(final, "epoch")}; copies left: " +
                  string.Join(", ", J.Arr(final, "copies").Select(c => $"{J.Str(c, "site")} ({J.Str(c, "phase")})")));
 
@@ -200,7 +203,7 @@ internal static class DemoCommand
                           && J.Arr(final, "copies").Count == 1;
             bool passed = mismatched == 0 && guest.Mismatches == 0 && ownerOk;
 
-            var summary = Summarize(o, limit, relocateAt, movedAt, allLocalAt, doneAt, lastSample, guest, mismatched, firstBad, final, passed, ownerOk);
+            var summary = Summarize(o, limit, relocateAt, movedAt, allLocalAt, doneAt, counters, guest, mismatched, firstBad, final, passed, ownerOk);
             if (output.Json) output.PrintJson(summary);
             else PrintSummary(output, summary);
             if (!output.Json)
@@ -269,7 +272,7 @@ internal static class DemoCommand
     }
 
     private static JsonObject Summarize(Settings o, double limit, TimeSpan relocateAt, TimeSpan? movedAt, TimeSpan? allLocalAt, TimeSpan doneAt,
-        RelocationSample? last, GuestWorkload guest, long mismatched, long? firstBad, JsonNode? final, bool passed, bool ownerOk)
+        RelocationProtocol.DiskProgress? last, GuestWorkload guest, long mismatched, long? firstBad, JsonNode? final, bool passed, bool ownerOk)
     {
         double relocation = (doneAt - relocateAt).TotalSeconds;
         double? copy = movedAt is { } m && allLocalAt is { } l ? (l - m).TotalSeconds : null;
@@ -284,8 +287,8 @@ internal static class DemoCommand
             ["link"] = new JsonObject { ["rttMs"] = o.Rtt.TotalMilliseconds, ["rateBytesPerSecond"] = o.Rate, ["limitSeconds"] = R(limit) },
             ["relocationSeconds"] = R(relocation), ["relocationVsLimit"] = R(relocation / limit),
             ["copyAfterHandoverSeconds"] = copy is { } c ? R(c) : null, ["copyVsLimit"] = copy is { } c2 ? R(c2 / limit) : null,
-            ["onDemandFetches"] = last?.Misses ?? 0, ["fetchedBytes"] = last?.Fetched ?? 0, ["skippedBytes"] = last?.Skipped ?? 0,
-            ["writtenAtDestinationBytes"] = last?.Written ?? 0,
+            ["onDemandFetches"] = last?.OnDemandFetches ?? 0, ["fetchedBytes"] = last?.FetchedBytes ?? 0, ["skippedBytes"] = last?.SkippedBytes ?? 0,
+            ["writtenAtDestinationBytes"] = last?.WrittenBytes ?? 0,
             ["guest"] = new JsonObject
             {
                 ["requests"] = guest.Ops, ["atSource"] = guest.OpsAt.GetValueOrDefault("site-a"), ["atDestination"] = guest.OpsAt.GetValueOrDefault("site-b"),
