@@ -138,8 +138,7 @@ public sealed class RelocationConsoleTests(SiteCluster cluster)
         await Cli.OkAsync(A.Node, "disk", "delete", "wait2");
     }
 
-    [Fact(Skip = "known bug: a disk that arrived by relocation is served by its relocating disk until the site restarts, and "
-                 + "StartOutgoing refuses it ('no disk ... on site'): the onward relocation stays in 'starting' (SiteActor.OnStartOutgoing looks only in _images)")]
+    [Fact]
     public async Task A_disk_relocated_to_a_site_can_move_on_from_there()
     {
         var content = await SeedAsync(cluster.A, "chain1", 4 << 20, 67);
@@ -153,7 +152,7 @@ public sealed class RelocationConsoleTests(SiteCluster cluster)
     [Fact]
     public async Task On_a_terminal_the_wait_is_a_live_spectre_progress_display()
     {
-        if (!File.Exists("/usr/bin/script")) return; // util-linux's script gives the console a pseudo-terminal
+        Assert.True(File.Exists("/usr/bin/script"), "util-linux's script (bsdutils) gives the console a pseudo-terminal; install it");
         await SeedAsync(cluster.A, "tty1", 8 << 20, 65);
         var command = $"dotnet {Cli.RelocDll} --node {A.Node} relocate tty1 --to site-b --wait";
         var r = await Tool.RunAsync("script", ["-q", "-e", "-c", command, "/dev/null"], TimeSpan.FromSeconds(90));

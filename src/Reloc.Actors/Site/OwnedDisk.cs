@@ -9,8 +9,11 @@ namespace Reloc.Actors.Site;
 /// invalidate stale copies) and a fence (after handover every write-like request fails with EPERM while
 /// reads and FLUSH still succeed, as a migrating QEMU expects from the source it is leaving).
 /// </summary>
-public sealed class OwnedDisk(RawImage image) : IBlockDevice
+/// <param name="device">What serves the data: the image itself, or (for a disk that arrived by relocation)
+/// its relocating disk, so the same export object stays with the guest's connection from arrival to departure.</param>
+public sealed class OwnedDisk(RawImage image, IBlockDevice? device = null) : IBlockDevice
 {
+    private readonly IBlockDevice _device = device ?? image;
     private readonly object _gate = new();
     private HashSet<long>? _dirty;   // blocks written since the last drain; null while not tracking
     private int _blockShift;
@@ -20,7 +23,7 @@ public sealed class OwnedDisk(RawImage image) : IBlockDevice
     private TaskCompletionSource? _drained;
 
     public RawImage Image => image;
-    public long Size => image.Size;
+    public long Size => _device.Size;
     public bool IsReadOnly => false; // fencing is temporary: advertising read-only would make clients give up
     public bool IsFenced { get { lock (_gate) return _fenced; } }
 
@@ -98,27 +101,27 @@ public sealed class OwnedDisk(RawImage image) : IBlockDevice
         }
     }
 
-    public bool TryRead(long offset, Span<byte> destination) => image.TryRead(offset, destination);
-    public ValueTask ReadAsync(long offset, Memory<byte> destination, CancellationToken ct) => image.ReadAsync(offset, destination, ct);
-    public ValueTask FlushAsync(CancellationToken ct) => image.FlushAsync(ct);
-    public ValueTask CacheAsync(long offset, long length, CancellationToken ct) => image.CacheAsync(offset, length, ct);
+    public bool TryRead(long offset, Span<byte> destination) => _device.TryRead(offset, destination);
+    public ValueTask ReadAsync(long offset, Memory<byte> destination, CancellationToken ct) => _device.ReadAsync(offset, destination, ct);
+    public ValueTask FlushAsync(CancellationToken ct) => _device.FlushAsync(ct);
+    public ValueTask CacheAsync(long offset, long length, CancellationToken ct) => _device.CacheAsync(offset, length, ct);
     public ValueTask<IReadOnlyList<Extent>> GetExtentsAsync(long offset, long length, int maxExtents, CancellationToken ct) =>
-        image.GetExtentsAsync(offset, length, maxExtents, ct);
+        _device.GetExtentsAsync(offset, length, maxExtents, ct);
 
     public ValueTask WriteAsync(long offset, in ReadOnlySequence<byte> data, WriteOptions options, CancellationToken ct)
     {
         Enter();
         ValueTask op;
-        try { op = image.WriteAsync(offset, data, options, ct); }
+        try { op = _device.WriteAsync(offset, data, options, ct); }
         catch { Exit(offset, 0); throw; }
         return Complete(op, offset, data.Length);
     }
 
     public ValueTask TrimAsync(long offset, long length, WriteOptions options, CancellationToken ct) =>
-        Guarded(offset, length, () => image.TrimAsync(offset, length, options, ct));
+        Guarded(offset, length, () => _device.TrimAsync(offset, length, options, ct));
 
     public ValueTask WriteZeroesAsync(long offset, long length, WriteOptions options, CancellationToken ct) =>
-        Guarded(offset, length, () => image.WriteZeroesAsync(offset, length, options, ct));
+        Guarded(offset, length, () => _device.WriteZeroesAsync(offset, length, options, ct));
 
     /// <summary>Admits a write-like operation past the fence and tracks its blocks when it is done.
     /// (WRITE does the same inline: its payload is an `in` sequence a lambda cannot capture.)</summary>

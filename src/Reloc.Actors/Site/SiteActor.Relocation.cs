@@ -20,7 +20,9 @@ namespace Reloc.Actors.Site;
 /// </summary>
 public sealed partial class SiteActor
 {
-    private sealed record Incoming(IActorRef Disk, RawImage Image, long Epoch, DiskState State);
+    /// <param name="Owned">The export's device: the relocating disk behind the owned-disk layer (tracking,
+    /// fence), which takes over as the site's owned disk once the arrival completes.</param>
+    private sealed record Incoming(IActorRef Disk, RawImage Image, long Epoch, DiskState State, OwnedDisk Owned);
     private sealed class Outgoing(string disk, string toSite, long epoch)
     {
         public string Disk { get; } = disk;
@@ -78,6 +80,11 @@ public sealed partial class SiteActor
             Persist(new SiteEvents.DiskAdded(disk.Name, disk.Size, disk.ImagePath, import ? disk.Epoch : disk.Epoch + 1), e =>
             {
                 _state.Apply(e);
+                // Owned here now, and movable on: the same device (guests stay connected) joins the owned
+                // disks, and other sites can fetch it through its peer export.
+                var owned = _incoming[e.Name].Owned;
+                _images[e.Name] = owned;
+                _exports.Add(new NbdExport(PeerExport(e.Name), owned, $"disk {e.Name} on site {_settings.Name}, for other sites"));
                 if (!import) Coordinator.Tell(new RelocationDone(e.Name, e.Epoch));
                 else _log.Info("disk {0} imported from {1}", e.Name, disk.SourceUri);
             });
@@ -319,8 +326,9 @@ public sealed partial class SiteActor
             "disk-" + disk.Name + "-" + (disk.Journal.Length > 0 ? disk.Journal : "e" + disk.Epoch));
         // Post-copy: no background copy before the handover (the source still changes); hybrid pre-copies.
         if (!hybrid) actor.Tell(new VirtualDiskProtocol.PausePrefetch());
-        _incoming[disk.Name] = new Incoming(actor, image, disk.Epoch, state);
-        var export = new NbdExport(disk.Name, new RelocatingDisk(image, state, actor, settings),
+        var owned = new OwnedDisk(image, new RelocatingDisk(image, state, actor, settings));
+        _incoming[disk.Name] = new Incoming(actor, image, disk.Epoch, state, owned);
+        var export = new NbdExport(disk.Name, owned,
             import ? $"disk {disk.Name} imported to site {_settings.Name}" : $"disk {disk.Name} arriving at site {_settings.Name}");
         Watch(export, disk.Name);
         _exports.Add(export);
