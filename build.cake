@@ -79,4 +79,15 @@ Task("Serve").IsDependentOn("Build").Does(() =>
     });
 });
 
+// The main job: two sites on loopback with a WAN link between them; a disk relocates under a guest
+// workload, verified byte for byte. Options pass through: --demo-args="--size 1GiB --rtt 100ms --mode hybrid".
+Task("Demo").IsDependentOn("Build").Does(() =>
+{
+    var exit = StartProcess("dotnet", new ProcessSettings
+    {
+        Arguments = $"src/Reloc.Cli/bin/{configuration}/net10.0/reloc.dll demo {Argument("demo-args", "")}",
+    });
+    if (exit != 0) throw new Exception($"reloc demo failed (exit {exit})");
+});
+
 RunTarget(target);
