@@ -1,0 +1,548 @@
+using System.Text;
+using Reloc.Actors.Coordinator;
+using Reloc.Actors.Site;
+using static Reloc.Actors.Coordinator.RelocationProtocol;
+
+namespace Reloc.Actors.Tests.Model;
+
+/// <summary>An invariant of issue 4 does not hold (or the run did not settle).</summary>
+internal sealed class ModelViolation(string invariant, string message) : Exception($"[{invariant}] {message}")
+{
+    public string Invariant { get; } = invariant;
+}
+
+/// <summary>How hostile one run is; drawn from the seed (<see cref="Draw"/>) unless a test fixes it.</summary>
+internal sealed record SimOptions
+{
+    public int Sites { get; init; } = 3;
+    public int Blocks { get; init; } = 4;
+    /// <summary>Akka remoting keeps the order of messages between two nodes and never duplicates one;
+    /// false: any message may overtake any other (and be duplicated).</summary>
+    public bool FifoPerPair { get; init; } = true;
+    public double Drop { get; init; }
+    public double Duplicate { get; init; }
+    /// <summary>Chance that a message is held for a long time (a stalled connection).</summary>
+    public double LongDelay { get; init; }
+    public double CrashPerSecond { get; init; }
+    public double FailoverPerSecond { get; init; }
+    public double PartitionPerSecond { get; init; }
+    /// <summary>A coordinator that lost its role keeps running for a while (split brain): data safety must not depend on the SBR.</summary>
+    public bool Zombies { get; init; }
+    public long ChaosMs { get; init; } = 30_000;
+    public long QuiesceMs { get; init; } = 240_000;
+    /// <summary>The operator ends relocations left when the faults stop by cancelling (else by asking for the handover).</summary>
+    public bool CancelAtEnd { get; init; }
+    /// <summary>The guest's mean think time between requests.</summary>
+    public int GuestThinkMs { get; init; } = 40;
+    /// <summary>How often the operator starts a relocation when none is under way.</summary>
+    public int RelocateEveryMs { get; init; } = 3_000;
+
+    /// <summary>The VM migrates (as QEMU does) when a relocation of its disk is under way.</summary>
+    public bool GuestMigrates { get; init; } = true;
+
+    /// <summary>A directed scenario: no random operator, faults or losses; these actions at these times instead.</summary>
+    public IReadOnlyList<(long AtMs, Action<Sim> Action)>? Script { get; init; }
+
+    /// <summary>A directed scenario's hand on the network: for a message (from node, to node, body) the delays
+    /// (ms) of the copies to deliver, or null for the usual behaviour.</summary>
+    public Func<Sim, string, string, object, IReadOnlyList<long>?>? Intercept { get; init; }
+
+    public static SimOptions Draw(int seed)
+    {
+        var r = new Random(unchecked(seed * 7919 + 17));
+        bool adversarial = r.Next(3) == 0; // one seed in three: reordering within a pair and duplicates
+        return new SimOptions
+        {
+            Sites = r.Next(4) == 0 ? 2 : 3,
+            Blocks = 2 + r.Next(4),
+            FifoPerPair = !adversarial,
+            Drop = r.Next(4) == 0 ? 0 : r.NextDouble() * 0.15,
+            Duplicate = adversarial ? r.NextDouble() * 0.1 : 0,
+            LongDelay = r.Next(3) == 0 ? 0 : r.NextDouble() * 0.05,
+            CrashPerSecond = r.Next(4) == 0 ? 0 : r.NextDouble() * 0.3,
+            FailoverPerSecond = r.Next(4) == 0 ? 0 : r.NextDouble() * 0.2,
+            PartitionPerSecond = r.Next(4) == 0 ? 0 : r.NextDouble() * 0.2,
+            Zombies = r.Next(5) == 0,
+            CancelAtEnd = r.Next(3) == 0,
+            GuestThinkMs = 10 + r.Next(60),
+            RelocateEveryMs = 500 + r.Next(4000),
+        };
+    }
+
+    public override string ToString() =>
+        $"sites={Sites} blocks={Blocks} fifo={FifoPerPair} drop={Drop:0.###} dup={Duplicate:0.###} long={LongDelay:0.###} " +
+        $"crash/s={CrashPerSecond:0.###} failover/s={FailoverPerSecond:0.###} partition/s={PartitionPerSecond:0.###} zombies={Zombies} cancelAtEnd={CancelAtEnd}";
+}
+
+/// <summary>Disk content as block versions: the guest's n-th write of a block carries version n+1 (the
+/// initial image is version 1 everywhere; a freshly created, empty image reads as version 0).</summary>
+internal sealed class Image(int blocks, int initial)
+{
+    /// <summary>What a read sees (page cache).</summary>
+    public int[] Volatile { get; } = Enumerable.Repeat(initial, blocks).ToArray();
+    /// <summary>What survives a crash (written back by fdatasync only).</summary>
+    public int[] Durable { get; } = Enumerable.Repeat(initial, blocks).ToArray();
+    public void Sync() => Array.Copy(Volatile, Durable, Volatile.Length);
+    public void Crash() => Array.Copy(Durable, Volatile, Volatile.Length);
+}
+
+/// <summary>
+/// Deterministic discrete-event simulation of the ownership protocol of issue 4: sites (<see cref="SiteModel"/>),
+/// coordinators (<see cref="CoordinatorModel"/>), one guest, an operator, and a network that delays, reorders,
+/// duplicates and drops; sites crash, coordinators fail over, the network partitions. Every random choice
+/// comes from one <see cref="Random"/>(seed), so a seed replays exactly. Times are milliseconds.
+/// </summary>
+internal sealed partial class Sim
+{
+    public const string DiskName = "vm1";
+    public const int BlockSize = 512; // the real BlockMap's smallest block; the model counts blocks, not bytes
+
+    // Timing of the implementation (reference.conf, SiteActor, MigrationCoordinator).
+    public const long StreamTickMs = 200, ResendMs = 1_000, DiskTickMs = 250, PersistIntervalMs = 1_000;
+    public const long ReconcileIntervalMs = 2_000, CoordinatorAskTimeoutMs = 10_000, SiteAskTimeoutMs = 30_000;
+    public const long MissTimeoutMs = 30_000, GuestAskTimeoutMs = MissTimeoutMs + 5_000;
+
+    private readonly PriorityQueue<Action, (long, long)> _queue = new();
+    private long _seq;
+    private readonly Dictionary<(string, string), long> _lastDelivery = new();
+    private readonly Dictionary<string, int> _group = new(StringComparer.Ordinal);
+    private readonly List<string>? _trace;
+    private int _journalIds;
+
+    public Sim(int seed, SimOptions options, bool trace)
+    {
+        Seed = seed;
+        O = options;
+        Rng = new Random(seed);
+        _trace = trace ? [] : null;
+        Sites = Enumerable.Range(0, options.Sites).Select(i => new SiteModel(this, ((char)('a' + i)).ToString())).ToArray();
+        Guest = new Guest(this, options.Blocks);
+    }
+
+    public int Seed { get; }
+    public SimOptions O { get; }
+    public Random Rng { get; }
+    public long Now { get; private set; }
+    public bool Chaos { get; private set; } = true;
+    public SiteModel[] Sites { get; }
+    public Guest Guest { get; }
+    public List<CoordinatorModel> Coordinators { get; } = [];
+    public CoordinatorModel? Coordinator => Coordinators.Count > 0 && Coordinators[^1].Alive ? Coordinators[^1] : null;
+    public long Events { get; private set; }
+    public Stats Stats { get; } = new();
+    public IReadOnlyList<string> TraceLines => _trace ?? [];
+
+    public SiteModel Site(string name) => Sites.First(s => s.Name == name);
+    public SiteModel? SiteOrNull(string name) => Sites.FirstOrDefault(s => s.Name == name);
+    public string NewJournal() => "j" + ++_journalIds;
+
+    /// <summary>How long an fdatasync takes: usually milliseconds, sometimes seconds (a large dirty page cache).</summary>
+    public long FlushLatency() => Rng.Next(10) == 0 ? 100 + Rng.Next(3_000) : 1 + Rng.Next(20);
+
+    public void Trace(string line)
+    {
+        _trace?.Add($"{Now,7} {line}");
+    }
+
+    public bool Tracing => _trace is not null;
+
+    /// <summary>Facts the model saw that explain a violation (what the known findings are recognised by).</summary>
+    public HashSet<string> Notes { get; } = [];
+
+    public void Note(string fact)
+    {
+        if (Notes.Add(fact)) Trace($"note: {fact}");
+    }
+
+    // ---------------- scheduling ----------------
+
+    public void After(long delayMs, Action action) => _queue.Enqueue(action, (Now + Math.Max(0, delayMs), _seq++));
+
+    /// <summary>Between actors of one node (or an actor and its pipe): never lost, in order, soon.</summary>
+    public void Local(string node, string to, Action deliver) => Deliver(node, to + "@" + node, Rng.Next(0, 3), deliver, fifo: true);
+
+    private void Deliver(string from, string to, long delay, Action deliver, bool fifo)
+    {
+        if (fifo)
+        {
+            var key = (from, to);
+            long at = Math.Max(Now + delay, _lastDelivery.GetValueOrDefault(key));
+            _lastDelivery[key] = at;
+            delay = at - Now;
+        }
+        After(delay, deliver);
+    }
+
+    /// <summary>A message between nodes (Akka remoting or an NBD connection): delayed, maybe reordered,
+    /// duplicated or lost while the chaos lasts; lost across a partition (checked when sent and when it arrives).</summary>
+    public void Send(string fromNode, string toNode, object body, Action deliver, bool nbd = false)
+    {
+        if (fromNode == toNode)
+        {
+            Local(fromNode, toNode, deliver);
+            return;
+        }
+        if (Cut(fromNode, toNode) || (Chaos && Rng.NextDouble() < O.Drop))
+        {
+            Stats.Dropped++;
+            if (Tracing) Trace($"  lost {fromNode}->{toNode} {Fmt(body)}");
+            return;
+        }
+        var intercepted = O.Intercept?.Invoke(this, fromNode, toNode, body);
+        int copies = intercepted?.Count ?? (!nbd && Chaos && Rng.NextDouble() < O.Duplicate ? 2 : 1);
+        if (intercepted is not null && Tracing) Trace($"  intercepted {fromNode}->{toNode} {Fmt(body)}: {(copies == 0 ? "dropped" : "delivered after " + string.Join(", ", intercepted) + " ms")}");
+        for (int i = 0; i < copies; i++)
+        {
+            long delay = intercepted?[i] ?? 1 + Rng.Next(30);
+            if (intercepted is null && Chaos && Rng.NextDouble() < O.LongDelay) delay = 200 + Rng.Next(8_000);
+            Deliver(fromNode, toNode, delay, () =>
+            {
+                if (Cut(fromNode, toNode))
+                {
+                    Stats.Dropped++;
+                    if (Tracing) Trace($"  lost {fromNode}->{toNode} {Fmt(body)} (partition)");
+                    return;
+                }
+                if (Tracing) Trace($"{fromNode}->{toNode} {Fmt(body)}");
+                deliver();
+            }, fifo: O.FifoPerPair || nbd);
+        }
+    }
+
+    public bool Cut(string a, string b) => _group.GetValueOrDefault(a) != _group.GetValueOrDefault(b);
+
+    // ---------------- the run ----------------
+
+    public void Run()
+    {
+        foreach (var s in Sites) s.Boot();
+        Sites[0].CreateInitialDisk(DiskName, O.Blocks);
+        StartCoordinator();
+        After(1 + Rng.Next(50), GuestLoop);
+        if (O.Script is null)
+        {
+            After(100 + Rng.Next(500), OperatorLoop);
+            After(Rng.Next(1_000), FaultLoop);
+        }
+        else
+        {
+            foreach (var (at, action) in O.Script) After(at, () => action(this));
+            After(O.ChaosMs + 1, OperatorLoop); // after the script, the operator ends what is left
+        }
+        After(O.ChaosMs, EndChaos);
+        long end = O.ChaosMs + O.QuiesceMs;
+        while (_queue.TryDequeue(out var action, out var when))
+        {
+            if (when.Item1 > end) break;
+            Now = when.Item1;
+            action();
+            Events++;
+            AfterEvent();
+            CheckAlways();
+            if (!Chaos && Settled()) break;
+        }
+        FinalCheck();
+    }
+
+    private long _settledSince = -1;
+
+    /// <summary>After the chaos: nothing relocating at any site, no coordinator flow, the guest idle — for a while.</summary>
+    private bool Settled()
+    {
+        bool quiet = Sites.All(s => s.Up && s.Quiet) && Coordinator is { } c && c.Flows.Count == 0
+                     && Sites.Count(s => s.State.TryGet(DiskName, out _)) == 1;
+        if (!quiet) { _settledSince = -1; return false; }
+        if (_settledSince < 0) _settledSince = Now;
+        return Now - _settledSince > 3 * ReconcileIntervalMs;
+    }
+
+    private void EndChaos()
+    {
+        Chaos = false;
+        Trace("==== chaos ends: partitions heal, crashed sites restart, a coordinator runs, nothing is lost any more");
+        _group.Clear();
+        foreach (var s in Sites.Where(s => !s.Up)) s.Restart();
+        foreach (var c in Coordinators.Take(Coordinators.Count - 1).Where(c => c.Alive)) c.Die();
+        if (Coordinator is null) StartCoordinator();
+    }
+
+    // ---------------- coordinator fail-over ----------------
+
+    public void StartCoordinator()
+    {
+        var c = new CoordinatorModel(this, Coordinators.Count + 1);
+        Coordinators.Add(c);
+        Trace($"coordinator k{c.Incarnation} starts (no memory of flows)");
+        c.Start();
+        FlushProxies();
+    }
+
+    // ---------------- operator ----------------
+
+    private void OperatorLoop()
+    {
+        var c = Coordinator;
+        After(Chaos ? 200 + Rng.Next(O.RelocateEveryMs) : ReconcileIntervalMs * 2, OperatorLoop);
+        if (c is null) return;
+        int dice = Rng.Next(100);
+        object? request = null;
+        if (c.Flows.TryGetValue(DiskName, out var flow))
+        {
+            // A relocation that never starts (its source keeps refusing it) is cancelled, as an operator would.
+            if (flow.Phase != Reconciler.Starting) _startingSince.Remove(flow);
+            else _startingSince.TryAdd(flow, Now);
+            bool neverStarts = _startingSince.TryGetValue(flow, out var since) && Now - since >= 5 * ReconcileIntervalMs;
+            if (neverStarts)
+            {
+                request = new CancelRelocation(DiskName);
+                // The workaround for a disk that arrived by relocation (no OwnedDisk until its site restarts): restart it.
+                var from = SiteOrNull(flow.From);
+                if (from is { Up: true } && from.State.TryGet(DiskName, out var d) && d.Phase == SiteDisk.Owned && from.Incoming.ContainsKey(DiskName))
+                {
+                    Trace($"operator restarts site {from.Name} (workaround: it cannot relocate a disk that arrived there)");
+                    from.Crash();
+                    from.Restart();
+                }
+            }
+            // After the chaos the operator ends what is left: a relocation waiting for a trigger gets one (or is cancelled).
+            else if (!Chaos) request = O.CancelAtEnd && dice < 50 ? new CancelRelocation(DiskName) : new RequestHandover(DiskName);
+            else if (dice < 15) request = new RequestHandover(DiskName);
+            else if (dice < 20) request = new CancelRelocation(DiskName);
+        }
+        else if (Chaos && dice < 70)
+        {
+            var owner = Sites.FirstOrDefault(s => s.Up && s.State.TryGet(DiskName, out var d) && d.Phase == SiteDisk.Owned);
+            bool relocating = Sites.Any(s => s.State.TryGet(DiskName, out var d) && d.Phase != SiteDisk.Owned);
+            if (!relocating && owner is not null)
+            {
+                var to = Sites.Where(s => s != owner).ElementAt(Rng.Next(Sites.Length - 1)).Name;
+                request = new Relocate(DiskName, to, Hybrid: Rng.Next(2) == 0, Prefetch: Rng.Next(5) != 0);
+                Stats.Relocations++;
+            }
+        }
+        if (request is null) return;
+        Trace($"operator -> k{c.Incarnation} {Fmt(request)}");
+        c.Receive(request, Operator);
+    }
+
+    private readonly Dictionary<CoordinatorModel.Flow, long> _startingSince = [];
+
+    /// <summary>For scripts: the operator's request to the coordinator now running.</summary>
+    public void Ask(object request)
+    {
+        if (Coordinator is not { } c) return;
+        Trace($"operator -> k{c.Incarnation} {Fmt(request)}");
+        if (request is Relocate) Stats.Relocations++;
+        c.Receive(request, Operator);
+    }
+
+    /// <summary>For scripts: the singleton moves: the coordinator stops (what it sent is still in flight), a new one starts.</summary>
+    public void Failover()
+    {
+        Coordinator?.Die();
+        StartCoordinator();
+    }
+
+    /// <summary>For scripts: kill -9 a site and start it again after <paramref name="downMs"/>.</summary>
+    public void Bounce(string site, long downMs = 0)
+    {
+        var s = Site(site);
+        s.Crash();
+        if (downMs == 0) s.Restart();
+        else After(downMs, s.Restart);
+    }
+
+    /// <summary>Replies to the operator: only traced.</summary>
+    public Addr Operator { get; } = new("operator", 0);
+
+    // ---------------- faults ----------------
+
+    private void FaultLoop()
+    {
+        if (!Chaos) return;
+        const int stepMs = 250;
+        After(stepMs, FaultLoop);
+        double p(double perSecond) => perSecond * stepMs / 1000.0;
+        if (Rng.NextDouble() < p(O.CrashPerSecond))
+        {
+            var up = Sites.Where(s => s.Up).ToList();
+            if (up.Count > 0)
+            {
+                var s = up[Rng.Next(up.Count)];
+                long down = Rng.Next(4) == 0 ? 5_000 + Rng.Next(40_000) : 20 + Rng.Next(3_000);
+                s.Crash();
+                After(down, () => { if (!s.Up && Chaos) s.Restart(); });
+            }
+        }
+        if (Rng.NextDouble() < p(O.FailoverPerSecond) && Coordinator is { } c)
+        {
+            // The singleton moves: the old one stops (or, split brain, keeps running a while); the new one starts later.
+            if (O.Zombies && Rng.Next(2) == 0)
+            {
+                long zombie = 100 + Rng.Next(10_000);
+                Trace($"coordinator k{c.Incarnation} loses the singleton role but keeps running for {zombie} ms");
+                After(zombie, () =>
+                {
+                    if (c.Alive) c.Die();
+                    if (Coordinator is null && !Chaos) StartCoordinator();
+                });
+                After(Rng.Next(2_000), () => { if (Chaos && Coordinators[^1] == c) StartCoordinator(); });
+            }
+            else
+            {
+                c.Die();
+                long gap = Rng.Next(4) == 0 ? 5_000 + Rng.Next(40_000) : 50 + Rng.Next(3_000);
+                After(gap, () => { if (Chaos && Coordinator is null) StartCoordinator(); });
+            }
+        }
+        if (Rng.NextDouble() < p(O.PartitionPerSecond))
+        {
+            var nodes = Sites.Select(s => s.Name).Concat(Coordinators.Where(k => k.Alive).Select(k => k.Node)).ToList();
+            foreach (var n in nodes) _group[n] = Rng.Next(2);
+            long heal = 100 + Rng.Next(Rng.Next(4) == 0 ? 40_000 : 5_000);
+            Trace($"partition {{{string.Join(",", nodes.Where(n => _group[n] == 0))}}} | {{{string.Join(",", nodes.Where(n => _group[n] == 1))}}} for {heal} ms");
+            int generation = ++_partitionGeneration;
+            After(heal, () =>
+            {
+                if (generation != _partitionGeneration) return;
+                _group.Clear();
+                Trace("partition heals");
+            });
+        }
+    }
+
+    private int _partitionGeneration;
+
+    // ---------------- the guest ----------------
+
+    private void GuestLoop()
+    {
+        After(1 + Rng.Next(2 * O.GuestThinkMs), GuestLoop);
+        Guest.Act();
+    }
+
+    // ---------------- invariants ----------------
+
+    private readonly Dictionary<long, string> _writerOfEpoch = new();
+
+    /// <summary>After every event. (1) at most one site accepts the disk's writes, and an epoch's writes are
+    /// only ever accepted at one site.</summary>
+    private void CheckAlways()
+    {
+        string? writer = null;
+        foreach (var s in Sites)
+        {
+            var epoch = s.AcceptsWritesAt(DiskName);
+            if (epoch is null) continue;
+            if (writer is not null)
+                throw new ModelViolation("1 one writer", $"sites {writer} and {s.Name} both accept writes for {DiskName} ({Describe()})");
+            writer = s.Name;
+            if (_writerOfEpoch.TryGetValue(epoch.Value, out var earlier) && earlier != s.Name)
+                throw new ModelViolation("1 one writer per epoch", $"site {s.Name} accepts writes at epoch {epoch} after site {earlier} did ({Describe()})");
+            _writerOfEpoch[epoch.Value] = s.Name;
+        }
+    }
+
+    /// <summary>(2) A message whose epoch is older than the receiver's must leave the receiver as it was.</summary>
+    public void CheckStale(string receiver, object message, long messageBase, long receiverBase, string before, string after)
+    {
+        if (messageBase < receiverBase && before != after)
+        {
+            // Recorded, not thrown: the run goes on, so that what the stale message leads to (a lost write, two
+            // writers) is found too; reported at the end if nothing worse happens.
+            var v = new ModelViolation("2 stale epoch", $"{receiver} changed on {Fmt(message)} (relocation from epoch {messageBase}) while at epoch {receiverBase}:\n  before: {before}\n  after:  {after}");
+            _stale.Add(v);
+            Note($"{receiver} acted on a stale {message.GetType().Name}");
+            Trace($"!!! {v.Message}");
+        }
+    }
+
+    private readonly List<ModelViolation> _stale = [];
+
+    private void FinalCheck()
+    {
+        if (!Settled() && !(Now - _settledSince > 3 * ReconcileIntervalMs && _settledSince >= 0))
+        {
+            var leaked = Sites.Where(s => s.Up).SelectMany(s => s.Incoming.Values.Where(a => !a.Complete && a.Reserved.Count > 0).Select(a => (s, a))).FirstOrDefault();
+            if (leaked.a is not null)
+                throw new ModelViolation("4 settles: leaked write reservation",
+                    $"after {O.QuiesceMs} ms without faults block(s) {string.Join(",", leaked.a.Reserved)} at {leaked.s.Name} stay reserved by a guest write nobody completes: the relocation never completes: {Describe()}");
+            bool Has(string site, Func<SiteDisk, bool> what) => SiteOrNull(site) is { } x && x.State.TryGet(DiskName, out var d) && what(d);
+            foreach (var s in Sites)
+            {
+                if (!s.State.TryGet(DiskName, out var d)) continue;
+                if (d.Phase == SiteDisk.Fenced && !Has(d.Peer, p => p.Phase is SiteDisk.Incoming or SiteDisk.Owned))
+                {
+                    var image = s.Owned[DiskName].Image.Volatile;
+                    var lost = Enumerable.Range(0, O.Blocks).Where(b => image[b] < Guest.Acked[b]).Select(b => $"block {b} acknowledged at v{Guest.Acked[b]}{(Guest.Flushed[b] == Guest.Acked[b] ? " (flushed)" : "")}, only v{image[b]} left").ToList();
+                    throw new ModelViolation("4 settles: orphaned disk",
+                        $"after {O.QuiesceMs} ms without faults {s.Name} is fenced for {d.Peer}, which does not have the disk: no site will accept its writes again" +
+                        $"{(lost.Count > 0 ? "; and writes are lost: " + string.Join("; ", lost) : "")}: {Describe()}");
+                }
+                if (d.Phase == SiteDisk.Incoming && !(s.Incoming.TryGetValue(DiskName, out var a) && a.State.IsOwner)
+                    && !Has(d.Peer, p => p.Phase is SiteDisk.Outgoing or SiteDisk.Fenced && p.Peer == s.Name))
+                    throw new ModelViolation("4 settles: orphaned incoming copy",
+                        $"after {O.QuiesceMs} ms without faults {s.Name} holds an incoming copy from {d.Peer}, which is not relocating it there: nothing removes it: {Describe()}");
+            }
+            var unreported = Sites.FirstOrDefault(s => s.State.TryGet(DiskName, out var d) && d.Phase == SiteDisk.Incoming && s.Incoming.TryGetValue(DiskName, out var a) && a.Complete);
+            if (unreported is not null)
+                throw new ModelViolation("4 settles: complete copy never reported",
+                    $"after {O.QuiesceMs} ms without faults {unreported.Name} holds every block and owns the disk, but its site still calls it incoming: the source is never released: {Describe()}");
+            var c = Coordinator;
+            var flow = c?.Flows.Values.FirstOrDefault();
+            var source = Sites.FirstOrDefault(s => s.State.TryGet(DiskName, out var d) && d.Phase is SiteDisk.Outgoing or SiteDisk.Fenced);
+            if (flow is not null && source is not null && source.State.TryGet(DiskName, out var sd) && (flow.From != source.Name || flow.To != sd.Peer))
+                throw new ModelViolation("4 settles: flow with other endpoints",
+                    $"after {O.QuiesceMs} ms without faults the coordinator drives {flow} while the sites relocate from {source.Name} to {sd.Peer}: {Describe()}");
+            throw new ModelViolation("4 settles", $"after {O.QuiesceMs} ms without faults the relocation neither completed nor aborted: {Describe()}");
+        }
+        var holders = Sites.Where(s => s.State.TryGet(DiskName, out _)).ToList();
+        var owner = holders.Single();
+        if (owner.AcceptsWritesAt(DiskName) is null)
+            throw new ModelViolation("4 settles: owner refuses writes", $"{owner.Name} holds {DiskName} but refuses its writes: {Describe()}");
+        for (int b = 0; b < O.Blocks; b++)
+        {
+            int v = owner.SettledVersion(DiskName, b);
+            if (v < Guest.Acked[b])
+                throw new ModelViolation("4 no lost write", $"block {b} reads version {v} at the owner {owner.Name}, but version {Guest.Acked[b]} was acknowledged{(Guest.Acked[b] == Guest.Flushed[b] ? " and flushed" : "")}: {Describe()}");
+        }
+        // A stale message that changed a site weighs more than one that changed a coordinator's (volatile) flows.
+        if (_stale.Count > 0) throw _stale.FirstOrDefault(v => !v.Message.StartsWith("[2 stale epoch] coordinator")) ?? _stale[0];
+    }
+
+    public string Describe()
+    {
+        var sb = new StringBuilder();
+        foreach (var s in Sites) sb.Append(s.Describe()).Append("; ");
+        foreach (var c in Coordinators.Where(c => c.Alive)) sb.Append(c.Describe()).Append("; ");
+        sb.Append(Guest.Describe());
+        return sb.ToString();
+    }
+
+    // ---------------- formatting ----------------
+
+    public static string Fmt(object? o) => o switch
+    {
+        null => "null",
+        IReadOnlyList<(long First, long Count)> runs => Runs(runs),
+        InvalidateAt m => $"InvalidateAt({m.Disk}, e{m.Epoch}, seq {m.Seq}, {Runs(m.Blocks)})",
+        Fenced m => $"Fenced({m.Disk}, e{m.NewEpoch}, {Runs(m.FinalDirty)})",
+        TakeOwnershipAt m => $"TakeOwnershipAt({m.Disk}, e{m.NewEpoch}, {Runs(m.FinalDirty)})",
+        SiteProtocol.DiskList l => $"DiskList({l.Site}: {string.Join(", ", l.Disks.Select(d => $"{d.Phase} e{d.Epoch}{(d.Peer.Length > 0 ? " peer " + d.Peer : "")}{(d.Writable ? " writable" : "")}{(d.Clients > 0 ? $" clients {d.Clients}" : "")}{(d.HandoverWanted ? " wanted" : "")}"))})",
+        SiteEvents.DiskFenced f => $"DiskFenced({f.Name}, e{f.NewEpoch}, to {f.ToSite}, {Runs(f.FinalDirty ?? [])})",
+        _ => o.ToString() ?? "?",
+    };
+
+    public static string Runs(IReadOnlyList<(long First, long Count)> runs) =>
+        "[" + string.Join(",", runs.Select(r => r.Count == 1 ? $"{r.First}" : $"{r.First}..{r.First + r.Count - 1}")) + "]";
+}
+
+/// <summary>Where a reply goes: an actor of one incarnation of a node (a restarted node is a new incarnation).</summary>
+internal sealed record Addr(string Node, int Incarnation, int Ask = 0);
+
+internal sealed class Stats
+{
+    public long Dropped, Relocations, Handovers, Completions, Cancels, Reads, Writes, Flushes, FailedOps, Crashes, Failovers;
+    /// <summary>StartOutgoing refused by a site that owns the disk after it arrived by relocation (no OwnedDisk until a restart).</summary>
+    public long RefusedArrived;
+}

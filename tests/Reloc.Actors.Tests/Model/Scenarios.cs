@@ -1,0 +1,174 @@
+using static Reloc.Actors.Coordinator.RelocationProtocol;
+
+namespace Reloc.Actors.Tests.Model;
+
+/// <summary>
+/// Directed runs of the model: a scripted operator, no random faults, and a hand on the network (one
+/// message delayed or duplicated). Each reproduces one finding of the randomized search, or tests a
+/// hypothesis from reading the code, independently of how the random seeds fall.
+/// </summary>
+internal static class Scenarios
+{
+    private static SimOptions Quiet(int blocks = 4) => new()
+    {
+        Sites = 3, Blocks = blocks, FifoPerPair = true, GuestMigrates = false, ChaosMs = 30_000, QuiesceMs = 120_000,
+    };
+
+    /// <summary>Delivers the first message matching <paramref name="match"/> as usual and a copy of it at
+    /// <paramref name="copyAtMs"/> (absolute): a retry or a duplicate that took the long way.</summary>
+    private static Func<Sim, string, string, object, IReadOnlyList<long>?> DuplicateFirst(Func<object, bool> match, long copyAtMs)
+    {
+        bool done = false;
+        return (sim, _, _, body) =>
+        {
+            if (done || !match(body)) return null;
+            done = true;
+            return [5, Math.Max(5, copyAtMs - sim.Now)];
+        };
+    }
+
+    private static Func<Sim, string, string, object, IReadOnlyList<long>?> All(params Func<Sim, string, string, object, IReadOnlyList<long>?>[] rules) =>
+        (sim, from, to, body) => rules.Select(r => r(sim, from, to, body)).FirstOrDefault(r => r is not null);
+
+    private static Relocate To(string site, bool hybrid = false, bool prefetch = true) => new(Sim.DiskName, site, Hybrid: hybrid, Prefetch: prefetch);
+
+    /// <summary>F1: a→b completes, then b→c: b has no OwnedDisk for a disk that arrived by relocation (SiteActor._images
+    /// is filled only by Export at recovery), so StartOutgoing is refused until b restarts.</summary>
+    public static SimOptions ArrivedDiskCannotLeave() => Quiet() with
+    {
+        Script =
+        [
+            (300, s => s.Ask(To("b"))),
+            (1_500, s => s.Ask(new RequestHandover(Sim.DiskName))),
+            (6_000, s => s.Ask(To("c"))),
+            (7_500, s => s.Ask(new RequestHandover(Sim.DiskName))),
+        ],
+    };
+
+    /// <summary>F2: the guest's write at the destination is held for the handover; the handover takes longer than
+    /// the guest's ask timeout (35 s: the source is unreachable for the coordinator); after it, the held write is
+    /// granted to nobody and its block stays reserved.</summary>
+    public static SimOptions HeldWriteOutlivesItsAsk() => Quiet(blocks: 16) with
+    {
+        GuestMigrates = true,
+        Script = [(300, s => s.Ask(To("b", prefetch: false)))],
+        ChaosMs = 60_000,
+        // Every Fence is lost until 45 s (a partition between the coordinator and the source).
+        Intercept = (sim, _, _, body) => body is Fence && sim.Now < 45_000 ? [] : null,
+    };
+
+    /// <summary>F3 (needs reordering within a node pair, or a second coordinator): the coordinator's first reconcile round waits 5.5 s for b's answer; meanwhile a→b starts and a is
+    /// fenced (its Fenced reply lost). The round combines a's answer from t≈0 (owned, epoch 1) with b's (incoming,
+    /// epoch 1): the Reconciler derives "cancelling" and DropIncoming removes b's copy. a stays fenced for b.</summary>
+    public static SimOptions MixedAgeRoundDropsTheDestination()
+    {
+        bool fencedLost = false;
+        return Quiet() with
+        {
+            FifoPerPair = false, // one coordinator: the slow answer must not hold back the rest of b's traffic
+            Script =
+            [
+                (300, s => s.Ask(To("b"))),
+                (1_000, s => s.Ask(new RequestHandover(Sim.DiskName))),
+            ],
+            Intercept = (sim, from, to, body) =>
+            {
+                if (body is Reloc.Actors.Site.SiteProtocol.ListDisks && to == "b" && sim.Now < 100) return [5_500];
+                if (body is Fenced && !fencedLost) { fencedLost = true; return []; }
+                return null;
+            },
+        };
+    }
+
+    /// <summary>F4: a→b is cancelled (same epoch kept); a copy of its PrepareIncoming arrives at b after the cancel, so b
+    /// copies from a, which does not track writes; a new a→b at the same epoch (its ask to a slow, so b's answer
+    /// predates the stale copy) takes b's copy as a retry: writes made at a in between are never invalidated.</summary>
+    public static SimOptions StalePrepareAfterCancel() => Quiet(blocks: 16) with
+    {
+        Script =
+        [
+            (300, s => s.Ask(To("b", hybrid: true))),
+            (1_000, s => s.Failover()), // the copy of k1's PrepareIncoming is still in flight
+            (2_000, s => s.Ask(new CancelRelocation(Sim.DiskName))),
+            (2_800, s => s.Ask(To("b", hybrid: true))),
+            (5_100, s => s.Ask(new RequestHandover(Sim.DiskName))),
+        ],
+        Intercept = All(
+            DuplicateFirst(m => m is PrepareIncoming, copyAtMs: 3_000),
+            (sim, _, to, body) => body is Reloc.Actors.Site.SiteProtocol.ListDisks && to == "a" && sim.Now is >= 2_800 and < 2_900 ? [2_000] : null),
+    };
+
+    /// <summary>Hypothesis (a): a TakeOwnershipAt of the first of three relocations (a→b, b→a, a→b) arrives late at b,
+    /// which now holds an incoming copy of the third; before ownership a relocating disk's DiskState.Epoch is 0 and
+    /// the SiteActor does not compare the epoch with its incoming disk's, so b takes ownership at epoch 2 while a
+    /// still accepts writes at epoch 3.</summary>
+    public static SimOptions StaleTakeOwnership() => Quiet() with
+    {
+        Script =
+        [
+            (300, s => s.Ask(To("b"))),
+            (1_500, s => s.Ask(new RequestHandover(Sim.DiskName))),
+            (1_600, s => s.Failover()), // the copy of k1's TakeOwnershipAt is still in flight
+            (4_000, s => s.Bounce("b")), // F1's workaround: b can only be a source after a restart
+            (5_000, s => s.Ask(To("a"))),
+            (6_500, s => s.Ask(new RequestHandover(Sim.DiskName))),
+            (12_000, s => s.Bounce("a")),
+            (13_000, s => s.Ask(To("b", prefetch: false))),
+        ],
+        Intercept = DuplicateFirst(m => m is TakeOwnershipAt { NewEpoch: 2 }, copyAtMs: 16_000),
+    };
+
+    /// <summary>Hypothesis (b): a copy of a cancelled relocation's DropIncoming (same epoch) reaches b just after b
+    /// restarted, while its disk actor still recovers: DiskState.IsOwner reads false until the journal is replayed,
+    /// so b drops a disk it owns (with writes acknowledged there), and a is fenced for it.</summary>
+    public static SimOptions DropDuringRecovery() => Quiet(blocks: 64) with
+    {
+        Script =
+        [
+            (300, s => s.Ask(To("b", prefetch: false))),
+            (1_500, s => s.Ask(new CancelRelocation(Sim.DiskName))),
+            (1_700, s => s.Failover()), // the copy of k1's DropIncoming is still in flight
+            (3_000, s => s.Ask(To("b", prefetch: false))),
+            (4_000, s => s.Ask(new RequestHandover(Sim.DiskName))),
+            (7_999, s => s.Bounce("b")),
+        ],
+        Intercept = DuplicateFirst(m => m is DropIncoming, copyAtMs: 8_000),
+    };
+
+    /// <summary>Hypothesis (c): a StopOutgoing (a copy from an earlier cancel at the same epoch) reaches the source
+    /// while its fence's flush is under way: the relocation ends (owned again) but OwnedDisk stays fenced, and
+    /// FenceDone is ignored: the owner refuses the guest's writes until it restarts.</summary>
+    public static SimOptions StopDuringFence() => Quiet() with
+    {
+        Script =
+        [
+            (300, s => s.Ask(To("b"))),
+            (1_500, s => s.Ask(new CancelRelocation(Sim.DiskName))),
+            (1_700, s => s.Failover()), // the copy of k1's StopOutgoing is still in flight
+            (3_000, s => s.Ask(To("b"))),
+            (5_000, s => s.Ask(new RequestHandover(Sim.DiskName))),
+        ],
+        Intercept = All(
+            DuplicateFirst(m => m is StopOutgoing, copyAtMs: 5_000 + 41), // just after the Fence (5 040), during its flush
+            (sim, _, _, body) => body is Fence && sim.Now >= 5_000 ? [40] : null),
+    };
+
+    /// <summary>F6 with a consequence (needs reordering within a node pair): a late copy of a→b's OutgoingStarted (epoch 1) reaches the coordinator while
+    /// b→c (epoch 2) waits in "starting" (its StartOutgoing slow): the flow goes on to "preparing", c copies from b
+    /// before b tracks writes, and the handover loses them.</summary>
+    public static SimOptions StaleOutgoingStarted() => Quiet(blocks: 16) with
+    {
+        FifoPerPair = false,
+        Script =
+        [
+            (300, s => s.Ask(To("b"))),
+            (1_500, s => s.Ask(new RequestHandover(Sim.DiskName))),
+            (4_000, s => s.Bounce("b")),
+            (5_000, s => s.Ask(To("c", hybrid: true))),
+            (14_300, s => s.Ask(new RequestHandover(Sim.DiskName))),
+        ],
+        Intercept = All(
+            DuplicateFirst(m => m is OutgoingStarted { Epoch: 1 }, copyAtMs: 12_000),
+            (sim, _, _, body) => body is StartOutgoing { Epoch: 2 } ? [Math.Max(5, 14_000 - sim.Now)] : null),
+    };
+}
