@@ -9,8 +9,8 @@ namespace Reloc.Actors.Tests;
 /// <summary>What a coordinator that just took over concludes from the sites' disk lists alone.</summary>
 public sealed class ReconcilerTests
 {
-    private static DiskInfo Disk(string site, string phase, long epoch, string peer = "", bool writable = false, int clients = 0, bool wanted = false) =>
-        new("vm", 1 << 20, site, epoch, phase, $"nbd://{site}:10809/vm", peer, 0, clients, writable, wanted);
+    private static DiskInfo Disk(string site, string phase, long epoch, string peer = "", bool writable = false, int clients = 0, bool wanted = false, string relocation = "r1") =>
+        new("vm", 1 << 20, site, epoch, phase, $"nbd://{site}:10809/vm", peer, 0, clients, writable, wanted, phase == "owned" ? "" : relocation);
 
     private static Reconciler.Derived One(params DiskList[] lists) => Assert.Single(Reconciler.Derive(lists));
 
@@ -42,7 +42,7 @@ public sealed class ReconcilerTests
     {
         var d = One(At("a", Disk("a", "fenced", 4, "b")), At("b", Disk("b", "incoming", 3, "a")));
         Assert.Equal(new RelocationInfo("vm", "a", "b", 3, Reconciler.Fencing), d.Info);
-        Assert.Equal((new Fence("vm", 4), "a"), (d.Step, d.StepTo)); // the source answers with its stored final dirty set
+        Assert.Equal((new Fence("vm", 4, "r1"), "a"), (d.Step, d.StepTo)); // the source answers with its stored final dirty set
     }
 
     [Fact]
@@ -51,14 +51,14 @@ public sealed class ReconcilerTests
         var post = One(At("a", Disk("a", "fenced", 4, "b")), At("b", Disk("b", "incoming", 3, "a", writable: true)));
         Assert.Equal((Reconciler.Postcopy, (object?)null), (post.Info.Phase, post.Step));
         var done = One(At("a", Disk("a", "fenced", 4, "b")), At("b", Disk("b", "owned", 4)));
-        Assert.Equal((Reconciler.Releasing, (object?)new Release("vm", 4), "a"), (done.Info.Phase, done.Step, done.StepTo));
+        Assert.Equal((Reconciler.Releasing, (object?)new Release("vm", 4, "r1"), "a"), (done.Info.Phase, done.Step, done.StepTo));
     }
 
     [Fact]
     public void A_half_done_cancel_drops_the_destination_copy()
     {
         var d = One(At("a", Disk("a", "owned", 3)), At("b", Disk("b", "incoming", 3, "a")));
-        Assert.Equal((Reconciler.Cancelling, (object?)new DropIncoming("vm", 3), "b"), (d.Info.Phase, d.Step, d.StepTo));
+        Assert.Equal((Reconciler.Cancelling, (object?)new DropIncoming("vm", 3, "r1"), "b"), (d.Info.Phase, d.Step, d.StepTo));
     }
 
     [Fact]
@@ -74,9 +74,18 @@ public sealed class ReconcilerTests
         var lost = One(At("a", Disk("a", "fenced", 4, "b")), At("b"));
         Assert.NotNull(lost.Anomaly);
         Assert.Null(lost.Step);
+    }
+
+    [Fact]
+    public void A_copy_its_source_no_longer_sends_is_dropped_and_so_is_another_attempts_copy()
+    {
         var orphan = One(At("a"), At("b", Disk("b", "incoming", 3, "a")));
-        Assert.NotNull(orphan.Anomaly);
-        Assert.Null(orphan.Step);
+        Assert.Equal((Reconciler.Cancelling, (object?)new DropIncoming("vm", 3, "r1"), "b"), (orphan.Info.Phase, orphan.Step, orphan.StepTo));
+        var other = One(At("a", Disk("a", "outgoing", 3, "b", relocation: "r2")), At("b", Disk("b", "incoming", 3, "a", relocation: "r1")));
+        Assert.Equal((Reconciler.Preparing, (object?)new DropIncoming("vm", 3, "r1"), "b", "r2"), (other.Info.Phase, other.Step, other.StepTo, other.Relocation));
+        // ... but never a copy that owns the disk.
+        var owning = One(At("a"), At("b", Disk("b", "incoming", 3, "a", writable: true)));
+        Assert.Equal((Reconciler.Postcopy, (object?)null), (owning.Info.Phase, owning.Step));
     }
 
     [Fact]

@@ -22,8 +22,10 @@ namespace Reloc.Actors.Coordinator;
 /// </remarks>
 public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
 {
-    private sealed class Flow(string disk, string from, string to, long epoch, long size, string sourceUri)
+    private sealed class Flow(string disk, string from, string to, long epoch, long size, string sourceUri, string relocation)
     {
+        /// <summary>This attempt's id: every step carries it, every answer must name it.</summary>
+        public string Relocation { get; } = relocation;
         public string Disk { get; } = disk;
         public string From { get; } = from;
         public string To { get; } = to;
@@ -52,7 +54,8 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
     }
 
     private sealed record Found(Relocate Request, IActorRef ReplyTo, List<SiteProtocol.DiskList> Lists);
-    private sealed record Observed(List<SiteProtocol.DiskList> Lists);
+    /// <param name="Asked">When the round began: what changed since is newer than its answers.</param>
+    private sealed record Observed(List<SiteProtocol.DiskList> Lists, DateTime Asked);
     private sealed record Reconcile
     {
         public static readonly Reconcile Instance = new();
@@ -95,15 +98,15 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
             { Sender.Tell(new RelocationRefused($"disk '{m.Disk}' is {f.Phase}: past the handover a relocation only goes forward (relocate it back instead)")); return; }
             f.CancelledBy = Sender;
             f.MoveTo(Cancelling);
-            SiteOf(f.From).Tell(new StopOutgoing(f.Disk, f.Epoch));
+            SiteOf(f.From).Tell(new StopOutgoing(f.Disk, f.Epoch, f.Relocation));
         });
-        Receive<OutgoingStarted>(m => Step(m.Disk, Starting, f =>
+        Receive<OutgoingStarted>(m => Step(m.Disk, m.Relocation, Starting, f =>
         {
             f.SourceClients = m.SourceClients;
             f.MoveTo(Preparing);
             SendPrepare(f);
         }));
-        Receive<IncomingPrepared>(m => Step(m.Disk, Preparing, f =>
+        Receive<IncomingPrepared>(m => Step(m.Disk, m.Relocation, Preparing, f =>
         {
             f.MoveTo(Serving);
             if (f.SourceClients == 0) BeginHandover(f, "the source has no clients"); // an idle disk moves at once
@@ -112,7 +115,7 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
         Receive<HandoverRequested>(m =>
         {
             var why = $"a write arrived at {Sender.Path.Address}";
-            if (!_flows.TryGetValue(m.Disk, out var f)) return;
+            if (!_flows.TryGetValue(m.Disk, out var f) || f.Relocation != m.Relocation) return;
             if (f.Phase is Starting or Preparing) f.EarlyHandover = why;
             else if (f.Phase == Serving) BeginHandover(f, why);
         });
@@ -124,32 +127,32 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
             BeginHandover(f, "operator");
             Sender.Tell(f.Info);
         });
-        Receive<Fenced>(m => Step(m.Disk, Fencing, f =>
+        Receive<Fenced>(m => Step(m.Disk, m.Relocation, Fencing, f =>
         {
             if (m.NewEpoch != f.NewEpoch) return;
             f.MoveTo(Transferring);
-            SiteOf(f.To).Tell(new TakeOwnershipAt(f.Disk, f.NewEpoch, m.FinalDirty));
+            SiteOf(f.To).Tell(new TakeOwnershipAt(f.Disk, f.NewEpoch, m.FinalDirty, f.Relocation));
         }));
-        Receive<OwnershipMoved>(m => Step(m.Disk, Transferring, f =>
+        Receive<OwnershipMoved>(m => Step(m.Disk, m.Relocation, Transferring, f =>
         {
             if (m.NewEpoch == f.NewEpoch) f.MoveTo(Postcopy);
         }));
         Receive<RelocationDone>(m =>
         {
             // Also from Transferring: a disk pre-copied in full completes the moment it is owned.
-            if (_flows.TryGetValue(m.Disk, out var f) && f.Phase is Transferring or Postcopy && m.Epoch == f.NewEpoch)
+            if (_flows.TryGetValue(m.Disk, out var f) && f.Relocation == m.Relocation && f.Phase is Transferring or Postcopy && m.Epoch == f.NewEpoch)
             {
                 f.MoveTo(Releasing);
-                SiteOf(f.From).Tell(new Release(f.Disk, f.NewEpoch));
+                SiteOf(f.From).Tell(new Release(f.Disk, f.NewEpoch, f.Relocation));
             }
         });
-        Receive<Released>(m => Step(m.Disk, Releasing, f =>
+        Receive<Released>(m => Step(m.Disk, m.Relocation, Releasing, f =>
         {
             _flows.Remove(f.Disk);
             _log.Info("relocation of {0} from {1} to {2} finished at epoch {3}", f.Disk, f.From, f.To, f.NewEpoch);
         }));
-        Receive<OutgoingStopped>(m => Step(m.Disk, Cancelling, f => SiteOf(f.To).Tell(new DropIncoming(f.Disk, f.Epoch))));
-        Receive<IncomingDropped>(m => Step(m.Disk, Cancelling, f =>
+        Receive<OutgoingStopped>(m => Step(m.Disk, m.Relocation, Cancelling, f => SiteOf(f.To).Tell(new DropIncoming(f.Disk, f.Epoch, f.Relocation))));
+        Receive<IncomingDropped>(m => Step(m.Disk, m.Relocation, Cancelling, f =>
         {
             _flows.Remove(f.Disk);
             f.CancelledBy?.Tell(new RelocationCancelled(f.Disk));
@@ -161,9 +164,10 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
             if (_observing) return;
             _observing = true;
             var sites = Sites();
+            var asked = DateTime.UtcNow;
             Task.WhenAll(sites.Select(s => SiteOf(s).Ask<SiteProtocol.DiskList>(new SiteProtocol.ListDisks(), _askTimeout)
                     .ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : null, TaskScheduler.Default)))
-                .PipeTo(Self, success: lists => new Observed(lists.OfType<SiteProtocol.DiskList>().ToList()));
+                .PipeTo(Self, success: lists => new Observed(lists.OfType<SiteProtocol.DiskList>().ToList(), asked));
         });
         Receive<Observed>(OnObserved);
     }
@@ -202,21 +206,21 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
         if (owner.Site == m.ToSite) { f.ReplyTo.Tell(new RelocationRefused($"disk '{m.Disk}' is already at {m.ToSite}")); return; }
         if (copies.Any(d => d.Site == m.ToSite)) { f.ReplyTo.Tell(new RelocationRefused($"site {m.ToSite} still holds a copy of '{m.Disk}' from an earlier relocation")); return; }
         if (_flows.ContainsKey(m.Disk)) { f.ReplyTo.Tell(new RelocationRefused($"disk '{m.Disk}' is already relocating")); return; }
-        var flow = new Flow(m.Disk, owner.Site, m.ToSite, owner.Epoch, owner.Size, owner.NbdUri)
+        var flow = new Flow(m.Disk, owner.Site, m.ToSite, owner.Epoch, owner.Size, owner.NbdUri, Guid.NewGuid().ToString("N"))
         {
             Hybrid = m.Hybrid, Rate = m.RateBytesPerSecond, Prefetch = m.Prefetch,
         };
         _flows[m.Disk] = flow;
         f.ReplyTo.Tell(new RelocationAccepted(m.Disk, flow.From, flow.To, flow.Epoch));
         // The source tracks writes before the destination copies anything, so no write escapes the invalidations.
-        SiteOf(flow.From).Tell(new StartOutgoing(flow.Disk, flow.To, flow.Epoch, 65536));
+        SiteOf(flow.From).Tell(new StartOutgoing(flow.Disk, flow.To, flow.Epoch, 65536, flow.Relocation));
     }
 
     private void SendPrepare(Flow f)
     {
         // The destination fetches through the source's peer export: its connections are not the guest's.
         var sourceUri = f.SourceUri[..(f.SourceUri.LastIndexOf('/') + 1)] + SiteActor.PeerExport(f.Disk);
-        SiteOf(f.To).Tell(new PrepareIncoming(f.Disk, f.Size, f.From, sourceUri, f.Epoch, f.Hybrid, f.Rate, f.Prefetch));
+        SiteOf(f.To).Tell(new PrepareIncoming(f.Disk, f.Size, f.From, sourceUri, f.Epoch, f.Hybrid, f.Rate, f.Prefetch, f.Relocation));
     }
 
     private void OnGuestClients(GuestClients m)
@@ -233,31 +237,40 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
     {
         _log.Info("handover of {0} from {1} to {2} at epoch {3}: {4}", f.Disk, f.From, f.To, f.NewEpoch, why);
         f.MoveTo(Fencing);
-        SiteOf(f.From).Tell(new Fence(f.Disk, f.NewEpoch));
+        SiteOf(f.From).Tell(new Fence(f.Disk, f.NewEpoch, f.Relocation));
     }
 
     /// <summary>What the sites say, against what this coordinator believes: relocations it did not know
-    /// (it just took over) are adopted; ones stuck in a phase for a while get their step again.</summary>
+    /// (it just took over) are adopted; ones stuck in a phase for a while get their step again. Only flows
+    /// unchanged since the round began are judged by it: its answers may be older than what they know.</summary>
     private void OnObserved(Observed o)
     {
         _observing = false;
         var now = DateTime.UtcNow;
+        bool Stale(Flow f) => f.PhaseSince >= o.Asked || now - f.PhaseSince < _interval * 2;
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var d in Derive(o.Lists))
         {
             seen.Add(d.Info.Disk);
             if (d.Anomaly is not null) { _log.Warning("relocation of {0}: {1}", d.Info.Disk, d.Anomaly); continue; }
-            if (!_flows.TryGetValue(d.Info.Disk, out var f))
+            if (_flows.TryGetValue(d.Info.Disk, out var f) && f.Relocation != d.Relocation && !Stale(f))
             {
-                f = new Flow(d.Info.Disk, d.Info.FromSite, d.Info.ToSite, d.Info.Epoch, d.Size, d.SourceUri);
+                // The sites are on another attempt (a coordinator that was cut off ran this one): theirs wins.
+                _log.Warning("relocation of {0}: the sites show attempt {1}, not {2}; following the sites", f.Disk, d.Relocation, f.Relocation);
+                _flows.Remove(f.Disk);
+                f = null;
+            }
+            if (f is null)
+            {
+                f = new Flow(d.Info.Disk, d.Info.FromSite, d.Info.ToSite, d.Info.Epoch, d.Size, d.SourceUri, d.Relocation);
                 _flows[f.Disk] = f;
                 f.MoveTo(d.Info.Phase);
                 _log.Info("relocation of {0} from {1} to {2} picked up from the sites: {3}", f.Disk, f.From, f.To, f.Phase);
             }
-            else if (now - f.PhaseSince < _interval * 2) continue; // moving along by itself
+            else if (f.Relocation != d.Relocation || Stale(f)) continue; // moving along by itself
             else if (f.Phase == Cancelling && d.Info.Phase is Preparing or Serving)
             {
-                SiteOf(f.From).Tell(new StopOutgoing(f.Disk, f.Epoch)); // the cancel's first step got lost
+                SiteOf(f.From).Tell(new StopOutgoing(f.Disk, f.Epoch, f.Relocation)); // the cancel's first step got lost
                 f.MoveTo(Cancelling);
                 continue;
             }
@@ -267,17 +280,17 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
         // Relocations no site shows any more (finished, or cancelled) while both sites answered.
         var answered = o.Lists.Select(l => l.Site).ToHashSet(StringComparer.Ordinal);
         foreach (var f in _flows.Values.Where(f => !seen.Contains(f.Disk) && f.Phase != Starting
-                     && answered.Contains(f.From) && answered.Contains(f.To) && now - f.PhaseSince >= _interval * 2).ToList())
+                     && answered.Contains(f.From) && answered.Contains(f.To) && !Stale(f)).ToList())
         {
             _flows.Remove(f.Disk);
             f.CancelledBy?.Tell(new RelocationCancelled(f.Disk));
             _log.Info("relocation of {0}: the sites show it over ({1})", f.Disk, f.Phase);
         }
         // A relocation whose first step got lost: the source never began tracking.
-        foreach (var f in _flows.Values.Where(f => f.Phase == Starting && now - f.PhaseSince >= _interval * 2))
+        foreach (var f in _flows.Values.Where(f => f.Phase == Starting && !Stale(f)))
         {
             f.MoveTo(Starting);
-            SiteOf(f.From).Tell(new StartOutgoing(f.Disk, f.To, f.Epoch, 65536));
+            SiteOf(f.From).Tell(new StartOutgoing(f.Disk, f.To, f.Epoch, 65536, f.Relocation));
         }
     }
 
@@ -285,6 +298,9 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
     {
         switch (f.Phase)
         {
+            case Preparing when d.Step is not null && d.StepTo is not null:
+                SiteOf(d.StepTo).Tell(d.Step); // another attempt's copy first
+                break;
             case Preparing:
                 SendPrepare(f);
                 break;
@@ -297,10 +313,11 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
         }
     }
 
-    /// <summary>Runs a step only for a relocation in the expected phase (duplicates and strays are ignored).</summary>
-    private void Step(string disk, string phase, Action<Flow> action)
+    /// <summary>Runs a step only for this relocation in the expected phase (duplicates, strays and answers
+    /// to an earlier attempt are ignored).</summary>
+    private void Step(string disk, string relocation, string phase, Action<Flow> action)
     {
-        if (_flows.TryGetValue(disk, out var f) && f.Phase == phase) action(f);
+        if (_flows.TryGetValue(disk, out var f) && f.Relocation == relocation && f.Phase == phase) action(f);
         else _log.Debug("ignored a {0} step for {1}", phase, disk);
     }
 

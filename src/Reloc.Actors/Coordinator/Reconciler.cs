@@ -19,8 +19,10 @@ public static class Reconciler
         Transferring = "transferring", Postcopy = "postcopy", Releasing = "releasing", Cancelling = "cancelling";
 
     /// <summary>A relocation as the sites show it, and the step that moves it on (null: nothing to send;
-    /// the sites will report by themselves). <see cref="Handover"/>: a handover trigger holds now.</summary>
-    public sealed record Derived(RelocationInfo Info, long Size, string SourceUri, object? Step, string? StepTo, bool Handover, string? Anomaly = null);
+    /// the sites will report by themselves). <see cref="Handover"/>: a handover trigger holds now.
+    /// <see cref="Relocation"/>: the attempt's id, as the sites persisted it.</summary>
+    public sealed record Derived(RelocationInfo Info, long Size, string SourceUri, object? Step, string? StepTo, bool Handover,
+        string Relocation, string? Anomaly = null);
 
     /// <param name="lists">The disk lists of the sites that answered (a site that did not is unknown, not empty).</param>
     public static IReadOnlyList<Derived> Derive(IReadOnlyList<SiteProtocol.DiskList> lists)
@@ -35,50 +37,52 @@ public static class Reconciler
             {
                 if (!answered.Contains(source.Peer)) continue; // the destination is out of reach: nothing known
                 var dest = copies.FirstOrDefault(d => d.Site == source.Peer);
-                var derived = FromSource(source, dest);
-                if (derived is not null) result.Add(derived);
+                result.Add(FromSource(source, dest));
                 continue;
             }
             foreach (var incoming in copies.Where(d => d.Phase == SiteDisk.Incoming))
             {
-                if (!answered.Contains(incoming.Peer)) continue;
-                var atSource = copies.FirstOrDefault(d => d.Site == incoming.Peer);
+                if (!answered.Contains(incoming.Peer)) continue; // an import (no peer), or the source is out of reach
                 var info = new RelocationInfo(incoming.Name, incoming.Peer, incoming.Site, incoming.Epoch, "");
                 if (incoming.Writable)
-                    result.Add(new Derived(info with { Phase = Postcopy }, incoming.Size, "", null, null, false)); // the source already let go
-                else if (atSource is { Phase: SiteDisk.Owned } && atSource.Epoch == incoming.Epoch)
-                    // The source stopped tracking (a cancel half done): the copy is void, drop it.
-                    result.Add(new Derived(info with { Phase = Cancelling }, incoming.Size, "", new DropIncoming(incoming.Name, incoming.Epoch), incoming.Site, false));
+                    result.Add(new Derived(info with { Phase = Postcopy }, incoming.Size, "", null, null, false, incoming.Relocation)); // the source already let go
                 else
-                    result.Add(new Derived(info with { Phase = Cancelling }, incoming.Size, "", null, null, false,
-                        $"disk '{incoming.Name}' arrives at {incoming.Site} from {incoming.Peer}, which no longer has it as an outgoing disk"));
+                    // The source does not (or no longer) send this disk by this attempt: a cancel half done, or a
+                    // copy a stale step created. Never owned here, so nothing is lost by dropping it.
+                    result.Add(new Derived(info with { Phase = Cancelling }, incoming.Size, "",
+                        new DropIncoming(incoming.Name, incoming.Epoch, incoming.Relocation), incoming.Site, false, incoming.Relocation));
             }
         }
         return result;
     }
 
-    private static Derived? FromSource(SiteProtocol.DiskInfo source, SiteProtocol.DiskInfo? dest)
+    private static Derived FromSource(SiteProtocol.DiskInfo source, SiteProtocol.DiskInfo? dest)
     {
+        var relocation = source.Relocation;
         if (source.Phase == SiteDisk.Outgoing)
         {
             var info = new RelocationInfo(source.Name, source.Site, source.Peer, source.Epoch, "");
             if (dest is null)
-                return new Derived(info with { Phase = Preparing }, source.Size, source.NbdUri, null, source.Peer, false);
-            if (dest.Phase != SiteDisk.Incoming || dest.Epoch != source.Epoch)
-                return new Derived(info with { Phase = Serving }, source.Size, source.NbdUri, null, null, false,
-                    $"disk '{source.Name}' leaves {source.Site} at epoch {source.Epoch} but {dest.Site} has it {dest.Phase} at epoch {dest.Epoch}");
+                return new Derived(info with { Phase = Preparing }, source.Size, source.NbdUri, null, source.Peer, false, relocation);
+            if (dest.Phase == SiteDisk.Incoming && dest.Relocation != relocation && !dest.Writable)
+                // A copy of another attempt is in the way: it goes first, then this one is prepared.
+                return new Derived(info with { Phase = Preparing }, source.Size, source.NbdUri,
+                    new DropIncoming(dest.Name, dest.Epoch, dest.Relocation), dest.Site, false, relocation);
+            if (dest.Phase != SiteDisk.Incoming || dest.Relocation != relocation)
+                return new Derived(info with { Phase = Serving }, source.Size, source.NbdUri, null, null, false, relocation,
+                    $"disk '{source.Name}' leaves {source.Site} by relocation {relocation} but {dest.Site} has it {dest.Phase} ({dest.Relocation})");
             bool trigger = dest.HandoverWanted || (source.Clients == 0 && dest.Clients > 0);
-            return new Derived(info with { Phase = Serving }, source.Size, source.NbdUri, null, null, trigger);
+            return new Derived(info with { Phase = Serving }, source.Size, source.NbdUri, null, null, trigger, relocation);
         }
         // Fenced: the destination owns NewEpoch = source.Epoch, or is about to.
         var started = new RelocationInfo(source.Name, source.Site, source.Peer, source.Epoch - 1, "");
-        if (dest is null)
-            return new Derived(started with { Phase = Transferring }, source.Size, source.NbdUri, null, null, false,
-                $"disk '{source.Name}' was handed over by {source.Site} to {source.Peer}, which does not have it");
+        if (dest is null || (dest.Phase == SiteDisk.Incoming && dest.Relocation != relocation))
+            return new Derived(started with { Phase = Transferring }, source.Size, source.NbdUri, null, null, false, relocation,
+                $"disk '{source.Name}' was handed over by {source.Site} to {source.Peer} (relocation {relocation}), which does not have it from that relocation");
         if (dest.Phase == SiteDisk.Incoming && !dest.Writable)
-            return new Derived(started with { Phase = Fencing }, source.Size, source.NbdUri, new Fence(source.Name, source.Epoch), source.Site, false);
+            return new Derived(started with { Phase = Fencing }, source.Size, source.NbdUri, new Fence(source.Name, source.Epoch, relocation), source.Site, false, relocation);
         if (dest.Phase == SiteDisk.Incoming)
-            return new Derived(started with { Phase = Postcopy }, source.Size, source.NbdUri, null, null, false);
-        return new Derived(started with { Phase = Releasing }, source.Size, source.NbdUri, new Release(source.Name, source.Epoch), source.Site, false);
+            return new Derived(started with { Phase = Postcopy }, source.Size, source.NbdUri, null, null, false, relocation);
+        return new Derived(started with { Phase = Releasing }, source.Size, source.NbdUri, new Release(source.Name, source.Epoch, relocation), source.Site, false, relocation);
     }
 }

@@ -29,41 +29,44 @@ public static class RelocationProtocol
         long WrittenBytes, long OnDemandFetches, long RateBps, int PrefetchWindow, bool PrefetchPaused) : IRelocMessage;
 
     // ---- coordinator ↔ sites ----
+    // Every step and every answer names its relocation (a fresh id per attempt, persisted at both sites):
+    // a step or answer from an earlier attempt (cancelled, or sent by a coordinator since replaced) is
+    // refused or ignored, even at the same epoch.
     /// <summary>To the source, first: track the guest's writes (persisted) and stream them as invalidations to <see cref="ToSite"/>.</summary>
-    public sealed record StartOutgoing(string Disk, string ToSite, long Epoch, int BlockSize) : IRelocMessage;
-    public sealed record OutgoingStarted(string Disk, long Epoch, int SourceClients) : IRelocMessage;
+    public sealed record StartOutgoing(string Disk, string ToSite, long Epoch, int BlockSize, string Relocation) : IRelocMessage;
+    public sealed record OutgoingStarted(string Disk, long Epoch, int SourceClients, string Relocation) : IRelocMessage;
 
     /// <summary>To the destination, second: serve the disk at once, fetching from the source; ownership stays at the source (Epoch).</summary>
-    public sealed record PrepareIncoming(string Disk, long Size, string FromSite, string SourceUri, long Epoch, bool Hybrid, long RateBytesPerSecond, bool Prefetch = true) : IRelocMessage;
-    public sealed record IncomingPrepared(string Disk, long Epoch) : IRelocMessage;
+    public sealed record PrepareIncoming(string Disk, long Size, string FromSite, string SourceUri, long Epoch, bool Hybrid, long RateBytesPerSecond, bool Prefetch, string Relocation) : IRelocMessage;
+    public sealed record IncomingPrepared(string Disk, long Epoch, string Relocation) : IRelocMessage;
 
     /// <summary>Cancel, first at the source (refused once fenced), then at the destination.</summary>
-    public sealed record StopOutgoing(string Disk, long Epoch) : IRelocMessage;
-    public sealed record OutgoingStopped(string Disk, long Epoch) : IRelocMessage;
-    public sealed record DropIncoming(string Disk, long Epoch) : IRelocMessage;
-    public sealed record IncomingDropped(string Disk, long Epoch) : IRelocMessage;
+    public sealed record StopOutgoing(string Disk, long Epoch, string Relocation) : IRelocMessage;
+    public sealed record OutgoingStopped(string Disk, long Epoch, string Relocation) : IRelocMessage;
+    public sealed record DropIncoming(string Disk, long Epoch, string Relocation) : IRelocMessage;
+    public sealed record IncomingDropped(string Disk, long Epoch, string Relocation) : IRelocMessage;
 
     /// <summary>Source → destination site: blocks written at the source at Epoch (Seq orders and acknowledges them).</summary>
-    public sealed record InvalidateAt(string Disk, long Epoch, long Seq, IReadOnlyList<(long First, long Count)> Blocks) : IRelocMessage;
-    public sealed record InvalidatedAt(string Disk, long Epoch, long Seq) : IRelocMessage;
+    public sealed record InvalidateAt(string Disk, long Epoch, long Seq, IReadOnlyList<(long First, long Count)> Blocks, string Relocation) : IRelocMessage;
+    public sealed record InvalidatedAt(string Disk, long Epoch, long Seq, string Relocation) : IRelocMessage;
 
     /// <summary>To the source: refuse writes from now on (NewEpoch belongs to the destination), flush, report the final dirty set.</summary>
-    public sealed record Fence(string Disk, long NewEpoch) : IRelocMessage;
-    public sealed record Fenced(string Disk, long NewEpoch, IReadOnlyList<(long First, long Count)> FinalDirty) : IRelocMessage;
+    public sealed record Fence(string Disk, long NewEpoch, string Relocation) : IRelocMessage;
+    public sealed record Fenced(string Disk, long NewEpoch, IReadOnlyList<(long First, long Count)> FinalDirty, string Relocation) : IRelocMessage;
 
     /// <summary>To the destination: apply the final dirty set and own the disk at NewEpoch.</summary>
-    public sealed record TakeOwnershipAt(string Disk, long NewEpoch, IReadOnlyList<(long First, long Count)> FinalDirty) : IRelocMessage;
-    public sealed record OwnershipMoved(string Disk, long NewEpoch) : IRelocMessage;
+    public sealed record TakeOwnershipAt(string Disk, long NewEpoch, IReadOnlyList<(long First, long Count)> FinalDirty, string Relocation) : IRelocMessage;
+    public sealed record OwnershipMoved(string Disk, long NewEpoch, string Relocation) : IRelocMessage;
 
     /// <summary>From the destination: every block is local.</summary>
-    public sealed record RelocationDone(string Disk, long Epoch) : IRelocMessage;
+    public sealed record RelocationDone(string Disk, long Epoch, string Relocation) : IRelocMessage;
 
     /// <summary>To the source: the disk lives elsewhere now (Epoch); drop it.</summary>
-    public sealed record Release(string Disk, long Epoch) : IRelocMessage;
-    public sealed record Released(string Disk, long Epoch) : IRelocMessage;
+    public sealed record Release(string Disk, long Epoch, string Relocation) : IRelocMessage;
+    public sealed record Released(string Disk, long Epoch, string Relocation) : IRelocMessage;
 
     /// <summary>From a site: a handover trigger fired (a write arrived at the destination).</summary>
-    public sealed record HandoverRequested(string Disk) : IRelocMessage;
+    public sealed record HandoverRequested(string Disk, string Relocation) : IRelocMessage;
 
     /// <summary>From a site: the number of guest connections to a relocating disk changed there.</summary>
     public sealed record GuestClients(string Disk, string Site, int Count) : IRelocMessage;

@@ -60,6 +60,13 @@ public sealed class DiskState
     /// <summary>Read on the NBD hot path (writes bypass the actor only when this site owns the disk).</summary>
     public bool IsOwner => _owner;
 
+    private volatile bool _recovered;
+
+    /// <summary>The journal has been replayed: until then <see cref="IsOwner"/> may still be about to change.</summary>
+    public bool Recovered => _recovered;
+
+    public void MarkRecovered() => _recovered = true;
+
     public void Apply(object evt)
     {
         switch (evt)

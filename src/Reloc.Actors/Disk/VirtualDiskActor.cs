@@ -34,7 +34,7 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
     private readonly ZeroRuns _zeros = new();
     private readonly HashSet<long> _reserved = []; // blocks a guest write covers whole, not yet written
     private readonly HashSet<long> _staleFetches = []; // invalidated while a fetch was in flight: that fetch must not land
-    private readonly List<(IActorRef ReplyTo, PrepareWrite Request)> _heldWrites = []; // guest writes before this site owns the disk
+    private readonly List<(IActorRef ReplyTo, PrepareWrite Request, DateTime Deadline)> _heldWrites = []; // guest writes before this site owns the disk
     private List<DiskEvents.BlocksLanded>? _syncingBatch;
     private List<DiskEvents.BlocksLanded> _pending = [];
     private List<IActorRef> _syncWaiters = [];
@@ -74,9 +74,12 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
 
     private void OnRecovered()
     {
+        _state.MarkRecovered();
         if (_state.Completed)
         {
             Become(Complete);
+            // Its site may have crashed before it registered the completion: tell it again (it is idempotent).
+            Context.System.EventStream.Publish(new RelocationFinished(_id.Value));
             return;
         }
         _fetcher = Context.ActorOf(BlockFetcher.Props(_image, Map, _sources, _settings), "fetcher");
@@ -194,7 +197,7 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
         {
             // Two sites never both accept writes: hold it until the handover makes this site the owner.
             if (_heldWrites.Count == 0) Context.System.EventStream.Publish(new WriteHeldForHandover(_id.Value));
-            _heldWrites.Add((Sender, m));
+            _heldWrites.Add((Sender, m, DateTime.UtcNow + _settings.MissTimeout));
             return;
         }
         var (first, last) = Map.BlocksOf(m.Offset, m.Length);
@@ -253,7 +256,7 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
             _state.Apply(taken);
             _log.Info("disk {0}: this site owns it from epoch {1}", _id, taken.Epoch);
             replyTo.Tell(new OwnershipConfirmed(taken.Epoch));
-            foreach (var (heldBy, request) in _heldWrites) Self.Tell(request, heldBy);
+            foreach (var (heldBy, request, _) in _heldWrites) Self.Tell(request, heldBy);
             _heldWrites.Clear();
             Self.Tell(Tick.Instance); // every block may already be local (hybrid pre-copy)
         });
@@ -335,6 +338,15 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
         }
         // Misses whose fetch failed are fetched again (the source connection reconnects by itself).
         foreach (var b in _waiters.Blocks.Where(b => Map[b] == BlockState.Remote).ToList()) FetchRemote(b, 1);
+        // A write held for a handover that does not come fails like a miss the source never answers: the
+        // guest's request has given up by then, so granting it later would reserve blocks nobody writes.
+        int held = _heldWrites.RemoveAll(h =>
+        {
+            if (h.Deadline > now) return false;
+            h.ReplyTo.Tell(new Failed($"disk {_id} is not owned by this site yet: no handover within {_settings.MissTimeout.TotalSeconds:0.#} s"));
+            return true;
+        });
+        if (held > 0) _log.Warning("{0} guest writes on disk {1} failed: no handover in time", held, _id);
         int expired = _waiters.Expire(now, () => new Failed($"blocks of disk {_id} not available from the source within {_settings.MissTimeout.TotalSeconds:0.#} s"));
         if (expired > 0) _log.Warning("{0} guest requests on disk {1} failed: source unreachable", expired, _id);
         if (!_syncing && _pending.Count > 0 && now - _lastPersist >= _settings.PersistInterval) BeginSync();

@@ -10,13 +10,13 @@ internal static class RelocationCodec
     public static string? Manifest(object o) => o switch
     {
         Relocate => "RR2", RequestHandover => "RH1", GetRelocations => "RG1", RelocationAccepted => "RA1",
-        RelocationRefused => "RF1", RelocationInfo => "RI1", RelocationList => "RL1", PrepareIncoming => "PI2",
-        IncomingPrepared => "IP1", StartOutgoing => "SO2", OutgoingStarted => "OS1", InvalidateAt => "IA1",
-        InvalidatedAt => "ID1", Fence => "FE1", Fenced => "FD1", TakeOwnershipAt => "TO1", OwnershipMoved => "OM1",
-        RelocationDone => "DN1", Release => "RE1", Released => "RD1", HandoverRequested => "HR1",
+        RelocationRefused => "RF1", RelocationInfo => "RI1", RelocationList => "RL1", PrepareIncoming => "PI3",
+        IncomingPrepared => "IP2", StartOutgoing => "SO3", OutgoingStarted => "OS2", InvalidateAt => "IA2",
+        InvalidatedAt => "ID2", Fence => "FE2", Fenced => "FD2", TakeOwnershipAt => "TO2", OwnershipMoved => "OM2",
+        RelocationDone => "DN2", Release => "RE2", Released => "RD2", HandoverRequested => "HR2",
         CancelRelocation => "XC1", SetRelocationRate => "XR1", GetRelocationStatus => "XG1", RelocationCancelled => "XD1",
-        RelocationStatus => "XS1", DiskProgress => "XP1", StopOutgoing => "XST1", OutgoingStopped => "XSD1",
-        DropIncoming => "XDI1", IncomingDropped => "XDD1", GuestClients => "XGC1", GetProgress => "XGP1", SetRate => "XSR1",
+        RelocationStatus => "XS1", DiskProgress => "XP1", StopOutgoing => "XST2", OutgoingStopped => "XSD2",
+        DropIncoming => "XDI2", IncomingDropped => "XDD2", GuestClients => "XGC1", GetProgress => "XGP1", SetRate => "XSR1",
         _ => null,
     };
 
@@ -34,30 +34,30 @@ internal static class RelocationCodec
                 case RelocationRefused m: w.Write(m.Reason); break;
                 case RelocationInfo m: WriteInfo(w, m); break;
                 case RelocationList m: w.Write(m.Relocations.Count); foreach (var i in m.Relocations) WriteInfo(w, i); break;
-                case PrepareIncoming m: w.Write(m.Disk); w.Write(m.Size); w.Write(m.FromSite); w.Write(m.SourceUri); w.Write(m.Epoch); w.Write(m.Hybrid); w.Write(m.RateBytesPerSecond); w.Write(m.Prefetch); break;
-                case IncomingPrepared m: w.Write(m.Disk); w.Write(m.Epoch); break;
-                case StartOutgoing m: w.Write(m.Disk); w.Write(m.ToSite); w.Write(m.Epoch); w.Write(m.BlockSize); break;
-                case OutgoingStarted m: w.Write(m.Disk); w.Write(m.Epoch); w.Write(m.SourceClients); break;
-                case InvalidateAt m: w.Write(m.Disk); w.Write(m.Epoch); w.Write(m.Seq); WriteRuns(w, m.Blocks); break;
-                case InvalidatedAt m: w.Write(m.Disk); w.Write(m.Epoch); w.Write(m.Seq); break;
-                case Fence m: w.Write(m.Disk); w.Write(m.NewEpoch); break;
-                case Fenced m: w.Write(m.Disk); w.Write(m.NewEpoch); WriteRuns(w, m.FinalDirty); break;
-                case TakeOwnershipAt m: w.Write(m.Disk); w.Write(m.NewEpoch); WriteRuns(w, m.FinalDirty); break;
-                case OwnershipMoved m: w.Write(m.Disk); w.Write(m.NewEpoch); break;
-                case RelocationDone m: w.Write(m.Disk); w.Write(m.Epoch); break;
-                case Release m: w.Write(m.Disk); w.Write(m.Epoch); break;
-                case Released m: w.Write(m.Disk); w.Write(m.Epoch); break;
-                case HandoverRequested m: w.Write(m.Disk); break;
+                case PrepareIncoming m: w.Write(m.Disk); w.Write(m.Size); w.Write(m.FromSite); w.Write(m.SourceUri); w.Write(m.Epoch); w.Write(m.Hybrid); w.Write(m.RateBytesPerSecond); w.Write(m.Prefetch); w.Write(m.Relocation); break;
+                case IncomingPrepared m: w.Write(m.Disk); w.Write(m.Epoch); w.Write(m.Relocation); break;
+                case StartOutgoing m: w.Write(m.Disk); w.Write(m.ToSite); w.Write(m.Epoch); w.Write(m.BlockSize); w.Write(m.Relocation); break;
+                case OutgoingStarted m: w.Write(m.Disk); w.Write(m.Epoch); w.Write(m.SourceClients); w.Write(m.Relocation); break;
+                case InvalidateAt m: w.Write(m.Disk); w.Write(m.Epoch); w.Write(m.Seq); WriteRuns(w, m.Blocks); w.Write(m.Relocation); break;
+                case InvalidatedAt m: w.Write(m.Disk); w.Write(m.Epoch); w.Write(m.Seq); w.Write(m.Relocation); break;
+                case Fence m: w.Write(m.Disk); w.Write(m.NewEpoch); w.Write(m.Relocation); break;
+                case Fenced m: w.Write(m.Disk); w.Write(m.NewEpoch); WriteRuns(w, m.FinalDirty); w.Write(m.Relocation); break;
+                case TakeOwnershipAt m: w.Write(m.Disk); w.Write(m.NewEpoch); WriteRuns(w, m.FinalDirty); w.Write(m.Relocation); break;
+                case OwnershipMoved m: w.Write(m.Disk); w.Write(m.NewEpoch); w.Write(m.Relocation); break;
+                case RelocationDone m: w.Write(m.Disk); w.Write(m.Epoch); w.Write(m.Relocation); break;
+                case Release m: w.Write(m.Disk); w.Write(m.Epoch); w.Write(m.Relocation); break;
+                case Released m: w.Write(m.Disk); w.Write(m.Epoch); w.Write(m.Relocation); break;
+                case HandoverRequested m: w.Write(m.Disk); w.Write(m.Relocation); break;
                 case CancelRelocation m: w.Write(m.Disk); break;
                 case SetRelocationRate m: w.Write(m.Disk); w.Write(m.RateBytesPerSecond); break;
                 case GetRelocationStatus m: w.Write(m.Disk); break;
                 case RelocationCancelled m: w.Write(m.Disk); break;
                 case RelocationStatus m: WriteInfo(w, m.Info); WriteProgress(w, m.Progress); break;
                 case DiskProgress m: WriteProgress(w, m); break;
-                case StopOutgoing m: w.Write(m.Disk); w.Write(m.Epoch); break;
-                case OutgoingStopped m: w.Write(m.Disk); w.Write(m.Epoch); break;
-                case DropIncoming m: w.Write(m.Disk); w.Write(m.Epoch); break;
-                case IncomingDropped m: w.Write(m.Disk); w.Write(m.Epoch); break;
+                case StopOutgoing m: w.Write(m.Disk); w.Write(m.Epoch); w.Write(m.Relocation); break;
+                case OutgoingStopped m: w.Write(m.Disk); w.Write(m.Epoch); w.Write(m.Relocation); break;
+                case DropIncoming m: w.Write(m.Disk); w.Write(m.Epoch); w.Write(m.Relocation); break;
+                case IncomingDropped m: w.Write(m.Disk); w.Write(m.Epoch); w.Write(m.Relocation); break;
                 case GuestClients m: w.Write(m.Disk); w.Write(m.Site); w.Write(m.Count); break;
                 case GetProgress m: w.Write(m.Disk); break;
                 case SetRate m: w.Write(m.Disk); w.Write(m.RateBytesPerSecond); break;
@@ -79,30 +79,30 @@ internal static class RelocationCodec
             "RF1" => new RelocationRefused(r.ReadString()),
             "RI1" => ReadInfo(r),
             "RL1" => new RelocationList(Enumerable.Range(0, Count(r)).Select(_ => ReadInfo(r)).ToList()),
-            "PI2" => new PrepareIncoming(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadBoolean(), r.ReadInt64(), r.ReadBoolean()),
-            "IP1" => new IncomingPrepared(r.ReadString(), r.ReadInt64()),
-            "SO2" => new StartOutgoing(r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadInt32()),
-            "OS1" => new OutgoingStarted(r.ReadString(), r.ReadInt64(), r.ReadInt32()),
-            "IA1" => new InvalidateAt(r.ReadString(), r.ReadInt64(), r.ReadInt64(), ReadRuns(r)),
-            "ID1" => new InvalidatedAt(r.ReadString(), r.ReadInt64(), r.ReadInt64()),
-            "FE1" => new Fence(r.ReadString(), r.ReadInt64()),
-            "FD1" => new Fenced(r.ReadString(), r.ReadInt64(), ReadRuns(r)),
-            "TO1" => new TakeOwnershipAt(r.ReadString(), r.ReadInt64(), ReadRuns(r)),
-            "OM1" => new OwnershipMoved(r.ReadString(), r.ReadInt64()),
-            "DN1" => new RelocationDone(r.ReadString(), r.ReadInt64()),
-            "RE1" => new Release(r.ReadString(), r.ReadInt64()),
-            "RD1" => new Released(r.ReadString(), r.ReadInt64()),
-            "HR1" => new HandoverRequested(r.ReadString()),
+            "PI3" => new PrepareIncoming(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadBoolean(), r.ReadInt64(), r.ReadBoolean(), r.ReadString()),
+            "IP2" => new IncomingPrepared(r.ReadString(), r.ReadInt64(), r.ReadString()),
+            "SO3" => new StartOutgoing(r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadInt32(), r.ReadString()),
+            "OS2" => new OutgoingStarted(r.ReadString(), r.ReadInt64(), r.ReadInt32(), r.ReadString()),
+            "IA2" => new InvalidateAt(r.ReadString(), r.ReadInt64(), r.ReadInt64(), ReadRuns(r), r.ReadString()),
+            "ID2" => new InvalidatedAt(r.ReadString(), r.ReadInt64(), r.ReadInt64(), r.ReadString()),
+            "FE2" => new Fence(r.ReadString(), r.ReadInt64(), r.ReadString()),
+            "FD2" => new Fenced(r.ReadString(), r.ReadInt64(), ReadRuns(r), r.ReadString()),
+            "TO2" => new TakeOwnershipAt(r.ReadString(), r.ReadInt64(), ReadRuns(r), r.ReadString()),
+            "OM2" => new OwnershipMoved(r.ReadString(), r.ReadInt64(), r.ReadString()),
+            "DN2" => new RelocationDone(r.ReadString(), r.ReadInt64(), r.ReadString()),
+            "RE2" => new Release(r.ReadString(), r.ReadInt64(), r.ReadString()),
+            "RD2" => new Released(r.ReadString(), r.ReadInt64(), r.ReadString()),
+            "HR2" => new HandoverRequested(r.ReadString(), r.ReadString()),
             "XC1" => new CancelRelocation(r.ReadString()),
             "XR1" => new SetRelocationRate(r.ReadString(), r.ReadInt64()),
             "XG1" => new GetRelocationStatus(r.ReadString()),
             "XD1" => new RelocationCancelled(r.ReadString()),
             "XS1" => new RelocationStatus(ReadInfo(r), ReadProgress(r)),
             "XP1" => ReadProgress(r),
-            "XST1" => new StopOutgoing(r.ReadString(), r.ReadInt64()),
-            "XSD1" => new OutgoingStopped(r.ReadString(), r.ReadInt64()),
-            "XDI1" => new DropIncoming(r.ReadString(), r.ReadInt64()),
-            "XDD1" => new IncomingDropped(r.ReadString(), r.ReadInt64()),
+            "XST2" => new StopOutgoing(r.ReadString(), r.ReadInt64(), r.ReadString()),
+            "XSD2" => new OutgoingStopped(r.ReadString(), r.ReadInt64(), r.ReadString()),
+            "XDI2" => new DropIncoming(r.ReadString(), r.ReadInt64(), r.ReadString()),
+            "XDD2" => new IncomingDropped(r.ReadString(), r.ReadInt64(), r.ReadString()),
             "XGC1" => new GuestClients(r.ReadString(), r.ReadString(), r.ReadInt32()),
             "XGP1" => new GetProgress(r.ReadString()),
             "XSR1" => new SetRate(r.ReadString(), r.ReadInt64()),

@@ -27,8 +27,8 @@ internal static class SiteCodec
                 case SiteEvents.DiskAdded a: w.Write(a.Name); w.Write(a.Size); w.Write(a.ImagePath); w.Write(a.Epoch); break;
                 case SiteEvents.DiskRemoved r: w.Write(r.Name); break;
                 case SiteEvents.IncomingAdded i: w.Write(i.Name); w.Write(i.Size); w.Write(i.ImagePath); w.Write(i.SourceUri); w.Write(i.Epoch); w.Write(i.FromSite); w.Write(i.Journal); break;
-                case SiteEvents.DiskFenced f: w.Write(f.Name); w.Write(f.NewEpoch); w.Write(f.ToSite); RelocationCodec.WriteRuns(w, f.FinalDirty ?? []); break;
-                case SiteEvents.OutgoingBegun ob: w.Write(ob.Name); w.Write(ob.Epoch); w.Write(ob.ToSite); break;
+                case SiteEvents.DiskFenced f: w.Write(f.Name); w.Write(f.NewEpoch); w.Write(f.ToSite); RelocationCodec.WriteRuns(w, f.FinalDirty ?? []); w.Write(f.Relocation); break;
+                case SiteEvents.OutgoingBegun ob: w.Write(ob.Name); w.Write(ob.Epoch); w.Write(ob.ToSite); w.Write(ob.Relocation); break;
                 case SiteEvents.OutgoingEnded oe: w.Write(oe.Name); break;
                 default: throw new ArgumentException($"cannot serialize {o.GetType()}");
             }
@@ -44,8 +44,8 @@ internal static class SiteCodec
             "SC1" => new SiteProtocol.CreateDisk(r.ReadString(), r.ReadInt64(), ReadOptional(r)),
             "SD1" => new SiteProtocol.DeleteDisk(r.ReadString()),
             "SL1" => new SiteProtocol.ListDisks(),
-            "SI2" => ReadInfo(r),
-            "SLR2" => ReadList(r),
+            "SI3" => ReadInfo(r),
+            "SLR3" => ReadList(r),
             "SDD1" => new SiteProtocol.Deleted(r.ReadString()),
             "SR1" => new SiteProtocol.Refused(r.ReadString()),
             "SA1" => new SiteEvents.DiskAdded(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadInt64()),
@@ -55,7 +55,9 @@ internal static class SiteCodec
             "SIA2" => new SiteEvents.IncomingAdded(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadString()),
             "SF1" => new SiteEvents.DiskFenced(r.ReadString(), r.ReadInt64()),
             "SF2" => new SiteEvents.DiskFenced(r.ReadString(), r.ReadInt64(), r.ReadString(), RelocationCodec.ReadRuns(r)),
+            "SF3" => new SiteEvents.DiskFenced(r.ReadString(), r.ReadInt64(), r.ReadString(), RelocationCodec.ReadRuns(r), r.ReadString()),
             "SOB1" => new SiteEvents.OutgoingBegun(r.ReadString(), r.ReadInt64(), r.ReadString()),
+            "SOB2" => new SiteEvents.OutgoingBegun(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadString()),
             "SOE1" => new SiteEvents.OutgoingEnded(r.ReadString()),
             _ => null,
         };
@@ -74,12 +76,12 @@ internal static class SiteCodec
     private static void WriteInfo(BinaryWriter w, SiteProtocol.DiskInfo i)
     {
         w.Write(i.Name); w.Write(i.Size); w.Write(i.Site); w.Write(i.Epoch); w.Write(i.Phase); w.Write(i.NbdUri);
-        w.Write(i.Peer); w.Write(i.LocalBytes); w.Write(i.Clients); w.Write(i.Writable); w.Write(i.HandoverWanted);
+        w.Write(i.Peer); w.Write(i.LocalBytes); w.Write(i.Clients); w.Write(i.Writable); w.Write(i.HandoverWanted); w.Write(i.Relocation);
     }
 
     private static SiteProtocol.DiskInfo ReadInfo(BinaryReader r) =>
         new(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadString(),
-            r.ReadString(), r.ReadInt64(), r.ReadInt32(), r.ReadBoolean(), r.ReadBoolean());
+            r.ReadString(), r.ReadInt64(), r.ReadInt32(), r.ReadBoolean(), r.ReadBoolean(), r.ReadString());
 
     private static void WriteOptional(BinaryWriter w, string? s)
     {

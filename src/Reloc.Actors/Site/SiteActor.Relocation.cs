@@ -23,8 +23,9 @@ public sealed partial class SiteActor
     /// <param name="Owned">The export's device: the relocating disk behind the owned-disk layer (tracking,
     /// fence), which takes over as the site's owned disk once the arrival completes.</param>
     private sealed record Incoming(IActorRef Disk, RawImage Image, long Epoch, DiskState State, OwnedDisk Owned);
-    private sealed class Outgoing(string disk, string toSite, long epoch)
+    private sealed class Outgoing(string disk, string toSite, long epoch, string relocation)
     {
+        public string Relocation { get; } = relocation;
         public string Disk { get; } = disk;
         public string ToSite { get; } = toSite;
         public long Epoch { get; } = epoch;
@@ -41,6 +42,15 @@ public sealed partial class SiteActor
     private readonly Dictionary<string, Incoming> _incoming = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Outgoing> _outgoing = new(StringComparer.Ordinal);
     private readonly HashSet<string> _handoverWanted = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _fencing = new(StringComparer.Ordinal); // fence admitted, flush under way
+
+    /// <summary>The disk arrives here by exactly this relocation (a step of another attempt is refused).</summary>
+    private bool IsArriving(string disk, string relocation, out Incoming incoming)
+    {
+        incoming = null!;
+        return _state.TryGet(disk, out var d) && d.Phase == SiteDisk.Incoming && d.Relocation == relocation
+               && relocation.Length > 0 && _incoming.TryGetValue(disk, out incoming!);
+    }
     private ActorSelection Coordinator => Context.ActorSelection("/user/coordinator");
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -52,25 +62,26 @@ public sealed partial class SiteActor
         Command<DropIncoming>(OnDropIncoming);
         Command<InvalidateAt>(m =>
         {
-            if (!_incoming.TryGetValue(m.Disk, out var d)) { Sender.Tell(new SiteProtocol.Refused($"no incoming disk '{m.Disk}' on site {_settings.Name}")); return; }
+            if (!IsArriving(m.Disk, m.Relocation, out var d)) { Sender.Tell(new SiteProtocol.Refused($"no disk '{m.Disk}' arriving at site {_settings.Name} by relocation {m.Relocation}")); return; }
             var replyTo = Sender;
             d.Disk.Ask<object>(new VirtualDiskProtocol.Invalidate(m.Epoch, m.Blocks), TimeSpan.FromSeconds(30))
-                .PipeTo(replyTo, success: r => r is VirtualDiskProtocol.Invalidated ? new InvalidatedAt(m.Disk, m.Epoch, m.Seq) : new SiteProtocol.Refused($"invalidation refused: {r}"));
+                .PipeTo(replyTo, success: r => r is VirtualDiskProtocol.Invalidated ? new InvalidatedAt(m.Disk, m.Epoch, m.Seq, m.Relocation) : new SiteProtocol.Refused($"invalidation refused: {r}"));
         });
         Command<TakeOwnershipAt>(m =>
         {
-            if (!_incoming.TryGetValue(m.Disk, out var d)) { Sender.Tell(new SiteProtocol.Refused($"no incoming disk '{m.Disk}' on site {_settings.Name}")); return; }
+            if (!IsArriving(m.Disk, m.Relocation, out var d)) { Sender.Tell(new SiteProtocol.Refused($"no disk '{m.Disk}' arriving at site {_settings.Name} by relocation {m.Relocation}")); return; }
+            if (m.NewEpoch != d.Epoch + 1) { Sender.Tell(new SiteProtocol.Refused($"disk '{m.Disk}' arrives at epoch {d.Epoch}: ownership at {m.NewEpoch} refused")); return; }
             var replyTo = Sender;
             d.Disk.Ask<object>(new VirtualDiskProtocol.TakeOwnership(m.NewEpoch, m.FinalDirty), TimeSpan.FromSeconds(30))
-                .PipeTo(replyTo, success: r => r is VirtualDiskProtocol.OwnershipConfirmed ? new OwnershipMoved(m.Disk, m.NewEpoch) : new SiteProtocol.Refused($"ownership refused: {r}"));
+                .PipeTo(replyTo, success: r => r is VirtualDiskProtocol.OwnershipConfirmed ? new OwnershipMoved(m.Disk, m.NewEpoch, m.Relocation) : new SiteProtocol.Refused($"ownership refused: {r}"));
             d.Disk.Tell(new VirtualDiskProtocol.ResumePrefetch());
             _handoverWanted.Remove(m.Disk);
         });
         Command<VirtualDiskProtocol.WriteHeldForHandover>(m =>
         {
-            if (!_incoming.ContainsKey(m.Disk)) return;
+            if (!_incoming.ContainsKey(m.Disk) || !_state.TryGet(m.Disk, out var disk) || disk.Phase != SiteDisk.Incoming) return;
             _handoverWanted.Add(m.Disk);
-            Coordinator.Tell(new HandoverRequested(m.Disk));
+            Coordinator.Tell(new HandoverRequested(m.Disk, disk.Relocation));
         });
         Command<VirtualDiskProtocol.RelocationFinished>(m =>
         {
@@ -85,7 +96,7 @@ public sealed partial class SiteActor
                 var owned = _incoming[e.Name].Owned;
                 _images[e.Name] = owned;
                 _exports.Add(new NbdExport(PeerExport(e.Name), owned, $"disk {e.Name} on site {_settings.Name}, for other sites"));
-                if (!import) Coordinator.Tell(new RelocationDone(e.Name, e.Epoch));
+                if (!import) Coordinator.Tell(new RelocationDone(e.Name, e.Epoch, disk.Relocation));
                 else _log.Info("disk {0} imported from {1}", e.Name, disk.SourceUri);
             });
         });
@@ -117,17 +128,17 @@ public sealed partial class SiteActor
             foreach (var (seq, (runs, sent)) in o.Unacked.Where(u => now - u.Value.Sent >= Resend).ToList())
             {
                 o.Unacked[seq] = (runs, now);
-                destination.Tell(new InvalidateAt(o.Disk, o.Epoch, seq, runs));
+                destination.Tell(new InvalidateAt(o.Disk, o.Epoch, seq, runs, o.Relocation));
             }
             var fresh = owned.DrainDirty();
             if (fresh.Count == 0) return;
             o.Seq++;
             o.Unacked[o.Seq] = (fresh, now);
-            destination.Tell(new InvalidateAt(o.Disk, o.Epoch, o.Seq, fresh));
+            destination.Tell(new InvalidateAt(o.Disk, o.Epoch, o.Seq, fresh, o.Relocation));
         });
         Command<InvalidatedAt>(m =>
         {
-            if (_outgoing.TryGetValue(m.Disk, out var o) && o.Epoch == m.Epoch) o.Unacked.Remove(m.Seq);
+            if (_outgoing.TryGetValue(m.Disk, out var o) && o.Relocation == m.Relocation) o.Unacked.Remove(m.Seq);
         });
         Command<ClientsChanged>(m =>
         {
@@ -137,31 +148,35 @@ public sealed partial class SiteActor
         Command<StopOutgoing>(m =>
         {
             if (!_state.TryGet(m.Disk, out var disk)) { Sender.Tell(new SiteProtocol.Refused($"no disk '{m.Disk}' on site {_settings.Name}")); return; }
-            if (disk.Phase == SiteDisk.Owned && disk.Epoch == m.Epoch) { Sender.Tell(new OutgoingStopped(m.Disk, m.Epoch)); return; } // a retry
-            if (disk.Phase != SiteDisk.Outgoing || disk.Epoch != m.Epoch)
-            { Sender.Tell(new SiteProtocol.Refused($"disk '{m.Disk}' is {disk.Phase} at epoch {disk.Epoch} on site {_settings.Name}: cannot cancel a relocation at epoch {m.Epoch}")); return; }
+            // Not outgoing for this relocation (stopped already, never started, or another one): nothing to stop.
+            if (disk.Phase == SiteDisk.Owned || (disk.Phase == SiteDisk.Outgoing && disk.Relocation != m.Relocation))
+            { Sender.Tell(new OutgoingStopped(m.Disk, m.Epoch, m.Relocation)); return; }
+            if (disk.Phase != SiteDisk.Outgoing || _fencing.Contains(m.Disk))
+            { Sender.Tell(new SiteProtocol.Refused($"disk '{m.Disk}' is {(_fencing.Contains(m.Disk) ? "being fenced" : disk.Phase)} on site {_settings.Name}: past the handover a relocation cannot be cancelled")); return; }
             var replyTo = Sender;
             Persist(new SiteEvents.OutgoingEnded(m.Disk), e =>
             {
                 _state.Apply(e);
                 EndOutgoing(m.Disk);
-                replyTo.Tell(new OutgoingStopped(m.Disk, m.Epoch));
+                replyTo.Tell(new OutgoingStopped(m.Disk, m.Epoch, m.Relocation));
             });
         });
         Command<Fence>(m =>
         {
             if (!_images.TryGetValue(m.Disk, out var owned) || !_state.TryGet(m.Disk, out var disk))
             { Sender.Tell(new SiteProtocol.Refused($"no disk '{m.Disk}' on site {_settings.Name}")); return; }
-            if (disk.Phase == SiteDisk.Fenced && disk.Epoch == m.NewEpoch)
-            { Sender.Tell(new Fenced(m.Disk, m.NewEpoch, disk.FinalDirty ?? [])); return; } // a retry: the same answer
-            if (disk.Phase != SiteDisk.Outgoing || disk.Epoch + 1 != m.NewEpoch)
-            { Sender.Tell(new SiteProtocol.Refused($"cannot fence '{m.Disk}' at epoch {m.NewEpoch}: it is {disk.Phase} at epoch {disk.Epoch} on site {_settings.Name}")); return; }
+            if (disk.Phase == SiteDisk.Fenced && disk.Epoch == m.NewEpoch && disk.Relocation == m.Relocation)
+            { Sender.Tell(new Fenced(m.Disk, m.NewEpoch, disk.FinalDirty ?? [], m.Relocation)); return; } // a retry: the same answer
+            if (disk.Phase != SiteDisk.Outgoing || disk.Epoch + 1 != m.NewEpoch || disk.Relocation != m.Relocation)
+            { Sender.Tell(new SiteProtocol.Refused($"cannot fence '{m.Disk}' at epoch {m.NewEpoch} for relocation {m.Relocation}: it is {disk.Phase} at epoch {disk.Epoch} on site {_settings.Name}")); return; }
+            if (!_fencing.Add(m.Disk)) return; // a fence is already under way: its answer will come
             var replyTo = Sender;
             FenceAndFlushAsync(owned).PipeTo(Self, success: () => new FenceDone(m, replyTo, null), failure: ex => new FenceDone(m, replyTo, ex.Message));
         });
         Command<FenceDone>(done =>
         {
             var m = done.Request;
+            _fencing.Remove(m.Disk);
             if (!_images.TryGetValue(m.Disk, out var owned) || !_state.TryGet(m.Disk, out var disk) || disk.Phase != SiteDisk.Outgoing) return;
             if (done.Error is not null)
             {
@@ -171,19 +186,19 @@ public sealed partial class SiteActor
             }
             var final = owned.DrainDirty();
             if (_outgoing.TryGetValue(m.Disk, out var o)) foreach (var (runs, _) in o.Unacked.Values) final.AddRange(runs);
-            Persist(new SiteEvents.DiskFenced(m.Disk, m.NewEpoch, disk.Peer, final), e =>
+            Persist(new SiteEvents.DiskFenced(m.Disk, m.NewEpoch, disk.Peer, final, m.Relocation), e =>
             {
                 _state.Apply(e);
                 EndOutgoing(m.Disk);
-                done.ReplyTo.Tell(new Fenced(m.Disk, m.NewEpoch, final));
+                done.ReplyTo.Tell(new Fenced(m.Disk, m.NewEpoch, final, m.Relocation));
             });
         });
         Command<Release>(m =>
         {
-            if (!_state.TryGet(m.Disk, out var disk) || disk.Phase != SiteDisk.Fenced || disk.Epoch != m.Epoch)
-            { Sender.Tell(new Released(m.Disk, m.Epoch)); return; } // already released (a retry)
+            if (!_state.TryGet(m.Disk, out var disk) || disk.Phase != SiteDisk.Fenced || disk.Epoch != m.Epoch || disk.Relocation != m.Relocation)
+            { Sender.Tell(new Released(m.Disk, m.Epoch, m.Relocation)); return; } // already released (a retry)
             var replyTo = Sender;
-            Remove(disk, () => replyTo.Tell(new Released(m.Disk, m.Epoch)));
+            Remove(disk, () => replyTo.Tell(new Released(m.Disk, m.Epoch, m.Relocation)));
         });
     }
 
@@ -197,28 +212,28 @@ public sealed partial class SiteActor
     {
         if (!_state.TryGet(m.Disk, out var disk) || !_images.ContainsKey(m.Disk))
         { Sender.Tell(new SiteProtocol.Refused($"no disk '{m.Disk}' on site {_settings.Name}")); return; }
-        if (disk.Phase == SiteDisk.Outgoing && disk.Epoch == m.Epoch && disk.Peer == m.ToSite)
-        { Sender.Tell(new OutgoingStarted(m.Disk, m.Epoch, GuestClientsOf(m.Disk))); return; } // a retry
+        if (disk.Phase == SiteDisk.Outgoing && disk.Relocation == m.Relocation)
+        { Sender.Tell(new OutgoingStarted(m.Disk, m.Epoch, GuestClientsOf(m.Disk), m.Relocation)); return; } // a retry
         if (disk.Phase != SiteDisk.Owned) { Sender.Tell(new SiteProtocol.Refused($"disk '{m.Disk}' is {disk.Phase} on site {_settings.Name}, not owned")); return; }
         if (m.Epoch != disk.Epoch) { Sender.Tell(new SiteProtocol.Refused($"disk '{m.Disk}' is at epoch {disk.Epoch}, not {m.Epoch}")); return; }
         if (m.ToSite == _settings.Name) { Sender.Tell(new SiteProtocol.Refused($"disk '{m.Disk}' is already at {m.ToSite}")); return; }
         var replyTo = Sender;
-        Persist(new SiteEvents.OutgoingBegun(m.Disk, m.Epoch, m.ToSite), e =>
+        Persist(new SiteEvents.OutgoingBegun(m.Disk, m.Epoch, m.ToSite, m.Relocation), e =>
         {
             _state.Apply(e);
-            BeginOutgoing(e.Name, e.ToSite, e.Epoch, m.BlockSize, everything: false);
-            replyTo.Tell(new OutgoingStarted(m.Disk, m.Epoch, GuestClientsOf(m.Disk)));
+            BeginOutgoing(e.Name, e.ToSite, e.Epoch, m.BlockSize, e.Relocation, everything: false);
+            replyTo.Tell(new OutgoingStarted(m.Disk, m.Epoch, GuestClientsOf(m.Disk), m.Relocation));
         });
     }
 
     /// <param name="everything">After a restart: which blocks were written but not yet reported is lost
     /// with the process, so every block counts as written (the destination copies them again).</param>
-    private void BeginOutgoing(string name, string toSite, long epoch, int blockSize, bool everything)
+    private void BeginOutgoing(string name, string toSite, long epoch, int blockSize, string relocation, bool everything)
     {
         var owned = _images[name];
         owned.StartTracking(blockSize);
         if (everything) owned.MarkAllDirty();
-        _outgoing[name] = new Outgoing(name, toSite, epoch);
+        _outgoing[name] = new Outgoing(name, toSite, epoch, relocation);
         Timers.StartPeriodicTimer("stream-" + name, new StreamTick(name), TimeSpan.FromMilliseconds(200));
     }
 
@@ -237,10 +252,10 @@ public sealed partial class SiteActor
         if (invalid is not null) { Sender.Tell(new SiteProtocol.Refused(invalid)); return; }
         if (_state.TryGet(m.Disk, out var existing))
         {
-            if (existing.Phase == SiteDisk.Incoming && existing.Epoch == m.Epoch)
+            if (existing.Phase == SiteDisk.Incoming && existing.Relocation == m.Relocation)
             {
-                Sender.Tell(new IncomingPrepared(m.Disk, m.Epoch)); // a retry
-                if (_handoverWanted.Contains(m.Disk)) Coordinator.Tell(new HandoverRequested(m.Disk));
+                Sender.Tell(new IncomingPrepared(m.Disk, m.Epoch, m.Relocation)); // a retry
+                if (_handoverWanted.Contains(m.Disk)) Coordinator.Tell(new HandoverRequested(m.Disk, m.Relocation));
             }
             else Sender.Tell(new SiteProtocol.Refused($"disk '{m.Disk}' already exists on site {_settings.Name}"));
             return;
@@ -250,12 +265,13 @@ public sealed partial class SiteActor
         Directory.CreateDirectory(_settings.DataDir);
         RawImage.Create(path, m.Size).Dispose();
         var replyTo = Sender;
-        Persist(new SiteEvents.IncomingAdded(m.Disk, m.Size, path, m.SourceUri, m.Epoch, m.FromSite, Guid.NewGuid().ToString("N")), e =>
+        if (m.Relocation.Length == 0) { Sender.Tell(new SiteProtocol.Refused("a relocation needs an id")); return; }
+        Persist(new SiteEvents.IncomingAdded(m.Disk, m.Size, path, m.SourceUri, m.Epoch, m.FromSite, m.Relocation), e =>
         {
             _state.Apply(e);
             _state.TryGet(e.Name, out var disk);
             StartIncoming(disk, m.Hybrid, m.RateBytesPerSecond, m.Prefetch);
-            replyTo.Tell(new IncomingPrepared(e.Name, e.Epoch));
+            replyTo.Tell(new IncomingPrepared(e.Name, e.Epoch, e.Journal));
         });
     }
 
@@ -307,11 +323,14 @@ public sealed partial class SiteActor
 
     private void OnDropIncoming(DropIncoming m)
     {
-        if (!_state.TryGet(m.Disk, out var disk)) { Sender.Tell(new IncomingDropped(m.Disk, m.Epoch)); return; } // a retry
-        if (disk.Phase != SiteDisk.Incoming || disk.Epoch != m.Epoch || (_incoming.TryGetValue(m.Disk, out var d) && d.State.IsOwner))
-        { Sender.Tell(new SiteProtocol.Refused($"disk '{m.Disk}' on site {_settings.Name} is {disk.Phase} at epoch {disk.Epoch}{(disk.Phase == SiteDisk.Incoming ? ", owned here" : "")}: not dropped")); return; }
+        // Not (or no longer) arriving by this relocation: nothing of it to drop.
+        if (!_state.TryGet(m.Disk, out var disk) || disk.Phase != SiteDisk.Incoming || disk.Relocation != m.Relocation)
+        { Sender.Tell(new IncomingDropped(m.Disk, m.Epoch, m.Relocation)); return; }
+        // Ownership lives in the disk's own journal: until it is replayed, "not owned" is not known.
+        if (!_incoming.TryGetValue(m.Disk, out var d) || !d.State.Recovered || d.State.IsOwner)
+        { Sender.Tell(new SiteProtocol.Refused($"disk '{m.Disk}' on site {_settings.Name} {(d?.State.IsOwner == true ? "is owned here" : "is still recovering")}: not dropped")); return; }
         var replyTo = Sender;
-        Remove(disk, () => replyTo.Tell(new IncomingDropped(m.Disk, m.Epoch)));
+        Remove(disk, () => replyTo.Tell(new IncomingDropped(m.Disk, m.Epoch, m.Relocation)));
     }
 
     private void StartIncoming(SiteDisk disk, bool hybrid, long rate, bool prefetch)

@@ -135,7 +135,7 @@ public sealed partial class SiteActor : ReceivePersistentActor, IWithTimers
             var export = new NbdExport(disk.Name, owned, $"disk {disk.Name} on site {_settings.Name}");
             Watch(export, disk.Name);
             _exports.Add(export);
-            if (disk.Phase == SiteDisk.Outgoing) BeginOutgoing(disk.Name, disk.Peer, disk.Epoch, DefaultBlockSize, everything: true);
+            if (disk.Phase == SiteDisk.Outgoing) BeginOutgoing(disk.Name, disk.Peer, disk.Epoch, DefaultBlockSize, disk.Relocation, everything: true);
             // Other sites fetch through a second name, so their connections never count as the disk's
             // guests (an idle-source handover must not wait for the destination's own fetchers).
             _exports.Add(new NbdExport(PeerExport(disk.Name), owned, $"disk {disk.Name} on site {_settings.Name}, for other sites"));
@@ -156,7 +156,7 @@ public sealed partial class SiteActor : ReceivePersistentActor, IWithTimers
         long local = d.Phase == SiteDisk.Incoming ? incoming?.State.Map.LocalBytes ?? 0 : d.Size;
         bool writable = d.IsOwnedHere || (d.Phase == SiteDisk.Incoming && incoming is not null && incoming.State.IsOwner);
         return new DiskInfo(d.Name, d.Size, _settings.Name, d.Epoch, d.Phase, _settings.UriOf(d.Name), d.Peer, local,
-            GuestClientsOf(d.Name), writable, _handoverWanted.Contains(d.Name));
+            GuestClientsOf(d.Name), writable, _handoverWanted.Contains(d.Name), d.Relocation);
     }
 
     /// <summary>The export name other sites fetch a disk through (not a valid disk name, so it never clashes).</summary>

@@ -18,7 +18,7 @@ public static class SiteProtocol
     /// the disk's writes now. <see cref="Clients"/>: guest NBD connections. <see cref="HandoverWanted"/>: a
     /// guest write waits at this (destination) site for the handover.</summary>
     public sealed record DiskInfo(string Name, long Size, string Site, long Epoch, string Phase, string NbdUri,
-        string Peer = "", long LocalBytes = 0, int Clients = 0, bool Writable = false, bool HandoverWanted = false) : IRelocMessage;
+        string Peer = "", long LocalBytes = 0, int Clients = 0, bool Writable = false, bool HandoverWanted = false, string Relocation = "") : IRelocMessage;
 
     public sealed record DiskList(string Site, IReadOnlyList<DiskInfo> Disks) : IRelocMessage;
 
@@ -36,13 +36,14 @@ public static class SiteEvents
     public sealed record DiskRemoved(string Name) : IRelocMessage;
 
     /// <summary>A disk arriving from <see cref="FromSite"/>: served here at once, relocating from
-    /// <see cref="SourceUri"/>. <see cref="Journal"/> keys its block map's journal: unique per arrival, so a
-    /// cancelled relocation's bits can never be mistaken for a later one's.</summary>
+    /// <see cref="SourceUri"/>. <see cref="Journal"/> is the relocation's id: it keys the block map's
+    /// journal, so a cancelled relocation's bits can never be mistaken for a later one's, and every step of
+    /// the relocation must name it.</summary>
     public sealed record IncomingAdded(string Name, long Size, string ImagePath, string SourceUri, long Epoch, string FromSite = "", string Journal = "") : IRelocMessage;
 
     /// <summary>The source tracks the guest's writes for a relocation to <see cref="ToSite"/> (from now on,
     /// even across a restart, when it conservatively reports every block as written).</summary>
-    public sealed record OutgoingBegun(string Name, long Epoch, string ToSite) : IRelocMessage;
+    public sealed record OutgoingBegun(string Name, long Epoch, string ToSite, string Relocation = "") : IRelocMessage;
 
     /// <summary>A relocation cancelled before handover: the site owns the disk as before.</summary>
     public sealed record OutgoingEnded(string Name) : IRelocMessage;
@@ -50,12 +51,12 @@ public static class SiteEvents
     /// <summary>The disk was handed over to <see cref="ToSite"/> at <see cref="NewEpoch"/>: this site refuses its
     /// writes from now on, even after a restart, and keeps the final dirty set until the disk is released,
     /// so a repeated fence (a new coordinator) gets the same answer.</summary>
-    public sealed record DiskFenced(string Name, long NewEpoch, string ToSite = "", IReadOnlyList<(long First, long Count)>? FinalDirty = null) : IRelocMessage;
+    public sealed record DiskFenced(string Name, long NewEpoch, string ToSite = "", IReadOnlyList<(long First, long Count)>? FinalDirty = null, string Relocation = "") : IRelocMessage;
 }
 
 /// <summary>A disk this site hosts (pure registry state, rebuilt from <see cref="SiteEvents"/>).</summary>
 public sealed record SiteDisk(string Name, long Size, string ImagePath, long Epoch, string Phase = SiteDisk.Owned, string? SourceUri = null,
-    string Peer = "", string Journal = "", IReadOnlyList<(long First, long Count)>? FinalDirty = null)
+    string Peer = "", string Journal = "", IReadOnlyList<(long First, long Count)>? FinalDirty = null, string Relocation = "")
 {
     public const string Owned = "owned", Outgoing = "outgoing", Incoming = "incoming", Fenced = "fenced";
 
@@ -82,16 +83,16 @@ public sealed class SiteState
                 _disks.Remove(r.Name);
                 break;
             case SiteEvents.IncomingAdded i:
-                _disks[i.Name] = new SiteDisk(i.Name, i.Size, i.ImagePath, i.Epoch, SiteDisk.Incoming, i.SourceUri, i.FromSite, i.Journal);
+                _disks[i.Name] = new SiteDisk(i.Name, i.Size, i.ImagePath, i.Epoch, SiteDisk.Incoming, i.SourceUri, i.FromSite, i.Journal, Relocation: i.Journal);
                 break;
             case SiteEvents.OutgoingBegun o when _disks.TryGetValue(o.Name, out var d):
-                _disks[o.Name] = d with { Phase = SiteDisk.Outgoing, Peer = o.ToSite, Epoch = o.Epoch };
+                _disks[o.Name] = d with { Phase = SiteDisk.Outgoing, Peer = o.ToSite, Epoch = o.Epoch, Relocation = o.Relocation };
                 break;
             case SiteEvents.OutgoingEnded o when _disks.TryGetValue(o.Name, out var d):
-                _disks[o.Name] = d with { Phase = SiteDisk.Owned, Peer = "" };
+                _disks[o.Name] = d with { Phase = SiteDisk.Owned, Peer = "", Relocation = "" };
                 break;
             case SiteEvents.DiskFenced f when _disks.TryGetValue(f.Name, out var d):
-                _disks[f.Name] = d with { Phase = SiteDisk.Fenced, Epoch = f.NewEpoch, Peer = f.ToSite, FinalDirty = f.FinalDirty ?? [] };
+                _disks[f.Name] = d with { Phase = SiteDisk.Fenced, Epoch = f.NewEpoch, Peer = f.ToSite, FinalDirty = f.FinalDirty ?? [], Relocation = f.Relocation };
                 break;
             case SiteEvents.OutgoingBegun or SiteEvents.OutgoingEnded or SiteEvents.DiskFenced:
                 break; // about a disk no longer here: nothing to change
