@@ -14,8 +14,10 @@ namespace Reloc.Actors.Tests.Model;
 internal sealed class CoordinatorModel(Sim sim, int incarnation)
 {
     /// <summary>MigrationCoordinator.Flow</summary>
-    public sealed class Flow(string disk, string from, string to, long epoch, long size, string sourceUri, long now)
+    public sealed class Flow(string disk, string from, string to, long epoch, long size, string sourceUri, string relocation, long now)
     {
+        /// <summary>This attempt's id: every step carries it, every answer must name it.</summary>
+        public string Relocation { get; } = relocation;
         public string Disk { get; } = disk;
         public string From { get; } = from;
         public string To { get; } = to;
@@ -38,10 +40,11 @@ internal sealed class CoordinatorModel(Sim sim, int incarnation)
             PhaseSince = now;
         }
 
-        public override string ToString() => $"{Disk} {From}->{To} e{Epoch} {Phase}";
+        public override string ToString() => $"{Disk} {From}->{To} e{Epoch} #{Relocation} {Phase}";
     }
 
-    private sealed record Observed(List<SiteProtocol.DiskList> Lists);
+    /// <param name="Asked">When the round began: what changed since is newer than its answers.</param>
+    private sealed record Observed(List<SiteProtocol.DiskList> Lists, long Asked);
 
     public int Incarnation { get; } = incarnation;
     public string Node => "k" + Incarnation;
@@ -78,12 +81,17 @@ internal sealed class CoordinatorModel(Sim sim, int incarnation)
         long? messageBase = SiteModel.EpochBase(m);
         Flow? flow = null;
         bool stale = messageBase is not null && Flows.TryGetValue(SiteModel.DiskOf(m), out flow) && messageBase < flow.Epoch;
-        string before = stale ? Fingerprint() : "";
+        // An answer (or a handover request) of another relocation than the flow's must change nothing.
+        var relocation = SiteModel.RelocationOf(m);
+        var current = relocation is not null && Flows.TryGetValue(SiteModel.DiskOf(m) is { Length: > 0 } disk ? disk : (m as HandoverRequested)?.Disk ?? "", out var f) ? f.Relocation : null;
+        bool foreign = current is not null && current != relocation;
+        string before = stale || foreign ? Fingerprint() : "";
         Dispatch(m, sender);
         if (stale) sim.CheckStale($"coordinator k{Incarnation}", m, messageBase!.Value, flow!.Epoch, before, Fingerprint());
+        if (foreign) sim.CheckForeign($"coordinator k{Incarnation}", m, relocation!, current!, before, Fingerprint());
     }
 
-    private string Fingerprint() => string.Join(";", Flows.Values.Select(f => f.ToString()));
+    private string Fingerprint() => string.Join(";", Flows.Values.Select(f => $"{f}{(f.EarlyHandover is not null ? " early handover" : "")}"));
 
     /// <summary>The Receive&lt;...&gt; handlers of MigrationCoordinator's constructor, one case each.</summary>
     private void Dispatch(object m, Addr sender)
@@ -105,11 +113,11 @@ internal sealed class CoordinatorModel(Sim sim, int incarnation)
                     if (f.Phase is not (Starting or Preparing or Serving or Cancelling)) { Tell(sender, new RelocationRefused($"disk '{x.Disk}' is {f.Phase}: past the handover")); return; }
                     f.CancelledBy = sender;
                     f.MoveTo(Cancelling, Now);
-                    SiteOf(f.From, new StopOutgoing(f.Disk, f.Epoch));
+                    SiteOf(f.From, new StopOutgoing(f.Disk, f.Epoch, f.Relocation));
                     break;
                 }
             case OutgoingStarted x:
-                Step(x.Disk, Starting, f =>
+                Step(x.Disk, x.Relocation, Starting, f =>
                 {
                     f.SourceClients = x.SourceClients;
                     f.MoveTo(Preparing, Now);
@@ -117,7 +125,7 @@ internal sealed class CoordinatorModel(Sim sim, int incarnation)
                 });
                 break;
             case IncomingPrepared x:
-                Step(x.Disk, Preparing, f =>
+                Step(x.Disk, x.Relocation, Preparing, f =>
                 {
                     f.MoveTo(Serving, Now);
                     if (f.SourceClients == 0) BeginHandover(f, "the source has no clients");
@@ -127,44 +135,47 @@ internal sealed class CoordinatorModel(Sim sim, int incarnation)
             case HandoverRequested x:
                 {
                     var why = $"a write arrived at {sender.Node}";
-                    if (!Flows.TryGetValue(x.Disk, out var f)) return;
+                    if (!Flows.TryGetValue(x.Disk, out var f) || f.Relocation != x.Relocation) return;
                     if (f.Phase is Starting or Preparing) f.EarlyHandover = why;
                     else if (f.Phase == Serving) BeginHandover(f, why);
                     break;
                 }
             case GuestClients x: OnGuestClients(x); break;
             case Fenced x:
-                Step(x.Disk, Fencing, f =>
+                Step(x.Disk, x.Relocation, Fencing, f =>
                 {
                     if (x.NewEpoch != f.NewEpoch) return;
                     f.MoveTo(Transferring, Now);
-                    SiteOf(f.To, new TakeOwnershipAt(f.Disk, f.NewEpoch, x.FinalDirty));
+                    SiteOf(f.To, new TakeOwnershipAt(f.Disk, f.NewEpoch, x.FinalDirty, f.Relocation));
                 });
                 break;
             case OwnershipMoved x:
-                Step(x.Disk, Transferring, f => { if (x.NewEpoch == f.NewEpoch) f.MoveTo(Postcopy, Now); });
+                Step(x.Disk, x.Relocation, Transferring, f => { if (x.NewEpoch == f.NewEpoch) f.MoveTo(Postcopy, Now); });
                 break;
             case RelocationDone x:
-                if (Flows.TryGetValue(x.Disk, out var done) && done.Phase is Transferring or Postcopy && x.Epoch == done.NewEpoch)
+                // Also from Transferring: a disk pre-copied in full completes the moment it is owned.
+                if (Flows.TryGetValue(x.Disk, out var done) && done.Relocation == x.Relocation && done.Phase is Transferring or Postcopy && x.Epoch == done.NewEpoch)
                 {
                     done.MoveTo(Releasing, Now);
-                    SiteOf(done.From, new Release(done.Disk, done.NewEpoch));
+                    SiteOf(done.From, new Release(done.Disk, done.NewEpoch, done.Relocation));
                 }
                 break;
             case Released x:
-                Step(x.Disk, Releasing, f =>
+                Step(x.Disk, x.Relocation, Releasing, f =>
                 {
                     Flows.Remove(f.Disk);
+                    sim.EndedRelocations.Add(f.Relocation);
                     sim.Trace($"  k{Incarnation}: relocation of {f.Disk} from {f.From} to {f.To} finished at epoch {f.NewEpoch}");
                 });
                 break;
             case OutgoingStopped x:
-                Step(x.Disk, Cancelling, f => SiteOf(f.To, new DropIncoming(f.Disk, f.Epoch)));
+                Step(x.Disk, x.Relocation, Cancelling, f => SiteOf(f.To, new DropIncoming(f.Disk, f.Epoch, f.Relocation)));
                 break;
             case IncomingDropped x:
-                Step(x.Disk, Cancelling, f =>
+                Step(x.Disk, x.Relocation, Cancelling, f =>
                 {
                     Flows.Remove(f.Disk);
+                    sim.EndedRelocations.Add(f.Relocation);
                     sim.Stats.Cancels++;
                     if (f.CancelledBy is { } by) Tell(by, new RelocationCancelled(f.Disk));
                     sim.Trace($"  k{Incarnation}: relocation of {f.Disk} cancelled; {f.From} owns it at epoch {f.Epoch}");
@@ -211,7 +222,8 @@ internal sealed class CoordinatorModel(Sim sim, int incarnation)
     {
         if (_observing) return;
         _observing = true;
-        AskAllSites(lists => Receive(new Observed(lists.OfType<SiteProtocol.DiskList>().ToList()), Self));
+        long asked = Now;
+        AskAllSites(lists => Receive(new Observed(lists.OfType<SiteProtocol.DiskList>().ToList(), asked), Self));
     }
 
     /// <summary>MigrationCoordinator.OnRelocate + OnFound</summary>
@@ -236,18 +248,18 @@ internal sealed class CoordinatorModel(Sim sim, int incarnation)
         if (owner.Site == m.ToSite) { Tell(replyTo, new RelocationRefused($"disk '{m.Disk}' is already at {m.ToSite}")); return; }
         if (copies.Any(d => d.Site == m.ToSite)) { Tell(replyTo, new RelocationRefused($"site {m.ToSite} still holds a copy of '{m.Disk}'")); return; }
         if (Flows.ContainsKey(m.Disk)) { Tell(replyTo, new RelocationRefused($"disk '{m.Disk}' is already relocating")); return; }
-        var flow = new Flow(m.Disk, owner.Site, m.ToSite, owner.Epoch, owner.Size, owner.NbdUri, Now) { Hybrid = m.Hybrid, Prefetch = m.Prefetch };
+        var flow = new Flow(m.Disk, owner.Site, m.ToSite, owner.Epoch, owner.Size, owner.NbdUri, sim.NewRelocation(), Now) { Hybrid = m.Hybrid, Prefetch = m.Prefetch };
         Flows[m.Disk] = flow;
         sim.Trace($"  k{Incarnation}: relocation accepted: {flow}");
         Tell(replyTo, new RelocationAccepted(m.Disk, flow.From, flow.To, flow.Epoch));
-        SiteOf(flow.From, new StartOutgoing(flow.Disk, flow.To, flow.Epoch, 65536));
+        SiteOf(flow.From, new StartOutgoing(flow.Disk, flow.To, flow.Epoch, 65536, flow.Relocation));
     }
 
     /// <summary>MigrationCoordinator.SendPrepare</summary>
     private void SendPrepare(Flow f)
     {
         var sourceUri = f.SourceUri[..(f.SourceUri.LastIndexOf('/') + 1)] + SiteActor.PeerExport(f.Disk);
-        SiteOf(f.To, new PrepareIncoming(f.Disk, f.Size, f.From, sourceUri, f.Epoch, f.Hybrid, 0, f.Prefetch));
+        SiteOf(f.To, new PrepareIncoming(f.Disk, f.Size, f.From, sourceUri, f.Epoch, f.Hybrid, 0, f.Prefetch, f.Relocation));
     }
 
     /// <summary>MigrationCoordinator.OnGuestClients</summary>
@@ -265,48 +277,63 @@ internal sealed class CoordinatorModel(Sim sim, int incarnation)
     {
         sim.Trace($"  k{Incarnation}: handover of {f.Disk} from {f.From} to {f.To} at epoch {f.NewEpoch}: {why}");
         f.MoveTo(Fencing, Now);
-        SiteOf(f.From, new Fence(f.Disk, f.NewEpoch));
+        SiteOf(f.From, new Fence(f.Disk, f.NewEpoch, f.Relocation));
     }
 
-    /// <summary>MigrationCoordinator.OnObserved</summary>
+    /// <summary>MigrationCoordinator.OnObserved: only flows unchanged since the round began are judged by it.</summary>
     private void OnObserved(Observed o)
     {
         _observing = false;
+        bool Stale(Flow f) => f.PhaseSince >= o.Asked || Now - f.PhaseSince < Interval * 2;
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var d in Derive(o.Lists))
         {
             seen.Add(d.Info.Disk);
             if (d.Anomaly is not null) { sim.Trace($"  k{Incarnation}: relocation of {d.Info.Disk}: {d.Anomaly}"); continue; }
             NoteIfStale(d);
-            if (!Flows.TryGetValue(d.Info.Disk, out var f))
+            if (Flows.TryGetValue(d.Info.Disk, out var f) && f.Relocation != d.Relocation && !Stale(f))
             {
-                f = new Flow(d.Info.Disk, d.Info.FromSite, d.Info.ToSite, d.Info.Epoch, d.Size, d.SourceUri, Now);
+                // The sites are on another attempt (a coordinator that was cut off ran this one): theirs wins.
+                sim.Trace($"  k{Incarnation}: relocation of {f.Disk}: the sites show attempt {d.Relocation}, not {f.Relocation}; following the sites");
+                sim.Stats.Hit(Paths.SitesWin);
+                Flows.Remove(f.Disk);
+                f = null;
+            }
+            if (f is null)
+            {
+                f = new Flow(d.Info.Disk, d.Info.FromSite, d.Info.ToSite, d.Info.Epoch, d.Size, d.SourceUri, d.Relocation, Now);
                 Flows[f.Disk] = f;
                 f.MoveTo(d.Info.Phase, Now);
                 sim.Trace($"  k{Incarnation}: relocation picked up from the sites: {f}");
             }
-            else if (Now - f.PhaseSince < Interval * 2) continue;
+            else if (f.Relocation != d.Relocation || Stale(f))
+            {
+                if (f.Relocation == d.Relocation && f.Phase != d.Info.Phase && f.PhaseSince >= o.Asked) sim.Stats.Hit(Paths.StaleRoundNotJudged);
+                continue; // moving along by itself
+            }
             else if (f.Phase == Cancelling && d.Info.Phase is Preparing or Serving)
             {
-                SiteOf(f.From, new StopOutgoing(f.Disk, f.Epoch));
+                SiteOf(f.From, new StopOutgoing(f.Disk, f.Epoch, f.Relocation)); // the cancel's first step got lost
                 f.MoveTo(Cancelling, Now);
                 continue;
             }
             else f.MoveTo(d.Info.Phase, Now);
             Resume(f, d);
         }
+        // Relocations no site shows any more (finished, or cancelled) while both sites answered.
         var answered = o.Lists.Select(l => l.Site).ToHashSet(StringComparer.Ordinal);
         foreach (var f in Flows.Values.Where(f => !seen.Contains(f.Disk) && f.Phase != Starting
-                     && answered.Contains(f.From) && answered.Contains(f.To) && Now - f.PhaseSince >= Interval * 2).ToList())
+                     && answered.Contains(f.From) && answered.Contains(f.To) && !Stale(f)).ToList())
         {
             Flows.Remove(f.Disk);
             if (f.CancelledBy is { } by) Tell(by, new RelocationCancelled(f.Disk));
             sim.Trace($"  k{Incarnation}: relocation of {f.Disk}: the sites show it over ({f.Phase})");
         }
-        foreach (var f in Flows.Values.Where(f => f.Phase == Starting && Now - f.PhaseSince >= Interval * 2).ToList())
+        // A relocation whose first step got lost: the source never began tracking.
+        foreach (var f in Flows.Values.Where(f => f.Phase == Starting && !Stale(f)).ToList())
         {
             f.MoveTo(Starting, Now);
-            SiteOf(f.From, new StartOutgoing(f.Disk, f.To, f.Epoch, 65536));
+            SiteOf(f.From, new StartOutgoing(f.Disk, f.To, f.Epoch, 65536, f.Relocation));
         }
     }
 
@@ -316,8 +343,8 @@ internal sealed class CoordinatorModel(Sim sim, int incarnation)
     {
         var lists = sim.Sites.Select(s => s.ListNow()).OfType<SiteProtocol.DiskList>().ToList();
         var now = Derive(lists).FirstOrDefault(x => x.Info.Disk == d.Info.Disk);
-        if (now is null || now.Info != d.Info)
-            sim.Note($"coordinator k{Incarnation} reconciles from a stale view: derived {d.Info.FromSite}->{d.Info.ToSite} e{d.Info.Epoch} {d.Info.Phase}, the sites now show {(now is null ? "no relocation" : $"{now.Info.FromSite}->{now.Info.ToSite} e{now.Info.Epoch} {now.Info.Phase}")}");
+        if (now is null || now.Info != d.Info || now.Relocation != d.Relocation)
+            sim.Note($"coordinator k{Incarnation} reconciles from a stale view: derived {d.Info.FromSite}->{d.Info.ToSite} e{d.Info.Epoch} #{d.Relocation} {d.Info.Phase}, the sites now show {(now is null ? "no relocation" : $"{now.Info.FromSite}->{now.Info.ToSite} e{now.Info.Epoch} #{now.Relocation} {now.Info.Phase}")}");
     }
 
     /// <summary>MigrationCoordinator.Resume</summary>
@@ -325,6 +352,9 @@ internal sealed class CoordinatorModel(Sim sim, int incarnation)
     {
         switch (f.Phase)
         {
+            case Preparing when d.Step is not null && d.StepTo is not null:
+                SiteOf(d.StepTo, d.Step); // another attempt's copy first
+                break;
             case Preparing:
                 SendPrepare(f);
                 break;
@@ -337,10 +367,11 @@ internal sealed class CoordinatorModel(Sim sim, int incarnation)
         }
     }
 
-    /// <summary>MigrationCoordinator.Step</summary>
-    private void Step(string disk, string phase, Action<Flow> action)
+    /// <summary>MigrationCoordinator.Step: only for this relocation in the expected phase.</summary>
+    private void Step(string disk, string relocation, string phase, Action<Flow> action)
     {
-        if (Flows.TryGetValue(disk, out var f) && f.Phase == phase) action(f);
+        if (Flows.TryGetValue(disk, out var f) && f.Relocation == relocation && f.Phase == phase) action(f);
+        else if (f is not null && f.Relocation != relocation) sim.Stats.Hit(Paths.ForeignAnswerIgnored);
     }
 
     public string Describe() => $"k{Incarnation}: {(Flows.Count == 0 ? "no flows" : string.Join(", ", Flows.Values))}";

@@ -46,7 +46,7 @@ internal sealed class DiskActorModel
     private readonly List<Action> _stash = [];
     private readonly HashSet<long> _reserved = [];
     private readonly HashSet<long> _staleFetches = [];
-    private readonly List<(Action<object> Reply, int Block, bool Whole)> _heldWrites = [];
+    private readonly List<(Action<object> Reply, int Block, bool Whole, long Deadline)> _heldWrites = [];
     private readonly List<Waiter> _waiters = [];
     private readonly Dictionary<int, FetchInFlight> _fetches = [];
     private readonly int[] _invalidations; // per block: how many invalidations the disk applied (invariant 3)
@@ -57,8 +57,9 @@ internal sealed class DiskActorModel
     private long _cursor, _lastPersist;
     private int _fetchIds, _prefetchInFlight, _tickGeneration;
 
-    public DiskActorModel(Sim sim, SiteModel site, string name, long incomingEpoch, string source, Image image, List<object> journal, bool prefetch)
+    public DiskActorModel(Sim sim, SiteModel site, string name, long incomingEpoch, string relocation, string source, Image image, List<object> journal, bool prefetch)
     {
+        Relocation = relocation;
         _sim = sim;
         _site = site;
         _siteInc = site.Inc;
@@ -76,6 +77,10 @@ internal sealed class DiskActorModel
     public string Name { get; }
     /// <summary>The epoch of the relocation that created it (SiteDisk.Epoch of the incoming disk).</summary>
     public long IncomingEpoch { get; }
+    /// <summary>The relocation it arrives by (SiteDisk.Relocation of the incoming disk; its journal's key).</summary>
+    public string Relocation { get; }
+    /// <summary>SiteActor.Incoming.Owned: the export's device, an OwnedDisk over this disk's RelocatingDisk.</summary>
+    public OwnedModel Front { get; set; } = null!;
     public DiskState State { get; }
     public Image Image { get; }
     /// <summary>The journal says this site owns the disk (true even while recovery has not replayed it yet).</summary>
@@ -137,9 +142,13 @@ internal sealed class DiskActorModel
     /// <summary>VirtualDiskActor.OnRecovered</summary>
     private void OnRecovered()
     {
+        State.MarkRecovered();
         if (State.Completed)
         {
             Complete = true;
+            // Its site may have crashed before it registered the completion: tell it again (it is idempotent).
+            _sim.Stats.Hit(Paths.Republished);
+            PublishRelocationFinished();
             return;
         }
         StartTick();
@@ -214,10 +223,10 @@ internal sealed class DiskActorModel
         {
             var source = _sim.SiteOrNull(_source);
             var data = source?.ServePeerRead(Name, first, count);
-            if (data is not null && !source!.Tracks(Name, self, IncomingEpoch))
+            if (data is not null && !source!.Tracks(Name, self, Relocation))
             {
                 CopiedUntracked = true; // the source may change these blocks without ever invalidating them here
-                _sim.Note($"{_source} served {self} blocks {first}+{count} while it did not track writes for it at epoch {IncomingEpoch}");
+                _sim.Note($"{_source} served {self} blocks {first}+{count} while it did not track writes for it by relocation {Relocation}");
             }
             _sim.Send(_source, self, data is null ? "NBD error" : $"NBD data [{string.Join(",", data)}] for {first}+{count}", () => FetchDone(id, data), nbd: true);
         }, nbd: true);
@@ -299,7 +308,7 @@ internal sealed class DiskActorModel
         }
         var events = InvalidateBlocks(blocks);
         if (events.Count > 0) _journal.AddRange(events); // PersistAll, then (DeferAsync) the answer
-        if (epoch < IncomingEpoch) _sim.CheckStale($"disk actor at {_site.Name}", new Reloc.Actors.Coordinator.RelocationProtocol.InvalidateAt(Name, epoch, 0, blocks), epoch, IncomingEpoch, before, Fingerprint());
+        if (epoch < IncomingEpoch) _sim.CheckStale($"disk actor at {_site.Name}", new Reloc.Actors.Coordinator.RelocationProtocol.InvalidateAt(Name, epoch, 0, blocks, Relocation), epoch, IncomingEpoch, before, Fingerprint());
         reply(new Invalidated(epoch));
     }
 
@@ -320,11 +329,11 @@ internal sealed class DiskActorModel
         _sim.Stats.Handovers++;
         _sim.CheckHandover(_site, this, _source);
         if (epoch - 1 < IncomingEpoch)
-            _sim.CheckStale($"disk actor at {_site.Name}", new Reloc.Actors.Coordinator.RelocationProtocol.TakeOwnershipAt(Name, epoch, finalDirty), epoch - 1, IncomingEpoch, before, Fingerprint());
+            _sim.CheckStale($"disk actor at {_site.Name}", new Reloc.Actors.Coordinator.RelocationProtocol.TakeOwnershipAt(Name, epoch, finalDirty, Relocation), epoch - 1, IncomingEpoch, before, Fingerprint());
         reply(new OwnershipConfirmed(taken.Epoch));
         var held = _heldWrites.ToList();
         _heldWrites.Clear();
-        foreach (var (r, block, whole) in held) Tell(() => OnPrepareWrite(block, whole, r));
+        foreach (var (r, block, whole, _) in held) Tell(() => OnPrepareWrite(block, whole, r));
         Tell(OnTickMessage);
     }
 
@@ -378,7 +387,7 @@ internal sealed class DiskActorModel
                 int inc = _siteInc;
                 _sim.Local(site.Name, "site", () => { if (site.Up && site.Inc == inc) site.OnWriteHeldForHandover(Name); });
             }
-            _heldWrites.Add((reply, block, whole));
+            _heldWrites.Add((reply, block, whole, _sim.Now + Sim.MissTimeoutMs));
             return;
         }
         var reserved = new List<(long First, long Count)>();
@@ -439,6 +448,11 @@ internal sealed class DiskActorModel
     private void OnTick()
     {
         foreach (var b in _waiters.Where(w => !w.Done).SelectMany(w => w.Missing).Distinct().Where(b => Map[b] == BlockState.Remote).ToList()) FetchRemote(b, 1);
+        // A write held for a handover that does not come fails like a miss the source never answers.
+        var expired = _heldWrites.Where(h => h.Deadline <= _sim.Now).ToList();
+        _heldWrites.RemoveAll(h => h.Deadline <= _sim.Now);
+        foreach (var h in expired) _sim.Stats.Hit(Paths.HeldWriteExpired);
+        foreach (var h in expired) h.Reply(new Failed("not owned by this site yet: no handover within the miss timeout"));
         foreach (var w in _waiters.Where(w => !w.Done && w.Deadline <= _sim.Now).ToList())
         {
             w.Done = true;
@@ -464,6 +478,13 @@ internal sealed class DiskActorModel
         Complete = true; // fetcher and prefetcher stopped, tick cancelled, Become(Complete)
         _sim.Stats.Completions++;
         if (_sim.Tracing) _sim.Trace($"  {_site.Name} disk {Name} complete");
+        _sim.O.AfterDiskComplete?.Invoke(_sim, _site);
+        PublishRelocationFinished();
+    }
+
+    /// <summary>EventStream.Publish(RelocationFinished): the site actor of this node hears of it.</summary>
+    private void PublishRelocationFinished()
+    {
         var site = _site;
         int inc = _siteInc;
         _sim.Local(site.Name, "site", () => { if (site.Up && site.Inc == inc) site.OnRelocationFinished(Name); });

@@ -133,7 +133,7 @@ internal sealed class Guest(Sim sim, int blocks)
         if (!site.Up) return; // QEMU's NBD client reconnects; nothing to do until the site is back
         var export = site.ExportOf(Sim.DiskName);
         if (export is null || !site.State.TryGet(Sim.DiskName, out var disk)) { Attach(); return; }
-        if (disk.Phase == SiteDisk.Fenced || export is OwnedModel { Fenced: true })
+        if (disk.Phase == SiteDisk.Fenced || export.Fenced)
         {
             // The source refuses writes: the hypervisor's switchover (FLUSH at the source, go on at the destination).
             var next = disk.Phase == SiteDisk.Fenced ? disk.Peer : null;
@@ -204,23 +204,34 @@ internal sealed class Guest(Sim sim, int blocks)
         Connected.Add(op.Site);
         if (sim.Tracing) sim.Trace($"guest {op.Kind} at {op.Site}{(op.Kind == "flush" ? "" : $" block {op.Block}")}{(op.Version > 0 ? $" v{op.Version}" : "")}");
         var site = sim.Site(op.Site);
+        int inc = site.Inc;
+        void Reply(bool ok, int? version) => sim.Local(site.Name, "guest", () => { if (site.Up && site.Inc == inc) Finish(op, ok, version); });
         switch (site.ExportOf(Sim.DiskName))
         {
             case null:
                 Finish(op, false, null);
                 break;
-            case OwnedModel owned:
-                // OwnedDisk on the NBD thread: done at once, the reply reaches the guest a little later.
-                bool ok = true;
-                int? version = null;
-                if (op.Kind.EndsWith("write")) ok = owned.Write(op.Block, op.Version);
-                else if (op.Kind == "read") version = owned.Image.Volatile[op.Block];
-                else owned.Image.Sync();
-                int inc = site.Inc;
-                sim.Local(site.Name, "guest", () => { if (site.Up && site.Inc == inc) Finish(op, ok, version); });
+            case { Device: null } owned:
+                // OwnedDisk over the image, on the NBD thread: done at once, the reply reaches the guest a little later.
+                if (op.Kind.EndsWith("write")) Reply(owned.Write(op.Block, op.Version), null);
+                else if (op.Kind == "read") Reply(true, owned.Image.Volatile[op.Block]);
+                else
+                {
+                    owned.Image.Sync();
+                    Reply(true, null);
+                }
                 break;
-            case DiskActorModel disk:
-                if (op.Kind.EndsWith("write")) disk.GuestWrite(op.Block, op.Version, op.Kind == "write", r => Finish(op, r, null));
+            case { Device: { } disk } owned:
+                // OwnedDisk over the RelocatingDisk: writes pass the fence and are tracked when done.
+                if (op.Kind.EndsWith("write"))
+                {
+                    if (!owned.Enter()) { Reply(false, null); break; }
+                    disk.GuestWrite(op.Block, op.Version, op.Kind == "write", r =>
+                    {
+                        owned.Exit(op.Block);
+                        Finish(op, r, null);
+                    });
+                }
                 else if (op.Kind == "read") disk.GuestRead(op.Block, v => Finish(op, v is not null, v));
                 else disk.GuestFlush(r => Finish(op, r, null));
                 break;

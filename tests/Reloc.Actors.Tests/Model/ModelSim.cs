@@ -47,6 +47,13 @@ internal sealed record SimOptions
     /// (ms) of the copies to deliver, or null for the usual behaviour.</summary>
     public Func<Sim, string, string, object, IReadOnlyList<long>?>? Intercept { get; init; }
 
+    /// <summary>A directed scenario's hand on a destination: called when a disk actor has journaled
+    /// RelocationCompleted, before its site hears of it (the scenario may crash the site there).</summary>
+    public Action<Sim, SiteModel>? AfterDiskComplete { get; init; }
+
+    /// <summary>A directed scenario's fixed fdatasync latency (ms) instead of the random one.</summary>
+    public long? FlushMs { get; init; }
+
     public static SimOptions Draw(int seed)
     {
         var r = new Random(unchecked(seed * 7919 + 17));
@@ -107,7 +114,7 @@ internal sealed partial class Sim
     private readonly Dictionary<(string, string), long> _lastDelivery = new();
     private readonly Dictionary<string, int> _group = new(StringComparer.Ordinal);
     private readonly List<string>? _trace;
-    private int _journalIds;
+    private int _relocationIds;
 
     public Sim(int seed, SimOptions options, bool trace)
     {
@@ -134,10 +141,14 @@ internal sealed partial class Sim
 
     public SiteModel Site(string name) => Sites.First(s => s.Name == name);
     public SiteModel? SiteOrNull(string name) => Sites.FirstOrDefault(s => s.Name == name);
-    public string NewJournal() => "j" + ++_journalIds;
+    /// <summary>Guid.NewGuid() of MigrationCoordinator.OnFound: a fresh id per attempt, unique across coordinators.</summary>
+    public string NewRelocation() => "r" + ++_relocationIds;
+
+    /// <summary>Relocations a coordinator saw end (released, or cancelled): for the notes that explain a violation.</summary>
+    public HashSet<string> EndedRelocations { get; } = new(StringComparer.Ordinal);
 
     /// <summary>How long an fdatasync takes: usually milliseconds, sometimes seconds (a large dirty page cache).</summary>
-    public long FlushLatency() => Rng.Next(10) == 0 ? 100 + Rng.Next(3_000) : 1 + Rng.Next(20);
+    public long FlushLatency() => O.FlushMs ?? (Rng.Next(10) == 0 ? 100 + Rng.Next(3_000) : 1 + Rng.Next(20));
 
     public void Trace(string line)
     {
@@ -292,18 +303,7 @@ internal sealed partial class Sim
             if (flow.Phase != Reconciler.Starting) _startingSince.Remove(flow);
             else _startingSince.TryAdd(flow, Now);
             bool neverStarts = _startingSince.TryGetValue(flow, out var since) && Now - since >= 5 * ReconcileIntervalMs;
-            if (neverStarts)
-            {
-                request = new CancelRelocation(DiskName);
-                // The workaround for a disk that arrived by relocation (no OwnedDisk until its site restarts): restart it.
-                var from = SiteOrNull(flow.From);
-                if (from is { Up: true } && from.State.TryGet(DiskName, out var d) && d.Phase == SiteDisk.Owned && from.Incoming.ContainsKey(DiskName))
-                {
-                    Trace($"operator restarts site {from.Name} (workaround: it cannot relocate a disk that arrived there)");
-                    from.Crash();
-                    from.Restart();
-                }
-            }
+            if (neverStarts) request = new CancelRelocation(DiskName);
             // After the chaos the operator ends what is left: a relocation waiting for a trigger gets one (or is cancelled).
             else if (!Chaos) request = O.CancelAtEnd && dice < 50 ? new CancelRelocation(DiskName) : new RequestHandover(DiskName);
             else if (dice < 15) request = new RequestHandover(DiskName);
@@ -340,6 +340,21 @@ internal sealed partial class Sim
     public void Failover()
     {
         Coordinator?.Die();
+        StartCoordinator();
+    }
+
+    /// <summary>For scripts: the operator's request to one coordinator (a zombie too).</summary>
+    public void AskCoordinator(int incarnation, object request)
+    {
+        var c = Coordinators[incarnation - 1];
+        Trace($"operator -> k{c.Incarnation} {Fmt(request)}");
+        c.Receive(request, Operator);
+    }
+
+    /// <summary>For scripts: split brain: a new coordinator starts while the old one keeps running (until the chaos ends).</summary>
+    public void SplitBrain()
+    {
+        if (Coordinator is { } c) Trace($"coordinator k{c.Incarnation} loses the singleton role but keeps running");
         StartCoordinator();
     }
 
@@ -457,6 +472,16 @@ internal sealed partial class Sim
         }
     }
 
+    /// <summary>(2) A step or answer naming another relocation than the one the receiver is on must leave it as it was.</summary>
+    public void CheckForeign(string receiver, object message, string messageRelocation, string receiverRelocation, string before, string after)
+    {
+        if (before == after) return;
+        var v = new ModelViolation("2 stale relocation", $"{receiver} changed on {Fmt(message)} (relocation {messageRelocation}) while on relocation {receiverRelocation}:\n  before: {before}\n  after:  {after}");
+        _stale.Add(v);
+        Note($"{receiver} acted on a {message.GetType().Name} of another relocation");
+        Trace($"!!! {v.Message}");
+    }
+
     private readonly List<ModelViolation> _stale = [];
 
     private void FinalCheck()
@@ -471,18 +496,24 @@ internal sealed partial class Sim
             foreach (var s in Sites)
             {
                 if (!s.State.TryGet(DiskName, out var d)) continue;
-                if (d.Phase == SiteDisk.Fenced && !Has(d.Peer, p => p.Phase is SiteDisk.Incoming or SiteDisk.Owned))
+                if (d.Phase == SiteDisk.Fenced && !Has(d.Peer, p => (p.Phase == SiteDisk.Incoming && p.Relocation == d.Relocation) || p.Phase == SiteDisk.Owned))
                 {
+                    // The handover it was fenced for happened, and the disk moved on from there: a leak, not a loss.
+                    var movedOn = Sites.FirstOrDefault(x => x != s && x.AcceptsWritesAt(DiskName) >= d.Epoch);
+                    if (movedOn is not null)
+                        throw new ModelViolation("4 settles: fenced copy never released",
+                            $"after {O.QuiesceMs} ms without faults {s.Name} is still fenced for {d.Peer} by relocation {d.Relocation} at epoch {d.Epoch}, " +
+                            $"while {movedOn.Name} owns the disk at epoch {movedOn.AcceptsWritesAt(DiskName)}: nothing releases the copy: {Describe()}");
                     var image = s.Owned[DiskName].Image.Volatile;
                     var lost = Enumerable.Range(0, O.Blocks).Where(b => image[b] < Guest.Acked[b]).Select(b => $"block {b} acknowledged at v{Guest.Acked[b]}{(Guest.Flushed[b] == Guest.Acked[b] ? " (flushed)" : "")}, only v{image[b]} left").ToList();
                     throw new ModelViolation("4 settles: orphaned disk",
-                        $"after {O.QuiesceMs} ms without faults {s.Name} is fenced for {d.Peer}, which does not have the disk: no site will accept its writes again" +
+                        $"after {O.QuiesceMs} ms without faults {s.Name} is fenced for {d.Peer} by relocation {d.Relocation}, which does not have the disk from it: no site will accept its writes again" +
                         $"{(lost.Count > 0 ? "; and writes are lost: " + string.Join("; ", lost) : "")}: {Describe()}");
                 }
                 if (d.Phase == SiteDisk.Incoming && !(s.Incoming.TryGetValue(DiskName, out var a) && a.State.IsOwner)
-                    && !Has(d.Peer, p => p.Phase is SiteDisk.Outgoing or SiteDisk.Fenced && p.Peer == s.Name))
+                    && !Has(d.Peer, p => p.Phase is SiteDisk.Outgoing or SiteDisk.Fenced && p.Peer == s.Name && p.Relocation == d.Relocation))
                     throw new ModelViolation("4 settles: orphaned incoming copy",
-                        $"after {O.QuiesceMs} ms without faults {s.Name} holds an incoming copy from {d.Peer}, which is not relocating it there: nothing removes it: {Describe()}");
+                        $"after {O.QuiesceMs} ms without faults {s.Name} holds an incoming copy from {d.Peer} (relocation {d.Relocation}), which is not relocating it there by it: nothing removes it: {Describe()}");
             }
             var unreported = Sites.FirstOrDefault(s => s.State.TryGet(DiskName, out var d) && d.Phase == SiteDisk.Incoming && s.Incoming.TryGetValue(DiskName, out var a) && a.Complete);
             if (unreported is not null)
@@ -491,9 +522,9 @@ internal sealed partial class Sim
             var c = Coordinator;
             var flow = c?.Flows.Values.FirstOrDefault();
             var source = Sites.FirstOrDefault(s => s.State.TryGet(DiskName, out var d) && d.Phase is SiteDisk.Outgoing or SiteDisk.Fenced);
-            if (flow is not null && source is not null && source.State.TryGet(DiskName, out var sd) && (flow.From != source.Name || flow.To != sd.Peer))
+            if (flow is not null && source is not null && source.State.TryGet(DiskName, out var sd) && (flow.From != source.Name || flow.To != sd.Peer || flow.Relocation != sd.Relocation))
                 throw new ModelViolation("4 settles: flow with other endpoints",
-                    $"after {O.QuiesceMs} ms without faults the coordinator drives {flow} while the sites relocate from {source.Name} to {sd.Peer}: {Describe()}");
+                    $"after {O.QuiesceMs} ms without faults the coordinator drives {flow} while the sites relocate from {source.Name} to {sd.Peer} by {sd.Relocation}: {Describe()}");
             throw new ModelViolation("4 settles", $"after {O.QuiesceMs} ms without faults the relocation neither completed nor aborted: {Describe()}");
         }
         var holders = Sites.Where(s => s.State.TryGet(DiskName, out _)).ToList();
@@ -507,7 +538,7 @@ internal sealed partial class Sim
                 throw new ModelViolation("4 no lost write", $"block {b} reads version {v} at the owner {owner.Name}, but version {Guest.Acked[b]} was acknowledged{(Guest.Acked[b] == Guest.Flushed[b] ? " and flushed" : "")}: {Describe()}");
         }
         // A stale message that changed a site weighs more than one that changed a coordinator's (volatile) flows.
-        if (_stale.Count > 0) throw _stale.FirstOrDefault(v => !v.Message.StartsWith("[2 stale epoch] coordinator")) ?? _stale[0];
+        if (_stale.Count > 0) throw _stale.FirstOrDefault(v => !v.Message.Contains("] coordinator ")) ?? _stale[0];
     }
 
     public string Describe()
@@ -525,11 +556,11 @@ internal sealed partial class Sim
     {
         null => "null",
         IReadOnlyList<(long First, long Count)> runs => Runs(runs),
-        InvalidateAt m => $"InvalidateAt({m.Disk}, e{m.Epoch}, seq {m.Seq}, {Runs(m.Blocks)})",
-        Fenced m => $"Fenced({m.Disk}, e{m.NewEpoch}, {Runs(m.FinalDirty)})",
-        TakeOwnershipAt m => $"TakeOwnershipAt({m.Disk}, e{m.NewEpoch}, {Runs(m.FinalDirty)})",
-        SiteProtocol.DiskList l => $"DiskList({l.Site}: {string.Join(", ", l.Disks.Select(d => $"{d.Phase} e{d.Epoch}{(d.Peer.Length > 0 ? " peer " + d.Peer : "")}{(d.Writable ? " writable" : "")}{(d.Clients > 0 ? $" clients {d.Clients}" : "")}{(d.HandoverWanted ? " wanted" : "")}"))})",
-        SiteEvents.DiskFenced f => $"DiskFenced({f.Name}, e{f.NewEpoch}, to {f.ToSite}, {Runs(f.FinalDirty ?? [])})",
+        InvalidateAt m => $"InvalidateAt({m.Disk}, e{m.Epoch}, seq {m.Seq}, {Runs(m.Blocks)}, #{m.Relocation})",
+        Fenced m => $"Fenced({m.Disk}, e{m.NewEpoch}, {Runs(m.FinalDirty)}, #{m.Relocation})",
+        TakeOwnershipAt m => $"TakeOwnershipAt({m.Disk}, e{m.NewEpoch}, {Runs(m.FinalDirty)}, #{m.Relocation})",
+        SiteProtocol.DiskList l => $"DiskList({l.Site}: {string.Join(", ", l.Disks.Select(d => $"{d.Phase} e{d.Epoch}{(d.Peer.Length > 0 ? " peer " + d.Peer : "")}{(d.Relocation.Length > 0 ? " #" + d.Relocation : "")}{(d.Writable ? " writable" : "")}{(d.Clients > 0 ? $" clients {d.Clients}" : "")}{(d.HandoverWanted ? " wanted" : "")}"))})",
+        SiteEvents.DiskFenced f => $"DiskFenced({f.Name}, e{f.NewEpoch}, to {f.ToSite}, {Runs(f.FinalDirty ?? [])}, #{f.Relocation})",
         _ => o.ToString() ?? "?",
     };
 
@@ -543,6 +574,10 @@ internal sealed record Addr(string Node, int Incarnation, int Ask = 0);
 internal sealed class Stats
 {
     public long Dropped, Relocations, Handovers, Completions, Cancels, Reads, Writes, Flushes, FailedOps, Crashes, Failovers;
-    /// <summary>StartOutgoing refused by a site that owns the disk after it arrived by relocation (no OwnedDisk until a restart).</summary>
+    /// <summary>StartOutgoing refused by a site that owns the disk after it arrived by relocation but has no OwnedDisk for it (F1).</summary>
     public long RefusedArrived;
+    /// <summary>How often each protection of the protocol acted (what the directed scenarios check they exercise).</summary>
+    public Dictionary<string, long> Paths { get; } = new(StringComparer.Ordinal);
+    public void Hit(string path) => Paths[path] = Paths.GetValueOrDefault(path) + 1;
+    public long this[string path] => Paths.GetValueOrDefault(path);
 }

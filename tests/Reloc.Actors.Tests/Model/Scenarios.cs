@@ -171,4 +171,169 @@ internal static class Scenarios
             DuplicateFirst(m => m is OutgoingStarted { Epoch: 1 }, copyAtMs: 12_000),
             (sim, _, _, body) => body is StartOutgoing { Epoch: 2 } ? [Math.Max(5, 14_000 - sim.Now)] : null),
     };
+
+    /// <summary>F5: a→b is cancelled but every DropIncoming is lost for a while (and the coordinator that cancelled
+    /// fails over), so b keeps an incoming copy its source no longer sends; the disk moves on a→c and a lets it go.
+    /// The Reconciler must remove b's copy (its source shows no such relocation), or it stays forever.</summary>
+    public static SimOptions LeftoverCopyIsDropped() => Quiet() with
+    {
+        Script =
+        [
+            (300, s => s.Ask(To("b"))),
+            (1_500, s => s.Ask(new CancelRelocation(Sim.DiskName))),
+            (2_500, s => s.Failover()),
+            (4_000, s => s.Ask(To("c", hybrid: true))),
+            (5_500, s => s.Ask(new RequestHandover(Sim.DiskName))),
+        ],
+        Intercept = (sim, _, _, body) => body is DropIncoming && sim.Now < 12_000 ? [] : null,
+    };
+
+    /// <summary>F7: b's disk actor journals RelocationCompleted and b crashes before its site journals DiskAdded.
+    /// After the restart the disk actor recovers complete: it must tell its site again, or b calls the disk
+    /// incoming forever and a is never released.</summary>
+    public static SimOptions CrashBetweenCompletionAndRegistration()
+    {
+        bool crashed = false;
+        return Quiet() with
+        {
+            Script =
+            [
+                (300, s => s.Ask(To("b", hybrid: true))),
+                (1_500, s => s.Ask(new RequestHandover(Sim.DiskName))),
+            ],
+            AfterDiskComplete = (sim, site) =>
+            {
+                if (crashed || site.Name != "b") return;
+                crashed = true;
+                site.Crash();
+                sim.After(500, site.Restart);
+            },
+        };
+    }
+
+    /// <summary>F8: split brain: k1 keeps its flow a→b (serving) while k2, the new singleton, cancels that relocation
+    /// and starts a→c. k1 must follow the relocation the sites show (a→c, by its id), not resume its own a→b.</summary>
+    public static SimOptions ZombieFlowFollowsTheSites() => Quiet() with
+    {
+        Script =
+        [
+            (300, s => s.Ask(To("b"))),
+            (1_000, s => s.SplitBrain()), // k1 keeps running with its flow a→b
+            (2_500, s => s.Ask(new CancelRelocation(Sim.DiskName))),
+            (2_700, s => s.Ask(To("c"))),
+            (9_000, s => s.Ask(new RequestHandover(Sim.DiskName))),
+        ],
+    };
+
+    /// <summary>F12: one coordinator, Akka-like FIFO delivery, no fail-over. Site c restarts just as the reconcile
+    /// round of 2 s asks it: that round waits for c's answer until the ask times out (12 s) and combines a's answer
+    /// (outgoing by r1) and b's (nothing yet) from 2 s. Meanwhile r1 (a→b) and r2 (b→a) both finish. The coordinator
+    /// has no flow any more, so it adopts r1 as "preparing" and sends PrepareIncoming(r1) to b. b's new incoming copy
+    /// gets the journal key r1 (IncomingAdded.Journal is the relocation id): its disk actor replays r1's old journal
+    /// (OwnershipTaken(2), RelocationCompleted) over a freshly created, empty image: b owns the disk at epoch 2 and
+    /// serves zeros, while a owns it at epoch 3.</summary>
+    public static SimOptions LostAnswerRevivesAFinishedRelocation()
+    {
+        bool startedHeld = false;
+        return Quiet() with
+        {
+            Script =
+            [
+                (1_500, s => s.Ask(To("b", hybrid: true))),
+                (1_995, s => s.Bounce("c", downMs: 1_000)),
+                (3_000, s => s.Ask(new RequestHandover(Sim.DiskName))),
+                (6_000, s => s.Ask(To("a", hybrid: true))),
+                (7_500, s => s.Ask(new RequestHandover(Sim.DiskName))),
+            ],
+            // a tracks by r1 before the round of 2 s asks it; the coordinator hears so (and prepares b) only after.
+            Intercept = (sim, _, _, body) =>
+            {
+                if (body is not OutgoingStarted || startedHeld) return null;
+                startedHeld = true;
+                return [Math.Max(5, 2_100 - sim.Now)];
+            },
+        };
+    }
+
+    /// <summary>F3, what remains: split brain with Akka-like FIFO delivery. k1 (no flow of its own) asks a and b
+    /// at 2 s; its question to b is delayed until 8 s. k2, the singleton, runs a→b (r1) meanwhile and fences a at
+    /// about 4 s; its TakeOwnershipAt is slow. k1's round combines a's answer from 2 s (owned) with b's from 8 s
+    /// (incoming by r1): the Reconciler derives "cancelling", and k1 adopts that flow and sends DropIncoming at once
+    /// (the Stale() guard only covers flows it already had). b drops its copy; a is fenced for nobody.</summary>
+    public static SimOptions ZombieAdoptsAMixedAgeRound() => Quiet() with
+    {
+        Script =
+        [
+            (300, s => s.SplitBrain()),
+            (2_500, s => s.Ask(To("b"))),
+            (4_000, s => s.Ask(new RequestHandover(Sim.DiskName))),
+        ],
+        Intercept = (sim, from, to, body) =>
+        {
+            if (body is Reloc.Actors.Site.SiteProtocol.ListDisks && from == "k1" && to == "b" && sim.Now is >= 2_000 and < 2_100) return [6_000];
+            if (body is TakeOwnershipAt && sim.Now < 8_500) return [Math.Max(5, 9_000 - sim.Now)];
+            return null;
+        },
+    };
+
+    /// <summary>F13: c is fenced for b by r2 and goes down before its Release arrives; the
+    /// coordinator fails over meanwhile (the new one cannot see c). c comes back just before the operator moves the
+    /// disk on b→a (possible at once since F1's fix): the coordinator accepts it (it only refuses a leftover copy at
+    /// the target), the Reconciler follows the first outgoing/fenced copy it finds (b's), and once b let the disk go
+    /// c is "fenced for b, which does not have it": an anomaly nothing repairs. No write is lost (a owns the disk),
+    /// but c's copy stays forever and the disk can never be relocated to c.</summary>
+    public static SimOptions FencedCopyOutlivesTheMoveOn() => Quiet() with
+    {
+        FlushMs = 5,
+        Script =
+        [
+            (300, s => s.Ask(To("c", hybrid: true))),
+            (1_500, s => s.Ask(new RequestHandover(Sim.DiskName))),
+            (4_000, s => s.Ask(To("b", hybrid: true))),
+            (5_500, s => s.Ask(new RequestHandover(Sim.DiskName))),
+            (7_000, s => s.Bounce("c", downMs: 6_000)),
+            (8_000, s => s.Failover()),
+            (13_050, s => s.Ask(To("a", hybrid: true))),
+            (14_500, s => s.Ask(new RequestHandover(Sim.DiskName))),
+        ],
+        Intercept = (sim, _, _, body) => body is Release { Epoch: 3 } && sim.Now < 12_000 ? [] : null, // r2's
+    };
+
+    /// <summary>F11 with the same relocation: k1 (which lost the singleton role) cancels r1 while k2 hands it over; k1's
+    /// StopOutgoing(r1) reaches a while the fence's flush is under way. It must be refused (the fence goes on), not
+    /// end the relocation with the owner still fenced.</summary>
+    public static SimOptions SameRelocationStopDuringFence() => Quiet() with
+    {
+        FlushMs = 500,
+        Script =
+        [
+            (300, s => s.Ask(To("b"))),
+            (1_000, s => s.SplitBrain()), // k2 adopts r1 from the sites
+            (3_000, s => s.AskCoordinator(1, new CancelRelocation(Sim.DiskName))),
+            (3_000, s => s.Ask(new RequestHandover(Sim.DiskName))),
+        ],
+        // k1's StopOutgoing arrives 200 ms after k2's Fence: during its 500 ms flush.
+        Intercept = (sim, from, _, body) => body is StopOutgoing && from == "k1" ? [200] : null,
+    };
+
+    /// <summary>F10 with the same relocation: as in <see cref="ZombieAdoptsAMixedAgeRound"/>, k1 adopts "cancelling"
+    /// from a round of mixed ages (a's answer from 2 s: owned; b's from 3 s: incoming by r1), but its DropIncoming(r1)
+    /// is slow: b owns the disk by then and has just restarted, so it arrives while b's disk actor replays its journal
+    /// (IsOwner still false). It must be refused.</summary>
+    public static SimOptions SameRelocationDropDuringRecovery() => Quiet(blocks: 64) with
+    {
+        Script =
+        [
+            (300, s => s.SplitBrain()),
+            (2_500, s => s.Ask(To("b", prefetch: false))),
+            (4_000, s => s.Ask(new RequestHandover(Sim.DiskName))),
+            (8_999, s => s.Bounce("b")),
+        ],
+        Intercept = (sim, from, to, body) =>
+        {
+            if (body is Reloc.Actors.Site.SiteProtocol.ListDisks && from == "k1" && to == "b" && sim.Now is >= 2_000 and < 2_100) return [1_000];
+            if (body is DropIncoming && sim.Now < 9_000) return [9_000 - sim.Now];
+            return null;
+        },
+    };
 }

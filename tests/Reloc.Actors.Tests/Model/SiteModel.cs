@@ -4,15 +4,21 @@ using static Reloc.Actors.Coordinator.RelocationProtocol;
 
 namespace Reloc.Actors.Tests.Model;
 
-/// <summary>Mirrors <see cref="OwnedDisk"/>: write tracking and the fence of a disk this site serves from its
-/// own image. Guest writes are atomic here (a write admitted before the fence completes before
-/// FenceAsync does, which is what OwnedDisk's in-flight counter guarantees).</summary>
-internal sealed class OwnedModel(Image image, int blocks)
+/// <summary>Mirrors <see cref="OwnedDisk"/>: write tracking and the fence over its device, which is the site's own
+/// image (SiteActor.Export) or, for a disk arriving by relocation, the <c>RelocatingDisk</c> of its disk actor
+/// (SiteActor.StartIncoming: the export's device from arrival on, and the site's owned disk once it arrived).
+/// Writes are counted in flight between Enter and Exit, so a fence completes only when every write admitted
+/// before it is done and tracked (FenceAsync).</summary>
+internal sealed class OwnedModel(Image image, int blocks, DiskActorModel? device = null)
 {
     public Image Image { get; } = image;
-    public bool Fenced { get; set; }
+    /// <summary>null: the image itself; else the relocating disk (its disk actor) the writes go through.</summary>
+    public DiskActorModel? Device { get; } = device;
+    public bool Fenced { get; private set; }
     private HashSet<long>? _dirty;
     private bool _allDirty;
+    private int _writesInFlight;
+    private readonly List<Action> _drained = [];
     public bool Tracking => _dirty is not null;
 
     /// <summary>OwnedDisk.StartTracking</summary>
@@ -49,33 +55,87 @@ internal sealed class OwnedModel(Image image, int blocks)
         return runs;
     }
 
-    /// <summary>OwnedDisk.WriteAsync (Enter/Exit): refused once fenced, else written and tracked.</summary>
-    public bool Write(int block, int version)
+    /// <summary>OwnedDisk.Enter: refused (EPERM) once fenced, else counted in flight.</summary>
+    public bool Enter()
     {
         if (Fenced) return false;
-        Image.Volatile[block] = version;
-        _dirty?.Add(block);
+        _writesInFlight++;
         return true;
     }
 
-    public string Describe() => $"{(Fenced ? "fenced " : "")}{(Tracking ? $"tracking{(_allDirty ? " all" : "")} {{{string.Join(",", _dirty!.Order())}}} " : "")}";
+    /// <summary>OwnedDisk.Exit: the written block is tracked (even if the write failed), and the last write in
+    /// flight completes a fence waiting for it.</summary>
+    public void Exit(int block)
+    {
+        _dirty?.Add(block);
+        if (--_writesInFlight == 0 && Fenced)
+        {
+            var drained = _drained.ToList();
+            _drained.Clear();
+            foreach (var d in drained) d();
+        }
+    }
+
+    /// <summary>OwnedDisk.WriteAsync straight to the image (Enter, write, Exit): refused once fenced.</summary>
+    public bool Write(int block, int version)
+    {
+        if (!Enter()) return false;
+        Image.Volatile[block] = version;
+        Exit(block);
+        return true;
+    }
+
+    /// <summary>OwnedDisk.FenceAsync: writes refused from now on; <paramref name="drained"/> once none is in flight.</summary>
+    public void Fence(Action drained)
+    {
+        Fenced = true;
+        if (_writesInFlight == 0) drained();
+        else _drained.Add(drained);
+    }
+
+    /// <summary>OwnedDisk.Unfence (a fence whose flush failed): the source owns the disk again.</summary>
+    public void Unfence()
+    {
+        Fenced = false;
+        _drained.Clear();
+    }
+
+    public string Describe() => $"{(Fenced ? "fenced " : "")}{(_writesInFlight > 0 ? $"in flight {_writesInFlight} " : "")}{(Tracking ? $"tracking{(_allDirty ? " all" : "")} {{{string.Join(",", _dirty!.Order())}}} " : "")}";
 }
 
 /// <summary>SiteActor.Outgoing: the invalidation stream of a source.</summary>
-internal sealed class OutgoingModel(string disk, string toSite, long epoch)
+internal sealed class OutgoingModel(string disk, string toSite, long epoch, string relocation)
 {
     public string Disk { get; } = disk;
     public string ToSite { get; } = toSite;
     public long Epoch { get; } = epoch;
+    public string Relocation { get; } = relocation;
     public long Seq { get; set; }
     public SortedDictionary<long, (List<(long First, long Count)> Runs, long Sent)> Unacked { get; } = new();
+}
+
+/// <summary>Names of <see cref="Stats.Paths"/>.</summary>
+internal static class Paths
+{
+    public const string ArrivedJoinsOwned = "an arrived disk joins the owned disks";
+    public const string HeldWriteExpired = "a write held for the handover failed after the miss timeout";
+    public const string StaleRoundNotJudged = "a round older than a flow's last change did not judge it";
+    public const string PrepareRefusedOtherCopy = "PrepareIncoming refused: another attempt's copy is there";
+    public const string ForeignAnswerIgnored = "an answer of another relocation ignored by the coordinator";
+    public const string Republished = "a disk actor that recovered complete told its site again";
+    public const string SitesWin = "a flow replaced by the relocation the sites show";
+    public const string TakeOwnershipRefused = "TakeOwnershipAt refused: not arriving by that relocation at that epoch";
+    public const string DropRefusedRecovering = "DropIncoming refused: the disk actor still recovers";
+    public const string DropRefusedOwner = "DropIncoming refused: owned here";
+    public const string StopRefusedFencing = "StopOutgoing refused: a fence is under way";
 }
 
 /// <summary>
 /// One site node: <see cref="SiteActor"/> (registry, source and destination steps) with the persisted
 /// <see cref="SiteState"/> rebuilt from the real <see cref="SiteEvents"/> through <see cref="SiteState.Apply"/>.
 /// What survives a crash: the site journal, every disk actor's journal, and the images' durable content.
-/// Everything else (OwnedDisk tracking, unacknowledged invalidations, disk actors, wanted handovers) is lost.
+/// Everything else (OwnedDisk tracking and fences, unacknowledged invalidations, fences under way, disk actors,
+/// wanted handovers) is lost.
 /// </summary>
 internal sealed class SiteModel(Sim sim, string name)
 {
@@ -87,6 +147,7 @@ internal sealed class SiteModel(Sim sim, string name)
     // ---- durable ----
     private readonly List<object> _journal = [];
     public Dictionary<string, Image> Images { get; } = new(StringComparer.Ordinal);
+    /// <summary>The disk actors' journals by persistence id; SiteActor.Remove does not delete them.</summary>
     public Dictionary<string, List<object>> DiskJournals { get; } = new(StringComparer.Ordinal);
 
     // ---- volatile ----
@@ -95,6 +156,7 @@ internal sealed class SiteModel(Sim sim, string name)
     public Dictionary<string, OutgoingModel> Outgoing { get; } = new(StringComparer.Ordinal);    // SiteActor._outgoing
     public Dictionary<string, DiskActorModel> Incoming { get; } = new(StringComparer.Ordinal);   // SiteActor._incoming
     public HashSet<string> HandoverWanted { get; } = new(StringComparer.Ordinal);               // SiteActor._handoverWanted
+    public HashSet<string> Fencing { get; } = new(StringComparer.Ordinal);                      // SiteActor._fencing
     private readonly Dictionary<string, int> _timers = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int> _clientsSeen = new(StringComparer.Ordinal);
 
@@ -129,6 +191,7 @@ internal sealed class SiteModel(Sim sim, string name)
         Outgoing.Clear();
         Incoming.Clear();
         HandoverWanted.Clear();
+        Fencing.Clear();
         _timers.Clear();
         _clientsSeen.Clear();
         State = new SiteState();
@@ -163,9 +226,9 @@ internal sealed class SiteModel(Sim sim, string name)
             return;
         }
         var owned = new OwnedModel(Images[disk.ImagePath], sim.O.Blocks);
-        if (disk.Phase == SiteDisk.Fenced) owned.Fenced = true;
+        if (disk.Phase == SiteDisk.Fenced) owned.Fence(() => { }); // nothing in flight yet: completes at once
         Owned[disk.Name] = owned;
-        if (disk.Phase == SiteDisk.Outgoing) BeginOutgoing(disk.Name, disk.Peer, disk.Epoch, everything: true);
+        if (disk.Phase == SiteDisk.Outgoing) BeginOutgoing(disk.Name, disk.Peer, disk.Epoch, disk.Relocation, everything: true);
     }
 
     // ---------------- messages ----------------
@@ -177,9 +240,17 @@ internal sealed class SiteModel(Sim sim, string name)
         long? messageBase = EpochBase(m);
         long? receiverBase = messageBase is null ? null : BaseEpoch(Sim.DiskName);
         bool stale = messageBase < receiverBase;
-        string before = stale ? Fingerprint() : "";
+        // A site on a relocation (outgoing, fenced or incoming by it) must not change on another one's step or answer.
+        var relocation = RelocationOf(m);
+        string? current = relocation is null ? null : State.TryGet(DiskOf(m), out var d) && d.Relocation.Length > 0 ? d.Relocation : null;
+        bool foreign = current is not null && current != relocation;
+        string before = stale || foreign ? Fingerprint() : "";
+        var journalBefore = _journal.Count;
         Dispatch(m, sender);
         if (stale) sim.CheckStale($"site {Name}", m, messageBase!.Value, receiverBase!.Value, before, Fingerprint());
+        if (foreign) sim.CheckForeign($"site {Name}", m, relocation!, current!, before, Fingerprint());
+        if (_journal.Count > journalBefore && RelocationOf(m) is { Length: > 0 } r && sim.EndedRelocations.Contains(r))
+            sim.Note($"site {Name} persists {_journal[^1].GetType().Name} on a {m.GetType().Name} of relocation {r}, which a coordinator already ended");
     }
 
     /// <summary>The epoch a relocation step belongs to (the source's epoch before the handover).</summary>
@@ -200,6 +271,17 @@ internal sealed class SiteModel(Sim sim, string name)
         OutgoingStarted x => x.Disk, IncomingPrepared x => x.Disk, OutgoingStopped x => x.Disk, IncomingDropped x => x.Disk,
         Fenced x => x.Disk, OwnershipMoved x => x.Disk, RelocationDone x => x.Disk, Released x => x.Disk,
         _ => "",
+    };
+
+    /// <summary>The relocation (attempt) a step or answer names.</summary>
+    public static string? RelocationOf(object m) => m switch
+    {
+        StartOutgoing x => x.Relocation, PrepareIncoming x => x.Relocation, StopOutgoing x => x.Relocation, DropIncoming x => x.Relocation,
+        InvalidateAt x => x.Relocation, InvalidatedAt x => x.Relocation, Fence x => x.Relocation, TakeOwnershipAt x => x.Relocation, Release x => x.Relocation,
+        OutgoingStarted x => x.Relocation, IncomingPrepared x => x.Relocation, OutgoingStopped x => x.Relocation, IncomingDropped x => x.Relocation,
+        Fenced x => x.Relocation, OwnershipMoved x => x.Relocation, RelocationDone x => x.Relocation, Released x => x.Relocation,
+        HandoverRequested x => x.Relocation,
+        _ => null,
     };
 
     /// <summary>This site's epoch for the disk, as the start epoch of the relocation it is in (or would start).</summary>
@@ -243,7 +325,7 @@ internal sealed class SiteModel(Sim sim, string name)
         long local = d.Phase == SiteDisk.Incoming ? incoming?.State.Map.LocalBytes ?? 0 : d.Size;
         bool writable = d.IsOwnedHere || (d.Phase == SiteDisk.Incoming && incoming is not null && incoming.State.IsOwner);
         return new SiteProtocol.DiskInfo(d.Name, d.Size, Name, d.Epoch, d.Phase, UriOf(Name, d.Name), d.Peer, local,
-            GuestClientsOf(d.Name), writable, HandoverWanted.Contains(d.Name));
+            GuestClientsOf(d.Name), writable, HandoverWanted.Contains(d.Name), d.Relocation);
     }
 
     /// <summary>What ListDisks would answer now (for the model's checks only).</summary>
@@ -258,7 +340,7 @@ internal sealed class SiteModel(Sim sim, string name)
     public void PollClients()
     {
         if (!Up) return;
-        foreach (var disk in Owned.Keys.Concat(Incoming.Keys).ToList())
+        foreach (var disk in Owned.Keys.Concat(Incoming.Keys).Distinct().ToList())
         {
             int n = GuestClientsOf(disk);
             if (_clientsSeen.GetValueOrDefault(disk) == n) continue;
@@ -280,28 +362,28 @@ internal sealed class SiteModel(Sim sim, string name)
     {
         if (!State.TryGet(m.Disk, out var disk) || !Owned.ContainsKey(m.Disk))
         {
-            if (disk is { Phase: SiteDisk.Owned } && Incoming.ContainsKey(m.Disk)) sim.Stats.RefusedArrived++; // served by its (complete) relocating disk: no OwnedDisk
+            if (disk is { Phase: SiteDisk.Owned } && Incoming.ContainsKey(m.Disk)) sim.Stats.RefusedArrived++; // arrived by relocation, not among the owned disks (F1)
             Refuse(sender, $"no disk '{m.Disk}' on site {Name}");
             return;
         }
-        if (disk.Phase == SiteDisk.Outgoing && disk.Epoch == m.Epoch && disk.Peer == m.ToSite) { Reply(sender, new OutgoingStarted(m.Disk, m.Epoch, GuestClientsOf(m.Disk))); return; }
+        if (disk.Phase == SiteDisk.Outgoing && disk.Relocation == m.Relocation) { Reply(sender, new OutgoingStarted(m.Disk, m.Epoch, GuestClientsOf(m.Disk), m.Relocation)); return; } // a retry
         if (disk.Phase != SiteDisk.Owned) { Refuse(sender, $"disk '{m.Disk}' is {disk.Phase}, not owned"); return; }
         if (m.Epoch != disk.Epoch) { Refuse(sender, $"disk '{m.Disk}' is at epoch {disk.Epoch}, not {m.Epoch}"); return; }
         if (m.ToSite == Name) { Refuse(sender, $"disk '{m.Disk}' is already at {m.ToSite}"); return; }
-        Persist(new SiteEvents.OutgoingBegun(m.Disk, m.Epoch, m.ToSite), e =>
+        Persist(new SiteEvents.OutgoingBegun(m.Disk, m.Epoch, m.ToSite, m.Relocation), e =>
         {
-            BeginOutgoing(e.Name, e.ToSite, e.Epoch, everything: false);
-            Reply(sender, new OutgoingStarted(m.Disk, m.Epoch, GuestClientsOf(m.Disk)));
+            BeginOutgoing(e.Name, e.ToSite, e.Epoch, e.Relocation, everything: false);
+            Reply(sender, new OutgoingStarted(m.Disk, m.Epoch, GuestClientsOf(m.Disk), m.Relocation));
         });
     }
 
     /// <summary>SiteActor.BeginOutgoing</summary>
-    private void BeginOutgoing(string disk, string toSite, long epoch, bool everything)
+    private void BeginOutgoing(string disk, string toSite, long epoch, string relocation, bool everything)
     {
         var owned = Owned[disk];
         owned.StartTracking();
         if (everything) owned.MarkAllDirty();
-        Outgoing[disk] = new OutgoingModel(disk, toSite, epoch);
+        Outgoing[disk] = new OutgoingModel(disk, toSite, epoch, relocation);
         StartPeriodicTimer("stream-" + disk, Sim.StreamTickMs, () => OnStreamTick(disk));
     }
 
@@ -336,71 +418,97 @@ internal sealed class SiteModel(Sim sim, string name)
         foreach (var (seq, (runs, sent)) in o.Unacked.Where(u => now - u.Value.Sent >= Sim.ResendMs).ToList())
         {
             o.Unacked[seq] = (runs, now);
-            sim.ToSite(Name, o.ToSite, new InvalidateAt(o.Disk, o.Epoch, seq, runs), Self);
+            sim.ToSite(Name, o.ToSite, new InvalidateAt(o.Disk, o.Epoch, seq, runs, o.Relocation), Self);
         }
         var fresh = owned.DrainDirty();
         if (fresh.Count == 0) return;
         o.Seq++;
         o.Unacked[o.Seq] = (fresh, now);
-        sim.ToSite(Name, o.ToSite, new InvalidateAt(o.Disk, o.Epoch, o.Seq, fresh), Self);
+        sim.ToSite(Name, o.ToSite, new InvalidateAt(o.Disk, o.Epoch, o.Seq, fresh, o.Relocation), Self);
     }
 
     /// <summary>SiteActor: Command&lt;InvalidatedAt&gt;</summary>
     private void OnInvalidatedAt(InvalidatedAt m)
     {
-        if (Outgoing.TryGetValue(m.Disk, out var o) && o.Epoch == m.Epoch) o.Unacked.Remove(m.Seq);
+        if (Outgoing.TryGetValue(m.Disk, out var o) && o.Relocation == m.Relocation) o.Unacked.Remove(m.Seq);
     }
 
     /// <summary>SiteActor: Command&lt;StopOutgoing&gt;</summary>
     private void OnStopOutgoing(StopOutgoing m, Addr sender)
     {
         if (!State.TryGet(m.Disk, out var disk)) { Refuse(sender, $"no disk '{m.Disk}' on site {Name}"); return; }
-        if (disk.Phase == SiteDisk.Owned && disk.Epoch == m.Epoch) { Reply(sender, new OutgoingStopped(m.Disk, m.Epoch)); return; }
-        if (disk.Phase != SiteDisk.Outgoing || disk.Epoch != m.Epoch) { Refuse(sender, $"disk '{m.Disk}' is {disk.Phase} at epoch {disk.Epoch}: cannot cancel at {m.Epoch}"); return; }
+        // Not outgoing for this relocation (stopped already, never started, or another one): nothing to stop.
+        if (disk.Phase == SiteDisk.Owned || (disk.Phase == SiteDisk.Outgoing && disk.Relocation != m.Relocation))
+        { Reply(sender, new OutgoingStopped(m.Disk, m.Epoch, m.Relocation)); return; }
+        if (disk.Phase != SiteDisk.Outgoing || Fencing.Contains(m.Disk))
+        {
+            if (Fencing.Contains(m.Disk)) sim.Stats.Hit(Paths.StopRefusedFencing);
+            Refuse(sender, $"disk '{m.Disk}' is {(Fencing.Contains(m.Disk) ? "being fenced" : disk.Phase)} on site {Name}: past the handover");
+            return;
+        }
         Persist(new SiteEvents.OutgoingEnded(m.Disk), _ =>
         {
             EndOutgoing(m.Disk);
-            Reply(sender, new OutgoingStopped(m.Disk, m.Epoch));
+            Reply(sender, new OutgoingStopped(m.Disk, m.Epoch, m.Relocation));
         });
     }
 
-    /// <summary>SiteActor: Command&lt;Fence&gt; (and FenceAndFlushAsync, piped back as FenceDone)</summary>
+    /// <summary>SiteActor: Command&lt;Fence&gt; (and FenceAndFlushAsync: OwnedDisk.FenceAsync, then its FlushAsync,
+    /// piped back as FenceDone)</summary>
     private void OnFence(Fence m, Addr sender)
     {
         if (!Owned.TryGetValue(m.Disk, out var owned) || !State.TryGet(m.Disk, out var disk)) { Refuse(sender, $"no disk '{m.Disk}' on site {Name}"); return; }
-        if (disk.Phase == SiteDisk.Fenced && disk.Epoch == m.NewEpoch) { Reply(sender, new Fenced(m.Disk, m.NewEpoch, disk.FinalDirty ?? [])); return; }
-        if (disk.Phase != SiteDisk.Outgoing || disk.Epoch + 1 != m.NewEpoch) { Refuse(sender, $"cannot fence '{m.Disk}' at epoch {m.NewEpoch}: it is {disk.Phase} at epoch {disk.Epoch}"); return; }
-        owned.Fenced = true; // FenceAsync: writes refused from now on; none in flight (writes are atomic here)
+        if (disk.Phase == SiteDisk.Fenced && disk.Epoch == m.NewEpoch && disk.Relocation == m.Relocation)
+        { Reply(sender, new Fenced(m.Disk, m.NewEpoch, disk.FinalDirty ?? [], m.Relocation)); return; } // a retry: the same answer
+        if (disk.Phase != SiteDisk.Outgoing || disk.Epoch + 1 != m.NewEpoch || disk.Relocation != m.Relocation)
+        { Refuse(sender, $"cannot fence '{m.Disk}' at epoch {m.NewEpoch} for relocation {m.Relocation}: it is {disk.Phase} at epoch {disk.Epoch}"); return; }
+        if (!Fencing.Add(m.Disk)) return; // a fence is already under way: its answer will come
         int inc = Inc;
-        sim.After(sim.FlushLatency(), () => // the flush (fdatasync) runs off the actor
+        void Done(string? error) => sim.Local(Name, "site", () => { if (Up && Inc == inc) OnFenceDone(m, sender, error); });
+        owned.Fence(() =>
         {
             if (!Up || Inc != inc) return;
-            owned.Image.Sync();
-            sim.Local(Name, "site", () => { if (Up && Inc == inc) OnFenceDone(m, sender); });
+            if (owned.Device is { } device) // OwnedDisk.FlushAsync → RelocatingDisk.FlushAsync: Sync at the disk actor
+                device.GuestFlush(ok => Done(ok ? null : "the disk actor did not flush"));
+            else
+                sim.After(sim.FlushLatency(), () => // the image's fdatasync runs off the actor
+                {
+                    if (!Up || Inc != inc) return;
+                    owned.Image.Sync();
+                    Done(null);
+                });
         });
     }
 
     /// <summary>SiteActor: Command&lt;FenceDone&gt;</summary>
-    private void OnFenceDone(Fence m, Addr replyTo)
+    private void OnFenceDone(Fence m, Addr replyTo, string? error)
     {
-        if (!Owned.TryGetValue(m.Disk, out _) || !State.TryGet(m.Disk, out var disk) || disk.Phase != SiteDisk.Outgoing) return;
-        var final = Owned[m.Disk].DrainDirty();
+        Fencing.Remove(m.Disk);
+        if (!Owned.TryGetValue(m.Disk, out var owned) || !State.TryGet(m.Disk, out var disk) || disk.Phase != SiteDisk.Outgoing) return;
+        if (error is not null)
+        {
+            owned.Unfence(); // still the owner: the guest may go on writing here
+            Refuse(replyTo, $"fencing {m.Disk} failed: {error}");
+            return;
+        }
+        var final = owned.DrainDirty();
         if (Outgoing.TryGetValue(m.Disk, out var o)) foreach (var (runs, _) in o.Unacked.Values) final.AddRange(runs);
-        Persist(new SiteEvents.DiskFenced(m.Disk, m.NewEpoch, disk.Peer, final), _ =>
+        Persist(new SiteEvents.DiskFenced(m.Disk, m.NewEpoch, disk.Peer, final, m.Relocation), _ =>
         {
             EndOutgoing(m.Disk);
-            Reply(replyTo, new Fenced(m.Disk, m.NewEpoch, final));
+            Reply(replyTo, new Fenced(m.Disk, m.NewEpoch, final, m.Relocation));
         });
     }
 
     /// <summary>SiteActor: Command&lt;Release&gt;</summary>
     private void OnRelease(Release m, Addr sender)
     {
-        if (!State.TryGet(m.Disk, out var disk) || disk.Phase != SiteDisk.Fenced || disk.Epoch != m.Epoch) { Reply(sender, new Released(m.Disk, m.Epoch)); return; }
-        Remove(disk, () => Reply(sender, new Released(m.Disk, m.Epoch)));
+        if (!State.TryGet(m.Disk, out var disk) || disk.Phase != SiteDisk.Fenced || disk.Epoch != m.Epoch || disk.Relocation != m.Relocation)
+        { Reply(sender, new Released(m.Disk, m.Epoch, m.Relocation)); return; } // already released (a retry)
+        Remove(disk, () => Reply(sender, new Released(m.Disk, m.Epoch, m.Relocation)));
     }
 
-    /// <summary>SiteActor.Remove: forget durably, stop serving, delete the image.</summary>
+    /// <summary>SiteActor.Remove: forget durably, stop serving, delete the image (the disk actor's journal stays).</summary>
     private void Remove(SiteDisk disk, Action then) =>
         Persist(new SiteEvents.DiskRemoved(disk.Name), e =>
         {
@@ -412,8 +520,9 @@ internal sealed class SiteModel(Sim sim, string name)
             then();
         });
 
-    /// <summary>A read of the peer export (another site's fetcher): served by OwnedDisk whatever its phase;
-    /// null when this site does not serve the disk that way (no such export: the NBD request fails).</summary>
+    /// <summary>A read of the peer export (another site's fetcher): served by the owned disk whatever its phase
+    /// (the site's own image, or the complete relocating disk of a disk that arrived); null when this site does
+    /// not serve the disk that way (no such export: the NBD request fails).</summary>
     public int[]? ServePeerRead(string disk, long first, long count)
     {
         if (!Up || !Owned.TryGetValue(disk, out var owned)) return null;
@@ -423,44 +532,64 @@ internal sealed class SiteModel(Sim sim, string name)
     }
 
     /// <summary>Whether every write the guest makes here from now on reaches <paramref name="destination"/> (as an
-    /// invalidation or in the final dirty set): outgoing to it at that epoch, or fenced (no more writes).</summary>
-    public bool Tracks(string disk, string destination, long epoch) =>
-        State.TryGet(disk, out var d) && ((d.Phase == SiteDisk.Outgoing && d.Peer == destination && d.Epoch == epoch && Owned.TryGetValue(disk, out var o) && o.Tracking)
+    /// invalidation or in the final dirty set): outgoing to it by that relocation, or fenced (no more writes).</summary>
+    public bool Tracks(string disk, string destination, string relocation) =>
+        State.TryGet(disk, out var d) && ((d.Phase == SiteDisk.Outgoing && d.Peer == destination && d.Relocation == relocation && Owned.TryGetValue(disk, out var o) && o.Tracking)
                                           || d.Phase == SiteDisk.Fenced);
 
     // ---------------- destination ----------------
+
+    /// <summary>SiteActor.IsArriving: the disk arrives here by exactly this relocation.</summary>
+    private bool IsArriving(string disk, string relocation, out DiskActorModel incoming)
+    {
+        incoming = null!;
+        return State.TryGet(disk, out var d) && d.Phase == SiteDisk.Incoming && d.Relocation == relocation
+               && relocation.Length > 0 && Incoming.TryGetValue(disk, out incoming!);
+    }
 
     /// <summary>SiteActor.OnPrepareIncoming</summary>
     private void OnPrepareIncoming(PrepareIncoming m, Addr sender)
     {
         if (State.TryGet(m.Disk, out var existing))
         {
-            if (existing.Phase == SiteDisk.Incoming && existing.Epoch == m.Epoch)
+            if (existing.Phase == SiteDisk.Incoming && existing.Relocation == m.Relocation)
             {
-                Reply(sender, new IncomingPrepared(m.Disk, m.Epoch)); // a retry
-                if (HandoverWanted.Contains(m.Disk)) TellCoordinator(new HandoverRequested(m.Disk));
+                Reply(sender, new IncomingPrepared(m.Disk, m.Epoch, m.Relocation)); // a retry
+                if (HandoverWanted.Contains(m.Disk)) TellCoordinator(new HandoverRequested(m.Disk, m.Relocation));
             }
-            else Refuse(sender, $"disk '{m.Disk}' already exists on site {Name}");
+            else
+            {
+                if (existing.Phase == SiteDisk.Incoming) sim.Stats.Hit(Paths.PrepareRefusedOtherCopy);
+                Refuse(sender, $"disk '{m.Disk}' already exists on site {Name}");
+            }
             return;
         }
-        if (sim.SiteOrNull(m.FromSite) is { } from && !(from.State.TryGet(m.Disk, out var fd) && fd.Phase == SiteDisk.Outgoing && fd.Peer == Name && fd.Epoch == m.Epoch))
-            sim.Note($"{Name} prepares an incoming copy from {m.FromSite} at epoch {m.Epoch} while {m.FromSite} is not relocating it there");
         var path = ImagePathOf(Name, m.Disk);
         Images[path] = new Image(sim.O.Blocks, initial: 0); // File.Delete + RawImage.Create: empty, sparse
-        Persist(new SiteEvents.IncomingAdded(m.Disk, m.Size, path, m.SourceUri, m.Epoch, m.FromSite, sim.NewJournal()), e =>
+        if (m.Relocation.Length == 0) { Refuse(sender, "a relocation needs an id"); return; }
+        if (sim.SiteOrNull(m.FromSite) is { } from && !(from.State.TryGet(m.Disk, out var fd) && fd.Phase == SiteDisk.Outgoing && fd.Peer == Name && fd.Relocation == m.Relocation))
+            sim.Note($"{Name} prepares an incoming copy from {m.FromSite} for relocation {m.Relocation} while {m.FromSite} is not relocating it there by it");
+        if (DiskJournals.TryGetValue(JournalKey(m.Disk, m.Relocation), out var old) && old.Count > 0)
+            sim.Note($"{Name} prepares an incoming copy of relocation {m.Relocation} over the journal of an earlier copy ({old.Count} events) with a fresh, empty image");
+        Persist(new SiteEvents.IncomingAdded(m.Disk, m.Size, path, m.SourceUri, m.Epoch, m.FromSite, m.Relocation), e =>
         {
             State.TryGet(e.Name, out var disk);
             StartIncoming(disk!, m.Hybrid, m.Prefetch);
-            Reply(sender, new IncomingPrepared(e.Name, e.Epoch));
+            Reply(sender, new IncomingPrepared(e.Name, e.Epoch, e.Journal));
         });
     }
 
-    /// <summary>SiteActor.StartIncoming: a fresh DiskState (not the owner), the disk actor recovers from its journal.</summary>
+    /// <summary>SiteActor.StartIncoming: the disk actor's persistence id.</summary>
+    private string JournalKey(string disk, string journal) => $"disk-{disk}-{Name}-{journal}";
+
+    /// <summary>SiteActor.StartIncoming: a fresh DiskState (not the owner), the disk actor recovers from its journal;
+    /// the export's device is an OwnedDisk over its RelocatingDisk from the start.</summary>
     private void StartIncoming(SiteDisk disk, bool hybrid, bool prefetch)
     {
-        var key = $"disk-{disk.Name}-{Name}-{disk.Journal}";
+        var key = disk.Journal.Length > 0 ? JournalKey(disk.Name, disk.Journal) : $"disk-{disk.Name}-{Name}-e{disk.Epoch}";
         if (!DiskJournals.TryGetValue(key, out var journal)) DiskJournals[key] = journal = [];
-        var actor = new DiskActorModel(sim, this, disk.Name, disk.Epoch, SiteOfUri(disk.SourceUri!), Images[disk.ImagePath], journal, prefetch);
+        var actor = new DiskActorModel(sim, this, disk.Name, disk.Epoch, disk.Relocation, SiteOfUri(disk.SourceUri!), Images[disk.ImagePath], journal, prefetch);
+        actor.Front = new OwnedModel(actor.Image, sim.O.Blocks, actor);
         Incoming[disk.Name] = actor;
         actor.BeginRecovery();
         if (!hybrid) actor.Tell(actor.PausePrefetch);
@@ -469,38 +598,46 @@ internal sealed class SiteModel(Sim sim, string name)
     /// <summary>SiteActor.OnDropIncoming</summary>
     private void OnDropIncoming(DropIncoming m, Addr sender)
     {
-        if (!State.TryGet(m.Disk, out var disk)) { Reply(sender, new IncomingDropped(m.Disk, m.Epoch)); return; }
-        if (disk.Phase != SiteDisk.Incoming || disk.Epoch != m.Epoch || (Incoming.TryGetValue(m.Disk, out var d) && d.State.IsOwner))
-        { Refuse(sender, $"disk '{m.Disk}' on site {Name} is {disk.Phase} at epoch {disk.Epoch}: not dropped"); return; }
-        if (Incoming.TryGetValue(m.Disk, out var owner) && owner.OwnedDurably)
-            sim.Note($"{Name} drops a copy it owns (its journal says so, but its disk actor {(owner.Recovering ? "still recovers" : "says otherwise")})");
-        if (sim.SiteOrNull(disk.Peer) is { } source && source.State.TryGet(m.Disk, out var sd) && sd.Peer == Name
-            && (sd.Phase == SiteDisk.Fenced || (sd.Phase == SiteDisk.Outgoing && sd.Epoch == disk.Epoch)))
-            sim.Note($"{Name} drops the incoming copy of a live relocation ({source.Name} is {sd.Phase} for it at epoch {sd.Epoch})");
-        Remove(disk, () => Reply(sender, new IncomingDropped(m.Disk, m.Epoch)));
+        // Not (or no longer) arriving by this relocation: nothing of it to drop.
+        if (!State.TryGet(m.Disk, out var disk) || disk.Phase != SiteDisk.Incoming || disk.Relocation != m.Relocation)
+        { Reply(sender, new IncomingDropped(m.Disk, m.Epoch, m.Relocation)); return; }
+        // Ownership lives in the disk's own journal: until it is replayed, "not owned" is not known.
+        if (!Incoming.TryGetValue(m.Disk, out var d) || !d.State.Recovered || d.State.IsOwner)
+        {
+            sim.Stats.Hit(d?.State.IsOwner == true ? Paths.DropRefusedOwner : Paths.DropRefusedRecovering);
+            Refuse(sender, $"disk '{m.Disk}' on site {Name} {(d?.State.IsOwner == true ? "is owned here" : "is still recovering")}: not dropped");
+            return;
+        }
+        if (d.OwnedDurably)
+            sim.Note($"{Name} drops a copy it owns (its journal says so, but its disk actor {(d.Recovering ? "still recovers" : "says otherwise")})");
+        if (sim.SiteOrNull(disk.Peer) is { } source && source.State.TryGet(m.Disk, out var sd) && sd.Peer == Name && sd.Relocation == disk.Relocation
+            && sd.Phase is SiteDisk.Fenced or SiteDisk.Outgoing)
+            sim.Note($"{Name} drops the incoming copy of a live relocation ({source.Name} is {sd.Phase} for it by {sd.Relocation} at epoch {sd.Epoch})");
+        Remove(disk, () => Reply(sender, new IncomingDropped(m.Disk, m.Epoch, m.Relocation)));
     }
 
     /// <summary>SiteActor: Command&lt;InvalidateAt&gt; (an Ask to the disk actor piped back to the source)</summary>
     private void OnInvalidateAt(InvalidateAt m, Addr sender)
     {
-        if (!Incoming.TryGetValue(m.Disk, out var d)) { Refuse(sender, $"no incoming disk '{m.Disk}' on site {Name}"); return; }
+        if (!IsArriving(m.Disk, m.Relocation, out var d)) { Refuse(sender, $"no disk '{m.Disk}' arriving at site {Name} by relocation {m.Relocation}"); return; }
         int inc = Inc;
         d.Tell(() => d.OnInvalidate(m.Epoch, m.Blocks, r =>
         {
             if (!Up || Inc != inc) return;
-            Reply(sender, r is DiskActorModel.Invalidated ? new InvalidatedAt(m.Disk, m.Epoch, m.Seq) : new SiteProtocol.Refused($"invalidation refused: {r}"));
+            Reply(sender, r is DiskActorModel.Invalidated ? new InvalidatedAt(m.Disk, m.Epoch, m.Seq, m.Relocation) : new SiteProtocol.Refused($"invalidation refused: {r}"));
         }));
     }
 
     /// <summary>SiteActor: Command&lt;TakeOwnershipAt&gt;</summary>
     private void OnTakeOwnershipAt(TakeOwnershipAt m, Addr sender)
     {
-        if (!Incoming.TryGetValue(m.Disk, out var d)) { Refuse(sender, $"no incoming disk '{m.Disk}' on site {Name}"); return; }
+        if (!IsArriving(m.Disk, m.Relocation, out var d)) { sim.Stats.Hit(Paths.TakeOwnershipRefused); Refuse(sender, $"no disk '{m.Disk}' arriving at site {Name} by relocation {m.Relocation}"); return; }
+        if (m.NewEpoch != d.IncomingEpoch + 1) { sim.Stats.Hit(Paths.TakeOwnershipRefused); Refuse(sender, $"disk '{m.Disk}' arrives at epoch {d.IncomingEpoch}: ownership at {m.NewEpoch} refused"); return; }
         int inc = Inc;
         d.Tell(() => d.OnTakeOwnership(m.NewEpoch, m.FinalDirty, r =>
         {
             if (!Up || Inc != inc) return;
-            Reply(sender, r is DiskActorModel.OwnershipConfirmed ? new OwnershipMoved(m.Disk, m.NewEpoch) : new SiteProtocol.Refused($"ownership refused: {r}"));
+            Reply(sender, r is DiskActorModel.OwnershipConfirmed ? new OwnershipMoved(m.Disk, m.NewEpoch, m.Relocation) : new SiteProtocol.Refused($"ownership refused: {r}"));
         }));
         d.Tell(d.ResumePrefetch);
         HandoverWanted.Remove(m.Disk);
@@ -509,28 +646,32 @@ internal sealed class SiteModel(Sim sim, string name)
     /// <summary>SiteActor: Command&lt;WriteHeldForHandover&gt; (from the event stream)</summary>
     public void OnWriteHeldForHandover(string disk)
     {
-        if (!Incoming.ContainsKey(disk)) return;
+        if (!Incoming.ContainsKey(disk) || !State.TryGet(disk, out var d) || d.Phase != SiteDisk.Incoming) return;
         HandoverWanted.Add(disk);
-        TellCoordinator(new HandoverRequested(disk));
+        TellCoordinator(new HandoverRequested(disk, d.Relocation));
     }
 
-    /// <summary>SiteActor: Command&lt;RelocationFinished&gt; (from the event stream)</summary>
+    /// <summary>SiteActor: Command&lt;RelocationFinished&gt; (from the event stream): owned from now on, and movable
+    /// on at once: the same device (an OwnedDisk over the complete relocating disk) joins the owned disks and is
+    /// exported to other sites.</summary>
     public void OnRelocationFinished(string name)
     {
         if (!Incoming.ContainsKey(name) || !State.TryGet(name, out var disk) || disk.Phase != SiteDisk.Incoming) return;
         bool import = disk.Peer.Length == 0;
         Persist(new SiteEvents.DiskAdded(disk.Name, disk.Size, disk.ImagePath, import ? disk.Epoch : disk.Epoch + 1), e =>
         {
-            if (!import) TellCoordinator(new RelocationDone(e.Name, e.Epoch));
+            Owned[e.Name] = Incoming[e.Name].Front; // _images[e.Name] = owned, and its peer export (ServePeerRead)
+            sim.Stats.Hit(Paths.ArrivedJoinsOwned);
+            if (!import) TellCoordinator(new RelocationDone(e.Name, e.Epoch, disk.Relocation));
         });
     }
 
     // ---------------- the guest's NBD connection to this site ----------------
 
-    /// <summary>The NBD export the guest talks to: OwnedDisk if this site serves the disk from its own image,
-    /// else the RelocatingDisk of its disk actor; null when the disk is not exported here.</summary>
-    public object? ExportOf(string disk) =>
-        !Up ? null : Owned.TryGetValue(disk, out var o) ? o : Incoming.TryGetValue(disk, out var a) ? a : null;
+    /// <summary>The NBD export the guest talks to: the OwnedDisk over the site's image, or over the RelocatingDisk
+    /// of its disk actor (the same object before and after the arrival); null when the disk is not exported here.</summary>
+    public OwnedModel? ExportOf(string disk) =>
+        !Up ? null : Owned.TryGetValue(disk, out var o) ? o : Incoming.TryGetValue(disk, out var a) ? a.Front : null;
 
     // ---------------- what the checks look at ----------------
 
@@ -540,7 +681,7 @@ internal sealed class SiteModel(Sim sim, string name)
         if (!Up) return null;
         if (Owned.TryGetValue(disk, out var o))
             return o.Fenced || !State.TryGet(disk, out var d) ? null : d.Epoch;
-        if (Incoming.TryGetValue(disk, out var a)) return a.OwnerEpoch;
+        if (Incoming.TryGetValue(disk, out var a)) return a.Front.Fenced ? null : a.OwnerEpoch;
         return null;
     }
 
@@ -559,7 +700,7 @@ internal sealed class SiteModel(Sim sim, string name)
     {
         var sb = new StringBuilder();
         foreach (var d in State.Disks.OrderBy(d => d.Name))
-            sb.Append($"{d.Name}:{d.Phase}@{d.Epoch}>{d.Peer} {Sim.Runs(d.FinalDirty ?? [])} ");
+            sb.Append($"{d.Name}:{d.Phase}@{d.Epoch}>{d.Peer}#{d.Relocation} {Sim.Runs(d.FinalDirty ?? [])} ");
         foreach (var (n, o) in Owned) sb.Append($"owned {n} {o.Describe()}");
         foreach (var (n, a) in Incoming) sb.Append($"incoming {n} {a.Fingerprint()} ");
         return sb.ToString();
@@ -571,10 +712,11 @@ internal sealed class SiteModel(Sim sim, string name)
         var sb = new StringBuilder($"{Name}:");
         foreach (var d in State.Disks)
         {
-            sb.Append($" {d.Phase} e{d.Epoch}{(d.Peer.Length > 0 ? " peer " + d.Peer : "")}");
+            sb.Append($" {d.Phase} e{d.Epoch}{(d.Peer.Length > 0 ? " peer " + d.Peer : "")}{(d.Relocation.Length > 0 ? " #" + d.Relocation : "")}");
             if (Owned.TryGetValue(d.Name, out var o)) sb.Append($" {o.Describe()}v[{string.Join(",", o.Image.Volatile)}]");
-            if (Incoming.TryGetValue(d.Name, out var a)) sb.Append(' ').Append(a.Describe());
+            if (Incoming.TryGetValue(d.Name, out var a) && d.Phase == SiteDisk.Incoming) sb.Append(' ').Append(a.Describe());
             if (Outgoing.TryGetValue(d.Name, out var og)) sb.Append($" unacked {og.Unacked.Count}");
+            if (Fencing.Contains(d.Name)) sb.Append(" fencing");
         }
         return sb.ToString();
     }
