@@ -58,7 +58,8 @@ public sealed class ReconcilerTests
     public void A_half_done_cancel_drops_the_destination_copy()
     {
         var d = One(At("a", Disk("a", "owned", 3)), At("b", Disk("b", "incoming", 3, "a")));
-        Assert.Equal((Reconciler.Cancelling, (object?)new DropIncoming("vm", 3, "r1"), "b"), (d.Info.Phase, d.Step, d.StepTo));
+        // The source confirms first (a source that fenced meanwhile refuses), then the copy is dropped.
+        Assert.Equal((Reconciler.Cancelling, (object?)new StopOutgoing("vm", 3, "r1"), "a", "b"), (d.Info.Phase, d.Step, d.StepTo, d.DropAt));
     }
 
     [Fact]
@@ -80,9 +81,9 @@ public sealed class ReconcilerTests
     public void A_copy_its_source_no_longer_sends_is_dropped_and_so_is_another_attempts_copy()
     {
         var orphan = One(At("a"), At("b", Disk("b", "incoming", 3, "a")));
-        Assert.Equal((Reconciler.Cancelling, (object?)new DropIncoming("vm", 3, "r1"), "b"), (orphan.Info.Phase, orphan.Step, orphan.StepTo));
+        Assert.Equal((Reconciler.Cancelling, (object?)new StopOutgoing("vm", 3, "r1"), "a", "b"), (orphan.Info.Phase, orphan.Step, orphan.StepTo, orphan.DropAt));
         var other = One(At("a", Disk("a", "outgoing", 3, "b", relocation: "r2")), At("b", Disk("b", "incoming", 3, "a", relocation: "r1")));
-        Assert.Equal((Reconciler.Preparing, (object?)new DropIncoming("vm", 3, "r1"), "b", "r2"), (other.Info.Phase, other.Step, other.StepTo, other.Relocation));
+        Assert.Equal((Reconciler.Preparing, (object?)new StopOutgoing("vm", 3, "r1"), "a", "b", "r2"), (other.Info.Phase, other.Step, other.StepTo, other.DropAt, other.Relocation));
         // ... but never a copy that owns the disk.
         var owning = One(At("a"), At("b", Disk("b", "incoming", 3, "a", writable: true)));
         Assert.Equal((Reconciler.Postcopy, (object?)null), (owning.Info.Phase, owning.Step));

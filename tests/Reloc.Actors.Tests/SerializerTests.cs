@@ -35,6 +35,7 @@ public sealed class SerializerTests : IDisposable
         new SiteEvents.DiskRemoved("vm1"),
         new SiteEvents.IncomingAdded("vm1", 1 << 30, "/data/vm1.img", "nbd://10.0.0.1:10809/vm1", 3),
         new SiteEvents.IncomingAdded("vm1", 1 << 30, "/data/vm1.img", "nbd://10.0.0.1:10809/vm1@peer", 3, "site-a", "0f3c"),
+        new SiteEvents.IncomingAdded("vm1", 1 << 30, "/data/vm1.img", "nbd://10.0.0.1:10809/vm1@peer", 3, "site-a", "0f3c", "r7"),
         new SiteEvents.OutgoingBegun("vm1", 3, "site-b", "r1"),
         new SiteEvents.OutgoingEnded("vm1"),
         new DiskEvents.BlocksInvalidated(7, 9),

@@ -62,6 +62,8 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
     }
 
     private readonly Dictionary<string, Flow> _flows = new(StringComparer.Ordinal);
+    /// <summary>Copies to drop once their source confirms it no longer sends them (relocation id → where).</summary>
+    private readonly Dictionary<string, (string Disk, long Epoch, string Site)> _dropsAfterStop = new(StringComparer.Ordinal);
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly TimeSpan _askTimeout = TimeSpan.FromSeconds(10);
     private readonly TimeSpan _interval;
@@ -151,7 +153,12 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
             _flows.Remove(f.Disk);
             _log.Info("relocation of {0} from {1} to {2} finished at epoch {3}", f.Disk, f.From, f.To, f.NewEpoch);
         }));
-        Receive<OutgoingStopped>(m => Step(m.Disk, m.Relocation, Cancelling, f => SiteOf(f.To).Tell(new DropIncoming(f.Disk, f.Epoch, f.Relocation))));
+        Receive<OutgoingStopped>(m =>
+        {
+            if (_dropsAfterStop.Remove(m.Relocation, out var drop))
+                SiteOf(drop.Site).Tell(new DropIncoming(drop.Disk, drop.Epoch, m.Relocation));
+            else Step(m.Disk, m.Relocation, Cancelling, f => SiteOf(f.To).Tell(new DropIncoming(f.Disk, f.Epoch, f.Relocation)));
+        });
         Receive<IncomingDropped>(m => Step(m.Disk, m.Relocation, Cancelling, f =>
         {
             _flows.Remove(f.Disk);
@@ -204,7 +211,11 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
             return;
         }
         if (owner.Site == m.ToSite) { f.ReplyTo.Tell(new RelocationRefused($"disk '{m.Disk}' is already at {m.ToSite}")); return; }
-        if (copies.Any(d => d.Site == m.ToSite)) { f.ReplyTo.Tell(new RelocationRefused($"site {m.ToSite} still holds a copy of '{m.Disk}' from an earlier relocation")); return; }
+        // A copy left elsewhere (a fenced source not yet released, a dropped copy not yet removed) goes first:
+        // the reconciler follows one relocation per disk.
+        var leftover = copies.FirstOrDefault(d => d.Site != owner.Site);
+        if (leftover is not null)
+        { f.ReplyTo.Tell(new RelocationRefused($"site {leftover.Site} still holds a {leftover.Phase} copy of '{m.Disk}' from an earlier relocation; it is released first, try again shortly")); return; }
         if (_flows.ContainsKey(m.Disk)) { f.ReplyTo.Tell(new RelocationRefused($"disk '{m.Disk}' is already relocating")); return; }
         var flow = new Flow(m.Disk, owner.Site, m.ToSite, owner.Epoch, owner.Size, owner.NbdUri, Guid.NewGuid().ToString("N"))
         {
@@ -296,6 +307,8 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
 
     private void Resume(Flow f, Derived d)
     {
+        if (d is { Step: StopOutgoing stop, DropAt: { } dropAt })
+            _dropsAfterStop[stop.Relocation] = (stop.Disk, stop.Epoch, dropAt);
         switch (f.Phase)
         {
             case Preparing when d.Step is not null && d.StepTo is not null:

@@ -21,8 +21,10 @@ public static class Reconciler
     /// <summary>A relocation as the sites show it, and the step that moves it on (null: nothing to send;
     /// the sites will report by themselves). <see cref="Handover"/>: a handover trigger holds now.
     /// <see cref="Relocation"/>: the attempt's id, as the sites persisted it.</summary>
+    /// <param name="DropAt">With a <see cref="StopOutgoing"/> step: the site whose copy of that attempt is dropped once the
+    /// source confirms it no longer sends it (a fenced source refuses, so a copy about to own the disk is never dropped).</param>
     public sealed record Derived(RelocationInfo Info, long Size, string SourceUri, object? Step, string? StepTo, bool Handover,
-        string Relocation, string? Anomaly = null);
+        string Relocation, string? Anomaly = null, string? DropAt = null);
 
     /// <param name="lists">The disk lists of the sites that answered (a site that did not is unknown, not empty).</param>
     public static IReadOnlyList<Derived> Derive(IReadOnlyList<SiteProtocol.DiskList> lists)
@@ -48,9 +50,11 @@ public static class Reconciler
                     result.Add(new Derived(info with { Phase = Postcopy }, incoming.Size, "", null, null, false, incoming.Relocation)); // the source already let go
                 else
                     // The source does not (or no longer) send this disk by this attempt: a cancel half done, or a
-                    // copy a stale step created. Never owned here, so nothing is lost by dropping it.
+                    // copy a stale step created. Never owned here; but the answers may be of different ages, so the
+                    // source confirms first (it refuses if it has fenced for this attempt meanwhile).
                     result.Add(new Derived(info with { Phase = Cancelling }, incoming.Size, "",
-                        new DropIncoming(incoming.Name, incoming.Epoch, incoming.Relocation), incoming.Site, false, incoming.Relocation));
+                        new StopOutgoing(incoming.Name, incoming.Epoch, incoming.Relocation), incoming.Peer, false, incoming.Relocation,
+                        DropAt: incoming.Site));
             }
         }
         return result;
@@ -67,7 +71,7 @@ public static class Reconciler
             if (dest.Phase == SiteDisk.Incoming && dest.Relocation != relocation && !dest.Writable)
                 // A copy of another attempt is in the way: it goes first, then this one is prepared.
                 return new Derived(info with { Phase = Preparing }, source.Size, source.NbdUri,
-                    new DropIncoming(dest.Name, dest.Epoch, dest.Relocation), dest.Site, false, relocation);
+                    new StopOutgoing(dest.Name, dest.Epoch, dest.Relocation), source.Site, false, relocation, DropAt: dest.Site);
             if (dest.Phase != SiteDisk.Incoming || dest.Relocation != relocation)
                 return new Derived(info with { Phase = Serving }, source.Size, source.NbdUri, null, null, false, relocation,
                     $"disk '{source.Name}' leaves {source.Site} by relocation {relocation} but {dest.Site} has it {dest.Phase} ({dest.Relocation})");

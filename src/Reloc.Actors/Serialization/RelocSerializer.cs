@@ -33,7 +33,7 @@ public sealed class RelocSerializer(ExtendedActorSystem system) : SerializerWith
         SiteProtocol.Refused => "SR1",
         SiteEvents.DiskAdded => "SA1",
         SiteEvents.DiskRemoved => "SX1",
-        SiteEvents.IncomingAdded => "SIA2",
+        SiteEvents.IncomingAdded => "SIA3",
         SiteEvents.DiskFenced => "SF3",
         SiteEvents.OutgoingBegun => "SOB2",
         SiteEvents.OutgoingEnded => "SOE1",

@@ -26,7 +26,7 @@ internal static class SiteCodec
                 case SiteProtocol.Refused r: w.Write(r.Reason); break;
                 case SiteEvents.DiskAdded a: w.Write(a.Name); w.Write(a.Size); w.Write(a.ImagePath); w.Write(a.Epoch); break;
                 case SiteEvents.DiskRemoved r: w.Write(r.Name); break;
-                case SiteEvents.IncomingAdded i: w.Write(i.Name); w.Write(i.Size); w.Write(i.ImagePath); w.Write(i.SourceUri); w.Write(i.Epoch); w.Write(i.FromSite); w.Write(i.Journal); break;
+                case SiteEvents.IncomingAdded i: w.Write(i.Name); w.Write(i.Size); w.Write(i.ImagePath); w.Write(i.SourceUri); w.Write(i.Epoch); w.Write(i.FromSite); w.Write(i.Journal); w.Write(i.Relocation); break;
                 case SiteEvents.DiskFenced f: w.Write(f.Name); w.Write(f.NewEpoch); w.Write(f.ToSite); RelocationCodec.WriteRuns(w, f.FinalDirty ?? []); w.Write(f.Relocation); break;
                 case SiteEvents.OutgoingBegun ob: w.Write(ob.Name); w.Write(ob.Epoch); w.Write(ob.ToSite); w.Write(ob.Relocation); break;
                 case SiteEvents.OutgoingEnded oe: w.Write(oe.Name); break;
@@ -53,6 +53,7 @@ internal static class SiteCodec
             // Persisted events: every layout ever written stays readable.
             "SIA1" => new SiteEvents.IncomingAdded(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadString(), r.ReadInt64()),
             "SIA2" => new SiteEvents.IncomingAdded(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadString()),
+            "SIA3" => new SiteEvents.IncomingAdded(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadString(), r.ReadString()),
             "SF1" => new SiteEvents.DiskFenced(r.ReadString(), r.ReadInt64()),
             "SF2" => new SiteEvents.DiskFenced(r.ReadString(), r.ReadInt64(), r.ReadString(), RelocationCodec.ReadRuns(r)),
             "SF3" => new SiteEvents.DiskFenced(r.ReadString(), r.ReadInt64(), r.ReadString(), RelocationCodec.ReadRuns(r), r.ReadString()),

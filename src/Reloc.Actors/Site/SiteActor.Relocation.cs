@@ -147,7 +147,7 @@ public sealed partial class SiteActor
         });
         Command<StopOutgoing>(m =>
         {
-            if (!_state.TryGet(m.Disk, out var disk)) { Sender.Tell(new SiteProtocol.Refused($"no disk '{m.Disk}' on site {_settings.Name}")); return; }
+            if (!_state.TryGet(m.Disk, out var disk)) { Sender.Tell(new OutgoingStopped(m.Disk, m.Epoch, m.Relocation)); return; } // nothing here to stop
             // Not outgoing for this relocation (stopped already, never started, or another one): nothing to stop.
             if (disk.Phase == SiteDisk.Owned || (disk.Phase == SiteDisk.Outgoing && disk.Relocation != m.Relocation))
             { Sender.Tell(new OutgoingStopped(m.Disk, m.Epoch, m.Relocation)); return; }
@@ -266,12 +266,12 @@ public sealed partial class SiteActor
         RawImage.Create(path, m.Size).Dispose();
         var replyTo = Sender;
         if (m.Relocation.Length == 0) { Sender.Tell(new SiteProtocol.Refused("a relocation needs an id")); return; }
-        Persist(new SiteEvents.IncomingAdded(m.Disk, m.Size, path, m.SourceUri, m.Epoch, m.FromSite, m.Relocation), e =>
+        Persist(new SiteEvents.IncomingAdded(m.Disk, m.Size, path, m.SourceUri, m.Epoch, m.FromSite, Guid.NewGuid().ToString("N"), m.Relocation), e =>
         {
             _state.Apply(e);
             _state.TryGet(e.Name, out var disk);
             StartIncoming(disk, m.Hybrid, m.RateBytesPerSecond, m.Prefetch);
-            replyTo.Tell(new IncomingPrepared(e.Name, e.Epoch, e.Journal));
+            replyTo.Tell(new IncomingPrepared(e.Name, e.Epoch, e.Relocation));
         });
     }
 
@@ -312,7 +312,8 @@ public sealed partial class SiteActor
             p.ReplyTo.Tell(new SiteProtocol.Refused($"cannot create disk '{p.Request.Name}': {ex.Message}"));
             return;
         }
-        Persist(new SiteEvents.IncomingAdded(p.Request.Name, p.Size, p.ImagePath, p.Request.FromFile!, 1, "", Guid.NewGuid().ToString("N")), e =>
+        var id = Guid.NewGuid().ToString("N");
+        Persist(new SiteEvents.IncomingAdded(p.Request.Name, p.Size, p.ImagePath, p.Request.FromFile!, 1, "", id, id), e =>
         {
             _state.Apply(e);
             _state.TryGet(e.Name, out var disk);

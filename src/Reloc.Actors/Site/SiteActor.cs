@@ -39,9 +39,10 @@ public sealed partial class SiteActor : ReceivePersistentActor, IWithTimers
         Recover<SiteEvents.OutgoingEnded>(e => _state.Apply(e));
         Recover<RecoveryCompleted>(_ =>
         {
-            foreach (var disk in _state.Disks) Export(disk);
+            // Subscribed before the disks start: a disk actor that recovers complete announces it at once.
             Context.System.EventStream.Subscribe(Self, typeof(Disk.VirtualDiskProtocol.WriteHeldForHandover));
             Context.System.EventStream.Subscribe(Self, typeof(Disk.VirtualDiskProtocol.RelocationFinished));
+            foreach (var disk in _state.Disks) Export(disk);
             Become(Serving);
         });
     }

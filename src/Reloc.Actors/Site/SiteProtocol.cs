@@ -36,10 +36,11 @@ public static class SiteEvents
     public sealed record DiskRemoved(string Name) : IRelocMessage;
 
     /// <summary>A disk arriving from <see cref="FromSite"/>: served here at once, relocating from
-    /// <see cref="SourceUri"/>. <see cref="Journal"/> is the relocation's id: it keys the block map's
-    /// journal, so a cancelled relocation's bits can never be mistaken for a later one's, and every step of
-    /// the relocation must name it.</summary>
-    public sealed record IncomingAdded(string Name, long Size, string ImagePath, string SourceUri, long Epoch, string FromSite = "", string Journal = "") : IRelocMessage;
+    /// <see cref="SourceUri"/>. <see cref="Journal"/> keys the block map's journal: fresh for every arrival,
+    /// so no earlier copy's bits (of a cancelled attempt, or of this one dropped and created again) can ever
+    /// be replayed over a new, empty image. <see cref="Relocation"/>: the attempt's id, which every step of
+    /// the relocation must name.</summary>
+    public sealed record IncomingAdded(string Name, long Size, string ImagePath, string SourceUri, long Epoch, string FromSite = "", string Journal = "", string Relocation = "") : IRelocMessage;
 
     /// <summary>The source tracks the guest's writes for a relocation to <see cref="ToSite"/> (from now on,
     /// even across a restart, when it conservatively reports every block as written).</summary>
@@ -83,7 +84,8 @@ public sealed class SiteState
                 _disks.Remove(r.Name);
                 break;
             case SiteEvents.IncomingAdded i:
-                _disks[i.Name] = new SiteDisk(i.Name, i.Size, i.ImagePath, i.Epoch, SiteDisk.Incoming, i.SourceUri, i.FromSite, i.Journal, Relocation: i.Journal);
+                _disks[i.Name] = new SiteDisk(i.Name, i.Size, i.ImagePath, i.Epoch, SiteDisk.Incoming, i.SourceUri, i.FromSite, i.Journal,
+                    Relocation: i.Relocation.Length > 0 ? i.Relocation : i.Journal); // SIA2 events: the journal was the id
                 break;
             case SiteEvents.OutgoingBegun o when _disks.TryGetValue(o.Name, out var d):
                 _disks[o.Name] = d with { Phase = SiteDisk.Outgoing, Peer = o.ToSite, Epoch = o.Epoch, Relocation = o.Relocation };
