@@ -18,10 +18,10 @@ namespace Reloc.Actors.Tests;
 /// and once the faults stop the relocation completes or aborts cleanly with every acknowledged (flushed, if its
 /// site crashed) version at the owner. A failing seed prints its options, the violation and the event trace;
 /// replay it with <see cref="Replay"/>.
-/// The eleven findings of the first version (F1..F11) are regression tests now, each a directed scenario of
-/// Model/Scenarios.cs that checks it exercises the protection added for it. What is still open (F3 in part, F12,
-/// F13) is kept as skipped tests; the randomized run reports seeds that hit one of those (<see cref="KnownFinding"/>)
-/// and fails on any other violation.
+/// Every finding so far (F1..F13) is a regression test now, each a directed scenario of Model/Scenarios.cs (or a
+/// seed) that checks it exercises the protection added for it. A finding still open would be kept as a skipped
+/// test, and the randomized run would report the seeds that hit it (<see cref="KnownFinding"/>) and fail on any
+/// other violation; none is open.
 /// </summary>
 public sealed class OwnershipProtocolModelTests(ITestOutputHelper output)
 {
@@ -91,25 +91,11 @@ public sealed class OwnershipProtocolModelTests(ITestOutputHelper output)
         }
     }
 
-    /// <summary>Open findings reproduced by the skipped tests below; the randomized run reports them instead of
-    /// failing on them, and fails on anything else.</summary>
-    internal static string? KnownFinding(ModelViolation v, Sim sim)
-    {
-        bool Noted(string what) => sim.Notes.Any(n => n.Contains(what));
-        return v.Invariant switch
-        {
-            "1 one writer" or "1 one writer per epoch" or "4 handover keeps every write" or "4 no lost write" or "4 reads see acknowledged writes"
-                when Noted("over the journal of an earlier copy") => F12,
-            "4 settles: orphaned disk" when Noted("drops the incoming copy of a live relocation") => F3,
-            "4 settles: fenced copy never released" => F13,
-            _ => null,
-        };
-    }
-
-    // Still open (see the skipped tests below and the report in the commit that updated this file).
-    internal const string F3 = "F3 (what remains) a flow the coordinator adopts from a reconcile round is acted on at once, although the round's answers may be of different ages (Stale() only guards flows it already had): a derived \"cancelling\" drops a destination whose source is already fenced for it (split brain), or a long finished relocation is prepared again (one lost answer)";
-    internal const string F12 = "F12 the disk actor's journal key is the relocation id (IncomingAdded.Journal): an incoming copy created again for a relocation this site had before (a PrepareIncoming of a finished or cancelled relocation, from a late message or a reconcile round of old answers) replays that relocation's journal (OwnershipTaken, RelocationCompleted, BlocksLanded) over a new, empty image: two sites accept writes, and the revived one serves zeros";
-    internal const string F13 = "F13 a fenced source is released only while its destination still shows the disk: if the destination moves it on first (the coordinator accepts a relocation while another site still holds a fenced copy), the copy is never released (the Reconciler reports an anomaly), and the disk can never come back to that site";
+    /// <summary>Open findings reproduced by skipped tests (none now: F3, F12 and F13 were the last, fixed in
+    /// 5e27111); the randomized run would report them instead of failing on them, and fail on anything else.
+    /// A new one: a case here (<c>Invariant switch { ... when sim.Notes.Any(...) =&gt; "Fn ..." }</c>) and a
+    /// skipped test.</summary>
+    internal static string? KnownFinding(ModelViolation v, Sim sim) => null;
 
     [Theory]
     [InlineData(1)]
@@ -204,27 +190,45 @@ public sealed class OwnershipProtocolModelTests(ITestOutputHelper output)
     public void F11_a_cancel_of_the_same_relocation_during_its_fence_is_refused() =>
         Exercised(AssertHolds(Scenarios.SameRelocationStopDuringFence()), Paths.StopRefusedFencing);
 
-    // ---------------- still open: each fails today; un-skip when the design is fixed ----------------
-
-    [Fact(Skip = "found: F3 (what remains) split brain, Akka-like FIFO: a zombie coordinator adopts \"cancelling\" from a round of mixed ages and drops the destination its source is already fenced for: the disk is orphaned")]
-    public void F3_a_zombie_coordinator_does_not_act_on_a_mixed_age_round() => AssertHolds(Scenarios.ZombieAdoptsAMixedAgeRound());
-
-    [Fact(Skip = "found: F3 (what remains) the same as a random run (Akka-like FIFO, split brain): a zombie coordinator adopts \"cancelling\" from a round of mixed ages and drops the live destination: the disk is orphaned")]
-    public void F3_seed_38009() => AssertSeedHolds(38009);
-
-    [Fact(Skip = "found: F12 one coordinator, FIFO, no fail-over: a round that waited for a lost answer revives a finished relocation; the new incoming copy replays that relocation's disk journal over an empty image: two writers")]
-    public void F12_a_revived_relocation_does_not_replay_an_old_journal() => AssertHolds(Scenarios.LostAnswerRevivesAFinishedRelocation());
-
-    [Fact(Skip = "found: F12 as a random run (one coordinator, FIFO, no fail-over): a round that waited 10 s for a lost answer revives a finished relocation: two writers")]
-    public void F12_seed_76978() => AssertSeedHolds(76978);
-
-    [Fact(Skip = "found: F13 a fenced copy whose destination moved the disk on before the copy was released stays forever (Reconciler: anomaly)")]
-    public void F13_a_fenced_copy_is_released_after_the_disk_moved_on() => AssertHolds(Scenarios.FencedCopyOutlivesTheMoveOn());
-
-    private void AssertSeedHolds(int seed)
+    /// <summary>F3 (what remained): k1 adopts "cancelling" from a round of mixed ages; its drop now goes through a's
+    /// StopOutgoing first, which a, fenced for r1, refuses: b's copy, about to own the disk, stays.</summary>
+    [Fact]
+    public void F3_a_zombie_coordinator_does_not_act_on_a_mixed_age_round()
     {
-        var (violation, _) = RunSeed(seed);
+        var sim = AssertHolds(Scenarios.ZombieAdoptsAMixedAgeRound());
+        Exercised(sim, Paths.StopRefusedFenced);
+        Assert.True(sim.Stats.Completions >= 1, "the relocation a→b did not complete");
+    }
+
+    /// <summary>F3 as a random run (Akka-like FIFO, split brain).</summary>
+    [Fact]
+    public void F3_seed_38009() => Exercised(AssertSeedHolds(38009), Paths.DropAfterStop);
+
+    /// <summary>F12: the revived copy of r1 at b gets a fresh journal (empty, like its image); nothing replays r1's.</summary>
+    [Fact]
+    public void F12_a_revived_relocation_does_not_replay_an_old_journal() =>
+        Exercised(AssertHolds(Scenarios.LostAnswerRevivesAFinishedRelocation()), Paths.FreshJournal);
+
+    /// <summary>F12 as a random run (one coordinator, FIFO, no fail-over).</summary>
+    [Fact]
+    public void F12_seed_76978() => Exercised(AssertSeedHolds(76978), Paths.FreshJournal);
+
+    /// <summary>F13: b→a is refused while c still holds its fenced copy; the reconciler releases it (b owns the disk);
+    /// the operator's next try moves the disk on, and it can come back to c.</summary>
+    [Fact]
+    public void F13_a_fenced_copy_is_released_after_the_disk_moved_on()
+    {
+        var sim = AssertHolds(Scenarios.FencedCopyOutlivesTheMoveOn());
+        Exercised(sim, Paths.RefusedLeftoverCopy);
+        Assert.True(sim.Stats.Completions >= 4, $"only {sim.Stats.Completions} relocations completed: a→c→b→a→c did not happen");
+    }
+
+    private Sim AssertSeedHolds(int seed)
+    {
+        var (violation, sim) = RunSeed(seed);
         if (violation is not null) output.WriteLine(Report(seed));
         Assert.Null(violation);
+        foreach (var (path, n) in sim.Stats.Paths.OrderBy(p => p.Key)) output.WriteLine($"{n,6} x {path}");
+        return sim;
     }
 }

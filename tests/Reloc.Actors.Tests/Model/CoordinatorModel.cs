@@ -50,6 +50,9 @@ internal sealed class CoordinatorModel(Sim sim, int incarnation)
     public string Node => "k" + Incarnation;
     public bool Alive { get; private set; }
     public Dictionary<string, Flow> Flows { get; } = new(StringComparer.Ordinal);
+    /// <summary>MigrationCoordinator._dropsAfterStop: copies to drop once their source confirms it no longer sends
+    /// them (relocation id → where). In memory only, like the flows.</summary>
+    private readonly Dictionary<string, (string Disk, long Epoch, string Site)> _dropsAfterStop = new(StringComparer.Ordinal);
     private Addr Self => new(Node, Incarnation);
     private bool _observing;
     private long Now => sim.Now;
@@ -169,7 +172,13 @@ internal sealed class CoordinatorModel(Sim sim, int incarnation)
                 });
                 break;
             case OutgoingStopped x:
-                Step(x.Disk, x.Relocation, Cancelling, f => SiteOf(f.To, new DropIncoming(f.Disk, f.Epoch, f.Relocation)));
+                // MigrationCoordinator: Receive<OutgoingStopped>: a reconciler's drop first, else the flow's cancel.
+                if (_dropsAfterStop.Remove(x.Relocation, out var drop))
+                {
+                    sim.Stats.Hit(Paths.DropAfterStop);
+                    SiteOf(drop.Site, new DropIncoming(drop.Disk, drop.Epoch, x.Relocation));
+                }
+                else Step(x.Disk, x.Relocation, Cancelling, f => SiteOf(f.To, new DropIncoming(f.Disk, f.Epoch, f.Relocation)));
                 break;
             case IncomingDropped x:
                 Step(x.Disk, x.Relocation, Cancelling, f =>
@@ -246,7 +255,14 @@ internal sealed class CoordinatorModel(Sim sim, int incarnation)
         var owner = copies.FirstOrDefault(d => d.Phase == SiteDisk.Owned);
         if (owner is null) { Tell(replyTo, new RelocationRefused(copies.Count == 0 ? $"unknown disk '{m.Disk}'" : $"disk '{m.Disk}' is already relocating")); return; }
         if (owner.Site == m.ToSite) { Tell(replyTo, new RelocationRefused($"disk '{m.Disk}' is already at {m.ToSite}")); return; }
-        if (copies.Any(d => d.Site == m.ToSite)) { Tell(replyTo, new RelocationRefused($"site {m.ToSite} still holds a copy of '{m.Disk}'")); return; }
+        // A copy left elsewhere (a fenced source not yet released, a dropped copy not yet removed) goes first (F13).
+        var leftover = copies.FirstOrDefault(d => d.Site != owner.Site);
+        if (leftover is not null)
+        {
+            sim.Stats.Hit(Paths.RefusedLeftoverCopy);
+            Tell(replyTo, new RelocationRefused($"site {leftover.Site} still holds a {leftover.Phase} copy of '{m.Disk}' from an earlier relocation; it is released first, try again shortly"));
+            return;
+        }
         if (Flows.ContainsKey(m.Disk)) { Tell(replyTo, new RelocationRefused($"disk '{m.Disk}' is already relocating")); return; }
         var flow = new Flow(m.Disk, owner.Site, m.ToSite, owner.Epoch, owner.Size, owner.NbdUri, sim.NewRelocation(), Now) { Hybrid = m.Hybrid, Prefetch = m.Prefetch };
         Flows[m.Disk] = flow;
@@ -350,6 +366,8 @@ internal sealed class CoordinatorModel(Sim sim, int incarnation)
     /// <summary>MigrationCoordinator.Resume</summary>
     private void Resume(Flow f, Derived d)
     {
+        if (d is { Step: StopOutgoing stop, DropAt: { } dropAt })
+            _dropsAfterStop[stop.Relocation] = (stop.Disk, stop.Epoch, dropAt);
         switch (f.Phase)
         {
             case Preparing when d.Step is not null && d.StepTo is not null:

@@ -77,7 +77,7 @@ internal sealed class DiskActorModel
     public string Name { get; }
     /// <summary>The epoch of the relocation that created it (SiteDisk.Epoch of the incoming disk).</summary>
     public long IncomingEpoch { get; }
-    /// <summary>The relocation it arrives by (SiteDisk.Relocation of the incoming disk; its journal's key).</summary>
+    /// <summary>The relocation it arrives by (SiteDisk.Relocation of the incoming disk; its journal is keyed by SiteDisk.Journal, fresh per arrival).</summary>
     public string Relocation { get; }
     /// <summary>SiteActor.Incoming.Owned: the export's device, an OwnedDisk over this disk's RelocatingDisk.</summary>
     public OwnedModel Front { get; set; } = null!;

@@ -144,6 +144,10 @@ internal sealed partial class Sim
     /// <summary>Guid.NewGuid() of MigrationCoordinator.OnFound: a fresh id per attempt, unique across coordinators.</summary>
     public string NewRelocation() => "r" + ++_relocationIds;
 
+    /// <summary>SiteActor.OnPrepareIncoming: Guid.NewGuid() for IncomingAdded.Journal (deterministic here).</summary>
+    public string NewJournal() => "j" + ++_journalIds;
+    private int _journalIds;
+
     /// <summary>Relocations a coordinator saw end (released, or cancelled): for the notes that explain a violation.</summary>
     public HashSet<string> EndedRelocations { get; } = new(StringComparer.Ordinal);
 

@@ -59,7 +59,8 @@ internal static class Scenarios
 
     /// <summary>F3 (needs reordering within a node pair, or a second coordinator): the coordinator's first reconcile round waits 5.5 s for b's answer; meanwhile a→b starts and a is
     /// fenced (its Fenced reply lost). The round combines a's answer from t≈0 (owned, epoch 1) with b's (incoming,
-    /// epoch 1): the Reconciler derives "cancelling" and DropIncoming removes b's copy. a stays fenced for b.</summary>
+    /// epoch 1): the Reconciler derives "cancelling" (the Stale() guard of OnObserved keeps the flow it has from
+    /// acting on it; were it adopted, a, fenced for it, would refuse the StopOutgoing that must precede the drop).</summary>
     public static SimOptions MixedAgeRoundDropsTheDestination()
     {
         bool fencedLost = false;
@@ -228,10 +229,12 @@ internal static class Scenarios
     /// <summary>F12: one coordinator, Akka-like FIFO delivery, no fail-over. Site c restarts just as the reconcile
     /// round of 2 s asks it: that round waits for c's answer until the ask times out (12 s) and combines a's answer
     /// (outgoing by r1) and b's (nothing yet) from 2 s. Meanwhile r1 (a→b) and r2 (b→a) both finish. The coordinator
-    /// has no flow any more, so it adopts r1 as "preparing" and sends PrepareIncoming(r1) to b. b's new incoming copy
-    /// gets the journal key r1 (IncomingAdded.Journal is the relocation id): its disk actor replays r1's old journal
-    /// (OwnershipTaken(2), RelocationCompleted) over a freshly created, empty image: b owns the disk at epoch 2 and
-    /// serves zeros, while a owns it at epoch 3.</summary>
+    /// has no flow any more, so it adopts r1 as "preparing" and sends PrepareIncoming(r1) to b. Before the fix b's new
+    /// incoming copy got the journal key r1 (IncomingAdded.Journal was the relocation id): its disk actor replayed r1's
+    /// old journal (OwnershipTaken(2), RelocationCompleted) over a freshly created, empty image: b owned the disk at
+    /// epoch 2 and served zeros, while a owned it at epoch 3. Now the journal is fresh for every arrival
+    /// (SiteActor.OnPrepareIncoming; IncomingAdded.Relocation carries the id): the copy starts empty, is never
+    /// owned, and the reconciler drops it once a confirms it does not send it.</summary>
     public static SimOptions LostAnswerRevivesAFinishedRelocation()
     {
         bool startedHeld = false;
@@ -258,8 +261,10 @@ internal static class Scenarios
     /// <summary>F3, what remains: split brain with Akka-like FIFO delivery. k1 (no flow of its own) asks a and b
     /// at 2 s; its question to b is delayed until 8 s. k2, the singleton, runs a→b (r1) meanwhile and fences a at
     /// about 4 s; its TakeOwnershipAt is slow. k1's round combines a's answer from 2 s (owned) with b's from 8 s
-    /// (incoming by r1): the Reconciler derives "cancelling", and k1 adopts that flow and sends DropIncoming at once
-    /// (the Stale() guard only covers flows it already had). b drops its copy; a is fenced for nobody.</summary>
+    /// (incoming by r1): the Reconciler derives "cancelling", and k1 adopts that flow (the Stale() guard only covers
+    /// flows it already had). Before the fix it sent DropIncoming at once: b dropped its copy; a was fenced for nobody.
+    /// Now the derived step is StopOutgoing(r1) to a (Reconciler.Derive, DropAt b), and the drop waits for a's
+    /// OutgoingStopped (MigrationCoordinator._dropsAfterStop): a, fenced for r1, refuses, and b's copy stays.</summary>
     public static SimOptions ZombieAdoptsAMixedAgeRound() => Quiet() with
     {
         Script =
@@ -278,10 +283,11 @@ internal static class Scenarios
 
     /// <summary>F13: c is fenced for b by r2 and goes down before its Release arrives; the
     /// coordinator fails over meanwhile (the new one cannot see c). c comes back just before the operator moves the
-    /// disk on b→a (possible at once since F1's fix): the coordinator accepts it (it only refuses a leftover copy at
-    /// the target), the Reconciler follows the first outgoing/fenced copy it finds (b's), and once b let the disk go
-    /// c is "fenced for b, which does not have it": an anomaly nothing repairs. No write is lost (a owns the disk),
-    /// but c's copy stays forever and the disk can never be relocated to c.</summary>
+    /// disk on b→a (possible at once since F1's fix). Before the fix the coordinator accepted it (it only refused a
+    /// leftover copy at the target), the Reconciler followed b's outgoing copy, and once b let the disk go c was
+    /// "fenced for b, which does not have it": an anomaly nothing repaired, and the disk could never come back to c.
+    /// Now b→a is refused while c holds a copy (MigrationCoordinator.OnFound), the reconciler releases c's copy, the
+    /// operator's next try moves the disk to a, and then back to c.</summary>
     public static SimOptions FencedCopyOutlivesTheMoveOn() => Quiet() with
     {
         FlushMs = 5,
@@ -295,6 +301,11 @@ internal static class Scenarios
             (8_000, s => s.Failover()),
             (13_050, s => s.Ask(To("a", hybrid: true))),
             (14_500, s => s.Ask(new RequestHandover(Sim.DiskName))),
+            // "try again shortly": the rounds that asked c while it was down wait for their asks to time out (10 s).
+            (23_000, s => s.Ask(To("a", hybrid: true))),
+            (24_500, s => s.Ask(new RequestHandover(Sim.DiskName))),
+            (27_000, s => s.Ask(To("c", hybrid: true))),
+            (28_500, s => s.Ask(new RequestHandover(Sim.DiskName))),
         ],
         Intercept = (sim, _, _, body) => body is Release { Epoch: 3 } && sim.Now < 12_000 ? [] : null, // r2's
     };
@@ -319,7 +330,8 @@ internal static class Scenarios
     /// <summary>F10 with the same relocation: as in <see cref="ZombieAdoptsAMixedAgeRound"/>, k1 adopts "cancelling"
     /// from a round of mixed ages (a's answer from 2 s: owned; b's from 3 s: incoming by r1), but its DropIncoming(r1)
     /// is slow: b owns the disk by then and has just restarted, so it arrives while b's disk actor replays its journal
-    /// (IsOwner still false). It must be refused.</summary>
+    /// (IsOwner still false). It must be refused. (Since F3's fix the drop follows a's OutgoingStopped, which a gives
+    /// only if it is still outgoing by r1, i.e. before the handover; the drop is delayed past b's restart anyway.)</summary>
     public static SimOptions SameRelocationDropDuringRecovery() => Quiet(blocks: 64) with
     {
         Script =

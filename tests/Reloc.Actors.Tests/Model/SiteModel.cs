@@ -128,6 +128,10 @@ internal static class Paths
     public const string DropRefusedRecovering = "DropIncoming refused: the disk actor still recovers";
     public const string DropRefusedOwner = "DropIncoming refused: owned here";
     public const string StopRefusedFencing = "StopOutgoing refused: a fence is under way";
+    public const string StopRefusedFenced = "StopOutgoing refused: fenced (a copy about to own the disk is not dropped)";
+    public const string DropAfterStop = "a reconciler's drop sent only once the copy's source confirmed the stop";
+    public const string FreshJournal = "a copy created again for a relocation this site had before starts from a fresh journal";
+    public const string RefusedLeftoverCopy = "a relocation refused while another site still holds a copy";
 }
 
 /// <summary>
@@ -199,7 +203,8 @@ internal sealed class SiteModel(Sim sim, string name)
         sim.Guest.OnSiteCrash(Name);
     }
 
-    /// <summary>SiteActor's Recover handlers and RecoveryCompleted: replay, then export every disk.</summary>
+    /// <summary>SiteActor's Recover handlers and RecoveryCompleted: replay, then export every disk (subscribed to the
+    /// event stream before, so a disk actor that recovers complete reaches OnRelocationFinished).</summary>
     public void Restart()
     {
         Up = true;
@@ -436,13 +441,14 @@ internal sealed class SiteModel(Sim sim, string name)
     /// <summary>SiteActor: Command&lt;StopOutgoing&gt;</summary>
     private void OnStopOutgoing(StopOutgoing m, Addr sender)
     {
-        if (!State.TryGet(m.Disk, out var disk)) { Refuse(sender, $"no disk '{m.Disk}' on site {Name}"); return; }
+        if (!State.TryGet(m.Disk, out var disk)) { Reply(sender, new OutgoingStopped(m.Disk, m.Epoch, m.Relocation)); return; } // nothing here to stop
         // Not outgoing for this relocation (stopped already, never started, or another one): nothing to stop.
         if (disk.Phase == SiteDisk.Owned || (disk.Phase == SiteDisk.Outgoing && disk.Relocation != m.Relocation))
         { Reply(sender, new OutgoingStopped(m.Disk, m.Epoch, m.Relocation)); return; }
         if (disk.Phase != SiteDisk.Outgoing || Fencing.Contains(m.Disk))
         {
             if (Fencing.Contains(m.Disk)) sim.Stats.Hit(Paths.StopRefusedFencing);
+            else if (disk.Phase == SiteDisk.Fenced) sim.Stats.Hit(Paths.StopRefusedFenced);
             Refuse(sender, $"disk '{m.Disk}' is {(Fencing.Contains(m.Disk) ? "being fenced" : disk.Phase)} on site {Name}: past the handover");
             return;
         }
@@ -569,15 +575,25 @@ internal sealed class SiteModel(Sim sim, string name)
         if (m.Relocation.Length == 0) { Refuse(sender, "a relocation needs an id"); return; }
         if (sim.SiteOrNull(m.FromSite) is { } from && !(from.State.TryGet(m.Disk, out var fd) && fd.Phase == SiteDisk.Outgoing && fd.Peer == Name && fd.Relocation == m.Relocation))
             sim.Note($"{Name} prepares an incoming copy from {m.FromSite} for relocation {m.Relocation} while {m.FromSite} is not relocating it there by it");
-        if (DiskJournals.TryGetValue(JournalKey(m.Disk, m.Relocation), out var old) && old.Count > 0)
+        // The disk actor's journal key is fresh for every arrival (F12): a copy created again for a relocation this
+        // site had before (a late PrepareIncoming, a round of old answers) never replays the earlier copy's journal.
+        var journal = sim.NewJournal();
+        if (_journalsOf.TryGetValue(m.Relocation, out var earlier) && earlier.Any(k => DiskJournals.TryGetValue(k, out var j) && j.Count > 0))
+            sim.Stats.Hit(Paths.FreshJournal);
+        if (DiskJournals.TryGetValue(JournalKey(m.Disk, journal), out var old) && old.Count > 0)
             sim.Note($"{Name} prepares an incoming copy of relocation {m.Relocation} over the journal of an earlier copy ({old.Count} events) with a fresh, empty image");
-        Persist(new SiteEvents.IncomingAdded(m.Disk, m.Size, path, m.SourceUri, m.Epoch, m.FromSite, m.Relocation), e =>
+        Persist(new SiteEvents.IncomingAdded(m.Disk, m.Size, path, m.SourceUri, m.Epoch, m.FromSite, journal, m.Relocation), e =>
         {
             State.TryGet(e.Name, out var disk);
+            if (!_journalsOf.TryGetValue(e.Relocation, out var keys)) _journalsOf[e.Relocation] = keys = [];
+            keys.Add(JournalKey(e.Name, e.Journal));
             StartIncoming(disk!, m.Hybrid, m.Prefetch);
-            Reply(sender, new IncomingPrepared(e.Name, e.Epoch, e.Journal));
+            Reply(sender, new IncomingPrepared(e.Name, e.Epoch, e.Relocation));
         });
     }
+
+    /// <summary>For the checks: the journal keys of every copy this site created, by relocation.</summary>
+    private readonly Dictionary<string, List<string>> _journalsOf = new(StringComparer.Ordinal);
 
     /// <summary>SiteActor.StartIncoming: the disk actor's persistence id.</summary>
     private string JournalKey(string disk, string journal) => $"disk-{disk}-{Name}-{journal}";
