@@ -260,7 +260,11 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
         var now = DateTime.UtcNow;
         bool Stale(Flow f) => f.PhaseSince >= o.Asked || now - f.PhaseSince < _interval * 2;
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var d in Derive(o.Lists))
+        var derived = Derive(o.Lists);
+        // A drop waiting for a stop the sites no longer call for (the source refused, or it is over) is forgotten.
+        var wanted = derived.Select(d => d.Step).OfType<StopOutgoing>().Select(s => s.Relocation).ToHashSet(StringComparer.Ordinal);
+        foreach (var id in _dropsAfterStop.Keys.Where(id => !wanted.Contains(id)).ToList()) _dropsAfterStop.Remove(id);
+        foreach (var d in derived)
         {
             seen.Add(d.Info.Disk);
             if (d.Anomaly is not null) { _log.Warning("relocation of {0}: {1}", d.Info.Disk, d.Anomaly); continue; }

@@ -71,7 +71,7 @@ public static class Reconciler
             if (dest.Phase == SiteDisk.Incoming && dest.Relocation != relocation && !dest.Writable)
                 // A copy of another attempt is in the way: it goes first, then this one is prepared.
                 return new Derived(info with { Phase = Preparing }, source.Size, source.NbdUri,
-                    new StopOutgoing(dest.Name, dest.Epoch, dest.Relocation), source.Site, false, relocation, DropAt: dest.Site);
+                    new StopOutgoing(dest.Name, dest.Epoch, dest.Relocation), dest.Peer, false, relocation, DropAt: dest.Site);
             if (dest.Phase != SiteDisk.Incoming || dest.Relocation != relocation)
                 return new Derived(info with { Phase = Serving }, source.Size, source.NbdUri, null, null, false, relocation,
                     $"disk '{source.Name}' leaves {source.Site} by relocation {relocation} but {dest.Site} has it {dest.Phase} ({dest.Relocation})");
