@@ -93,3 +93,18 @@ public sealed class ReconcilerTests
     public void An_import_from_a_foreign_server_is_no_relocation() =>
         Assert.Empty(Reconciler.Derive([At("b", Disk("b", "incoming", 1, "", writable: true))]));
 }
+
+/// <summary>The source's block runs stay within one remoting frame, and never cover less than was written.</summary>
+public sealed class CoarsenTests
+{
+    [Fact]
+    public void Runs_are_merged_and_past_the_limit_joined_never_dropped()
+    {
+        Assert.Equal([(0L, 5L), (10L, 1L)], SiteActor.Coarsen([(3, 2), (0, 3), (10, 1), (4, 1)]));
+        var scattered = Enumerable.Range(0, 20_000).Select(i => ((long)i * 3, 1L)).ToList();
+        var coarse = SiteActor.Coarsen(scattered);
+        Assert.InRange(coarse.Count, 1, 4096);
+        foreach (var (first, _) in scattered)
+            Assert.Contains(coarse, r => r.First <= first && first < r.First + r.Count);
+    }
+}

@@ -23,6 +23,8 @@ public sealed class SiteClusterTests : IAsyncLifetime
         akka.cluster.roles = [site-{{(char)('a' + i)}}]
         reloc.site { name = site-{{(char)('a' + i)}}, data-dir = "{{Path.Combine(_dir, "site-" + i)}}", nbd.listen = "127.0.0.1:0" }
         reloc.management.listen = "127.0.0.1:0"
+        # site-c copies in 1 MiB blocks while sources report 64 KiB ones: invalidations must be converted.
+        {{(i == 2 ? "reloc.disk { block-size = 1MiB, prefetch-chunk = 1MiB }" : "")}}
         """);
 
     public async Task InitializeAsync()

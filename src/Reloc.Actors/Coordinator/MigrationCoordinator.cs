@@ -224,7 +224,7 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
         _flows[m.Disk] = flow;
         f.ReplyTo.Tell(new RelocationAccepted(m.Disk, flow.From, flow.To, flow.Epoch));
         // The source tracks writes before the destination copies anything, so no write escapes the invalidations.
-        SiteOf(flow.From).Tell(new StartOutgoing(flow.Disk, flow.To, flow.Epoch, 65536, flow.Relocation));
+        SiteOf(flow.From).Tell(new StartOutgoing(flow.Disk, flow.To, flow.Epoch, TrackingBlockSize, flow.Relocation));
     }
 
     private void SendPrepare(Flow f)
@@ -305,7 +305,7 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
         foreach (var f in _flows.Values.Where(f => f.Phase == Starting && !Stale(f)))
         {
             f.MoveTo(Starting);
-            SiteOf(f.From).Tell(new StartOutgoing(f.Disk, f.To, f.Epoch, 65536, f.Relocation));
+            SiteOf(f.From).Tell(new StartOutgoing(f.Disk, f.To, f.Epoch, TrackingBlockSize, f.Relocation));
         }
     }
 

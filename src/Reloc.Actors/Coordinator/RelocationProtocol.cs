@@ -28,6 +28,10 @@ public static class RelocationProtocol
     public sealed record DiskProgress(string Disk, string State, long LocalBytes, long TotalBytes, long FetchedBytes, long SkippedBytes,
         long WrittenBytes, long OnDemandFetches, long RateBps, int PrefetchWindow, bool PrefetchPaused) : IRelocMessage;
 
+    /// <summary>The unit of the block runs a source reports (invalidations, final dirty set), whatever block
+    /// size either site's relocation engine uses: the destination converts to its own.</summary>
+    public const int TrackingBlockSize = 65536;
+
     // ---- coordinator ↔ sites ----
     // Every step and every answer names its relocation (a fresh id per attempt, persisted at both sites):
     // a step or answer from an earlier attempt (cancelled, or sent by a coordinator since replaced) is

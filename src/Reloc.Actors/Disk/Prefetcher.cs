@@ -271,7 +271,7 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
             TokenLimit = (int)Math.Clamp(bytesPerSecond / 10, Math.Max(_settings.PrefetchChunkBytes, (int)(ChunkBlocks << _map.BlockShift)), int.MaxValue),
             TokensPerPeriod = (int)Math.Clamp(bytesPerSecond / 50, 1, int.MaxValue),
             ReplenishmentPeriod = TimeSpan.FromMilliseconds(20),
-            QueueLimit = _settings.MaxPrefetchWindow * _settings.PrefetchChunkBytes,
+            QueueLimit = (int)Math.Clamp((long)_settings.MaxPrefetchWindow * Math.Max(_settings.PrefetchChunkBytes, ChunkBlocks << _map.BlockShift), 1, int.MaxValue),
             QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
             AutoReplenishment = true,
         });

@@ -64,7 +64,8 @@ public sealed class RelocatingDisk(RawImage image, DiskState state, IActorRef di
 
     public ValueTask<IReadOnlyList<Extent>> GetExtentsAsync(long offset, long length, int maxExtents, CancellationToken ct) =>
         // Where blocks are missing the local image cannot tell; "data" is always a true answer.
-        map.AllLocal(offset, length)
+        // Before the handover a local copy may be older than the source: only the owner's holes are true.
+        state.IsOwner && map.AllLocal(offset, length)
             ? image.GetExtentsAsync(offset, length, maxExtents, ct)
             : ValueTask.FromResult<IReadOnlyList<Extent>>([new Extent(length, ExtentFlags.Data)]);
 

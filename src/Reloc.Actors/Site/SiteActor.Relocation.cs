@@ -37,6 +37,54 @@ public sealed partial class SiteActor
     private sealed record ClientsChanged(string Disk, int Count);
     private sealed record ImportProbed(SiteProtocol.CreateDisk Request, IActorRef ReplyTo, long Size, string ImagePath);
 
+    /// <summary>Most runs in one invalidation or final dirty set: 16 bytes each, so a message stays far below
+    /// Akka.Remote's frame size (128 000 bytes by default; a larger message would be dropped).</summary>
+    private const int MaxRuns = 4096;
+    private const int MaxUnacked = 64;
+
+    /// <summary>Sorted, merged runs; past <see cref="MaxRuns"/> the runs closest together are joined (more
+    /// blocks invalidated than written is safe: they are copied again; fewer would not be).</summary>
+    internal static List<(long First, long Count)> Coarsen(IEnumerable<(long First, long Count)> runs)
+    {
+        var merged = new List<(long First, long Count)>();
+        foreach (var (first, count) in runs.Where(r => r.Count > 0).OrderBy(r => r.First))
+        {
+            if (merged.Count > 0 && merged[^1].First + merged[^1].Count >= first)
+                merged[^1] = (merged[^1].First, Math.Max(merged[^1].First + merged[^1].Count, first + count) - merged[^1].First);
+            else merged.Add((first, count));
+        }
+        while (merged.Count > MaxRuns)
+        {
+            // Join neighbours whose gap is below the median gap: at least halves the count per pass.
+            var gaps = merged.Zip(merged.Skip(1), (a, b) => b.First - (a.First + a.Count)).Order().ToList();
+            long limit = gaps[gaps.Count / 2];
+            var joined = new List<(long First, long Count)> { merged[0] };
+            foreach (var run in merged.Skip(1))
+            {
+                var last = joined[^1];
+                if (run.First - (last.First + last.Count) <= limit) joined[^1] = (last.First, run.First + run.Count - last.First);
+                else joined.Add(run);
+            }
+            merged = joined;
+        }
+        return merged;
+    }
+
+    /// <summary>Sources track (and report) in <see cref="RelocationProtocol.TrackingBlockSize"/> units; this
+    /// site's block map may use another size: every local block a reported range touches.</summary>
+    private static IReadOnlyList<(long First, long Count)> ToLocalBlocks(IReadOnlyList<(long First, long Count)> runs, DiskState state)
+    {
+        const long unit = RelocationProtocol.TrackingBlockSize;
+        int shift = state.Map.BlockShift;
+        if (1L << shift == unit) return runs;
+        return runs.Select(r =>
+        {
+            long first = r.First * unit >> shift;
+            long end = ((r.First + r.Count) * unit + (1L << shift) - 1) >> shift;
+            return (first, end - first);
+        }).ToList();
+    }
+
     /// <summary>An unacknowledged invalidation is sent again after this (the destination may have restarted).</summary>
     private static readonly TimeSpan Resend = TimeSpan.FromSeconds(1);
     private readonly Dictionary<string, Incoming> _incoming = new(StringComparer.Ordinal);
@@ -64,7 +112,7 @@ public sealed partial class SiteActor
         {
             if (!IsArriving(m.Disk, m.Relocation, out var d)) { Sender.Tell(new SiteProtocol.Refused($"no disk '{m.Disk}' arriving at site {_settings.Name} by relocation {m.Relocation}")); return; }
             var replyTo = Sender;
-            d.Disk.Ask<object>(new VirtualDiskProtocol.Invalidate(m.Epoch, m.Blocks), TimeSpan.FromSeconds(30))
+            d.Disk.Ask<object>(new VirtualDiskProtocol.Invalidate(m.Epoch, ToLocalBlocks(m.Blocks, d.State)), TimeSpan.FromSeconds(30))
                 .PipeTo(replyTo, success: r => r is VirtualDiskProtocol.Invalidated ? new InvalidatedAt(m.Disk, m.Epoch, m.Seq, m.Relocation) : new SiteProtocol.Refused($"invalidation refused: {r}"));
         });
         Command<TakeOwnershipAt>(m =>
@@ -72,7 +120,7 @@ public sealed partial class SiteActor
             if (!IsArriving(m.Disk, m.Relocation, out var d)) { Sender.Tell(new SiteProtocol.Refused($"no disk '{m.Disk}' arriving at site {_settings.Name} by relocation {m.Relocation}")); return; }
             if (m.NewEpoch != d.Epoch + 1) { Sender.Tell(new SiteProtocol.Refused($"disk '{m.Disk}' arrives at epoch {d.Epoch}: ownership at {m.NewEpoch} refused")); return; }
             var replyTo = Sender;
-            d.Disk.Ask<object>(new VirtualDiskProtocol.TakeOwnership(m.NewEpoch, m.FinalDirty), TimeSpan.FromSeconds(30))
+            d.Disk.Ask<object>(new VirtualDiskProtocol.TakeOwnership(m.NewEpoch, ToLocalBlocks(m.FinalDirty, d.State)), TimeSpan.FromSeconds(30))
                 .PipeTo(replyTo, success: r => r is VirtualDiskProtocol.OwnershipConfirmed ? new OwnershipMoved(m.Disk, m.NewEpoch, m.Relocation) : new SiteProtocol.Refused($"ownership refused: {r}"));
             d.Disk.Tell(new VirtualDiskProtocol.ResumePrefetch());
             _handoverWanted.Remove(m.Disk);
@@ -132,6 +180,14 @@ public sealed partial class SiteActor
             }
             var fresh = owned.DrainDirty();
             if (fresh.Count == 0) return;
+            if (o.Unacked.Count >= MaxUnacked)
+            {
+                // The destination is not answering: fold everything pending into one message (bounded memory, and
+                // one resend a second instead of thousands).
+                fresh = Coarsen(o.Unacked.Values.SelectMany(u => u.Runs).Concat(fresh));
+                o.Unacked.Clear();
+            }
+            else fresh = Coarsen(fresh);
             o.Seq++;
             o.Unacked[o.Seq] = (fresh, now);
             destination.Tell(new InvalidateAt(o.Disk, o.Epoch, o.Seq, fresh, o.Relocation));
@@ -143,7 +199,8 @@ public sealed partial class SiteActor
         Command<ClientsChanged>(m =>
         {
             if (_outgoing.ContainsKey(m.Disk) || _incoming.ContainsKey(m.Disk))
-                Coordinator.Tell(new GuestClients(m.Disk, _settings.Name, m.Count));
+                // The count now, read here: events from the data path may arrive out of order.
+                Coordinator.Tell(new GuestClients(m.Disk, _settings.Name, GuestClientsOf(m.Disk)));
         });
         Command<StopOutgoing>(m =>
         {
@@ -176,16 +233,19 @@ public sealed partial class SiteActor
         Command<FenceDone>(done =>
         {
             var m = done.Request;
-            _fencing.Remove(m.Disk);
-            if (!_images.TryGetValue(m.Disk, out var owned) || !_state.TryGet(m.Disk, out var disk) || disk.Phase != SiteDisk.Outgoing) return;
+            // Only the fence this incarnation started, on the device it fenced (after a restart the disk has a
+            // new, unfenced device: recording it as fenced would leave two writers).
+            if (!_fencing.Remove(m.Disk)) return;
+            if (!_images.TryGetValue(m.Disk, out var owned) || !owned.IsFenced || !_state.TryGet(m.Disk, out var disk) || disk.Phase != SiteDisk.Outgoing) return;
             if (done.Error is not null)
             {
                 owned.Unfence(); // still the owner: the guest may go on writing here
                 done.ReplyTo.Tell(new SiteProtocol.Refused($"fencing {m.Disk} failed: {done.Error}"));
                 return;
             }
-            var final = owned.DrainDirty();
-            if (_outgoing.TryGetValue(m.Disk, out var o)) foreach (var (runs, _) in o.Unacked.Values) final.AddRange(runs);
+            var drained = owned.DrainDirty();
+            if (_outgoing.TryGetValue(m.Disk, out var o)) foreach (var (runs, _) in o.Unacked.Values) drained.AddRange(runs);
+            var final = Coarsen(drained);
             Persist(new SiteEvents.DiskFenced(m.Disk, m.NewEpoch, disk.Peer, final, m.Relocation), e =>
             {
                 _state.Apply(e);
@@ -260,12 +320,23 @@ public sealed partial class SiteActor
             else Sender.Tell(new SiteProtocol.Refused($"disk '{m.Disk}' already exists on site {_settings.Name}"));
             return;
         }
-        var path = ImagePathOf(m.Disk);
-        if (File.Exists(path)) File.Delete(path);
-        Directory.CreateDirectory(_settings.DataDir);
-        RawImage.Create(path, m.Size).Dispose();
-        var replyTo = Sender;
         if (m.Relocation.Length == 0) { Sender.Tell(new SiteProtocol.Refused("a relocation needs an id")); return; }
+        if (_creating.Contains(m.Disk)) { Sender.Tell(new SiteProtocol.Refused($"disk '{m.Disk}' is being created on site {_settings.Name}")); return; }
+        var path = ImagePathOf(m.Disk);
+        try
+        {
+            if (File.Exists(path)) File.Delete(path);
+            Directory.CreateDirectory(_settings.DataDir);
+            RawImage.Create(path, m.Size).Dispose();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // A full or read-only disk refuses this relocation; it must not restart the site (and its other disks).
+            _log.Error(ex, "cannot create the image of arriving disk {0} at {1}", m.Disk, path);
+            Sender.Tell(new SiteProtocol.Refused($"site {_settings.Name} cannot create disk '{m.Disk}': {ex.Message}"));
+            return;
+        }
+        var replyTo = Sender;
         Persist(new SiteEvents.IncomingAdded(m.Disk, m.Size, path, m.SourceUri, m.Epoch, m.FromSite, Guid.NewGuid().ToString("N"), m.Relocation), e =>
         {
             _state.Apply(e);

@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Reloc.Actors.Coordinator;
 using Akka.Event;
 using Akka.Persistence;
 using Reloc.Nbd.Server;
@@ -147,7 +148,7 @@ public sealed partial class SiteActor : ReceivePersistentActor, IWithTimers
         }
     }
 
-    private const int DefaultBlockSize = 65536;
+    private const int DefaultBlockSize = RelocationProtocol.TrackingBlockSize;
 
     private string ImagePathOf(string disk) => Path.Combine(_settings.DataDir, disk + ".img");
 

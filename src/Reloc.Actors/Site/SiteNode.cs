@@ -70,6 +70,8 @@ public sealed class SiteNode : IAsyncDisposable
     {
         var config = Configure(site);
         var settings = SiteSettings.From(config);
+        // A bad reloc.disk section fails here, at start, not when the first disk arrives.
+        RelocConfig.DiskSettings(config).Validate();
         Directory.CreateDirectory(settings.DataDir);
         var catalog = new ExportCatalog();
         var nbd = new NbdServer(catalog, null, loggers);
