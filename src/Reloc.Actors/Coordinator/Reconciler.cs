@@ -75,8 +75,9 @@ public static class Reconciler
             if (dest.Phase != SiteDisk.Incoming || dest.Relocation != relocation)
                 return new Derived(info with { Phase = Serving }, source.Size, source.NbdUri, null, null, false, relocation,
                     $"disk '{source.Name}' leaves {source.Site} by relocation {relocation} but {dest.Site} has it {dest.Phase} ({dest.Relocation})");
-            // As at the start: a source without guests (idle, or its VM moved or stopped) hands over.
-            bool trigger = dest.HandoverWanted || source.Clients == 0;
+            // Not "the source has no guests" alone: a source that just restarted has none until its VM
+            // reconnects, and fencing it then fails the VM's writes (the multi-process test caught this).
+            bool trigger = dest.HandoverWanted || (source.Clients == 0 && dest.Clients > 0);
             return new Derived(info with { Phase = Serving }, source.Size, source.NbdUri, null, null, trigger, relocation);
         }
         // Fenced: the destination owns NewEpoch = source.Epoch, or is about to.
