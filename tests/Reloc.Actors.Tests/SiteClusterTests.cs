@@ -152,8 +152,7 @@ public sealed class SiteClusterTests : IAsyncLifetime
         var content = Tool.RandomBytes(8 << 20, 22);
         var a = _nodes[0];
         var created = await SeedDiskAsync(a, "vm3", content);
-        await using var atSource = await Nbd.Client.NbdClient.ConnectAsync(Nbd.Client.NbdClientOptions.FromUri(created.NbdUri));
-        await atSource.ReadAsync(0, new byte[512]); // in transmission: the source has a client, no idle handover
+        await using var atSource = await GuestAtAsync(created.NbdUri);
         var accepted = await _nodes[1].Coordinator.Ask<object>(new Coordinator.RelocationProtocol.Relocate("vm3", "site-c", Hybrid: true), TimeSpan.FromSeconds(20));
         Assert.True(accepted is Coordinator.RelocationProtocol.RelocationAccepted, $"refused: {accepted}");
         var destUri = $"nbd://127.0.0.1:{_nodes[2].NbdEndPoint.Port}/vm3";
@@ -200,8 +199,7 @@ public sealed class SiteClusterTests : IAsyncLifetime
     {
         var content = Tool.RandomBytes(4 << 20, 31);
         var created = await SeedDiskAsync(_nodes[0], "vm4", content);
-        await using var atSource = await Nbd.Client.NbdClient.ConnectAsync(Nbd.Client.NbdClientOptions.FromUri(created.NbdUri));
-        await atSource.ReadAsync(0, new byte[512]); // a guest at the source: no idle handover
+        await using var atSource = await GuestAtAsync(created.NbdUri);
         Assert.IsType<Coordinator.RelocationProtocol.RelocationAccepted>(
             await _nodes[1].Coordinator.Ask<object>(new Coordinator.RelocationProtocol.Relocate("vm4", "site-b", Hybrid: true), TimeSpan.FromSeconds(20)));
         // Pre-copy until the destination holds every block, while the source still owns the disk.
@@ -226,8 +224,7 @@ public sealed class SiteClusterTests : IAsyncLifetime
         var content = Tool.RandomBytes(4 << 20, 32);
         var a = _nodes[0];
         var created = await SeedDiskAsync(a, "vm5", content);
-        await using var atSource = await Nbd.Client.NbdClient.ConnectAsync(Nbd.Client.NbdClientOptions.FromUri(created.NbdUri));
-        await atSource.ReadAsync(0, new byte[512]);
+        await using var atSource = await GuestAtAsync(created.NbdUri);
         var coordinator = _nodes[1].Coordinator;
         Assert.IsType<Coordinator.RelocationProtocol.RelocationAccepted>(await coordinator.Ask<object>(
             new Coordinator.RelocationProtocol.Relocate("vm5", "site-c", Hybrid: true, RateBytesPerSecond: 1_000_000), TimeSpan.FromSeconds(20)));
@@ -284,6 +281,14 @@ public sealed class SiteClusterTests : IAsyncLifetime
         Assert.Equal(Tool.Sha256Of(File.ReadAllBytes(file)), Tool.Sha256(file)); // the foreign copy is only read
         var refused = await site.Site.Ask<object>(new CreateDisk("imp2", 0, "nbd://127.0.0.1:1/none"), TimeSpan.FromSeconds(30));
         Assert.Contains("cannot import", Assert.IsType<Refused>(refused).Reason);
+    }
+
+    /// <summary>A guest connected and past the handshake: the disk has a client, so it is not idle (no immediate handover).</summary>
+    private static async Task<Nbd.Client.NbdClient> GuestAtAsync(string uri)
+    {
+        var client = await Nbd.Client.NbdClient.ConnectAsync(Nbd.Client.NbdClientOptions.FromUri(uri));
+        await client.ReadAsync(0, new byte[512]);
+        return client;
     }
 
     private static async Task AwaitAsync(Func<Task<bool>> condition)

@@ -4,13 +4,7 @@ namespace Reloc.Cli.Tests;
 
 internal static class TestHost
 {
-    /// <summary>The test host keeps pool threads blocked (vstest, the xunit adapter); on two cores that is
-    /// the pool's whole minimum, and the tests' own waits would queue behind the starvation detector.</summary>
+    /// <summary>Thread-pool headroom for the code under test (see <see cref="Reloc.Testing.PoolHeadroom"/>).</summary>
     [ModuleInitializer]
-    internal static void EnsurePoolHeadroom()
-    {
-        ThreadPool.GetMinThreads(out var workers, out var io);
-        int wanted = Environment.ProcessorCount * 4 + 4;
-        if (workers < wanted) ThreadPool.SetMinThreads(wanted, Math.Max(io, wanted));
-    }
+    internal static void EnsurePoolHeadroom() => Reloc.Testing.PoolHeadroom.Ensure();
 }
