@@ -32,7 +32,7 @@ internal sealed partial class DiskActorModel
         public bool Done { get; set; }
     }
 
-    private sealed record FetchInFlight(long First, long Count, bool Prefetch, int[] InvalidationsAtIssue);
+    private sealed record FetchInFlight(long First, long Count, bool Prefetch, int[] InvalidationsAtIssue, bool Zero = false);
 
     private const int PrefetchWindow = 2, PrefetchChunkBlocks = 2;
     private const long ZeroWorkCap = 16384;
@@ -50,6 +50,8 @@ internal sealed partial class DiskActorModel
     private readonly List<Waiter> _waiters = [];
     private readonly Dictionary<int, FetchInFlight> _fetches = [];
     private readonly int[] _invalidations; // per block: how many invalidations the disk applied (invariant 3)
+    private readonly SourceZeros _zeros; // the production core: what this copy knows of the source's holes
+    private readonly HashSet<long> _scansInFlight = [];
     private List<DiskEvents.BlocksLanded>? _syncingBatch;
     private List<DiskEvents.BlocksLanded> _pending = [];
     private List<Action> _syncWaiters = [];
@@ -71,6 +73,7 @@ internal sealed partial class DiskActorModel
         _prefetchEnabled = prefetch;
         State = new DiskState(sim.O.Blocks * (long)Sim.BlockSize, Sim.BlockSize, owner: false);
         _invalidations = new int[sim.O.Blocks];
+        _zeros = new SourceZeros(sim.O.Blocks);
         _lastPersist = sim.Now;
     }
 
@@ -152,7 +155,47 @@ internal sealed partial class DiskActorModel
             return;
         }
         StartTick();
+        if (_prefetchEnabled) ScanSource([(0, Map.BlockCount)]);
         CheckComplete();
+    }
+
+    /// <summary>VirtualDiskActor.ScanSource → Prefetcher.ScanAsync: BLOCK_STATUS on the source's peer export,
+    /// answered with what its image holds when the request arrives (any moment relative to the guest's writes).
+    /// The NBD client retries a request its connection lost: the scan is sent again until answered.</summary>
+    private void ScanSource(IReadOnlyList<(long First, long Count)> ranges)
+    {
+        long id = _zeros.BeginScan(ranges);
+        _scansInFlight.Add(id);
+        var self = _site.Name;
+        void Send()
+        {
+            if (!Alive || Complete || !_scansInFlight.Contains(id)) return;
+            _sim.Send(self, _source, $"NBD block status {Sim.DiskName}@peer {Sim.Runs(ranges)}", () =>
+            {
+                var source = _sim.SiteOrNull(_source);
+                var zeros = source?.ServePeerZeros(Name, ranges);
+                if (zeros is null) return; // no answer: the client retries
+                if (!source!.Tracks(Name, self, Relocation)) CopiedUntracked = true;
+                _sim.Send(_source, self, $"NBD zero extents {Sim.Runs(zeros)}", () => Tell(() => OnSourceZero(id, zeros)), nbd: true);
+            }, nbd: true);
+            _sim.After(Sim.MissTimeoutMs, Send);
+        }
+        Send();
+    }
+
+    /// <summary>VirtualDiskActor: Command&lt;SourceZero&gt;</summary>
+    private void OnSourceZero(long id, IReadOnlyList<(long First, long Count)> zeros)
+    {
+        if (Complete || !_scansInFlight.Remove(id)) return;
+        _zeros.ScanCompleted(id, zeros);
+        RescanIfWorthIt();
+        PumpPrefetch(); // work deferred until the first scan answered
+    }
+
+    /// <summary>VirtualDiskActor.RescanIfWorthIt</summary>
+    private void RescanIfWorthIt()
+    {
+        if (_prefetchEnabled && _zeros.Rescan() is { } ranges) ScanSource(ranges);
     }
 
     private void StartTick()
@@ -261,7 +304,7 @@ internal sealed partial class DiskActorModel
                 for (long b = first; b < first + count; b++)
                     if (_invalidations[b] != m.InvalidationsAtIssue[b - m.First])
                         throw new ModelViolation("3 stale fetch", $"at {_site.Name}: block {b} fetched before an invalidation becomes local after it ({Describe()})");
-                Land(first, count, LandKind.Fetched);
+                Land(first, count, m.Zero ? LandKind.Skipped : LandKind.Fetched);
             }
     }
 
@@ -282,18 +325,32 @@ internal sealed partial class DiskActorModel
         return false;
     }
 
-    /// <summary>The Prefetcher asking for work (RequestWork → VirtualDiskActor.OnRequestWork) while its window has room.</summary>
+    /// <summary>The Prefetcher asking for work (RequestWork → VirtualDiskActor.OnRequestWork) while its window has
+    /// room; the disk answers only once the source's holes are known, and hands known-zero runs out to be punched.</summary>
     private void PumpPrefetch()
     {
-        while (_prefetchEnabled && !_prefetchPaused && !Complete && !Recovering && Alive && _prefetchInFlight < PrefetchWindow)
+        while (_prefetchEnabled && !_prefetchPaused && !Complete && !Recovering && Alive && _prefetchInFlight < PrefetchWindow && _zeros.FirstScanDone)
         {
             var run = Map.NextRun(_cursor, BlockState.Remote, ZeroWorkCap);
             if (run is null) return;
-            var (first, count) = (run.Value.First, Math.Min(run.Value.Count, PrefetchChunkBlocks));
+            var (first, count, zero) = _zeros.Classify(run.Value.First, run.Value.Count);
+            if (!zero) count = Math.Min(count, PrefetchChunkBlocks);
             Map.Set(first, count, BlockState.Fetching);
             _cursor = first + count;
-            StartFetch(first, count, prefetch: true);
+            if (zero) PunchZeros(first, count);
+            else StartFetch(first, count, prefetch: true);
         }
+    }
+
+    /// <summary>Prefetcher.CopyAsync of a zero work item: punch the image (nothing read from the source), then Landed.</summary>
+    private void PunchZeros(long first, long count)
+    {
+        int id = ++_fetchIds;
+        var snapshot = new int[count];
+        for (long i = 0; i < count; i++) snapshot[i] = _invalidations[first + i];
+        _fetches[id] = new FetchInFlight(first, count, true, snapshot, Zero: true);
+        _prefetchInFlight++;
+        _sim.After(1 + _sim.Rng.Next(5), () => FetchDone(id, new int[count]));
     }
 
     /// <summary>VirtualDiskActor.OnInvalidate</summary>
@@ -351,10 +408,14 @@ internal sealed partial class DiskActorModel
                 if (Map[b] == BlockState.Fetching && !_reserved.Contains(b)) _staleFetches.Add(b);
             }
             foreach (var (lf, lc) in Map.Runs(f, end - f, BlockState.Local).ToList()) Map.Set(lf, lc, BlockState.Remote);
+            long known = _zeros.KnownBlocks;
+            _zeros.Written(f, end - f);
+            if (_zeros.KnownBlocks < known) _sim.Stats.Hit(Paths.HoleWritten);
             Strip(_pending, f, end - f);
             if (_syncingBatch is not null) Strip(_syncingBatch, f, end - f);
             events.Add(new DiskEvents.BlocksInvalidated(f, end - f));
         }
+        RescanIfWorthIt();
         return events;
     }
 
@@ -477,6 +538,7 @@ internal sealed partial class DiskActorModel
         State.Apply(e);
         Complete = true; // fetcher and prefetcher stopped, tick cancelled, Become(Complete)
         _sim.Stats.Completions++;
+        _sim.CheckCompleteCopy(_site.Name, Image);
         if (_sim.Tracing) _sim.Trace($"  {_site.Name} disk {Name} complete");
         _sim.O.AfterDiskComplete?.Invoke(_sim, _site);
         PublishRelocationFinished();

@@ -112,11 +112,11 @@ internal sealed class Guest(Sim sim, int blocks)
 
     public string? At { get; private set; }
     public HashSet<string> Connected { get; } = new(StringComparer.Ordinal);
-    public int[] LastIssued { get; } = Enumerable.Repeat(1, blocks).ToArray();
+    public int[] LastIssued { get; } = Enumerable.Range(0, blocks).Select(sim.O.InitialVersion).ToArray();
     /// <summary>The last acknowledged version of each block (which reads must not go below).</summary>
-    public int[] Acked { get; } = Enumerable.Repeat(1, blocks).ToArray();
+    public int[] Acked { get; } = Enumerable.Range(0, blocks).Select(sim.O.InitialVersion).ToArray();
     /// <summary>The last version of each block acknowledged before an acknowledged FLUSH at the same site.</summary>
-    public int[] Flushed { get; } = Enumerable.Repeat(1, blocks).ToArray();
+    public int[] Flushed { get; } = Enumerable.Range(0, blocks).Select(sim.O.InitialVersion).ToArray();
     private readonly Dictionary<string, Dictionary<int, int>> _unflushed = new(StringComparer.Ordinal);
     private Op? _pending;
     private int _ids;

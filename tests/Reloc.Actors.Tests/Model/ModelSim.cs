@@ -37,6 +37,12 @@ internal sealed record SimOptions
     /// <summary>How often the operator starts a relocation when none is under way.</summary>
     public int RelocateEveryMs { get; init; } = 3_000;
 
+    /// <summary>Blocks that are holes in the initial image (a sparse disk: version 0, reported zero by BLOCK_STATUS).</summary>
+    public IReadOnlySet<int> Holes { get; init; } = new HashSet<int>();
+
+    /// <summary>The initial image: version 1 where it holds data, 0 in its holes.</summary>
+    public int InitialVersion(int block) => Holes.Contains(block) ? 0 : 1;
+
     /// <summary>The VM migrates (as QEMU does) when a relocation of its disk is under way.</summary>
     public bool GuestMigrates { get; init; } = true;
 
@@ -73,22 +79,34 @@ internal sealed record SimOptions
             CancelAtEnd = r.Next(3) == 0,
             GuestThinkMs = 10 + r.Next(60),
             RelocateEveryMs = 500 + r.Next(4000),
+            Holes = DrawHoles(seed),
         };
+    }
+
+    /// <summary>Half the seeds start from a sparse disk, each block a hole with even chance (a generator of its
+    /// own, so the other options of a seed stay what they were).</summary>
+    private static HashSet<int> DrawHoles(int seed)
+    {
+        var r = new Random(unchecked(seed * 31 + 5));
+        return r.Next(2) == 0 ? [] : Enumerable.Range(0, 6).Where(_ => r.Next(2) == 0).ToHashSet();
     }
 
     public override string ToString() =>
         $"sites={Sites} blocks={Blocks} fifo={FifoPerPair} drop={Drop:0.###} dup={Duplicate:0.###} long={LongDelay:0.###} " +
-        $"crash/s={CrashPerSecond:0.###} failover/s={FailoverPerSecond:0.###} partition/s={PartitionPerSecond:0.###} zombies={Zombies} cancelAtEnd={CancelAtEnd}";
+        $"crash/s={CrashPerSecond:0.###} failover/s={FailoverPerSecond:0.###} partition/s={PartitionPerSecond:0.###} zombies={Zombies} cancelAtEnd={CancelAtEnd}" +
+        $" holes=[{string.Join(",", Holes.Order())}]";
 }
 
 /// <summary>Disk content as block versions: the guest's n-th write of a block carries version n+1 (the
 /// initial image is version 1 everywhere; a freshly created, empty image reads as version 0).</summary>
-internal sealed class Image(int blocks, int initial)
+internal sealed class Image(int[] initial)
 {
+    public Image(int blocks, int initial) : this(Enumerable.Repeat(initial, blocks).ToArray()) { }
+
     /// <summary>What a read sees (page cache).</summary>
-    public int[] Volatile { get; } = Enumerable.Repeat(initial, blocks).ToArray();
+    public int[] Volatile { get; } = initial.ToArray();
     /// <summary>What survives a crash (written back by fdatasync only).</summary>
-    public int[] Durable { get; } = Enumerable.Repeat(initial, blocks).ToArray();
+    public int[] Durable { get; } = initial.ToArray();
     public void Sync() => Array.Copy(Volatile, Durable, Volatile.Length);
     public void Crash() => Array.Copy(Durable, Volatile, Volatile.Length);
 }
@@ -487,6 +505,16 @@ internal sealed partial class Sim
     }
 
     private readonly List<ModelViolation> _stale = [];
+
+    /// <summary>(4) When a copy completes (every block local, this site the owner), each of its blocks holds the
+    /// guest's last acknowledged write of it, wherever that write was made: nothing the source knew is lost.</summary>
+    public void CheckCompleteCopy(string site, Image image)
+    {
+        var lost = Enumerable.Range(0, O.Blocks).Where(b => image.Volatile[b] < Guest.Acked[b])
+            .Select(b => $"block {b} holds v{image.Volatile[b]}, v{Guest.Acked[b]} was acknowledged").ToList();
+        if (lost.Count > 0)
+            throw new ModelViolation("4 complete copy", $"{site} completed its copy without the guest's last writes: {string.Join("; ", lost)}: {Describe()}");
+    }
 
     private void FinalCheck()
     {

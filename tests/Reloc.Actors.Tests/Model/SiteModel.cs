@@ -44,11 +44,11 @@ internal sealed partial class SiteModel(Sim sim, string name)
         Inc = 1;
     }
 
-    /// <summary>SiteActor.OnCreate + Prepared: the image first (here: every block at version 1, durable), then the event.</summary>
+    /// <summary>SiteActor.OnCreate + Prepared: the image first (version 1 where it holds data, 0 in its holes, durable), then the event.</summary>
     public void CreateInitialDisk(string disk, int blocks)
     {
         var path = ImagePathOf(Name, disk);
-        Images[path] = new Image(blocks, initial: 1);
+        Images[path] = new Image(Enumerable.Range(0, blocks).Select(sim.O.InitialVersion).ToArray());
         Persist(new SiteEvents.DiskAdded(disk, blocks * (long)Sim.BlockSize, path, 1), e => Export(new SiteDisk(e.Name, e.Size, e.ImagePath, e.Epoch)));
     }
 
@@ -405,6 +405,22 @@ internal sealed partial class SiteModel(Sim sim, string name)
         var data = new int[count];
         for (long i = 0; i < count; i++) data[i] = owned.Image.Volatile[first + i];
         return data;
+    }
+
+    /// <summary>NBD BLOCK_STATUS on the peer export (RawImage's SEEK_HOLE): the runs of blocks within <paramref name="ranges"/>
+    /// that read as zeros now (version 0: a hole never written, or punched); null when not served here.</summary>
+    public List<(long First, long Count)>? ServePeerZeros(string disk, IReadOnlyList<(long First, long Count)> ranges)
+    {
+        if (!Up || !Owned.TryGetValue(disk, out var owned)) return null;
+        var zeros = new List<(long First, long Count)>();
+        foreach (var (first, count) in ranges)
+            for (long b = first; b < first + count; b++)
+                if (owned.Image.Volatile[b] == 0)
+                {
+                    if (zeros.Count > 0 && zeros[^1].First + zeros[^1].Count == b) zeros[^1] = (zeros[^1].First, zeros[^1].Count + 1);
+                    else zeros.Add((b, 1));
+                }
+        return zeros;
     }
 
     /// <summary>Whether every write the guest makes here from now on reaches <paramref name="destination"/> (as an
