@@ -5,9 +5,10 @@ using Reloc.Nbd.Client;
 namespace Reloc.Cli.Demo;
 
 /// <summary>
-/// A guest-like NBD workload at queue depth 1: random 4 KiB reads and writes, a FLUSH after every
-/// fourth write, paced to a target rate. It keeps its own model of the disk's content: the initial data
-/// plus every write the server acknowledged, checks every read against it, and can move to another
+/// A guest-like NBD workload at queue depth 1: random 4 KiB reads and writes anywhere on the disk (its
+/// holes included), a FLUSH after every fourth write, paced to a target rate. It keeps its own model of
+/// the disk's content: the initial data plus every write the server acknowledged, checks every read
+/// against it, and can move to another
 /// connection between two requests (a VM migrating: the new connection opens first, the old one flushes
 /// and closes at the switch-over).
 /// </summary>
@@ -17,6 +18,7 @@ internal sealed class GuestWorkload
     private const int WritesPerFlush = 4;
 
     private readonly byte[] _model;
+    private readonly SparseDisk _disk;
     private readonly Random _rng;
     private readonly double _opsPerSecond;
     private readonly object _lock = new();
@@ -29,10 +31,13 @@ internal sealed class GuestWorkload
     private volatile bool _relocationComplete;
     private long _ops, _reads, _writes, _flushes, _mismatches, _writeBytes;
     private readonly Dictionary<string, long> _opsAt = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _holeWritesAt = new(StringComparer.Ordinal); // writes into blocks that were holes at the start
 
-    public GuestWorkload(byte[] model, NbdClient client, string site, double opsPerSecond, int seed)
+    /// <param name="disk">its initial content becomes the workload's model (and changes with every write).</param>
+    public GuestWorkload(SparseDisk disk, NbdClient client, string site, double opsPerSecond, int seed)
     {
-        _model = model;
+        _disk = disk;
+        _model = disk.Model;
         _client = client;
         _site = site;
         _opsPerSecond = opsPerSecond;
@@ -48,6 +53,7 @@ internal sealed class GuestWorkload
     public long Reads => Interlocked.Read(ref _reads);
     public long WriteBytes => Interlocked.Read(ref _writeBytes);
     public IReadOnlyDictionary<string, long> OpsAt { get { lock (_lock) return new Dictionary<string, long>(_opsAt); } }
+    public IReadOnlyDictionary<string, long> HoleWritesAt { get { lock (_lock) return new Dictionary<string, long>(_holeWritesAt); } }
 
     /// <summary>From now on reads at the destination count as reads of a fully relocated disk.</summary>
     public void RelocationCompleted() => _relocationComplete = true;
@@ -80,7 +86,7 @@ internal sealed class GuestWorkload
         var at = OpsAt;
         var parts = string.Join(", ", at.Select(kv => $"{kv.Value} at {kv.Key}"));
         var slow = during.Count == 0 ? "" : $"; reads at the destination while relocating: {during.Count}, median {Fmt.Ms(Percentile(during, 50))}";
-        return $"guest at {_site}: {Ops} ops ({parts}), {Writes} writes, {Flushes} flushes, {Mismatches} read mismatches{slow}";
+        return $"guest at {_site}: {Ops} ops ({parts}), {Writes} writes ({HoleWritesAt.Values.Sum()} into holes), {Flushes} flushes, {Mismatches} read mismatches{slow}";
     }
 
     /// <summary>Runs until <paramref name="ct"/> is cancelled, which stops it between two requests (a request is
@@ -133,6 +139,7 @@ internal sealed class GuestWorkload
                     buffer.AsSpan().CopyTo(_model.AsSpan((int)offset, BlockSize));
                     Interlocked.Increment(ref _writes);
                     Interlocked.Add(ref _writeBytes, BlockSize);
+                    if (_disk.WasHole(offset)) lock (_lock) _holeWritesAt[_site] = _holeWritesAt.GetValueOrDefault(_site) + 1;
                     if (++writesSinceFlush == WritesPerFlush)
                     {
                         await client.FlushAsync();
