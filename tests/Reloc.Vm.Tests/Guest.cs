@@ -149,18 +149,20 @@ public sealed class Guest
     /// <summary>
     /// Compares a final image with what the guest's pattern predicts. The serial log proves k = 1..lastK
     /// were written, flushed and verified; a stop may have caught k = lastK+1 written but not yet printed,
-    /// so exactly one of the two predictions must match, byte for byte over the whole image.
+    /// so exactly one of the two predictions must match, byte for byte over the whole image. When neither
+    /// does, the differences are those from the closer one.
     /// </summary>
     public ImageCheck Check(byte[] actual, int lastK)
     {
         var sha = Convert.ToHexString(SHA256.HashData(actual));
         foreach (var k in new[] { lastK, lastK + 1 })
             if (Matches(actual, k)) return new ImageCheck(true, k, sha, "");
-        return new ImageCheck(false, -1, sha, Describe(actual, lastK));
+        var (_, differences) = new[] { Describe(actual, lastK), Describe(actual, lastK + 1) }.MinBy(d => d.Differing);
+        return new ImageCheck(false, -1, sha, differences);
     }
 
     /// <summary>What differs from the prediction for lastK: sectors outside the slots, and slots holding another k or zeros.</summary>
-    private string Describe(byte[] actual, int lastK)
+    private (int Differing, string Text) Describe(byte[] actual, int lastK)
     {
         var sb = new StringBuilder();
         if (actual.Length != DiskSize) sb.AppendLine($"image is {actual.Length} bytes, not {DiskSize}");
@@ -187,8 +189,8 @@ public sealed class Guest
             }
             else sb.AppendLine($"sector {sector} (outside the slots) differs");
         }
-        sb.Insert(0, $"{differing} sectors in {blocks.Count} blocks differ from the prediction for last k={lastK} (and k={lastK + 1}); {zeros} of them hold zeros:\n");
-        return sb.ToString();
+        sb.Insert(0, $"{differing} sectors in {blocks.Count} blocks differ from the prediction for last k={lastK}; {zeros} of them hold zeros:\n");
+        return (differing, sb.ToString());
     }
 
     private static bool IsPattern(ReadOnlySpan<byte> sector, int k)
