@@ -18,8 +18,8 @@ namespace Reloc.Vm.Tests;
 /// </remarks>
 public sealed class Guest
 {
-    /// <summary>Slots the guest cycles through (a power of two). At ~150-270 rounds a second under TCG a
-    /// migration test writes a tenth of them before the relocation starts, and wraps around once at the end.</summary>
+    /// <summary>Slots the guest cycles through (a power of two). A migration test (150-270 rounds a second under
+    /// TCG) writes into a tenth of the blocks before the relocation starts, and wraps around once near its end.</summary>
     public const int Slots = 2048;
     /// <summary>First sector of the slot area: 1 MiB in, on a relocation block boundary, past the program.</summary>
     public const int FirstSector = 2048;
