@@ -17,6 +17,8 @@ namespace Reloc.Vm.Tests;
 /// (or the source's last client leaves). Two in-process site nodes form the cluster, as in
 /// tests/Reloc.Actors.Tests/SiteClusterTests; an <see cref="NbdTap"/> in front of each site's NBD server
 /// (advertised as the site's address) records every request to it, the other site's fetches included.
+/// The disk is sparse and the guest writes all over it, so most of what it writes at A while the relocation
+/// runs lands in blocks that were holes when B began serving: B must fetch them, not keep them as holes (issue 9).
 /// </summary>
 public sealed class SiteMigrationTests(ITestOutputHelper output) : VmTest(output, "sites")
 {
@@ -84,6 +86,9 @@ public sealed class SiteMigrationTests(ITestOutputHelper output) : VmTest(output
     [Fact]
     public Task A_running_vm_moves_from_site_a_to_site_b_with_its_disk_hybrid() => MoveAsync(hybrid: true);
 
+    /// <summary>Rounds the source guest makes between site-b serving the disk and the live migration.</summary>
+    private const int RoundsServing = 200;
+
     /// <summary>Background copy capped well below loopback speed, so the guest runs at B for seconds while
     /// blocks are still missing there: its reads of them are fetched on demand from A.</summary>
     private const long CopyRate = 1 << 20;
@@ -104,9 +109,15 @@ public sealed class SiteMigrationTests(ITestOutputHelper output) : VmTest(output
 
         var accepted = await _nodes[0].Coordinator.Ask<object>(new Relocate(Disk, SiteName(1), Hybrid: hybrid, RateBytesPerSecond: CopyRate), TimeSpan.FromSeconds(20));
         Assert.True(accepted is RelocationAccepted, $"refused: {accepted}");
-        Time.Mark($"relocation to site-b accepted (source guest at k={source.LastK})");
+        int acceptedAt = source.LastK;
+        Time.Mark($"relocation to site-b accepted (source guest at k={acceptedAt})");
+        Report($"relocation started with {Enumerable.Range(1, acceptedAt + 1).Select(Guest.BlockOf).Distinct().Count()} of the slots' "
+               + $"{Guest.Slots * Guest.Stride * Guest.SectorSize / Guest.BlockSize} blocks written (k <= {acceptedAt + 1}), the rest holes");
         await AwaitAsync(async () => (await ListAsync(1)).Disks.Any(d => d.Name == Disk && d.Phase == SiteDisk.Incoming), "site-b serves the disk");
+        int servedAt = source.LastK + 1; // the next round may be under way
         Time.Mark("site-b serves the incoming disk");
+        // The source guest writes on, into blocks that were holes when site-b began serving: site-b's copy must fetch them.
+        await source.WaitForKAsync(servedAt + RoundsServing, Run);
 
         var destinationUri = $"nbd://{_taps[1].Address}/{Disk}";
         await using var destination = await StartVmAsync("destination", destinationUri, incoming: true);
@@ -118,8 +129,15 @@ public sealed class SiteMigrationTests(ITestOutputHelper output) : VmTest(output
         {
             migration = await LiveMigration.MigrateAsync(source, destination, Time);
             Report(migration.ToString());
+            int intoHoles = Guest.WritesIntoHoles(servedAt, servedAt, migration.SourceLastK);
+            Report($"source rounds after site-b began serving: {migration.SourceLastK - servedAt}, {intoHoles} of them into blocks that were holes then");
+            Assert.True(intoHoles >= RoundsServing / 2, "too few writes into holes during the relocation: this test would not catch their loss (issue 9)");
             await source.QuitAsync(Exit);
             await destination.WaitForKAsync(migration.SourceLastK + 20, Run);
+        }
+        catch (GuestErrorException ex) when (HaltedAt(destination))
+        {
+            throw new Exception($"{ex.Message}\n{await FinalImageAfterErrorAsync(guest, source, destination, created.Epoch)}\n{Diagnosis()}", ex);
         }
         catch (Exception ex)
         {
@@ -128,9 +146,7 @@ public sealed class SiteMigrationTests(ITestOutputHelper output) : VmTest(output
 
         // The guest runs on at B through the handover and the post-copy, until the relocation is over.
         int target = migration.SourceLastK + RoundsAfter;
-        var done = AwaitAsync(async () => (await ListAsync(0)).Disks.Count == 0
-                                          && (await ListAsync(1)).Disks.Any(d => d.Name == Disk && d.Phase == SiteDisk.Owned && d.Epoch == created.Epoch + 1),
-                                          "the relocation completes and site-a lets the disk go");
+        var done = RelocatedAsync(created.Epoch);
         try
         {
             await destination.WaitForKAsync(target, Run);
@@ -138,6 +154,10 @@ public sealed class SiteMigrationTests(ITestOutputHelper output) : VmTest(output
             Time.Mark($"relocation complete (destination guest at k={destination.LastK})");
             target = Math.Max(target, destination.LastK + 200); // and a little more on the relocated disk
             await destination.WaitForKAsync(target, Run);
+        }
+        catch (GuestErrorException ex) when (HaltedAt(destination))
+        {
+            throw new Exception($"{ex.Message}\n{await FinalImageAfterErrorAsync(guest, source, destination, created.Epoch)}\n{Diagnosis()}", ex);
         }
         catch (Exception ex)
         {
@@ -165,6 +185,33 @@ public sealed class SiteMigrationTests(ITestOutputHelper output) : VmTest(output
         var guestErrors = _taps.SelectMany(t => t.Connections).Where(c => !c.Export.Contains('@'))
             .SelectMany(c => c.Requests).Where(r => r.Error != 0).ToList();
         Assert.True(guestErrors.Count == 0, $"NBD errors returned to a QEMU:\n{TrafficReport.Connections(_taps.ToArray())}");
+    }
+
+    /// <summary>Completes when site-b owns the disk at the next epoch and site-a has let it go.</summary>
+    private Task RelocatedAsync(long epoch) =>
+        AwaitAsync(async () => (await ListAsync(0)).Disks.Count == 0
+                               && (await ListAsync(1)).Disks.Any(d => d.Name == Disk && d.Phase == SiteDisk.Owned && d.Epoch == epoch + 1),
+                   "the relocation completes and site-a lets the disk go");
+
+    private static bool HaltedAt(QemuVm vm) => new SerialTranscript(vm.SerialText).Errors.Count > 0;
+
+    /// <summary>After the guest halted at site-b on an error: lets the relocation finish and compares site-b's image
+    /// with the prediction, so that a failure shows every write lost, not only the first one the guest re-read.</summary>
+    private async Task<string> FinalImageAfterErrorAsync(Guest guest, QemuVm source, QemuVm destination, long epoch)
+    {
+        try
+        {
+            await RelocatedAsync(epoch);
+            int lastK = new SerialTranscript(source.SerialText + destination.SerialText).LastK;
+            var check = guest.Check(await File.ReadAllBytesAsync(Path.Combine(DataDir(1), Disk + ".img")), lastK);
+            return check.Matches
+                ? $"site-b's image, once relocated, matches the prediction for k={check.LastK}"
+                : $"site-b's image, once relocated: {check.Differences}";
+        }
+        catch (TimeoutException ex)
+        {
+            return $"no final image to compare: {ex.Message}";
+        }
     }
 
     private string Diagnosis() =>

@@ -2,22 +2,32 @@
 #
 # Boots from the first disk (sector 0 is the boot sector, the rest of the program follows it), then
 # loops for ever, k = 1, 2, 3, ...:
-#   write pattern(k) to sector FIRST + (k & (SLOTS-1))          INT 13h AH=43h (extended write)
+#   write pattern(k) to sector(k & (SLOTS-1))                   INT 13h AH=43h (extended write)
 #   ATA FLUSH CACHE on the primary master                       (QEMU turns it into an NBD FLUSH)
 #   read that sector back and compare                           INT 13h AH=42h (extended read)
-#   read an older sector FIRST + ((k-d) & (SLOTS-1)), 1 <= d < SLOTS, and compare with pattern(k-d):
-#     no write since k-d touched that slot, so it must still hold what k-d wrote (or, for k-d <= 0,
-#     what the test put in the image before boot: pattern(k-d) as well)
+#   read an older sector sector((k-d) & (SLOTS-1)), 1 <= d < SLOTS, and compare with pattern(k-d):
+#     no write since k-d touched that slot, so it must still hold what k-d wrote, or, for k-d <= 0,
+#     zeros: no round has written that slot yet and the image is sparse, so it is a hole
 #   print "k=<k>" on COM1
-# Any failure prints one line "ERR ..." and halts. Nothing is random: the test computes the expected
-# image from the last k it finds on the disk.
+# Any failure prints one line "ERR ..." and halts ("found k=0" is a sector of zeros where a pattern was
+# expected: a lost write). Nothing is random: the test computes the expected image from the last k it
+# finds on the disk.
+#
+# The slots are spread over the whole disk past the program, so that a disk relocated while the guest
+# runs is mostly holes at first and the guest keeps writing into blocks that were holes:
+#   place p = (SPREAD_A * slot + SPREAD_B) mod SLOTS             (SPREAD_A odd: a permutation of the slots)
+#   sector(slot) = FIRST + p * STRIDE + ((p * OFFSET_MUL) mod STRIDE)
+# Consecutive slots land far apart, and the sector a slot uses moves around inside its STRIDE sectors, so
+# the slots sharing a relocation block write different sectors of it.
 #
 # pattern(k), 128 little-endian dwords: [0] = 'RLOC' (0x434F4C52), [1] = k (32-bit two's complement),
 # [i >= 2] = x_i with x_1 = k ^ 0x9E3779B9, x_i = x_{i-1} * 1664525 + 1013904223 (mod 2^32).
 #
-# Assembled at test time: as --32 --defsym SLOTS=n --defsym FIRST=s guest.S -o guest.o &&
+# Assembled at test time (Guest.cs passes the layout):
+#   as --32 --defsym SLOTS=n --defsym FIRST=s --defsym STRIDE=t --defsym SPREAD_A=a --defsym SPREAD_B=b
+#      --defsym OFFSET_MUL=m guest.S -o guest.o &&
 #   ld -m elf_i386 -Ttext=0x7c00 --oformat binary guest.o -o guest.bin
-# SLOTS must be a power of two.
+# SLOTS and STRIDE must be powers of two.
 
         .intel_syntax noprefix
         .code16
@@ -244,9 +254,17 @@ err_tail:
         call puts
         jmp halt
 
-# set_lba: EAX = k -> dap_lba = FIRST + (k & (SLOTS-1)), one sector
+# set_lba: EAX = k -> dap_lba = sector(k & (SLOTS-1)) (see the header), one sector; clobbers EDX
 set_lba:
         and eax, SLOTS - 1
+        imul eax, eax, SPREAD_A
+        add eax, SPREAD_B
+        and eax, SLOTS - 1              # p
+        mov edx, eax
+        imul edx, edx, OFFSET_MUL
+        and edx, STRIDE - 1             # the sector inside the place
+        imul eax, eax, STRIDE
+        add eax, edx
         add eax, FIRST
         mov [dap_lba], eax
         mov dword ptr [dap_lba + 4], 0
@@ -261,11 +279,18 @@ disk_io:
         int 0x13
         ret
 
-# fill: EAX = k -> WBUF = pattern(k)
+# fill: EAX = k -> WBUF = pattern(k), or zeros for k <= 0 (a slot no round has written yet is a hole)
 fill:
         push di
         mov di, WBUF
-        mov dword ptr [di], 0x434f4c52
+        test eax, eax
+        jg 2f
+        xor eax, eax
+        mov cx, 128
+        rep stosd                       # ES:DI, ES = 0
+        pop di
+        ret
+2:      mov dword ptr [di], 0x434f4c52
         mov [di + 4], eax
         xor eax, 0x9e3779b9
         mov cx, 126
