@@ -59,14 +59,8 @@ public sealed class OwnedDisk(RawImage image, IBlockDevice? device = null) : IBl
             blocks = _dirty.ToArray();
             _dirty.Clear();
         }
-        Array.Sort(blocks);
-        var runs = new List<(long, long)>();
-        foreach (var b in blocks)
-        {
-            if (runs.Count > 0 && runs[^1].Item1 + runs[^1].Item2 == b) runs[^1] = (runs[^1].Item1, runs[^1].Item2 + 1);
-            else runs.Add((b, 1));
-        }
-        return runs;
+        Array.Sort(blocks); // in order, each block extends the last run or appends one
+        return new BlockRuns(blocks.Select(b => (b, 1L))).Runs.ToList();
     }
 
     public void StopTracking()

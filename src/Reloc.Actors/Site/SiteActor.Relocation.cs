@@ -46,13 +46,7 @@ public sealed partial class SiteActor
     /// blocks invalidated than written is safe: they are copied again; fewer would not be).</summary>
     internal static List<(long First, long Count)> Coarsen(IEnumerable<(long First, long Count)> runs)
     {
-        var merged = new List<(long First, long Count)>();
-        foreach (var (first, count) in runs.Where(r => r.Count > 0).OrderBy(r => r.First))
-        {
-            if (merged.Count > 0 && merged[^1].First + merged[^1].Count >= first)
-                merged[^1] = (merged[^1].First, Math.Max(merged[^1].First + merged[^1].Count, first + count) - merged[^1].First);
-            else merged.Add((first, count));
-        }
+        var merged = new BlockRuns(runs.OrderBy(r => r.First)).Runs.ToList();
         while (merged.Count > MaxRuns)
         {
             // Join neighbours whose gap is below the median gap: at least halves the count per pass.

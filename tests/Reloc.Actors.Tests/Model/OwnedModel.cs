@@ -1,3 +1,4 @@
+using Reloc.Storage;
 using System.Text;
 using Reloc.Actors.Site;
 using static Reloc.Actors.Coordinator.RelocationProtocol;
@@ -44,14 +45,8 @@ internal sealed class OwnedModel(Image image, int blocks, DiskActorModel? device
             return [(0, blocks)];
         }
         if (_dirty is null || _dirty.Count == 0) return [];
-        var sorted = _dirty.Order().ToList();
+        var runs = new BlockRuns(_dirty.Order().Select(b => ((long)b, 1L))).Runs.ToList();
         _dirty.Clear();
-        var runs = new List<(long First, long Count)>();
-        foreach (var b in sorted)
-        {
-            if (runs.Count > 0 && runs[^1].First + runs[^1].Count == b) runs[^1] = (runs[^1].First, runs[^1].Count + 1);
-            else runs.Add((b, 1));
-        }
         return runs;
     }
 

@@ -1,3 +1,4 @@
+using Reloc.Storage;
 using System.Text;
 using Reloc.Actors.Site;
 using static Reloc.Actors.Coordinator.RelocationProtocol;
@@ -412,15 +413,11 @@ internal sealed partial class SiteModel(Sim sim, string name)
     public List<(long First, long Count)>? ServePeerZeros(string disk, IReadOnlyList<(long First, long Count)> ranges)
     {
         if (!Up || !Owned.TryGetValue(disk, out var owned)) return null;
-        var zeros = new List<(long First, long Count)>();
+        var zeros = new BlockRuns();
         foreach (var (first, count) in ranges)
             for (long b = first; b < first + count; b++)
-                if (owned.Image.Volatile[b] == 0)
-                {
-                    if (zeros.Count > 0 && zeros[^1].First + zeros[^1].Count == b) zeros[^1] = (zeros[^1].First, zeros[^1].Count + 1);
-                    else zeros.Add((b, 1));
-                }
-        return zeros;
+                if (owned.Image.Volatile[b] == 0) zeros.Add(b, 1);
+        return zeros.Runs.ToList();
     }
 
     /// <summary>Whether every write the guest makes here from now on reaches <paramref name="destination"/> (as an
