@@ -97,11 +97,21 @@ public sealed class SiteState
                 _disks[f.Name] = d with { Phase = SiteDisk.Fenced, Epoch = f.NewEpoch, Peer = f.ToSite, FinalDirty = f.FinalDirty ?? [], Relocation = f.Relocation };
                 break;
             case SiteEvents.OutgoingBegun or SiteEvents.OutgoingEnded or SiteEvents.DiskFenced:
-                break; // about a disk no longer here: nothing to change
+                // The site persists these only for a disk it holds (Persist stashes commands meanwhile): a journal
+                // that says otherwise is corrupt, and recovering from it would hide a lost disk.
+                throw new InvalidOperationException($"{evt.GetType().Name} for disk '{DiskOf(evt)}', which this site's journal does not hold");
             default:
                 throw new ArgumentException($"not a site event: {evt.GetType().Name}");
         }
     }
+
+    private static string DiskOf(object evt) => evt switch
+    {
+        SiteEvents.OutgoingBegun o => o.Name,
+        SiteEvents.OutgoingEnded o => o.Name,
+        SiteEvents.DiskFenced f => f.Name,
+        _ => "?",
+    };
 
     /// <summary>Disk names are NBD export names and file names: keep them to a safe alphabet.</summary>
     public static string? ValidateName(string name) =>
