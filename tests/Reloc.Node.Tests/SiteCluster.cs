@@ -89,7 +89,8 @@ public sealed class SiteCluster : IAsyncDisposable
         }
         catch (TimeoutException e)
         {
-            throw new TimeoutException($"{e.Message}: {count} members Up and reachable as site-{via} sees them; last seen: {show?["members"]?.ToJsonString() ?? "no answer"}");
+            var logs = string.Concat(_nodes.Select(n => $"\nsite-{n.Key}'s last lines:\n  " + string.Join("\n  ", n.Value.Lines.TakeLast(5))));
+            throw new TimeoutException($"{e.Message}: {count} members Up and reachable as site-{via} sees them; last seen: {show?["members"]?.ToJsonString() ?? "no answer"}{logs}");
         }
     }
 
