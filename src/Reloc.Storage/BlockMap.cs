@@ -122,8 +122,9 @@ public sealed class BlockMap
 
     /// <summary>Compact persisted form: which blocks are local, as alternating run lengths (varints),
     /// starting with a run of non-local blocks. Fetching counts as not local: a fetch in flight at a
-    /// crash never landed as far as anyone can prove.</summary>
-    public byte[] ToSnapshot()
+    /// crash never landed as far as anyone can prove; so do the blocks of <paramref name="notDurable"/>
+    /// (landed in the image, not yet synced).</summary>
+    public byte[] ToSnapshot(BlockRuns? notDurable = null)
     {
         var output = new List<byte>(64);
         WriteVarint(output, (ulong)DiskSize);
@@ -133,7 +134,7 @@ public sealed class BlockMap
         while (b < BlockCount)
         {
             long s = b;
-            while (b < BlockCount && (this[b] == BlockState.Local) == local) b++;
+            while (b < BlockCount && (this[b] == BlockState.Local && notDurable?.Contains(b) != true) == local) b++;
             WriteVarint(output, (ulong)(b - s));
             local = !local;
         }

@@ -31,6 +31,18 @@ public sealed class DiskStateTests
         Assert.Equal(5, map.LocalCount);
         Assert.Throws<InvalidDataException>(() => new DiskState(2L << 20, 4096).Restore(other.ToSnapshot()));
     }
+
+    [Fact]
+    public void A_snapshot_leaves_out_blocks_whose_data_is_not_synced_yet()
+    {
+        var s = new DiskState(1L << 20, 4096);
+        s.Apply(new DiskEvents.BlocksLanded(0, 10, LandKind.Fetched, 10 * 4096));
+        s.Map.Set(10, 6, Reloc.Storage.BlockState.Local); // landed in the image, waiting for the next fdatasync
+        var restored = new DiskState(1L << 20, 4096);
+        restored.Restore(s.ToSnapshot([new DiskEvents.BlocksLanded(10, 6, LandKind.Written, 6 * 4096)]));
+        Assert.Equal(10, restored.Map.LocalCount);
+        Assert.False(restored.Map.IsLocal(10));
+    }
 }
 
 public sealed class WindowControllerTests

@@ -64,6 +64,60 @@ public sealed class HandoverSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLifetime
         Assert.Equal(0, status.LocalBytes);
     }
 
+    /// <summary>The source's zero region made a real hole, which the destination's scan reports; prefetch
+    /// paused so that nothing is copied before the source writes.</summary>
+    private async Task StartOverSparseSourceAsync()
+    {
+        await using (var c = await NbdClient.ConnectAsync(_h.SourceOptions))
+        {
+            await c.TrimAsync(HoleFirst * Block, HoleBlocks * Block);
+            await c.FlushAsync();
+        }
+        Sys.EventStream.Subscribe(TestActor, typeof(RelocationFinished));
+        await _h.StartDestinationAsync(Sys, Settings with { Prefetch = true }, owner: false);
+        _h.Disk.Tell(new PausePrefetch());
+        await AwaitAssertAsync(async () => Assert.Equal(HoleBlocks * Block, (await _h.StatusAsync()).SourceZeroBytes), TimeSpan.FromSeconds(10));
+    }
+
+    private const int HoleFirst = 32, HoleBlocks = 8; // RelocationHarness's zero region of a 4 MiB disk
+
+    [Fact]
+    public async Task Source_writes_into_holes_after_the_scan_are_copied_not_punched()
+    {
+        await StartOverSparseSourceAsync();
+        // The guest at the source writes into the hole: one block reported by an invalidation, one (spanning
+        // two blocks) only in the final dirty set of the handover.
+        await SourceWritesAsync((HoleFirst + 1) * Block, Tool.RandomBytes(Block, 11));
+        Assert.IsType<Invalidated>(await _h.Disk.Ask<object>(new Invalidate(0, [(HoleFirst + 1, 1)]), TimeSpan.FromSeconds(10)));
+        await SourceWritesAsync((HoleFirst + 5) * Block - 512, Tool.RandomBytes(1024, 12));
+        Assert.Equal(new OwnershipConfirmed(1), await _h.Disk.Ask<object>(new TakeOwnership(1, [(HoleFirst + 4, 2)]), TimeSpan.FromSeconds(10)));
+        _h.Disk.Tell(new ResumePrefetch());
+        await ExpectMsgAsync<RelocationFinished>(TimeSpan.FromSeconds(30));
+
+        var status = await _h.StatusAsync();
+        await _h.StopDestinationAsync(Sys);
+        Assert.Equal(Tool.Sha256(_h.Source.ImagePath()), Tool.Sha256(_h.DestImagePath));
+        Assert.True(status.SkippedBytes >= (HoleBlocks - 3) * Block, $"the rest of the hole was not skipped: {status.SkippedBytes}");
+    }
+
+    [Fact]
+    public async Task After_the_source_reports_every_block_written_its_holes_are_asked_for_again()
+    {
+        await StartOverSparseSourceAsync();
+        await SourceWritesAsync(HoleFirst * Block, Tool.RandomBytes(Block, 13));
+        // A source that restarted counts every block as written: nothing it said about holes stands.
+        Assert.IsType<Invalidated>(await _h.Disk.Ask<object>(new Invalidate(0, [(0, Size / Block)]), TimeSpan.FromSeconds(10)));
+        await AwaitAssertAsync(async () => Assert.Equal((HoleBlocks - 1) * Block, (await _h.StatusAsync()).SourceZeroBytes), TimeSpan.FromSeconds(10));
+        Assert.Equal(new OwnershipConfirmed(1), await _h.Disk.Ask<object>(new TakeOwnership(1, []), TimeSpan.FromSeconds(10)));
+        _h.Disk.Tell(new ResumePrefetch());
+        await ExpectMsgAsync<RelocationFinished>(TimeSpan.FromSeconds(30));
+
+        var status = await _h.StatusAsync();
+        await _h.StopDestinationAsync(Sys);
+        Assert.Equal(Tool.Sha256(_h.Source.ImagePath()), Tool.Sha256(_h.DestImagePath));
+        Assert.True(status.SkippedBytes >= (HoleBlocks - 1) * Block, $"the hole was not skipped: {status.SkippedBytes}");
+    }
+
     [Fact]
     public async Task Writes_wait_for_ownership_and_stale_epochs_are_refused()
     {

@@ -101,7 +101,11 @@ public sealed class DiskState
         }
     }
 
-    public DiskSnapshot ToSnapshot() => new(Map.ToSnapshot(), FetchedBytes, SkippedBytes, WrittenBytes, Completed, Epoch, _owner);
+    /// <param name="notDurable">Landings whose data is not synced yet: their blocks are saved as not local
+    /// (a snapshot must not claim more than the journal may).</param>
+    public DiskSnapshot ToSnapshot(IEnumerable<DiskEvents.BlocksLanded>? notDurable = null) =>
+        new(Map.ToSnapshot(notDurable is null ? null : new BlockRuns(notDurable.Select(l => (l.First, l.Count)))),
+            FetchedBytes, SkippedBytes, WrittenBytes, Completed, Epoch, _owner);
 
     /// <summary>Restores a snapshot into this state (the map instance is kept: the data path holds it).</summary>
     public void Restore(DiskSnapshot s)

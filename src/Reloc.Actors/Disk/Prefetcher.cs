@@ -10,19 +10,19 @@ using static Reloc.Actors.Disk.VirtualDiskProtocol;
 namespace Reloc.Actors.Disk;
 
 /// <summary>
-/// Background copy on its own connection. It first asks the source which ranges are holes (BLOCK_STATUS)
-/// so they are never read, then keeps a window of coalesced reads in flight, asking the disk for each
-/// piece of work (the disk owns the map and decides what is missing, starting near recent misses).
-/// The window follows <see cref="WindowController"/>; an optional rate cap (token bucket) applies on
-/// top. Failures are reported and retried after a backoff: they never touch guest I/O.
+/// Background copy on its own connection. It keeps a window of coalesced reads in flight, asking the disk
+/// for each piece of work (the disk owns the map and decides what is missing, starting near recent misses,
+/// and which runs are holes at the source). It also answers the disk's scans of the source's holes
+/// (BLOCK_STATUS), so they are never read. The window follows <see cref="WindowController"/>; an optional
+/// rate cap (token bucket) applies on top. Failures are reported and retried after a backoff: they never
+/// touch guest I/O.
 /// </summary>
 /// <remarks>
-/// States:  Scanning --(extents known)--> Copying <--(Resume / backoff over)-- Paused
+/// States:  Copying <--(Resume / backoff over)-- Paused
 ///          Copying --(NoWork and nothing in flight)--> Idle --(Kick timer)--> Copying
 /// </remarks>
 internal sealed class Prefetcher : ReceiveActor, IWithTimers
 {
-    private sealed record ScanDone(List<(long First, long Count)> ZeroRuns);
     /// <summary>A chunk landed, as runs of blocks: all-zero blocks are punched and reported Skipped.</summary>
     private sealed record ChunkDone(Work Work, TimeSpan Latency, IReadOnlyList<Landed> Parts);
     private sealed record ChunkFailed(Work Work, string Reason);
@@ -39,7 +39,7 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private RateLimiter? _limiter;
     private int _requested, _inFlight, _acquiring;
-    private bool _paused, _scanned;
+    private bool _paused;
     private TimeSpan _backoff = TimeSpan.FromMilliseconds(200);
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -53,25 +53,13 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
         _window = new WindowController(settings.PrefetchQueueTarget, settings.MaxPrefetchWindow);
         _limiter = MakeLimiter(settings.RateBytesPerSecond);
         _source = sources();
-        Scanning();
+        Copying();
     }
 
     public static Props Props(RawImage image, BlockMap map, BlockSourceFactory sources, DiskSettings settings) =>
         Akka.Actor.Props.Create(() => new Prefetcher(image, map, sources, settings));
 
-    protected override void PreStart() => ScanAsync().PipeTo(Self);
-
-    private void Scanning()
-    {
-        Receive<ScanDone>(done =>
-        {
-            foreach (var (first, count) in done.ZeroRuns) Context.Parent.Tell(new SourceZero(first, count));
-            _scanned = true;
-            Become(Copying);
-            Fill();
-        });
-        Common();
-    }
+    protected override void PreStart() => Fill();
 
     private void Copying()
     {
@@ -113,10 +101,12 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
 
     private void Common()
     {
+        // The answer goes to the disk as it is; a scan overtaken by source writes is the disk's to judge.
+        Receive<ScanZeros>(m => ScanAsync(m).PipeTo(Context.Parent));
         Receive<Permit>(p =>
         {
             _acquiring--;
-            if (p.Granted && _scanned && !_paused)
+            if (p.Granted && !_paused)
             {
                 _requested++;
                 Context.Parent.Tell(new RequestWork(ChunkBlocks));
@@ -143,8 +133,7 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
 
     private void Fill()
     {
-        // Work is only asked for once the scan is done: a Work arriving while scanning would be lost.
-        if (!_scanned || _paused || Timers.IsTimerActive("kick")) return;
+        if (_paused || Timers.IsTimerActive("kick")) return;
         // Under a rate cap the tokens come first and the work second: blocks claimed for background copy
         // wait for nothing, so a guest miss on one of them never waits for the rate limiter.
         while (_requested + _inFlight + _acquiring < _window.Window)
@@ -226,30 +215,35 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
         static bool IsZero(ReadOnlySpan<byte> block) => block.IndexOfAnyExcept((byte)0) < 0;
     }
 
-    /// <summary>Hole and zero extents of the source, as whole blocks (partial blocks are copied).</summary>
-    private async Task<ScanDone> ScanAsync()
+    /// <summary>Hole and zero extents of the source within the scan's ranges, as whole blocks (partial blocks are copied).</summary>
+    private async Task<SourceZero> ScanAsync(ScanZeros scan)
     {
         var runs = new List<(long, long)>();
         try
         {
             const long piece = 1L << 30;
-            for (long offset = 0; offset < _map.DiskSize; offset += piece)
+            foreach (var (firstBlock, blockCount) in scan.Ranges)
             {
-                long length = Math.Min(piece, _map.DiskSize - offset);
-                long pos = offset;
-                while (pos < offset + length)
+                long rangeEnd = Math.Min((firstBlock + blockCount) << _map.BlockShift, _map.DiskSize);
+                for (long offset = firstBlock << _map.BlockShift; offset < rangeEnd; offset += piece)
                 {
-                    var extents = await _source.GetExtentsAsync(pos, offset + length - pos, _stopping.Token);
-                    if (extents is null || extents.Count == 0) return new ScanDone(runs);
-                    foreach (var e in extents)
+                    long end = Math.Min(offset + piece, rangeEnd), pos = offset;
+                    while (pos < end)
                     {
-                        if (e.Flags.HasFlag(ExtentFlags.Zero))
+                        var extents = await _source.GetExtentsAsync(pos, end - pos, _stopping.Token);
+                        if (extents is null || extents.Count == 0) return new SourceZero(scan.Scan, runs);
+                        foreach (var e in extents)
                         {
-                            long firstBlock = (pos + _map.BlockSize - 1) >> _map.BlockShift;
-                            long end = pos + e.Length == _map.DiskSize ? _map.BlockCount : (pos + e.Length) >> _map.BlockShift;
-                            if (end > firstBlock) runs.Add((firstBlock, end - firstBlock));
+                            long extentEnd = Math.Min(pos + e.Length, end);
+                            if (e.Flags.HasFlag(ExtentFlags.Zero))
+                            {
+                                long first = (pos + _map.BlockSize - 1) >> _map.BlockShift;
+                                long last = extentEnd == _map.DiskSize ? _map.BlockCount : extentEnd >> _map.BlockShift;
+                                if (last > first) runs.Add((first, last - first));
+                            }
+                            pos = extentEnd;
+                            if (pos >= end) break;
                         }
-                        pos += e.Length;
                     }
                 }
             }
@@ -257,9 +251,10 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
             // Without a map every block is simply read: slower on sparse disks, never wrong.
-            _log.Warning("source block status unavailable ({0}); copying every block", ex.Message);
+            _log.Warning("source block status unavailable ({0}); copying those blocks in full", ex.Message);
+            runs.Clear();
         }
-        return new ScanDone(runs);
+        return new SourceZero(scan.Scan, runs);
     }
 
     private RateLimiter? MakeLimiter(long bytesPerSecond)

@@ -31,7 +31,8 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
     private readonly BlockSourceFactory _sources;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Waiters _waiters = new();
-    private readonly ZeroRuns _zeros = new();
+    private readonly SourceZeros _zeros; // the source's holes: source knowledge, invalidated like data
+    private readonly List<(IActorRef Prefetcher, RequestWork Request)> _workBeforeScan = []; // at most one window of requests
     private readonly HashSet<long> _reserved = []; // blocks a guest write covers whole, not yet written
     private readonly HashSet<long> _staleFetches = []; // invalidated while a fetch was in flight: that fetch must not land
     private readonly List<(IActorRef ReplyTo, PrepareWrite Request, DateTime Deadline)> _heldWrites = []; // guest writes before this site owns the disk
@@ -56,6 +57,7 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
         _image = image;
         _settings = settings;
         _sources = sources;
+        _zeros = new SourceZeros(state.Map.BlockCount);
         Recover<SnapshotOffer>(o => _state.Restore((DiskSnapshot)o.Snapshot));
         Recover<DiskEvents.BlocksLanded>(e => _state.Apply(e));
         Recover<DiskEvents.RelocationCompleted>(e => _state.Apply(e));
@@ -83,7 +85,11 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
             return;
         }
         _fetcher = Context.ActorOf(BlockFetcher.Props(_image, Map, _sources, _settings), "fetcher");
-        if (_settings.Prefetch) _prefetcher = Context.ActorOf(Prefetcher.Props(_image, Map, _sources, _settings), "prefetcher");
+        if (_settings.Prefetch)
+        {
+            _prefetcher = Context.ActorOf(Prefetcher.Props(_image, Map, _sources, _settings), "prefetcher");
+            ScanSource([(0, Map.BlockCount)]);
+        }
         Timers.StartPeriodicTimer("tick", Tick.Instance, TimeSpan.FromMilliseconds(250));
         Become(Relocating);
         CheckComplete();
@@ -137,10 +143,16 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
                     for (long b = first; b < first + count; b++) _staleFetches.Remove(b);
                 }
         });
-        Command<RequestWork>(OnRequestWork);
+        Command<RequestWork>(m => OnRequestWork(m, Sender));
         Command<Invalidate>(OnInvalidate);
         Command<TakeOwnership>(OnTakeOwnership);
-        Command<SourceZero>(m => _zeros.Add(m.First, m.Count));
+        Command<SourceZero>(m =>
+        {
+            _zeros.ScanCompleted(m.Scan, m.Runs);
+            foreach (var (prefetcher, request) in _workBeforeScan) OnRequestWork(request, prefetcher);
+            _workBeforeScan.Clear();
+            RescanIfWorthIt();
+        });
         Command<PrefetchStats>(m => (_prefetchWindow, _prefetchPaused) = (m.Window, m.Paused));
         Command<SetRate>(m => _prefetcher.Forward(m));
         Command<PausePrefetch>(m => _prefetcher.Forward(m));
@@ -275,10 +287,12 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
             for (long b = f; b < end; b++)
                 if (Map[b] == BlockState.Fetching && !_reserved.Contains(b)) _staleFetches.Add(b);
             foreach (var (lf, lc) in Map.Runs(f, end - f, BlockState.Local).ToList()) Map.Set(lf, lc, BlockState.Remote);
+            _zeros.Written(f, end - f); // a block the source wrote is no longer known to be a hole there
             Strip(_pending, f, end - f);
             if (_syncingBatch is not null) Strip(_syncingBatch, f, end - f);
             events.Add(new DiskEvents.BlocksInvalidated(f, end - f));
         }
+        RescanIfWorthIt();
         return events;
     }
 
@@ -297,19 +311,37 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
         }
     }
 
-    private void OnRequestWork(RequestWork m)
+    /// <summary>Asks the prefetcher for the source's zero extents in <paramref name="ranges"/>; the answer
+    /// (<see cref="SourceZero"/>) leaves out whatever the source reports written meanwhile.</summary>
+    private void ScanSource(IReadOnlyList<(long First, long Count)> ranges) =>
+        _prefetcher.Tell(new ScanZeros(_zeros.BeginScan(ranges), ranges));
+
+    private void RescanIfWorthIt()
     {
+        if (_prefetcher.IsNobody() || _zeros.Rescan() is not { } ranges) return;
+        _log.Info("disk {0}: the source wrote {1} blocks it had reported as holes; asking for its holes there again", _id, _zeros.LostBlocks);
+        ScanSource(ranges);
+    }
+
+    private void OnRequestWork(RequestWork m, IActorRef replyTo)
+    {
+        // Until the source's holes are known, work would read them over the WAN: wait for the first scan.
+        if (!_zeros.FirstScanDone)
+        {
+            _workBeforeScan.Add((replyTo, m));
+            return;
+        }
         var run = Map.NextRun(_cursor, BlockState.Remote, ZeroWorkCap);
         if (run is null)
         {
-            Sender.Tell(NoWork.Instance);
+            replyTo.Tell(NoWork.Instance);
             return;
         }
         var (first, count, zero) = _zeros.Classify(run.Value.First, run.Value.Count);
         if (!zero) count = Math.Min(count, m.MaxBlocks);
         Map.Set(first, count, BlockState.Fetching);
         _cursor = first + count;
-        Sender.Tell(new Work(first, count, zero));
+        replyTo.Tell(new Work(first, count, zero));
     }
 
     private void Land(long first, long count, LandKind kind, long bytes)
@@ -390,6 +422,7 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
         Command<Landed>(_ => { });
         Command<FetchFailed>(_ => { });
         Command<PrefetchStats>(_ => { });
+        Command<SourceZero>(_ => { });
         Command<Tick>(_ => { });
         Command<SetRate>(_ => { });
         Command<PausePrefetch>(_ => { });
@@ -416,7 +449,7 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
         });
         Command<GetStatus>(_ => Sender.Tell(new VirtualDiskProtocol.Status(_id.Value, _state.Completed ? "complete" : "relocating",
             Map.LocalBytes, Map.DiskSize, _state.FetchedBytes, _state.SkippedBytes, _state.WrittenBytes,
-            _onDemandFetches, _state.Completed ? 0 : _rateBps, _prefetchWindow, _prefetchPaused)));
+            _onDemandFetches, _state.Completed ? 0 : _rateBps, _prefetchWindow, _prefetchPaused, _zeros.KnownBlocks << Map.BlockShift)));
         Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
         Command<SaveSnapshotFailure>(f => _log.Warning("snapshot of disk {0} failed: {1}", _id, f.Cause.Message));
         Command<DeleteSnapshotsSuccess>(_ => { });
@@ -460,7 +493,8 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
         if (_eventsSinceSnapshot >= _settings.SnapshotEvery)
         {
             _eventsSinceSnapshot = 0;
-            SaveSnapshot(_state.ToSnapshot());
+            // Blocks landed since this sync began are not durable yet: the snapshot leaves them out.
+            SaveSnapshot(_state.ToSnapshot(_pending));
         }
         if (_syncWaiters.Count > 0) BeginSync();
         // Not CheckComplete() here: a Persist from inside a Defer callback leaves Akka.Persistence

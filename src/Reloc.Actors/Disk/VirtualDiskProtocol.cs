@@ -47,7 +47,7 @@ public static class VirtualDiskProtocol
 
     public sealed record Status(
         string Disk, string State, long LocalBytes, long TotalBytes, long FetchedBytes, long SkippedBytes,
-        long WrittenBytes, long OnDemandFetches, long RateBps, int PrefetchWindow, bool PrefetchPaused);
+        long WrittenBytes, long OnDemandFetches, long RateBps, int PrefetchWindow, bool PrefetchPaused, long SourceZeroBytes = 0);
 
     public sealed record SetRate(long BytesPerSecond);
 
@@ -96,8 +96,11 @@ public static class VirtualDiskProtocol
         public static readonly NoWork Instance = new();
     }
 
-    /// <summary>Source ranges known to be holes or zeros (from BLOCK_STATUS), in blocks.</summary>
-    internal sealed record SourceZero(long First, long Count);
+    /// <summary>Asks the prefetcher which blocks of <see cref="Ranges"/> are holes or zeros at the source (BLOCK_STATUS).</summary>
+    internal sealed record ScanZeros(long Scan, IReadOnlyList<(long First, long Count)> Ranges);
+
+    /// <summary>The answer to <see cref="ScanZeros"/>: whole blocks the source reported as zero, in increasing order.</summary>
+    internal sealed record SourceZero(long Scan, IReadOnlyList<(long First, long Count)> Runs);
 
     internal sealed record PrefetchStats(int Window, bool Paused);
 

@@ -67,34 +67,3 @@ internal sealed class Waiters
         return n;
     }
 }
-
-/// <summary>Block runs the source reported as holes/zeros, sorted and disjoint.</summary>
-internal sealed class ZeroRuns
-{
-    private readonly List<(long First, long End)> _runs = [];
-
-    public void Add(long first, long count)
-    {
-        // The scan reports in increasing order; merge with the last run when adjacent.
-        if (_runs.Count > 0 && _runs[^1].End >= first)
-            _runs[^1] = (_runs[^1].First, Math.Max(_runs[^1].End, first + count));
-        else
-            _runs.Add((first, first + count));
-    }
-
-    /// <summary>Clips a run of missing blocks so it is all zero (returns true) or all not-known-zero.</summary>
-    public (long First, long Count, bool Zero) Classify(long first, long count)
-    {
-        int lo = 0, hi = _runs.Count - 1;
-        while (lo <= hi)
-        {
-            int mid = (lo + hi) / 2;
-            if (_runs[mid].End <= first) lo = mid + 1;
-            else if (_runs[mid].First > first) hi = mid - 1;
-            else return (first, Math.Min(count, _runs[mid].End - first), true);
-        }
-        // lo is the first run starting after `first`
-        if (lo < _runs.Count && _runs[lo].First < first + count) count = _runs[lo].First - first;
-        return (first, count, false);
-    }
-}
