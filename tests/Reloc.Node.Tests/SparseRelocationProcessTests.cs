@@ -68,6 +68,10 @@ public sealed class SparseRelocationProcessTests
         {
             await c.KillAsync('b'); // which blocks it has not reported yet dies with it
             await guest.DisconnectAsync();
+            // Restarted only once the survivors removed the dead incarnation: a new one that reaches them
+            // before that can be left unable to join (Akka.NET drops the replies to its address).
+            await c.WaitUpAsync('a', 2);
+            await c.WaitUpAsync('c', 2);
             await c.StartAsync('b'); // resumes tracking with every block counted as written
             await c.WaitUpAsync('a', 3);
             await guest.ConnectAsync(c.NbdUri('b', "vm"));
