@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Reloc.Management;
 using Reloc.Nbd.Client;
 using Reloc.Testing;
+using Xunit;
 
 namespace Reloc.Node.Tests;
 
@@ -74,13 +75,24 @@ public sealed class SiteCluster : IAsyncDisposable
         await WaitAsync(async () => await TryCallAsync('a', "relocation.list") is not null, TimeSpan.FromSeconds(60));
     }
 
-    public async Task WaitUpAsync(char via, int count) =>
-        await WaitAsync(async () =>
+    public async Task WaitUpAsync(char via, int count)
+    {
+        JsonNode? show = null;
+        try
         {
-            var show = await TryCallAsync(via, "cluster.show");
-            return show?["members"]!.AsArray().Count(m => (string)m!["status"]! == "Up" && (bool)m["reachable"]!) == count
-                   && show["members"]!.AsArray().Count == count;
-        }, TimeSpan.FromSeconds(90));
+            await WaitAsync(async () =>
+            {
+                show = await TryCallAsync(via, "cluster.show");
+                return show?["members"]!.AsArray().Count(m => (string)m!["status"]! == "Up" && (bool)m["reachable"]!) == count
+                       && show["members"]!.AsArray().Count == count;
+            }, TimeSpan.FromSeconds(90));
+        }
+        catch (TimeoutException e)
+        {
+            var logs = string.Concat(_nodes.Select(n => $"\nsite-{n.Key}'s last lines:\n  " + string.Join("\n  ", n.Value.Lines.TakeLast(5))));
+            throw new TimeoutException($"{e.Message}: {count} members Up and reachable as site-{via} sees them; last seen: {show?["members"]?.ToJsonString() ?? "no answer"}{logs}");
+        }
+    }
 
     /// <summary>kill -9: no goodbye to the cluster, no flush, no journal write.</summary>
     public async Task KillAsync(char site)
@@ -112,6 +124,34 @@ public sealed class SiteCluster : IAsyncDisposable
         return list?.AsArray().FirstOrDefault(r => (string)r!["disk"]! == disk)?["phase"]?.GetValue<string>();
     }
 
+    public Task RelocateAsync(char via, string to, string mode, long rate) =>
+        CallAsync(via, "relocate", new JsonObject { ["disk"] = "vm", ["to"] = "site-" + to, ["mode"] = mode, ["rate"] = rate });
+
+    public Task WaitPhaseAsync(char via, string phase) =>
+        WaitAsync(async () => await PhaseAsync(via, "vm") == phase, TimeSpan.FromSeconds(120), $"relocation phase {phase}");
+
+    /// <summary>Waits until no relocation is left and <paramref name="owner"/> owns the disk; then checks content and the release.</summary>
+    public async Task FinishAndVerifyAsync(char via, char owner, char source, Guest guest, long epoch)
+    {
+        // Full speed from here (it may be over already: a restarted destination resumes without the cap).
+        await TryCallAsync(via, "relocation.rate", new JsonObject { ["disk"] = "vm", ["rate"] = 0 });
+        JsonNode? show = null;
+        await WaitAsync(async () =>
+        {
+            show = await TryCallAsync(via, "disk.show", new JsonObject { ["name"] = "vm" });
+            return show is not null && (string?)show["owner"] == "site-" + owner && (string?)show["phase"] == "owned"
+                   && show["copies"]!.AsArray().Count == 1 && await PhaseAsync(via, "vm") is null;
+        }, TimeSpan.FromSeconds(120), "relocation complete and source released");
+        Assert.Equal(epoch, (long)show!["epoch"]!);
+        Assert.False(File.Exists(ImagePath(source, "vm")), "the source's copy is released");
+        var image = await Guest.ReadAllAsync(NbdUri(owner, "vm"), guest.Expected.Length);
+        var mismatch = guest.Mismatch(image);
+        Assert.True(mismatch is null, mismatch);
+        Assert.Equal(guest.ExpectedChecksum, Tool.Sha256Of(image));
+        await guest.ReadAndCheckAsync(20);
+        await guest.DisconnectAsync();
+    }
+
     public static async Task WaitAsync(Func<Task<bool>> condition, TimeSpan timeout, string? what = null)
     {
         var deadline = DateTime.UtcNow + timeout;
@@ -129,7 +169,7 @@ public sealed class SiteCluster : IAsyncDisposable
     }
 }
 
-/// <summary>A guest-like NBD client that keeps the content it expects: random writes, each batch
+/// <summary>A guest-like NBD client that keeps the content it expects: random or placed writes, each batch
 /// followed by FLUSH; only flushed writes count as promised.</summary>
 public sealed class Guest(byte[] initial, int seed) : IAsyncDisposable
 {
@@ -159,13 +199,23 @@ public sealed class Guest(byte[] initial, int seed) : IAsyncDisposable
         _client = null;
     }
 
-    public async Task WriteAndFlushAsync(int count)
+    public Task WriteAndFlushAsync(int count) => WriteAtAndFlushAsync(RandomPlaces(count));
+
+    private IEnumerable<(long Offset, int Length)> RandomPlaces(int count)
     {
-        var client = _client ?? throw new InvalidOperationException("not connected");
         for (int i = 0; i < count; i++)
         {
             int length = 4096 * _rng.Next(1, 9);
-            long offset = 4096L * _rng.Next(0, (Expected.Length - length) / 4096);
+            yield return (4096L * _rng.Next(0, (Expected.Length - length) / 4096), length);
+        }
+    }
+
+    /// <summary>Writes random data at each (offset, length) in turn, then FLUSH.</summary>
+    public async Task WriteAtAndFlushAsync(IEnumerable<(long Offset, int Length)> writes)
+    {
+        var client = _client ?? throw new InvalidOperationException("not connected");
+        foreach (var (offset, length) in writes)
+        {
             var data = new byte[length];
             _rng.NextBytes(data);
             await client.WriteAsync(offset, data);
@@ -190,19 +240,41 @@ public sealed class Guest(byte[] initial, int seed) : IAsyncDisposable
         }
     }
 
-    /// <summary>SHA-256 of the whole disk as an NBD client at <paramref name="uri"/> reads it.</summary>
-    public static async Task<string> ChecksumAsync(string uri, long size)
+    /// <summary>The whole disk as an NBD client at <paramref name="uri"/> reads it.</summary>
+    public static async Task<byte[]> ReadAllAsync(string uri, int size)
     {
         await using var client = await NbdClient.ConnectAsync(NbdClientOptions.FromUri(uri));
-        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var buffer = new byte[1 << 20];
-        for (long off = 0; off < size; off += buffer.Length)
+        var image = new byte[size];
+        for (int off = 0; off < size; off += 1 << 20)
+            await client.ReadAsync(off, image.AsMemory(off, Math.Min(1 << 20, size - off)));
+        return image;
+    }
+
+    /// <summary>Null when <paramref name="image"/> holds what the guest expects; otherwise which 64 KiB
+    /// blocks differ, and how many of them read as zeros.</summary>
+    public string? Mismatch(byte[] image)
+    {
+        const int block = 64 << 10;
+        var differ = new List<int>();
+        int zeros = 0, blocks = (Expected.Length + block - 1) / block;
+        for (int b = 0; b < blocks; b++)
         {
-            int n = (int)Math.Min(buffer.Length, size - off);
-            await client.ReadAsync(off, buffer.AsMemory(0, n));
-            sha.AppendData(buffer, 0, n);
+            int off = b * block, n = Math.Min(block, Expected.Length - off);
+            var got = image.AsSpan(off, n);
+            if (got.SequenceEqual(Expected.AsSpan(off, n))) continue;
+            differ.Add(b);
+            if (got.IndexOfAnyExcept((byte)0) < 0) zeros++;
         }
-        return Convert.ToHexString(sha.GetHashAndReset());
+        if (differ.Count == 0) return null;
+        var runs = new List<string>();
+        for (int i = 0; i < differ.Count;)
+        {
+            int j = i;
+            while (j + 1 < differ.Count && differ[j + 1] == differ[j] + 1) j++;
+            runs.Add(i == j ? $"{differ[i]}" : $"{differ[i]}-{differ[j]}");
+            i = j + 1;
+        }
+        return $"{differ.Count} of {blocks} 64 KiB blocks differ from what the guest wrote and flushed, {zeros} of them read as zeros: blocks {string.Join(", ", runs)}";
     }
 
     public string ExpectedChecksum => Convert.ToHexString(SHA256.HashData(Expected));

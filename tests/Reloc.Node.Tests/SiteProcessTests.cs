@@ -12,7 +12,6 @@ namespace Reloc.Node.Tests;
 public sealed class SiteProcessTests
 {
     private const int Size = 16 << 20;
-    private static readonly TimeSpan Long = TimeSpan.FromSeconds(120);
 
     private static async Task<(byte[] Initial, Guest Guest)> DiskAtAsync(SiteCluster c, char site, int seed)
     {
@@ -24,31 +23,6 @@ public sealed class SiteProcessTests
         await guest.ConnectAsync(c.NbdUri(site, "vm"));
         await guest.WriteAndFlushAsync(40);
         return (initial, guest);
-    }
-
-    private static Task RelocateAsync(SiteCluster c, char via, string to, string mode, long rate) =>
-        c.CallAsync(via, "relocate", new JsonObject { ["disk"] = "vm", ["to"] = "site-" + to, ["mode"] = mode, ["rate"] = rate });
-
-    private static Task WaitPhaseAsync(SiteCluster c, char via, string phase) =>
-        SiteCluster.WaitAsync(async () => await c.PhaseAsync(via, "vm") == phase, Long, $"relocation phase {phase}");
-
-    /// <summary>Waits until no relocation is left and <paramref name="owner"/> owns the disk; then checks content and the release.</summary>
-    private static async Task FinishAndVerifyAsync(SiteCluster c, char via, char owner, char source, Guest guest, long epoch)
-    {
-        // Full speed from here (it may be over already: a restarted destination resumes without the cap).
-        await c.TryCallAsync(via, "relocation.rate", new JsonObject { ["disk"] = "vm", ["rate"] = 0 });
-        JsonNode? show = null;
-        await SiteCluster.WaitAsync(async () =>
-        {
-            show = await c.TryCallAsync(via, "disk.show", new JsonObject { ["name"] = "vm" });
-            return show is not null && (string?)show["owner"] == "site-" + owner && (string?)show["phase"] == "owned"
-                   && show["copies"]!.AsArray().Count == 1 && await c.PhaseAsync(via, "vm") is null;
-        }, Long, "relocation complete and source released");
-        Assert.Equal(epoch, (long)show!["epoch"]!);
-        Assert.False(File.Exists(c.ImagePath(source, "vm")), "the source's copy is released");
-        await guest.ReadAndCheckAsync(20);
-        await guest.DisconnectAsync();
-        Assert.Equal(guest.ExpectedChecksum, await Guest.ChecksumAsync(c.NbdUri(owner, "vm"), Size));
     }
 
     [Fact]
@@ -71,18 +45,18 @@ public sealed class SiteProcessTests
         await c.StartAllAsync();
         var (_, guest) = await DiskAtAsync(c, 'b', 1);
         await using var _ = guest;
-        await RelocateAsync(c, 'a', "c", "hybrid", 1_000_000); // slow pre-copy: still serving when a dies
-        await WaitPhaseAsync(c, 'a', "serving");
+        await c.RelocateAsync('a', "c", "hybrid", 1_000_000); // slow pre-copy: still serving when a dies
+        await c.WaitPhaseAsync('a', "serving");
         await guest.WriteAndFlushAsync(40);
 
         await c.KillAsync('a'); // the oldest node: the coordinator singleton lives there
         await guest.WriteAndFlushAsync(40); // the guest's site is b: it does not notice
         // The survivors down a, the singleton moves to b, and the new coordinator finds the relocation at the sites.
-        await WaitPhaseAsync(c, 'b', "serving");
+        await c.WaitPhaseAsync('b', "serving");
 
         await guest.MigrateAsync(c.NbdUri('c', "vm")); // the VM moves: the handover follows
         await guest.WriteAndFlushAsync(40);
-        await FinishAndVerifyAsync(c, 'b', owner: 'c', source: 'b', guest, epoch: 2);
+        await c.FinishAndVerifyAsync('b', owner: 'c', source: 'b', guest, epoch: 2);
     }
 
     [Fact]
@@ -92,17 +66,17 @@ public sealed class SiteProcessTests
         await c.StartAllAsync();
         var (_, guest) = await DiskAtAsync(c, 'b', 2);
         await using var _ = guest;
-        await RelocateAsync(c, 'a', "c", "postcopy", 1_000_000);
-        await WaitPhaseAsync(c, 'a', "serving");
+        await c.RelocateAsync('a', "c", "postcopy", 1_000_000);
+        await c.WaitPhaseAsync('a', "serving");
         await guest.MigrateAsync(c.NbdUri('c', "vm"));
         await guest.WriteAndFlushAsync(40); // whole 4 KiB writes at c; the first one triggers the handover
-        await WaitPhaseAsync(c, 'a', "postcopy");
+        await c.WaitPhaseAsync('a', "postcopy");
 
         await c.KillAsync('b');
         await c.StartAsync('b'); // a new incarnation rejoins; the destination's fetches reconnect to it
         await c.WaitUpAsync('a', 3);
         await guest.WriteAndFlushAsync(40);
-        await FinishAndVerifyAsync(c, 'a', owner: 'c', source: 'b', guest, epoch: 2);
+        await c.FinishAndVerifyAsync('a', owner: 'c', source: 'b', guest, epoch: 2);
     }
 
     [Fact]
@@ -112,11 +86,11 @@ public sealed class SiteProcessTests
         await c.StartAllAsync();
         var (_, guest) = await DiskAtAsync(c, 'b', 3);
         await using var _ = guest;
-        await RelocateAsync(c, 'a', "c", "postcopy", 1_000_000);
-        await WaitPhaseAsync(c, 'a', "serving");
+        await c.RelocateAsync('a', "c", "postcopy", 1_000_000);
+        await c.WaitPhaseAsync('a', "serving");
         await guest.MigrateAsync(c.NbdUri('c', "vm"));
         await guest.WriteAndFlushAsync(40);
-        await WaitPhaseAsync(c, 'a', "postcopy");
+        await c.WaitPhaseAsync('a', "postcopy");
 
         await c.KillAsync('c'); // flushed writes at c are durable there, with their bits
         await guest.DisconnectAsync();
@@ -125,7 +99,7 @@ public sealed class SiteProcessTests
         await guest.ConnectAsync(c.NbdUri('c', "vm"));
         await guest.ReadAndCheckAsync(20);
         await guest.WriteAndFlushAsync(40);
-        await FinishAndVerifyAsync(c, 'a', owner: 'c', source: 'b', guest, epoch: 2);
+        await c.FinishAndVerifyAsync('a', owner: 'c', source: 'b', guest, epoch: 2);
     }
 
     [Fact]
@@ -135,8 +109,8 @@ public sealed class SiteProcessTests
         await c.StartAllAsync();
         var (_, guest) = await DiskAtAsync(c, 'b', 4);
         await using var _ = guest;
-        await RelocateAsync(c, 'a', "c", "hybrid", 4_000_000); // pre-copy under way while the guest writes at b
-        await WaitPhaseAsync(c, 'a', "serving");
+        await c.RelocateAsync('a', "c", "hybrid", 4_000_000); // pre-copy under way while the guest writes at b
+        await c.WaitPhaseAsync('a', "serving");
         await guest.WriteAndFlushAsync(40);
 
         await c.KillAsync('b'); // which blocks were written since the last invalidation dies with it
@@ -149,6 +123,6 @@ public sealed class SiteProcessTests
         await guest.MigrateAsync(c.NbdUri('c', "vm"));
         await guest.ReadAndCheckAsync(20); // before the handover, reads at c pass through to b
         await guest.WriteAndFlushAsync(40);
-        await FinishAndVerifyAsync(c, 'a', owner: 'c', source: 'b', guest, epoch: 2);
+        await c.FinishAndVerifyAsync('a', owner: 'c', source: 'b', guest, epoch: 2);
     }
 }
