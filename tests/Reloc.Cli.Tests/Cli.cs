@@ -10,8 +10,9 @@ internal static class Cli
 {
     public static string RelocDll => Path.Combine(AppContext.BaseDirectory, "reloc.dll");
 
+    /// <param name="firstLine">Completed when the console prints its first line (it is running, e.g. watching).</param>
     public static async Task<ToolResult> RunAsync(string? node, IReadOnlyList<string> args, TimeSpan? timeout = null,
-        IReadOnlyDictionary<string, string>? env = null)
+        IReadOnlyDictionary<string, string>? env = null, TaskCompletionSource? firstLine = null)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         psi.ArgumentList.Add(RelocDll);
@@ -24,7 +25,7 @@ internal static class Cli
         psi.Environment.Remove("RELOC_NODE");
         if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
         using var p = Process.Start(psi) ?? throw new InvalidOperationException("cannot start reloc");
-        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stdout = firstLine is null ? p.StandardOutput.ReadToEndAsync() : ReadSignallingAsync(p.StandardOutput, firstLine);
         var stderr = p.StandardError.ReadToEndAsync();
         using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(60));
         try { await p.WaitForExitAsync(cts.Token); }
@@ -34,6 +35,18 @@ internal static class Cli
             throw new TimeoutException($"reloc {string.Join(' ', args)} did not finish in time; stdout so far:\n{(stdout.IsCompleted ? stdout.Result : "")}");
         }
         return new ToolResult(p.ExitCode, await stdout, await stderr);
+    }
+
+    private static async Task<string> ReadSignallingAsync(StreamReader reader, TaskCompletionSource firstLine)
+    {
+        var text = new System.Text.StringBuilder();
+        while (await reader.ReadLineAsync() is { } line)
+        {
+            text.Append(line).Append('\n');
+            firstLine.TrySetResult();
+        }
+        firstLine.TrySetResult(); // ended without a line: whoever waits looks at the result
+        return text.ToString();
     }
 
     /// <summary>Asserts exit 0 and returns stdout.</summary>

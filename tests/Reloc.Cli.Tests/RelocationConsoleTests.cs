@@ -60,10 +60,15 @@ public sealed class RelocationConsoleTests(SiteCluster cluster)
         await guest.WriteAsync(3 << 20, w);
         await guest.FlushAsync();
         w.CopyTo(content, 3 << 20);
+        // The watch follows the relocation from before the handover: started after it, it could find the
+        // relocation over already (an 8 MiB disk copied at full speed).
+        var watching = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var watch = Cli.RunAsync(cluster.B.Node, ["relocation", "status", "step1", "--watch"], firstLine: watching);
+        await watching.Task.WaitAsync(TimeSpan.FromSeconds(60));
         var handover = await Cli.OkAsync(A.Node, "relocation", "handover", "step1");
         Assert.StartsWith("step1: handover to site-b begun (phase fencing, epoch 1 → 2)", handover);
 
-        var watched = await Cli.RunAsync(cluster.B.Node, ["relocation", "status", "step1", "--watch"]);
+        var watched = await watch;
         Assert.True(watched.ExitCode == 0, watched.ToString());
         var lines = watched.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Matches(@"^step1: relocated in [0-9.]+s: site-b owns it at epoch 2, nbd://127\.0\.0\.1:\d+/step1(; fetched .*, skipped 1 MiB, \d+ on-demand misses)?$", lines[^1]);
