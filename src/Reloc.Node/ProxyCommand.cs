@@ -109,7 +109,17 @@ internal static class ProxyCommand
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
         while (true)
         {
-            var status = await disk.Ask<VirtualDiskProtocol.Status>(new VirtualDiskProtocol.GetStatus(), TimeSpan.FromSeconds(10));
+            VirtualDiskProtocol.Status status;
+            try
+            {
+                status = await disk.Ask<VirtualDiskProtocol.Status>(new VirtualDiskProtocol.GetStatus(), TimeSpan.FromSeconds(10));
+            }
+            catch (AskTimeoutException)
+            {
+                // A slow journal start (recovery stashes the ask) is no reason to stop serving: ask again.
+                Console.Error.WriteLine("reloc-node proxy: the disk did not report progress within 10 s; asking again");
+                continue;
+            }
             Console.Out.WriteLine(JsonSerializer.Serialize(new ProgressLine(status.Disk, status.State, status.LocalBytes, status.TotalBytes,
                 status.FetchedBytes, status.SkippedBytes, status.WrittenBytes, status.OnDemandFetches, status.RateBps, status.PrefetchWindow), Json));
             Console.Out.Flush();
