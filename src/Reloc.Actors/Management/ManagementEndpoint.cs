@@ -250,7 +250,7 @@ public sealed class ManagementEndpoint : IAsyncDisposable
         var copies = all.Lists.SelectMany(l => l.Disks).Where(d => d.Name == name).OrderBy(d => d.Site).ToList();
         if (copies.Count == 0)
             throw new ManagementException($"unknown disk '{name}'{(all.Missing.Count > 0 ? $" (sites not answering: {string.Join(", ", all.Missing)})" : "")}");
-        var owner = copies.FirstOrDefault(d => d.Writable) ?? copies.FirstOrDefault(d => d.Phase is SiteDisk.Owned or SiteDisk.Outgoing) ?? copies[0];
+        var owner = Coordinator.Reconciler.OwnerOf(copies) ?? copies[0];
         RelocationInfo? relocation = null;
         try
         {

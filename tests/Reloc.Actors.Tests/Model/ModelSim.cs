@@ -322,9 +322,9 @@ internal sealed partial class Sim
         if (c.Flows.TryGetValue(DiskName, out var flow))
         {
             // A relocation that never starts (its source keeps refusing it) is cancelled, as an operator would.
-            if (flow.Phase != Reconciler.Starting) _startingSince.Remove(flow);
-            else _startingSince.TryAdd(flow, Now);
-            bool neverStarts = _startingSince.TryGetValue(flow, out var since) && Now - since >= 5 * ReconcileIntervalMs;
+            if (flow.Phase != Reconciler.Starting) _startingSince.Remove(flow.Relocation);
+            else _startingSince.TryAdd(flow.Relocation, Now);
+            bool neverStarts = _startingSince.TryGetValue(flow.Relocation, out var since) && Now - since >= 5 * ReconcileIntervalMs;
             if (neverStarts) request = new CancelRelocation(DiskName);
             // After the chaos the operator ends what is left: a relocation waiting for a trigger gets one (or is cancelled).
             else if (!Chaos) request = O.CancelAtEnd && dice < 50 ? new CancelRelocation(DiskName) : new RequestHandover(DiskName);
@@ -347,7 +347,7 @@ internal sealed partial class Sim
         c.Receive(request, Operator);
     }
 
-    private readonly Dictionary<CoordinatorModel.Flow, long> _startingSince = [];
+    private readonly Dictionary<string, long> _startingSince = new(StringComparer.Ordinal);
 
     /// <summary>For scripts: the operator's request to the coordinator now running.</summary>
     public void Ask(object request)
