@@ -231,6 +231,15 @@ public sealed class OwnershipProtocolModelTests(ITestOutputHelper output)
         Assert.True(sim.Stats.Completions >= 4, $"only {sim.Stats.Completions} relocations completed: a→c→b→a→c did not happen");
     }
 
+    /// <summary>Liveness (issue 10): an idle disk whose idle signal was lost moves by the reconciler alone.</summary>
+    [Fact]
+    public void L1_an_idle_disk_whose_idle_signal_was_lost_is_handed_over()
+    {
+        var sim = AssertHolds(Scenarios.IdleSignalLost());
+        Exercised(sim, Paths.IdleHandover);
+        Assert.True(sim.Stats.Completions >= 1, "the relocation a→b did not complete");
+    }
+
     private Sim AssertSeedHolds(int seed)
     {
         var (violation, sim) = RunSeed(seed);

@@ -43,6 +43,9 @@ internal sealed record SimOptions
     /// <summary>The initial image: version 1 where it holds data, 0 in its holes.</summary>
     public int InitialVersion(int block) => Holes.Contains(block) ? 0 : 1;
 
+    /// <summary>false: no VM uses the disk (an idle disk).</summary>
+    public bool GuestRuns { get; init; } = true;
+
     /// <summary>The VM migrates (as QEMU does) when a relocation of its disk is under way.</summary>
     public bool GuestMigrates { get; init; } = true;
 
@@ -251,7 +254,7 @@ internal sealed partial class Sim
         foreach (var s in Sites) s.Boot();
         Sites[0].CreateInitialDisk(DiskName, O.Blocks);
         StartCoordinator();
-        After(1 + Rng.Next(50), GuestLoop);
+        if (O.GuestRuns) After(1 + Rng.Next(50), GuestLoop);
         if (O.Script is null)
         {
             After(100 + Rng.Next(500), OperatorLoop);
@@ -272,6 +275,7 @@ internal sealed partial class Sim
             Events++;
             AfterEvent();
             CheckAlways();
+            CheckEnds();
             if (!Chaos && Settled()) break;
         }
         FinalCheck();
@@ -327,7 +331,8 @@ internal sealed partial class Sim
             bool neverStarts = _startingSince.TryGetValue(flow.Relocation, out var since) && Now - since >= 5 * ReconcileIntervalMs;
             if (neverStarts) request = new CancelRelocation(DiskName);
             // After the chaos the operator ends what is left: a relocation waiting for a trigger gets one (or is cancelled).
-            else if (!Chaos) request = O.CancelAtEnd && dice < 50 ? new CancelRelocation(DiskName) : new RequestHandover(DiskName);
+            // A VM that migrates triggers its handover itself, and an idle disk moves by the reconciler (invariant 5).
+            else if (!Chaos) request = O.CancelAtEnd && dice < 50 ? new CancelRelocation(DiskName) : O.GuestMigrates ? null : new RequestHandover(DiskName);
             else if (dice < 15) request = new RequestHandover(DiskName);
             else if (dice < 20) request = new CancelRelocation(DiskName);
         }
@@ -478,6 +483,24 @@ internal sealed partial class Sim
                 throw new ModelViolation("1 one writer per epoch", $"site {s.Name} accepts writes at epoch {epoch} after site {earlier} did ({Describe()})");
             _writerOfEpoch[epoch.Value] = s.Name;
         }
+    }
+
+    /// <summary>How long after the faults stop every relocation must have ended: a site down at the end restarts and
+    /// recovers, a miss or an ask times out, the reconciler's idle trigger waits its rounds, the copy completes.</summary>
+    public const long EndsWithinMs = 120_000;
+
+    /// <summary>When no relocation was under way any more after the faults stopped (for the bound's margin).</summary>
+    public long? EndedAfterChaosMs { get; private set; }
+
+    /// <summary>(5) Once the faults stop, every relocation ends (done or cancelled) within <see cref="EndsWithinMs"/>,
+    /// by the system alone: after the chaos the operator asks for a handover only of a VM that does not migrate.</summary>
+    private void CheckEnds()
+    {
+        if (Chaos || EndedAfterChaosMs is not null) return;
+        bool underway = Sites.Any(s => s.State.TryGet(DiskName, out var d) && d.Phase != SiteDisk.Owned) || Coordinator is { Flows.Count: > 0 };
+        if (!underway) EndedAfterChaosMs = Now - O.ChaosMs;
+        else if (Now - O.ChaosMs > EndsWithinMs)
+            throw new ModelViolation("5 ends in bounded time", $"{EndsWithinMs} ms after the faults stopped a relocation is still under way: {Describe()}");
     }
 
     /// <summary>(2) A message whose epoch is older than the receiver's must leave the receiver as it was.</summary>
