@@ -119,6 +119,14 @@ public sealed class CoordinatorCoreTests
         Assert.Equal(Trace(), Trace());
     }
 
+    [Fact]
+    public void Phases_keep_their_names_on_the_wire()
+    {
+        Assert.Equal(["starting", "preparing", "serving", "fencing", "transferring", "postcopy", "releasing", "cancelling"],
+            Enum.GetValues<RelocationPhase>().Select(p => p.Name()));
+        Assert.All(Enum.GetValues<RelocationPhase>(), p => Assert.Equal(p, RelocationPhases.Parse(p.Name())));
+    }
+
     private static string? Show(CoordinatorDecision d) => d switch
     {
         CoordinatorDecision.SendToSite s => $"{s.Site} <- {Compact(s.Message)}",

@@ -9,14 +9,14 @@ namespace Reloc.Actors.Tests;
 
 /// <summary>
 /// Randomized test of the ownership protocol of issue 4 (see Model/): pure state machines mirroring
-/// SiteActor, OwnedDisk, VirtualDiskActor, RelocatingDisk and MigrationCoordinator over the real SiteState,
-/// SiteEvents, DiskState/BlockMap, DiskEvents and Reconciler, run as a seeded discrete-event simulation with
+/// SiteActor, OwnedDisk, VirtualDiskActor and RelocatingDisk over the real SiteState, SiteEvents, DiskState/BlockMap,
+/// DiskEvents and Reconciler, and the real CoordinatorCore (MigrationCoordinator's decisions), run as a seeded discrete-event simulation with
 /// message reordering, loss, duplication, long delays, site crashes, coordinator fail-overs (and split brain)
 /// and partitions. Invariants checked after every event: (1) one writer, per epoch too; (2) a message with an
 /// older epoch, or of another relocation than the receiver's, changes nothing; (3) a fetch issued before an
 /// invalidation never lands after it; (4) no acknowledged write is lost: reads see it, the handover keeps it,
 /// and once the faults stop the relocation completes or aborts cleanly with every acknowledged (flushed, if its
-/// site crashed) version at the owner. A failing seed prints its options, the violation and the event trace;
+/// site crashed) version at the owner; (5) once the faults stop, every relocation ends within a bound. A failing seed prints its options, the violation and the event trace;
 /// replay it with <see cref="Replay"/>.
 /// Every finding so far (F1..F13) is a regression test now, each a directed scenario of Model/Scenarios.cs (or a
 /// seed) that checks it exercises the protection added for it. A finding still open would be kept as a skipped

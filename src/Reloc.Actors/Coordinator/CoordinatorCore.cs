@@ -1,6 +1,6 @@
 using Reloc.Actors.Site;
 using static Reloc.Actors.Coordinator.CoordinatorDecision;
-using static Reloc.Actors.Coordinator.Reconciler;
+using static Reloc.Actors.Coordinator.RelocationPhase;
 using static Reloc.Actors.Coordinator.RelocationProtocol;
 
 namespace Reloc.Actors.Coordinator;
@@ -40,7 +40,7 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
         public bool Hybrid { get; init; }
         public long Rate { get; set; }
         public bool Prefetch { get; init; } = true;
-        public string Phase { get; private set; } = Starting;
+        public RelocationPhase Phase { get; private set; } = Starting;
         public DateTime PhaseSince { get; private set; } = now;
         public int SourceClients { get; set; } = -1;
         public bool DestinationHadClients { get; set; }
@@ -50,20 +50,20 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
         public DateTime? IdleSince { get; set; }
         public object? CancelledBy { get; set; }
 
-        public void MoveTo(string phase, DateTime now)
+        public void MoveTo(RelocationPhase phase, DateTime now)
         {
             Phase = phase;
             PhaseSince = now;
         }
 
-        public RelocationInfo Info => new(Disk, From, To, Epoch, Phase);
+        public RelocationInfo Info => new(Disk, From, To, Epoch, Phase.Name());
         public FlowView View => new(Disk, From, To, Epoch, Relocation, Phase, WriteAtDestination is not null);
     }
 
     /// <summary>A flow as the shells show it.</summary>
-    public sealed record FlowView(string Disk, string From, string To, long Epoch, string Relocation, string Phase, bool WriteAtDestination)
+    public sealed record FlowView(string Disk, string From, string To, long Epoch, string Relocation, RelocationPhase Phase, bool WriteAtDestination)
     {
-        public override string ToString() => $"{Disk} {From}->{To} e{Epoch} #{Relocation} {Phase}";
+        public override string ToString() => $"{Disk} {From}->{To} e{Epoch} #{Relocation} {Phase.Name()}";
     }
 
     private readonly Dictionary<string, Flow> _flows = new(StringComparer.Ordinal);
@@ -116,7 +116,7 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
         var (m, replyTo) = (found.Request, found.ReplyTo);
         if (found.Lists.Count == 0) { Answer(replyTo, new RelocationRefused("could not reach every site to find the disk")); return; }
         var copies = found.Lists.SelectMany(l => l.Disks).Where(d => d.Name == m.Disk).ToList();
-        var owner = OwnerOf(copies);
+        var owner = Reconciler.OwnerOf(copies);
         if (owner is not { Phase: SiteDisk.Owned })
         {
             Answer(replyTo, new RelocationRefused(copies.Count == 0 ? $"unknown disk '{m.Disk}'" : $"disk '{m.Disk}' is already relocating"));
@@ -166,14 +166,14 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
             case CancelRelocation m:
                 if (!_flows.TryGetValue(m.Disk, out var cancelled)) { Answer(replyTo, NotRelocating(m.Disk)); return; }
                 if (cancelled.Phase is not (Starting or Preparing or Serving or Cancelling))
-                { Answer(replyTo, new RelocationRefused($"disk '{m.Disk}' is {cancelled.Phase}: past the handover a relocation only goes forward (relocate it back instead)")); return; }
+                { Answer(replyTo, new RelocationRefused($"disk '{m.Disk}' is {cancelled.Phase.Name()}: past the handover a relocation only goes forward (relocate it back instead)")); return; }
                 cancelled.CancelledBy = replyTo;
                 cancelled.MoveTo(Cancelling, now);
                 Tell(cancelled.From, new StopOutgoing(cancelled.Disk, cancelled.Epoch, cancelled.Relocation));
                 break;
             case RequestHandover m:
                 if (!_flows.TryGetValue(m.Disk, out var asked)) { Answer(replyTo, NotRelocating(m.Disk)); return; }
-                if (asked.Phase != Serving) { Answer(replyTo, new RelocationRefused($"disk '{m.Disk}' is {asked.Phase}, not waiting for a handover")); return; }
+                if (asked.Phase != Serving) { Answer(replyTo, new RelocationRefused($"disk '{m.Disk}' is {asked.Phase.Name()}, not waiting for a handover")); return; }
                 BeginHandover(asked, "operator", now);
                 Answer(replyTo, asked.Info);
                 break;
@@ -278,7 +278,7 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
     private void HandoverIfTriggered(Flow f, bool idle, DateTime now)
     {
         if (f.Phase != Serving) return;
-        var why = HandoverTrigger(f.WriteAtDestination is not null, f.SourceClients, f.DestinationHadClients, idle);
+        var why = Reconciler.HandoverTrigger(f.WriteAtDestination is not null, f.SourceClients, f.DestinationHadClients, idle);
         if (why is not null) BeginHandover(f, f.WriteAtDestination ?? why, now);
     }
 
@@ -298,13 +298,14 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
         var now = o.Now;
         bool Stale(Flow f) => f.PhaseSince >= o.AskedAt || now - f.PhaseSince < interval * 2;
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        var derived = Derive(o.Lists);
+        var derived = Reconciler.Derive(o.Lists);
         // A drop waiting for a stop the sites no longer call for (the source refused, or it is over) is forgotten.
         var wanted = derived.Select(d => d.Step).OfType<StopOutgoing>().Select(s => s.Relocation).ToHashSet(StringComparer.Ordinal);
         foreach (var id in _dropsAfterStop.Keys.Where(id => !wanted.Contains(id)).ToList()) _dropsAfterStop.Remove(id);
         foreach (var d in derived)
         {
             seen.Add(d.Info.Disk);
+            var shown = RelocationPhases.Parse(d.Info.Phase);
             if (d.Anomaly is not null) { Log(CoordinatorLogLevel.Warning, $"relocation of {d.Info.Disk}: {d.Anomaly}"); continue; }
             if (_flows.TryGetValue(d.Info.Disk, out var f) && f.Relocation != d.Relocation && !Stale(f))
             {
@@ -317,22 +318,22 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
             {
                 f = new Flow(d.Info.Disk, d.Info.FromSite, d.Info.ToSite, d.Info.Epoch, d.Size, d.SourceUri, d.Relocation, now);
                 _flows[f.Disk] = f;
-                f.MoveTo(d.Info.Phase, now);
-                Log(CoordinatorLogLevel.Info, $"relocation of {f.Disk} from {f.From} to {f.To} picked up from the sites: {f.Phase}");
+                f.MoveTo(shown, now);
+                Log(CoordinatorLogLevel.Info, $"relocation of {f.Disk} from {f.From} to {f.To} picked up from the sites: {f.Phase.Name()}");
             }
             else if (f.Relocation != d.Relocation || Stale(f))
             {
-                if (f.Relocation == d.Relocation && f.Phase != d.Info.Phase && f.PhaseSince >= o.AskedAt)
-                    Log(CoordinatorLogLevel.Debug, $"relocation of {f.Disk}: a round older than its last change ({f.Phase}) shows {d.Info.Phase}", CoordinatorEvent.StaleRoundNotJudged);
+                if (f.Relocation == d.Relocation && f.Phase != shown && f.PhaseSince >= o.AskedAt)
+                    Log(CoordinatorLogLevel.Debug, $"relocation of {f.Disk}: a round older than its last change ({f.Phase.Name()}) shows {d.Info.Phase}", CoordinatorEvent.StaleRoundNotJudged);
                 continue; // moving along by itself
             }
-            else if (f.Phase == Cancelling && d.Info.Phase is Preparing or Serving)
+            else if (f.Phase == Cancelling && shown is Preparing or Serving)
             {
                 Tell(f.From, new StopOutgoing(f.Disk, f.Epoch, f.Relocation)); // the cancel's first step got lost
                 f.MoveTo(Cancelling, now);
                 continue;
             }
-            else f.MoveTo(d.Info.Phase, now);
+            else f.MoveTo(shown, now);
             Resume(f, d, o.AskedAt, now);
         }
         foreach (var f in _flows.Values.Where(f => !seen.Contains(f.Disk))) f.IdleSince = null;
@@ -344,7 +345,7 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
             _flows.Remove(f.Disk);
             _out.Add(new Ended(f.Disk, f.Relocation, Cancelled: f.Phase == Cancelling));
             if (f.CancelledBy is { } by) Answer(by, new RelocationCancelled(f.Disk));
-            Log(CoordinatorLogLevel.Info, $"relocation of {f.Disk}: the sites show it over ({f.Phase})");
+            Log(CoordinatorLogLevel.Info, $"relocation of {f.Disk}: the sites show it over ({f.Phase.Name()})");
         }
         // A relocation whose first step got lost: the source never began tracking.
         foreach (var f in _flows.Values.Where(f => f.Phase == Starting && !Stale(f)))
@@ -354,7 +355,7 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
         }
     }
 
-    private void Resume(Flow f, Derived d, DateTime askedAt, DateTime now)
+    private void Resume(Flow f, Reconciler.Derived d, DateTime askedAt, DateTime now)
     {
         if (d is { Step: StopOutgoing stop, DropAt: { } dropAt })
             _dropsAfterStop[stop.Relocation] = (stop.Disk, stop.Epoch, dropAt);
@@ -382,11 +383,11 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
 
     /// <summary>Runs a step only for this relocation in the expected phase (duplicates, strays and answers to an
     /// earlier attempt are ignored).</summary>
-    private void Step(string disk, string relocation, string phase, Action<Flow> action)
+    private void Step(string disk, string relocation, RelocationPhase phase, Action<Flow> action)
     {
         if (_flows.TryGetValue(disk, out var f) && f.Relocation == relocation && f.Phase == phase) action(f);
         else if (f is not null && f.Relocation != relocation)
-            Log(CoordinatorLogLevel.Debug, $"ignored a {phase} step for {disk} of relocation {relocation} (the flow is {f.Relocation})", CoordinatorEvent.ForeignAnswerIgnored);
-        else Log(CoordinatorLogLevel.Debug, $"ignored a {phase} step for {disk}");
+            Log(CoordinatorLogLevel.Debug, $"ignored a {phase.Name()} step for {disk} of relocation {relocation} (the flow is {f.Relocation})", CoordinatorEvent.ForeignAnswerIgnored);
+        else Log(CoordinatorLogLevel.Debug, $"ignored a {phase.Name()} step for {disk}");
     }
 }

@@ -115,3 +115,30 @@ public static class Reconciler
         return new Derived(started with { Phase = Releasing }, source.Size, source.NbdUri, new Release(source.Name, source.Epoch, relocation), source.Site, null, relocation);
     }
 }
+
+/// <summary>A relocation's phase inside the coordinator; on the wire and in the console by its name (the
+/// <see cref="Reconciler"/> constants: <see cref="RelocationProtocol.RelocationInfo.Phase"/> stays a string).</summary>
+public enum RelocationPhase { Starting, Preparing, Serving, Fencing, Transferring, Postcopy, Releasing, Cancelling }
+
+public static class RelocationPhases
+{
+    public static string Name(this RelocationPhase phase) => phase switch
+    {
+        RelocationPhase.Starting => Reconciler.Starting,
+        RelocationPhase.Preparing => Reconciler.Preparing,
+        RelocationPhase.Serving => Reconciler.Serving,
+        RelocationPhase.Fencing => Reconciler.Fencing,
+        RelocationPhase.Transferring => Reconciler.Transferring,
+        RelocationPhase.Postcopy => Reconciler.Postcopy,
+        RelocationPhase.Releasing => Reconciler.Releasing,
+        RelocationPhase.Cancelling => Reconciler.Cancelling,
+        _ => throw new ArgumentOutOfRangeException(nameof(phase), phase, null),
+    };
+
+    public static RelocationPhase Parse(string name)
+    {
+        foreach (var phase in Enum.GetValues<RelocationPhase>())
+            if (phase.Name() == name) return phase;
+        throw new ArgumentException($"not a relocation phase: '{name}'", nameof(name));
+    }
+}

@@ -116,7 +116,7 @@ internal sealed class Image(int[] initial)
 
 /// <summary>
 /// Deterministic discrete-event simulation of the ownership protocol of issue 4: sites (<see cref="SiteModel"/>),
-/// coordinators (<see cref="CoordinatorModel"/>), one guest, an operator, and a network that delays, reorders,
+/// coordinators (the real <see cref="CoordinatorCore"/> in <see cref="CoordinatorModel"/>), one guest, an operator, and a network that delays, reorders,
 /// duplicates and drops; sites crash, coordinators fail over, the network partitions. Every random choice
 /// comes from one <see cref="Random"/>(seed), so a seed replays exactly. Times are milliseconds.
 /// </summary>
@@ -326,7 +326,7 @@ internal sealed partial class Sim
         if (c.Flows.TryGetValue(DiskName, out var flow))
         {
             // A relocation that never starts (its source keeps refusing it) is cancelled, as an operator would.
-            if (flow.Phase != Reconciler.Starting) _startingSince.Remove(flow.Relocation);
+            if (flow.Phase != RelocationPhase.Starting) _startingSince.Remove(flow.Relocation);
             else _startingSince.TryAdd(flow.Relocation, Now);
             bool neverStarts = _startingSince.TryGetValue(flow.Relocation, out var since) && Now - since >= 5 * ReconcileIntervalMs;
             if (neverStarts) request = new CancelRelocation(DiskName);
