@@ -83,6 +83,7 @@ internal sealed record SimOptions
             GuestThinkMs = 10 + r.Next(60),
             RelocateEveryMs = 500 + r.Next(4000),
             Holes = DrawHoles(seed),
+            GuestRuns = new Random(unchecked(seed * 13 + 3)).Next(8) != 0, // its own generator, like the holes
         };
     }
 
@@ -97,7 +98,7 @@ internal sealed record SimOptions
     public override string ToString() =>
         $"sites={Sites} blocks={Blocks} fifo={FifoPerPair} drop={Drop:0.###} dup={Duplicate:0.###} long={LongDelay:0.###} " +
         $"crash/s={CrashPerSecond:0.###} failover/s={FailoverPerSecond:0.###} partition/s={PartitionPerSecond:0.###} zombies={Zombies} cancelAtEnd={CancelAtEnd}" +
-        $" holes=[{string.Join(",", Holes.Order())}]";
+        $" holes=[{string.Join(",", Holes.Order())}]{(GuestRuns ? "" : " no guest")}";
 }
 
 /// <summary>Disk content as block versions: the guest's n-th write of a block carries version n+1 (the
@@ -343,7 +344,8 @@ internal sealed partial class Sim
             if (!relocating && owner is not null)
             {
                 var to = Sites.Where(s => s != owner).ElementAt(Rng.Next(Sites.Length - 1)).Name;
-                request = new Relocate(DiskName, to, Hybrid: Rng.Next(2) == 0, Prefetch: Rng.Next(5) != 0);
+                // Without a guest, pure post-copy on demand never completes: nothing reads.
+                request = new Relocate(DiskName, to, Hybrid: Rng.Next(2) == 0, Prefetch: Rng.Next(5) != 0 || !O.GuestRuns);
                 Stats.Relocations++;
             }
         }
