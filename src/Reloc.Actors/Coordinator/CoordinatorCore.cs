@@ -21,9 +21,10 @@ namespace Reloc.Actors.Coordinator;
 /// <param name="newRelocationId">A fresh attempt id, unique across coordinators.</param>
 public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocationId)
 {
-    /// <summary>A source seen without guests this long (over judged rounds, the destination without any either)
-    /// hands over: the idle trigger whose first signal (OutgoingStarted with no clients) got lost. Several rounds,
-    /// not one: a source that just restarted has no guest until its VM reconnects (commit e8cd63f).</summary>
+    /// <summary>A serving relocation whose source every judged round, for this many reconcile intervals, showed
+    /// without guests hands over: the idle trigger whose first signal (OutgoingStarted with no clients) got lost.
+    /// Not one round: a source that just restarted has no guest until its VM reconnects (commit e8cd63f); a round
+    /// without the source's answer, or a guest reported there, starts the count again.</summary>
     public const int IdleRounds = 3;
 
     private sealed class Flow(string disk, string from, string to, long epoch, long size, string sourceUri, string relocation, DateTime now)
