@@ -9,14 +9,14 @@ namespace Reloc.Actors.Tests;
 
 /// <summary>
 /// Randomized test of the ownership protocol of issue 4 (see Model/): pure state machines mirroring
-/// SiteActor, OwnedDisk, VirtualDiskActor, RelocatingDisk and MigrationCoordinator over the real SiteState,
-/// SiteEvents, DiskState/BlockMap, DiskEvents and Reconciler, run as a seeded discrete-event simulation with
+/// SiteActor, OwnedDisk, VirtualDiskActor and RelocatingDisk over the real SiteState, SiteEvents, DiskState/BlockMap,
+/// DiskEvents and Reconciler, and the real CoordinatorCore (MigrationCoordinator's decisions), run as a seeded discrete-event simulation with
 /// message reordering, loss, duplication, long delays, site crashes, coordinator fail-overs (and split brain)
 /// and partitions. Invariants checked after every event: (1) one writer, per epoch too; (2) a message with an
 /// older epoch, or of another relocation than the receiver's, changes nothing; (3) a fetch issued before an
 /// invalidation never lands after it; (4) no acknowledged write is lost: reads see it, the handover keeps it,
 /// and once the faults stop the relocation completes or aborts cleanly with every acknowledged (flushed, if its
-/// site crashed) version at the owner. A failing seed prints its options, the violation and the event trace;
+/// site crashed) version at the owner; (5) once the faults stop, every relocation ends within a bound. A failing seed prints its options, the violation and the event trace;
 /// replay it with <see cref="Replay"/>.
 /// Every finding so far (F1..F13) is a regression test now, each a directed scenario of Model/Scenarios.cs (or a
 /// seed) that checks it exercises the protection added for it. A finding still open would be kept as a skipped
@@ -229,6 +229,15 @@ public sealed class OwnershipProtocolModelTests(ITestOutputHelper output)
         var sim = AssertHolds(Scenarios.FencedCopyOutlivesTheMoveOn());
         Exercised(sim, Paths.RefusedLeftoverCopy);
         Assert.True(sim.Stats.Completions >= 4, $"only {sim.Stats.Completions} relocations completed: a→c→b→a→c did not happen");
+    }
+
+    /// <summary>Liveness (issue 10): an idle disk whose idle signal was lost moves by the reconciler alone.</summary>
+    [Fact]
+    public void L1_an_idle_disk_whose_idle_signal_was_lost_is_handed_over()
+    {
+        var sim = AssertHolds(Scenarios.IdleSignalLost());
+        Exercised(sim, Paths.IdleHandover);
+        Assert.True(sim.Stats.Completions >= 1, "the relocation a→b did not complete");
     }
 
     private Sim AssertSeedHolds(int seed)

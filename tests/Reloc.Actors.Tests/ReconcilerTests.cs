@@ -89,6 +89,25 @@ public sealed class ReconcilerTests
         Assert.Equal((Reconciler.Postcopy, (object?)null), (owning.Info.Phase, owning.Step));
     }
 
+    /// <summary>The one handover trigger: (write at the destination, source clients, destination has clients, idle) → fires?</summary>
+    [Theory]
+    [InlineData(true, 1, false, false, true)]
+    [InlineData(false, 0, true, false, true)]   // the VM moved
+    [InlineData(false, 0, false, false, false)] // no guest seen once: a restarted source's VM may be reconnecting
+    [InlineData(false, 0, false, true, true)]   // idle since tracking began (or for several rounds)
+    [InlineData(false, -1, true, false, false)] // the source's count unknown
+    [InlineData(false, 1, true, false, false)]
+    public void The_handover_trigger(bool write, int sourceClients, bool destinationClients, bool idle, bool fires) =>
+        Assert.Equal(fires, Reconciler.HandoverTrigger(write, sourceClients, destinationClients, idle) is not null);
+
+    [Fact]
+    public void The_owner_is_the_copy_that_accepts_writes()
+    {
+        Assert.Equal("b", Reconciler.OwnerOf([Disk("a", "fenced", 4, "b"), Disk("b", "incoming", 3, "a", writable: true)])?.Site);
+        Assert.Equal("a", Reconciler.OwnerOf([Disk("a", "outgoing", 3, "b", writable: true), Disk("b", "incoming", 3, "a")])?.Site);
+        Assert.Null(Reconciler.OwnerOf([Disk("a", "fenced", 4, "b"), Disk("b", "incoming", 3, "a")])); // mid-handover
+    }
+
     [Fact]
     public void An_import_from_a_foreign_server_is_no_relocation() =>
         Assert.Empty(Reconciler.Derive([At("b", Disk("b", "incoming", 1, "", writable: true))]));

@@ -19,12 +19,34 @@ public static class Reconciler
         Transferring = "transferring", Postcopy = "postcopy", Releasing = "releasing", Cancelling = "cancelling";
 
     /// <summary>A relocation as the sites show it, and the step that moves it on (null: nothing to send;
-    /// the sites will report by themselves). <see cref="Handover"/>: a handover trigger holds now.
+    /// the sites will report by themselves). <see cref="Trigger"/>: the handover trigger that holds now, if one does.
     /// <see cref="Relocation"/>: the attempt's id, as the sites persisted it.</summary>
     /// <param name="DropAt">With a <see cref="StopOutgoing"/> step: the site whose copy of that attempt is dropped once the
     /// source confirms it no longer sends it (a fenced source refuses, so a copy about to own the disk is never dropped).</param>
-    public sealed record Derived(RelocationInfo Info, long Size, string SourceUri, object? Step, string? StepTo, bool Handover,
-        string Relocation, string? Anomaly = null, string? DropAt = null);
+    /// <param name="SourceIdle">Serving, and the source has no guest (not a trigger by itself: see <see cref="CoordinatorCore.IdleRounds"/>).</param>
+    public sealed record Derived(RelocationInfo Info, long Size, string SourceUri, object? Step, string? StepTo, string? Trigger,
+        string Relocation, string? Anomaly = null, string? DropAt = null, bool SourceIdle = false)
+    {
+        public bool Handover => Trigger is not null;
+    }
+
+    /// <summary>The handover trigger: the one rule for what a coordinator heard from the sites and what their lists
+    /// show. <paramref name="sourceClients"/>: -1 if not known. <paramref name="idle"/>: the source has had no guest
+    /// since it began tracking (the caller's knowledge: one count of zero alone is no proof, a source that just
+    /// restarted has none until its VM reconnects). Null: no trigger.</summary>
+    public static string? HandoverTrigger(bool writeAtDestination, int sourceClients, bool destinationHasClients, bool idle) =>
+        writeAtDestination ? "a write arrived at the destination"
+        : sourceClients == 0 && destinationHasClients ? "the source's last client left after a client connected at the destination"
+        : idle ? "the source has no clients"
+        : null;
+
+    /// <summary>The copy that owns a disk now (the one whose site accepts its writes), else the one that owns it
+    /// by phase (owned, or outgoing while it fences); null if none does (mid-handover, or unknown).</summary>
+    public static SiteProtocol.DiskInfo? OwnerOf(IEnumerable<SiteProtocol.DiskInfo> copies)
+    {
+        var list = copies as IReadOnlyCollection<SiteProtocol.DiskInfo> ?? copies.ToList();
+        return list.FirstOrDefault(d => d.Writable) ?? list.FirstOrDefault(d => d.Phase is SiteDisk.Owned or SiteDisk.Outgoing);
+    }
 
     /// <param name="lists">The disk lists of the sites that answered (a site that did not is unknown, not empty).</param>
     public static IReadOnlyList<Derived> Derive(IReadOnlyList<SiteProtocol.DiskList> lists)
@@ -47,13 +69,13 @@ public static class Reconciler
                 if (!answered.Contains(incoming.Peer)) continue; // an import (no peer), or the source is out of reach
                 var info = new RelocationInfo(incoming.Name, incoming.Peer, incoming.Site, incoming.Epoch, "");
                 if (incoming.Writable)
-                    result.Add(new Derived(info with { Phase = Postcopy }, incoming.Size, "", null, null, false, incoming.Relocation)); // the source already let go
+                    result.Add(new Derived(info with { Phase = Postcopy }, incoming.Size, "", null, null, null, incoming.Relocation)); // the source already let go
                 else
                     // The source does not (or no longer) send this disk by this attempt: a cancel half done, or a
                     // copy a stale step created. Never owned here; but the answers may be of different ages, so the
                     // source confirms first (it refuses if it has fenced for this attempt meanwhile).
                     result.Add(new Derived(info with { Phase = Cancelling }, incoming.Size, "",
-                        new StopOutgoing(incoming.Name, incoming.Epoch, incoming.Relocation), incoming.Peer, false, incoming.Relocation,
+                        new StopOutgoing(incoming.Name, incoming.Epoch, incoming.Relocation), incoming.Peer, null, incoming.Relocation,
                         DropAt: incoming.Site));
             }
         }
@@ -67,28 +89,56 @@ public static class Reconciler
         {
             var info = new RelocationInfo(source.Name, source.Site, source.Peer, source.Epoch, "");
             if (dest is null)
-                return new Derived(info with { Phase = Preparing }, source.Size, source.NbdUri, null, source.Peer, false, relocation);
+                return new Derived(info with { Phase = Preparing }, source.Size, source.NbdUri, null, source.Peer, null, relocation);
             if (dest.Phase == SiteDisk.Incoming && dest.Relocation != relocation && !dest.Writable)
                 // A copy of another attempt is in the way: it goes first, then this one is prepared.
                 return new Derived(info with { Phase = Preparing }, source.Size, source.NbdUri,
-                    new StopOutgoing(dest.Name, dest.Epoch, dest.Relocation), dest.Peer, false, relocation, DropAt: dest.Site);
+                    new StopOutgoing(dest.Name, dest.Epoch, dest.Relocation), dest.Peer, null, relocation, DropAt: dest.Site);
             if (dest.Phase != SiteDisk.Incoming || dest.Relocation != relocation)
-                return new Derived(info with { Phase = Serving }, source.Size, source.NbdUri, null, null, false, relocation,
+                return new Derived(info with { Phase = Serving }, source.Size, source.NbdUri, null, null, null, relocation,
                     $"disk '{source.Name}' leaves {source.Site} by relocation {relocation} but {dest.Site} has it {dest.Phase} ({dest.Relocation})");
             // Not "the source has no guests" alone: a source that just restarted has none until its VM
             // reconnects, and fencing it then fails the VM's writes (the multi-process test caught this).
-            bool trigger = dest.HandoverWanted || (source.Clients == 0 && dest.Clients > 0);
-            return new Derived(info with { Phase = Serving }, source.Size, source.NbdUri, null, null, trigger, relocation);
+            var trigger = HandoverTrigger(dest.HandoverWanted, source.Clients, dest.Clients > 0, idle: false);
+            return new Derived(info with { Phase = Serving }, source.Size, source.NbdUri, null, null, trigger, relocation,
+                SourceIdle: source.Clients == 0);
         }
         // Fenced: the destination owns NewEpoch = source.Epoch, or is about to.
         var started = new RelocationInfo(source.Name, source.Site, source.Peer, source.Epoch - 1, "");
         if (dest is null || (dest.Phase == SiteDisk.Incoming && dest.Relocation != relocation))
-            return new Derived(started with { Phase = Transferring }, source.Size, source.NbdUri, null, null, false, relocation,
+            return new Derived(started with { Phase = Transferring }, source.Size, source.NbdUri, null, null, null, relocation,
                 $"disk '{source.Name}' was handed over by {source.Site} to {source.Peer} (relocation {relocation}), which does not have it from that relocation");
         if (dest.Phase == SiteDisk.Incoming && !dest.Writable)
-            return new Derived(started with { Phase = Fencing }, source.Size, source.NbdUri, new Fence(source.Name, source.Epoch, relocation), source.Site, false, relocation);
+            return new Derived(started with { Phase = Fencing }, source.Size, source.NbdUri, new Fence(source.Name, source.Epoch, relocation), source.Site, null, relocation);
         if (dest.Phase == SiteDisk.Incoming)
-            return new Derived(started with { Phase = Postcopy }, source.Size, source.NbdUri, null, null, false, relocation);
-        return new Derived(started with { Phase = Releasing }, source.Size, source.NbdUri, new Release(source.Name, source.Epoch, relocation), source.Site, false, relocation);
+            return new Derived(started with { Phase = Postcopy }, source.Size, source.NbdUri, null, null, null, relocation);
+        return new Derived(started with { Phase = Releasing }, source.Size, source.NbdUri, new Release(source.Name, source.Epoch, relocation), source.Site, null, relocation);
+    }
+}
+
+/// <summary>A relocation's phase inside the coordinator; on the wire and in the console by its name (the
+/// <see cref="Reconciler"/> constants: <see cref="RelocationProtocol.RelocationInfo.Phase"/> stays a string).</summary>
+public enum RelocationPhase { Starting, Preparing, Serving, Fencing, Transferring, Postcopy, Releasing, Cancelling }
+
+public static class RelocationPhases
+{
+    public static string Name(this RelocationPhase phase) => phase switch
+    {
+        RelocationPhase.Starting => Reconciler.Starting,
+        RelocationPhase.Preparing => Reconciler.Preparing,
+        RelocationPhase.Serving => Reconciler.Serving,
+        RelocationPhase.Fencing => Reconciler.Fencing,
+        RelocationPhase.Transferring => Reconciler.Transferring,
+        RelocationPhase.Postcopy => Reconciler.Postcopy,
+        RelocationPhase.Releasing => Reconciler.Releasing,
+        RelocationPhase.Cancelling => Reconciler.Cancelling,
+        _ => throw new ArgumentOutOfRangeException(nameof(phase), phase, null),
+    };
+
+    public static RelocationPhase Parse(string name)
+    {
+        foreach (var phase in Enum.GetValues<RelocationPhase>())
+            if (phase.Name() == name) return phase;
+        throw new ArgumentException($"not a relocation phase: '{name}'", nameof(name));
     }
 }

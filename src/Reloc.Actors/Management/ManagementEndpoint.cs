@@ -25,6 +25,7 @@ public sealed class ManagementEndpoint : IAsyncDisposable
     private static readonly TimeSpan CreateTimeout = TimeSpan.FromMinutes(30); // a disk from a large image file
 
     private readonly ActorSystem _system;
+    private readonly IActorRef _coordinator;
     private readonly ILogger _log;
     private readonly TcpListener _listener;
     private readonly CancellationTokenSource _stopping = new();
@@ -32,9 +33,10 @@ public sealed class ManagementEndpoint : IAsyncDisposable
     private readonly List<Task> _running = [];
     private readonly Task _acceptLoop;
 
-    private ManagementEndpoint(ActorSystem system, TcpListener listener, ILogger log)
+    private ManagementEndpoint(ActorSystem system, IActorRef coordinator, TcpListener listener, ILogger log)
     {
         _system = system;
+        _coordinator = coordinator;
         _listener = listener;
         _log = log;
         _acceptLoop = AcceptAsync();
@@ -42,11 +44,12 @@ public sealed class ManagementEndpoint : IAsyncDisposable
 
     public IPEndPoint EndPoint => (IPEndPoint)_listener.LocalEndpoint;
 
-    public static ManagementEndpoint Start(ActorSystem system, IPEndPoint listen, ILoggerFactory? loggers = null)
+    /// <param name="coordinator">The migration coordinator (this node's singleton proxy).</param>
+    public static ManagementEndpoint Start(ActorSystem system, IActorRef coordinator, IPEndPoint listen, ILoggerFactory? loggers = null)
     {
         var listener = new TcpListener(listen);
         listener.Start();
-        return new ManagementEndpoint(system, listener, (loggers ?? NullLoggerFactory.Instance).CreateLogger<ManagementEndpoint>());
+        return new ManagementEndpoint(system, coordinator, listener, (loggers ?? NullLoggerFactory.Instance).CreateLogger<ManagementEndpoint>());
     }
 
     private async Task AcceptAsync()
@@ -250,11 +253,11 @@ public sealed class ManagementEndpoint : IAsyncDisposable
         var copies = all.Lists.SelectMany(l => l.Disks).Where(d => d.Name == name).OrderBy(d => d.Site).ToList();
         if (copies.Count == 0)
             throw new ManagementException($"unknown disk '{name}'{(all.Missing.Count > 0 ? $" (sites not answering: {string.Join(", ", all.Missing)})" : "")}");
-        var owner = copies.FirstOrDefault(d => d.Writable) ?? copies.FirstOrDefault(d => d.Phase is SiteDisk.Owned or SiteDisk.Outgoing) ?? copies[0];
+        var owner = Coordinator.Reconciler.OwnerOf(copies) ?? copies[0];
         RelocationInfo? relocation = null;
         try
         {
-            var list = await _system.ActorSelection("/user/coordinator").Ask<RelocationList>(new GetRelocations(), AskTimeout);
+            var list = await _coordinator.Ask<RelocationList>(new GetRelocations(), AskTimeout);
             relocation = list.Relocations.FirstOrDefault(r => r.Disk == name);
         }
         catch (AskTimeoutException) { } // shown without relocation detail
@@ -292,7 +295,7 @@ public sealed class ManagementEndpoint : IAsyncDisposable
 
     private async Task<JsonNode?> CoordinatorAsync<T>(object message, Func<T, object> result, TimeSpan? timeout = null)
     {
-        var reply = await _system.ActorSelection("/user/coordinator").Ask<object>(message, timeout ?? AskTimeout);
+        var reply = await _coordinator.Ask<object>(message, timeout ?? AskTimeout);
         return reply switch
         {
             T ok => Node(result(ok)),

@@ -93,7 +93,7 @@ public sealed partial class SiteActor
         return _state.TryGet(disk, out var d) && d.Phase == SiteDisk.Incoming && d.Relocation == relocation
                && relocation.Length > 0 && _incoming.TryGetValue(disk, out incoming!);
     }
-    private ActorSelection Coordinator => Context.ActorSelection("/user/coordinator");
+    private IActorRef Coordinator { get; }
     public ITimerScheduler Timers { get; set; } = null!;
 
     private void RelocationCommands()

@@ -28,10 +28,12 @@ public sealed partial class SiteActor : ReceivePersistentActor, IWithTimers
     private readonly HashSet<string> _creating = new(StringComparer.Ordinal);
     private readonly ILoggingAdapter _log = Context.GetLogger();
 
-    public SiteActor(SiteSettings settings, ExportCatalog exports)
+    /// <param name="coordinator">The migration coordinator (this node's singleton proxy).</param>
+    public SiteActor(SiteSettings settings, ExportCatalog exports, IActorRef coordinator)
     {
         _settings = settings;
         _exports = exports;
+        Coordinator = coordinator;
         Recover<SiteEvents.DiskAdded>(e => _state.Apply(e));
         Recover<SiteEvents.DiskRemoved>(e => _state.Apply(e));
         Recover<SiteEvents.IncomingAdded>(e => _state.Apply(e));
@@ -50,8 +52,8 @@ public sealed partial class SiteActor : ReceivePersistentActor, IWithTimers
 
     public override string PersistenceId => "site-" + _settings.Name;
 
-    public static Props Props(SiteSettings settings, ExportCatalog exports) =>
-        Akka.Actor.Props.Create(() => new SiteActor(settings, exports));
+    public static Props Props(SiteSettings settings, ExportCatalog exports, IActorRef coordinator) =>
+        Akka.Actor.Props.Create(() => new SiteActor(settings, exports, coordinator));
 
     private void Serving()
     {

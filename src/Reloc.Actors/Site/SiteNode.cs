@@ -23,8 +23,10 @@ public sealed class SiteNode : IAsyncDisposable
 
     private readonly IHost _host;
 
-    private SiteNode(IHost host, ActorSystem system, SiteSettings settings, NbdServer nbd, IActorRef site, IPEndPoint nbdEndPoint, ManagementEndpoint? management)
+    private SiteNode(IHost host, ActorSystem system, SiteSettings settings, NbdServer nbd, IActorRef site, IActorRef coordinator,
+        IPEndPoint nbdEndPoint, ManagementEndpoint? management)
     {
+        Coordinator = coordinator;
         _host = host;
         Management = management;
         System = system;
@@ -40,7 +42,7 @@ public sealed class SiteNode : IAsyncDisposable
     public IActorRef Site { get; }
 
     /// <summary>The migration coordinator (through this node's singleton proxy).</summary>
-    public ActorSelection Coordinator => System.ActorSelection("/user/coordinator");
+    public IActorRef Coordinator { get; }
     public IPEndPoint NbdEndPoint { get; }
 
     /// <summary>The console's endpoint (null when reloc.management.listen = off).</summary>
@@ -88,22 +90,25 @@ public sealed class SiteNode : IAsyncDisposable
                 .WithActors((system, registry) =>
                 {
                     // One coordinator in the cluster (on the oldest node, moving when it leaves); every node
-                    // talks to it through its local proxy at /user/coordinator.
+                    // talks to it through its local proxy, handed to whoever talks to it (no path strings).
                     system.ActorOf(ClusterSingletonManager.Props(MigrationCoordinator.Props(reconcile), PoisonPill.Instance,
                         ClusterSingletonManagerSettings.Create(system)), "coordinator-singleton");
-                    registry.Register<MigrationCoordinator>(system.ActorOf(ClusterSingletonProxy.Props("/user/coordinator-singleton",
-                        ClusterSingletonProxySettings.Create(system)), "coordinator"));
-                    registry.Register<SiteActor>(system.ActorOf(SiteActor.Props(siteSettings, catalog), "site"));
+                    var coordinator = system.ActorOf(ClusterSingletonProxy.Props("/user/coordinator-singleton",
+                        ClusterSingletonProxySettings.Create(system)), "coordinator");
+                    registry.Register<MigrationCoordinator>(coordinator);
+                    registry.Register<SiteActor>(system.ActorOf(SiteActor.Props(siteSettings, catalog, coordinator), "site"));
                 })))
             .Build();
         // Off any caller's synchronisation context: the host's start-up must not need it.
         Task.Run(() => host.StartAsync()).GetAwaiter().GetResult();
         var system = host.Services.GetRequiredService<ActorSystem>();
-        var siteActor = host.Services.GetRequiredService<ActorRegistry>().Get<SiteActor>();
+        var registry = host.Services.GetRequiredService<ActorRegistry>();
+        var siteActor = registry.Get<SiteActor>();
+        var coordinatorProxy = registry.Get<MigrationCoordinator>();
         ManagementEndpoint? management = null;
         try
         {
-            if (settings.ManagementListen is { } listen) management = ManagementEndpoint.Start(system, listen, loggers);
+            if (settings.ManagementListen is { } listen) management = ManagementEndpoint.Start(system, coordinatorProxy, listen, loggers);
         }
         catch (System.Net.Sockets.SocketException ex)
         {
@@ -112,7 +117,7 @@ public sealed class SiteNode : IAsyncDisposable
             nbd.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(10));
             throw new ArgumentException($"reloc.management.listen = {settings.ManagementListen}: {ex.Message}", ex);
         }
-        return new SiteNode(host, system, settings, nbd, siteActor, endPoint, management);
+        return new SiteNode(host, system, settings, nbd, siteActor, coordinatorProxy, endPoint, management);
     }
 
     /// <summary>The site actor of the (Up) member whose role is <paramref name="site"/>; a path on this node

@@ -43,6 +43,9 @@ internal sealed record SimOptions
     /// <summary>The initial image: version 1 where it holds data, 0 in its holes.</summary>
     public int InitialVersion(int block) => Holes.Contains(block) ? 0 : 1;
 
+    /// <summary>false: no VM uses the disk (an idle disk).</summary>
+    public bool GuestRuns { get; init; } = true;
+
     /// <summary>The VM migrates (as QEMU does) when a relocation of its disk is under way.</summary>
     public bool GuestMigrates { get; init; } = true;
 
@@ -80,6 +83,7 @@ internal sealed record SimOptions
             GuestThinkMs = 10 + r.Next(60),
             RelocateEveryMs = 500 + r.Next(4000),
             Holes = DrawHoles(seed),
+            GuestRuns = new Random(unchecked(seed * 13 + 3)).Next(8) != 0, // its own generator, like the holes
         };
     }
 
@@ -94,7 +98,7 @@ internal sealed record SimOptions
     public override string ToString() =>
         $"sites={Sites} blocks={Blocks} fifo={FifoPerPair} drop={Drop:0.###} dup={Duplicate:0.###} long={LongDelay:0.###} " +
         $"crash/s={CrashPerSecond:0.###} failover/s={FailoverPerSecond:0.###} partition/s={PartitionPerSecond:0.###} zombies={Zombies} cancelAtEnd={CancelAtEnd}" +
-        $" holes=[{string.Join(",", Holes.Order())}]";
+        $" holes=[{string.Join(",", Holes.Order())}]{(GuestRuns ? "" : " no guest")}";
 }
 
 /// <summary>Disk content as block versions: the guest's n-th write of a block carries version n+1 (the
@@ -113,7 +117,7 @@ internal sealed class Image(int[] initial)
 
 /// <summary>
 /// Deterministic discrete-event simulation of the ownership protocol of issue 4: sites (<see cref="SiteModel"/>),
-/// coordinators (<see cref="CoordinatorModel"/>), one guest, an operator, and a network that delays, reorders,
+/// coordinators (the real <see cref="CoordinatorCore"/> in <see cref="CoordinatorModel"/>), one guest, an operator, and a network that delays, reorders,
 /// duplicates and drops; sites crash, coordinators fail over, the network partitions. Every random choice
 /// comes from one <see cref="Random"/>(seed), so a seed replays exactly. Times are milliseconds.
 /// </summary>
@@ -251,7 +255,7 @@ internal sealed partial class Sim
         foreach (var s in Sites) s.Boot();
         Sites[0].CreateInitialDisk(DiskName, O.Blocks);
         StartCoordinator();
-        After(1 + Rng.Next(50), GuestLoop);
+        if (O.GuestRuns) After(1 + Rng.Next(50), GuestLoop);
         if (O.Script is null)
         {
             After(100 + Rng.Next(500), OperatorLoop);
@@ -272,6 +276,7 @@ internal sealed partial class Sim
             Events++;
             AfterEvent();
             CheckAlways();
+            CheckEnds();
             if (!Chaos && Settled()) break;
         }
         FinalCheck();
@@ -322,12 +327,13 @@ internal sealed partial class Sim
         if (c.Flows.TryGetValue(DiskName, out var flow))
         {
             // A relocation that never starts (its source keeps refusing it) is cancelled, as an operator would.
-            if (flow.Phase != Reconciler.Starting) _startingSince.Remove(flow);
-            else _startingSince.TryAdd(flow, Now);
-            bool neverStarts = _startingSince.TryGetValue(flow, out var since) && Now - since >= 5 * ReconcileIntervalMs;
+            if (flow.Phase != RelocationPhase.Starting) _startingSince.Remove(flow.Relocation);
+            else _startingSince.TryAdd(flow.Relocation, Now);
+            bool neverStarts = _startingSince.TryGetValue(flow.Relocation, out var since) && Now - since >= 5 * ReconcileIntervalMs;
             if (neverStarts) request = new CancelRelocation(DiskName);
             // After the chaos the operator ends what is left: a relocation waiting for a trigger gets one (or is cancelled).
-            else if (!Chaos) request = O.CancelAtEnd && dice < 50 ? new CancelRelocation(DiskName) : new RequestHandover(DiskName);
+            // A VM that migrates triggers its handover itself, and an idle disk moves by the reconciler (invariant 5).
+            else if (!Chaos) request = O.CancelAtEnd && dice < 50 ? new CancelRelocation(DiskName) : O.GuestMigrates ? null : new RequestHandover(DiskName);
             else if (dice < 15) request = new RequestHandover(DiskName);
             else if (dice < 20) request = new CancelRelocation(DiskName);
         }
@@ -338,7 +344,8 @@ internal sealed partial class Sim
             if (!relocating && owner is not null)
             {
                 var to = Sites.Where(s => s != owner).ElementAt(Rng.Next(Sites.Length - 1)).Name;
-                request = new Relocate(DiskName, to, Hybrid: Rng.Next(2) == 0, Prefetch: Rng.Next(5) != 0);
+                // Without a guest, pure post-copy on demand never completes: nothing reads.
+                request = new Relocate(DiskName, to, Hybrid: Rng.Next(2) == 0, Prefetch: Rng.Next(5) != 0 || !O.GuestRuns);
                 Stats.Relocations++;
             }
         }
@@ -347,7 +354,7 @@ internal sealed partial class Sim
         c.Receive(request, Operator);
     }
 
-    private readonly Dictionary<CoordinatorModel.Flow, long> _startingSince = [];
+    private readonly Dictionary<string, long> _startingSince = new(StringComparer.Ordinal);
 
     /// <summary>For scripts: the operator's request to the coordinator now running.</summary>
     public void Ask(object request)
@@ -478,6 +485,24 @@ internal sealed partial class Sim
                 throw new ModelViolation("1 one writer per epoch", $"site {s.Name} accepts writes at epoch {epoch} after site {earlier} did ({Describe()})");
             _writerOfEpoch[epoch.Value] = s.Name;
         }
+    }
+
+    /// <summary>How long after the faults stop every relocation must have ended: a site down at the end restarts and
+    /// recovers, a miss or an ask times out, the reconciler's idle trigger waits its rounds, the copy completes.</summary>
+    public const long EndsWithinMs = 120_000;
+
+    /// <summary>When no relocation was under way any more after the faults stopped (for the bound's margin).</summary>
+    public long? EndedAfterChaosMs { get; private set; }
+
+    /// <summary>(5) Once the faults stop, every relocation ends (done or cancelled) within <see cref="EndsWithinMs"/>,
+    /// by the system alone: after the chaos the operator asks for a handover only of a VM that does not migrate.</summary>
+    private void CheckEnds()
+    {
+        if (Chaos || EndedAfterChaosMs is not null) return;
+        bool underway = Sites.Any(s => s.State.TryGet(DiskName, out var d) && d.Phase != SiteDisk.Owned) || Coordinator is { Flows.Count: > 0 };
+        if (!underway) EndedAfterChaosMs = Now - O.ChaosMs;
+        else if (Now - O.ChaosMs > EndsWithinMs)
+            throw new ModelViolation("5 ends in bounded time", $"{EndsWithinMs} ms after the faults stopped a relocation is still under way: {Describe()}");
     }
 
     /// <summary>(2) A message whose epoch is older than the receiver's must leave the receiver as it was.</summary>

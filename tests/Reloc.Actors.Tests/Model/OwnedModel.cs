@@ -127,5 +127,6 @@ internal static class Paths
     public const string DropAfterStop = "a reconciler's drop sent only once the copy's source confirmed the stop";
     public const string FreshJournal = "a copy created again for a relocation this site had before starts from a fresh journal";
     public const string RefusedLeftoverCopy = "a relocation refused while another site still holds a copy";
+    public const string IdleHandover = "a handover begun because the source had no guest for several reconcile rounds";
     public const string HoleWritten = "a block the source reported as a hole was written there: no longer known zero";
 }

@@ -348,4 +348,17 @@ internal static class Scenarios
             return null;
         },
     };
+
+    /// <summary>Issue 10 (liveness): an idle disk (no VM) whose idle signal, OutgoingStarted with no clients, is lost
+    /// every time: the relocation serves with no trigger, and nobody asks for the handover. The reconciler's idle
+    /// rule (the source without guests on judged rounds for <see cref="Reloc.Actors.Coordinator.CoordinatorCore.IdleRounds"/>
+    /// intervals) hands it over; without it, it serves until the bound of invariant 5.</summary>
+    public static SimOptions IdleSignalLost() => Quiet() with
+    {
+        GuestRuns = false,
+        GuestMigrates = true, // the operator leaves a migrating VM's relocation to its triggers
+        QuiesceMs = Sim.EndsWithinMs + 30_000,
+        Script = [(300, s => s.Ask(To("b")))],
+        Intercept = (_, _, _, body) => body is OutgoingStarted ? [] : null,
+    };
 }

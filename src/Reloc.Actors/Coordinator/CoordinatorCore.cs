@@ -1,0 +1,394 @@
+using Reloc.Actors.Site;
+using static Reloc.Actors.Coordinator.CoordinatorDecision;
+using static Reloc.Actors.Coordinator.RelocationPhase;
+using static Reloc.Actors.Coordinator.RelocationProtocol;
+
+namespace Reloc.Actors.Coordinator;
+
+/// <summary>
+/// The coordinator's decisions, without an actor system: the relocations under way (flows), the drops that wait
+/// for their source's stop, and the reconcile rules over <see cref="Reconciler.Derive"/>. Deterministic: the same
+/// inputs in the same order give the same decisions. <see cref="MigrationCoordinator"/> and the protocol model
+/// are its shells.
+/// </summary>
+/// <remarks>
+/// Per relocation:  Starting --(OutgoingStarted)--> Preparing --(IncomingPrepared)--> Serving
+///   Serving --(<see cref="Reconciler.HandoverTrigger"/> | operator)--> Fencing
+///   Fencing --(Fenced)--> Transferring --(OwnershipMoved)--> Postcopy --(RelocationDone)--> Releasing --(Released)--> done
+///   Starting/Preparing/Serving --(operator cancel)--> Cancelling --(OutgoingStopped, IncomingDropped)--> done
+/// </remarks>
+/// <param name="interval">The reconcile interval (a round judges only flows unchanged for two of them).</param>
+/// <param name="newRelocationId">A fresh attempt id, unique across coordinators.</param>
+public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocationId)
+{
+    /// <summary>A serving relocation whose source every judged round, for this many reconcile intervals, showed
+    /// without guests hands over: the idle trigger whose first signal (OutgoingStarted with no clients) got lost.
+    /// Not one round: a source that just restarted has no guest until its VM reconnects (commit e8cd63f); a round
+    /// without the source's answer, or a guest reported there, starts the count again.</summary>
+    public const int IdleRounds = 3;
+
+    private sealed class Flow(string disk, string from, string to, long epoch, long size, string sourceUri, string relocation, DateTime now)
+    {
+        /// <summary>This attempt's id: every step carries it, every answer must name it.</summary>
+        public string Relocation { get; } = relocation;
+        public string Disk { get; } = disk;
+        public string From { get; } = from;
+        public string To { get; } = to;
+        public long Epoch { get; } = epoch;
+        public long NewEpoch => Epoch + 1;
+        public long Size { get; } = size;
+        public string SourceUri { get; } = sourceUri;
+        public bool Hybrid { get; init; }
+        public long Rate { get; set; }
+        public bool Prefetch { get; init; } = true;
+        public RelocationPhase Phase { get; private set; } = Starting;
+        public DateTime PhaseSince { get; private set; } = now;
+        public int SourceClients { get; set; } = -1;
+        public bool DestinationHadClients { get; set; }
+        /// <summary>A write arrived at the destination (kept until the destination serves, if it came earlier).</summary>
+        public string? WriteAtDestination { get; set; }
+        /// <summary>The first judged round of the current run of rounds that saw the source without guests.</summary>
+        public DateTime? IdleSince { get; set; }
+        public object? CancelledBy { get; set; }
+
+        public void MoveTo(RelocationPhase phase, DateTime now)
+        {
+            Phase = phase;
+            PhaseSince = now;
+        }
+
+        public RelocationInfo Info => new(Disk, From, To, Epoch, Phase.Name());
+        public FlowView View => new(Disk, From, To, Epoch, Relocation, Phase, WriteAtDestination is not null);
+    }
+
+    /// <summary>A flow as the shells show it.</summary>
+    public sealed record FlowView(string Disk, string From, string To, long Epoch, string Relocation, RelocationPhase Phase, bool WriteAtDestination)
+    {
+        public override string ToString() => $"{Disk} {From}->{To} e{Epoch} #{Relocation} {Phase.Name()}";
+    }
+
+    private readonly Dictionary<string, Flow> _flows = new(StringComparer.Ordinal);
+    /// <summary>Copies to drop once their source confirms it no longer sends them (relocation id → where).</summary>
+    private readonly Dictionary<string, (string Disk, long Epoch, string Site)> _dropsAfterStop = new(StringComparer.Ordinal);
+    private bool _observing;
+    private List<CoordinatorDecision> _out = [];
+
+    public IReadOnlyList<FlowView> Flows => _flows.Values.Select(f => f.View).ToList();
+
+    public FlowView? FlowOf(string disk) => _flows.TryGetValue(disk, out var f) ? f.View : null;
+
+    public IReadOnlyList<CoordinatorDecision> Handle(CoordinatorInput input)
+    {
+        _out = [];
+        switch (input)
+        {
+            case CoordinatorInput.Relocate r: OnRelocate(r); break;
+            case CoordinatorInput.Found f: OnFound(f); break;
+            case CoordinatorInput.Command c: OnCommand(c); break;
+            case CoordinatorInput.FromSite s: OnSite(s.Message, s.From, s.Now); break;
+            case CoordinatorInput.Tick t:
+                if (_observing) break;
+                _observing = true;
+                _out.Add(new AskAllSites(t.Now));
+                break;
+            case CoordinatorInput.Observed o: OnObserved(o); break;
+            default: throw new ArgumentException($"not a coordinator input: {input}", nameof(input));
+        }
+        return _out;
+    }
+
+    private void Tell(string site, object message) => _out.Add(new SendToSite(site, message));
+    private void Answer(object to, object message) => _out.Add(new Reply(to, message));
+    private void Log(CoordinatorLogLevel level, string text, CoordinatorEvent e = CoordinatorEvent.None) => _out.Add(new CoordinatorDecision.Log(level, text, e));
+    private static RelocationRefused NotRelocating(string disk) => new($"disk '{disk}' is not relocating");
+
+    private void OnRelocate(CoordinatorInput.Relocate r)
+    {
+        var m = r.Request;
+        if (_flows.ContainsKey(m.Disk)) { Answer(r.ReplyTo, new RelocationRefused($"disk '{m.Disk}' is already relocating")); return; }
+        if (!r.Sites.Contains(m.ToSite)) { Answer(r.ReplyTo, new RelocationRefused($"unknown site '{m.ToSite}' (sites: {string.Join(", ", r.Sites)})")); return; }
+        if (m.RateBytesPerSecond < 0) { Answer(r.ReplyTo, new RelocationRefused($"rate must not be negative, not {m.RateBytesPerSecond}")); return; }
+        // Where the disk is lives with the sites: ask them all.
+        _out.Add(new AskAllSites(default, m, r.ReplyTo));
+    }
+
+    private void OnFound(CoordinatorInput.Found found)
+    {
+        var (m, replyTo) = (found.Request, found.ReplyTo);
+        if (found.Lists.Count == 0) { Answer(replyTo, new RelocationRefused("could not reach every site to find the disk")); return; }
+        var copies = found.Lists.SelectMany(l => l.Disks).Where(d => d.Name == m.Disk).ToList();
+        var owner = Reconciler.OwnerOf(copies);
+        if (owner is not { Phase: SiteDisk.Owned })
+        {
+            Answer(replyTo, new RelocationRefused(copies.Count == 0 ? $"unknown disk '{m.Disk}'" : $"disk '{m.Disk}' is already relocating"));
+            return;
+        }
+        if (owner.Site == m.ToSite) { Answer(replyTo, new RelocationRefused($"disk '{m.Disk}' is already at {m.ToSite}")); return; }
+        // A copy left elsewhere (a fenced source not yet released, a dropped copy not yet removed) goes first:
+        // the reconciler follows one relocation per disk.
+        var leftover = copies.FirstOrDefault(d => d.Site != owner.Site);
+        if (leftover is not null)
+        {
+            Log(CoordinatorLogLevel.Debug, $"relocation of {m.Disk} refused: {leftover.Site} holds a {leftover.Phase} copy", CoordinatorEvent.RefusedLeftoverCopy);
+            Answer(replyTo, new RelocationRefused($"site {leftover.Site} still holds a {leftover.Phase} copy of '{m.Disk}' from an earlier relocation; it is released first, try again shortly"));
+            return;
+        }
+        if (_flows.ContainsKey(m.Disk)) { Answer(replyTo, new RelocationRefused($"disk '{m.Disk}' is already relocating")); return; }
+        var flow = new Flow(m.Disk, owner.Site, m.ToSite, owner.Epoch, owner.Size, owner.NbdUri, newRelocationId(), found.Now)
+        {
+            Hybrid = m.Hybrid, Rate = m.RateBytesPerSecond, Prefetch = m.Prefetch,
+        };
+        _flows[m.Disk] = flow;
+        Log(CoordinatorLogLevel.Info, $"relocation accepted: {flow.View}");
+        Answer(replyTo, new RelocationAccepted(m.Disk, flow.From, flow.To, flow.Epoch));
+        // The source tracks writes before the destination copies anything, so no write escapes the invalidations.
+        Tell(flow.From, new StartOutgoing(flow.Disk, flow.To, flow.Epoch, TrackingBlockSize, flow.Relocation));
+    }
+
+    private void OnCommand(CoordinatorInput.Command c)
+    {
+        var (replyTo, now) = (c.ReplyTo, c.Now);
+        switch (c.Request)
+        {
+            case GetRelocations:
+                Answer(replyTo, new RelocationList(_flows.Values.OrderBy(f => f.Disk, StringComparer.Ordinal).Select(f => f.Info).ToList()));
+                break;
+            case GetRelocationStatus m:
+                if (!_flows.TryGetValue(m.Disk, out var status)) { Answer(replyTo, NotRelocating(m.Disk)); return; }
+                _out.Add(new AskProgress(status.To, status.Disk, status.Info, replyTo));
+                break;
+            case SetRelocationRate m:
+                if (!_flows.TryGetValue(m.Disk, out var rated)) { Answer(replyTo, NotRelocating(m.Disk)); return; }
+                if (m.RateBytesPerSecond < 0) { Answer(replyTo, new RelocationRefused($"rate must not be negative, not {m.RateBytesPerSecond}")); return; }
+                rated.Rate = m.RateBytesPerSecond;
+                Tell(rated.To, new SetRate(rated.Disk, rated.Rate));
+                Answer(replyTo, rated.Info);
+                break;
+            case CancelRelocation m:
+                if (!_flows.TryGetValue(m.Disk, out var cancelled)) { Answer(replyTo, NotRelocating(m.Disk)); return; }
+                if (cancelled.Phase is not (Starting or Preparing or Serving or Cancelling))
+                { Answer(replyTo, new RelocationRefused($"disk '{m.Disk}' is {cancelled.Phase.Name()}: past the handover a relocation only goes forward (relocate it back instead)")); return; }
+                cancelled.CancelledBy = replyTo;
+                cancelled.MoveTo(Cancelling, now);
+                Tell(cancelled.From, new StopOutgoing(cancelled.Disk, cancelled.Epoch, cancelled.Relocation));
+                break;
+            case RequestHandover m:
+                if (!_flows.TryGetValue(m.Disk, out var asked)) { Answer(replyTo, NotRelocating(m.Disk)); return; }
+                if (asked.Phase != Serving) { Answer(replyTo, new RelocationRefused($"disk '{m.Disk}' is {asked.Phase.Name()}, not waiting for a handover")); return; }
+                BeginHandover(asked, "operator", now);
+                Answer(replyTo, asked.Info);
+                break;
+            default:
+                throw new ArgumentException($"not an operator request: {c.Request}", nameof(c));
+        }
+    }
+
+    private void OnSite(object message, string from, DateTime now)
+    {
+        switch (message)
+        {
+            case OutgoingStarted m:
+                Step(m.Disk, m.Relocation, Starting, f =>
+                {
+                    f.SourceClients = m.SourceClients;
+                    f.MoveTo(Preparing, now);
+                    SendPrepare(f);
+                });
+                break;
+            case IncomingPrepared m:
+                Step(m.Disk, m.Relocation, Preparing, f =>
+                {
+                    f.MoveTo(Serving, now);
+                    // An idle disk moves at once: no guest at the source since it began tracking.
+                    HandoverIfTriggered(f, idle: f.SourceClients == 0, now);
+                });
+                break;
+            case HandoverRequested m:
+                if (!_flows.TryGetValue(m.Disk, out var wanted) || wanted.Relocation != m.Relocation) return;
+                if (wanted.Phase is Starting or Preparing or Serving) wanted.WriteAtDestination = $"a write arrived at {from}";
+                HandoverIfTriggered(wanted, idle: false, now);
+                break;
+            case GuestClients m:
+                if (!_flows.TryGetValue(m.Disk, out var f0)) return;
+                if (m.Site == f0.To && m.Count > 0) f0.DestinationHadClients = true;
+                if (m.Site == f0.From) f0.SourceClients = m.Count;
+                if (m.Site == f0.From && m.Count > 0) f0.IdleSince = null;
+                HandoverIfTriggered(f0, idle: false, now);
+                break;
+            case Fenced m:
+                Step(m.Disk, m.Relocation, Fencing, f =>
+                {
+                    if (m.NewEpoch != f.NewEpoch) return;
+                    f.MoveTo(Transferring, now);
+                    Tell(f.To, new TakeOwnershipAt(f.Disk, f.NewEpoch, m.FinalDirty, f.Relocation));
+                });
+                break;
+            case OwnershipMoved m:
+                Step(m.Disk, m.Relocation, Transferring, f => { if (m.NewEpoch == f.NewEpoch) f.MoveTo(Postcopy, now); });
+                break;
+            case RelocationDone m:
+                // Also from Transferring: a disk pre-copied in full completes the moment it is owned.
+                if (_flows.TryGetValue(m.Disk, out var done) && done.Relocation == m.Relocation && done.Phase is Transferring or Postcopy && m.Epoch == done.NewEpoch)
+                {
+                    done.MoveTo(Releasing, now);
+                    Tell(done.From, new Release(done.Disk, done.NewEpoch, done.Relocation));
+                }
+                break;
+            case Released m:
+                Step(m.Disk, m.Relocation, Releasing, f =>
+                {
+                    _flows.Remove(f.Disk);
+                    _out.Add(new Ended(f.Disk, f.Relocation, Cancelled: false));
+                    Log(CoordinatorLogLevel.Info, $"relocation of {f.Disk} from {f.From} to {f.To} finished at epoch {f.NewEpoch}");
+                });
+                break;
+            case OutgoingStopped m:
+                // A reconciler's drop first (it waited for this confirmation), else the flow's cancel.
+                if (_dropsAfterStop.Remove(m.Relocation, out var drop))
+                {
+                    Log(CoordinatorLogLevel.Debug, $"{m.Disk}: the source stopped sending relocation {m.Relocation}: {drop.Site}'s copy is dropped", CoordinatorEvent.DropAfterStop);
+                    Tell(drop.Site, new DropIncoming(drop.Disk, drop.Epoch, m.Relocation));
+                }
+                else Step(m.Disk, m.Relocation, Cancelling, f => Tell(f.To, new DropIncoming(f.Disk, f.Epoch, f.Relocation)));
+                break;
+            case IncomingDropped m:
+                Step(m.Disk, m.Relocation, Cancelling, f =>
+                {
+                    _flows.Remove(f.Disk);
+                    _out.Add(new Ended(f.Disk, f.Relocation, Cancelled: true));
+                    if (f.CancelledBy is { } by) Answer(by, new RelocationCancelled(f.Disk));
+                    Log(CoordinatorLogLevel.Info, $"relocation of {f.Disk} from {f.From} to {f.To} cancelled; {f.From} owns it at epoch {f.Epoch}");
+                });
+                break;
+            case SiteProtocol.Refused m:
+                Log(CoordinatorLogLevel.Warning, $"a site refused a relocation step: {m.Reason}");
+                break;
+            default:
+                throw new ArgumentException($"not a site's message to the coordinator: {message}", nameof(message));
+        }
+    }
+
+    private void SendPrepare(Flow f)
+    {
+        // The destination fetches through the source's peer export: its connections are not the guest's.
+        var sourceUri = f.SourceUri[..(f.SourceUri.LastIndexOf('/') + 1)] + SiteActor.PeerExport(f.Disk);
+        Tell(f.To, new PrepareIncoming(f.Disk, f.Size, f.From, sourceUri, f.Epoch, f.Hybrid, f.Rate, f.Prefetch, f.Relocation));
+    }
+
+    /// <summary>A serving flow hands over when the one trigger rule holds for what it heard.</summary>
+    private void HandoverIfTriggered(Flow f, bool idle, DateTime now)
+    {
+        if (f.Phase != Serving) return;
+        var why = Reconciler.HandoverTrigger(f.WriteAtDestination is not null, f.SourceClients, f.DestinationHadClients, idle);
+        if (why is not null) BeginHandover(f, f.WriteAtDestination ?? why, now);
+    }
+
+    private void BeginHandover(Flow f, string why, DateTime now, CoordinatorEvent e = CoordinatorEvent.None)
+    {
+        Log(CoordinatorLogLevel.Info, $"handover of {f.Disk} from {f.From} to {f.To} at epoch {f.NewEpoch}: {why}", e);
+        f.MoveTo(Fencing, now);
+        Tell(f.From, new Fence(f.Disk, f.NewEpoch, f.Relocation));
+    }
+
+    /// <summary>What the sites say, against what this coordinator believes: relocations it did not know (it just
+    /// took over) are adopted; ones stuck in a phase for a while get their step again. Only flows unchanged since
+    /// the round began are judged by it: its answers may be older than what they know.</summary>
+    private void OnObserved(CoordinatorInput.Observed o)
+    {
+        _observing = false;
+        var now = o.Now;
+        bool Stale(Flow f) => f.PhaseSince >= o.AskedAt || now - f.PhaseSince < interval * 2;
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var derived = Reconciler.Derive(o.Lists);
+        // A drop waiting for a stop the sites no longer call for (the source refused, or it is over) is forgotten.
+        var wanted = derived.Select(d => d.Step).OfType<StopOutgoing>().Select(s => s.Relocation).ToHashSet(StringComparer.Ordinal);
+        foreach (var id in _dropsAfterStop.Keys.Where(id => !wanted.Contains(id)).ToList()) _dropsAfterStop.Remove(id);
+        foreach (var d in derived)
+        {
+            seen.Add(d.Info.Disk);
+            var shown = RelocationPhases.Parse(d.Info.Phase);
+            if (d.Anomaly is not null) { Log(CoordinatorLogLevel.Warning, $"relocation of {d.Info.Disk}: {d.Anomaly}"); continue; }
+            if (_flows.TryGetValue(d.Info.Disk, out var f) && f.Relocation != d.Relocation && !Stale(f))
+            {
+                // The sites are on another attempt (a coordinator that was cut off ran this one): theirs wins.
+                Log(CoordinatorLogLevel.Warning, $"relocation of {f.Disk}: the sites show attempt {d.Relocation}, not {f.Relocation}; following the sites", CoordinatorEvent.SitesWin);
+                _flows.Remove(f.Disk);
+                f = null;
+            }
+            if (f is null)
+            {
+                f = new Flow(d.Info.Disk, d.Info.FromSite, d.Info.ToSite, d.Info.Epoch, d.Size, d.SourceUri, d.Relocation, now);
+                _flows[f.Disk] = f;
+                f.MoveTo(shown, now);
+                Log(CoordinatorLogLevel.Info, $"relocation of {f.Disk} from {f.From} to {f.To} picked up from the sites: {f.Phase.Name()}");
+            }
+            else if (f.Relocation != d.Relocation || Stale(f))
+            {
+                if (f.Relocation == d.Relocation && f.Phase != shown && f.PhaseSince >= o.AskedAt)
+                    Log(CoordinatorLogLevel.Debug, $"relocation of {f.Disk}: a round older than its last change ({f.Phase.Name()}) shows {d.Info.Phase}", CoordinatorEvent.StaleRoundNotJudged);
+                continue; // moving along by itself
+            }
+            else if (f.Phase == Cancelling && shown is Preparing or Serving)
+            {
+                Tell(f.From, new StopOutgoing(f.Disk, f.Epoch, f.Relocation)); // the cancel's first step got lost
+                f.MoveTo(Cancelling, now);
+                continue;
+            }
+            else f.MoveTo(shown, now);
+            Resume(f, d, o.AskedAt, now);
+        }
+        foreach (var f in _flows.Values.Where(f => !seen.Contains(f.Disk))) f.IdleSince = null;
+        // Relocations no site shows any more (finished, or cancelled) while both sites answered.
+        var answered = o.Lists.Select(l => l.Site).ToHashSet(StringComparer.Ordinal);
+        foreach (var f in _flows.Values.Where(f => !seen.Contains(f.Disk) && f.Phase != Starting
+                     && answered.Contains(f.From) && answered.Contains(f.To) && !Stale(f)).ToList())
+        {
+            _flows.Remove(f.Disk);
+            _out.Add(new Ended(f.Disk, f.Relocation, Cancelled: f.Phase == Cancelling));
+            if (f.CancelledBy is { } by) Answer(by, new RelocationCancelled(f.Disk));
+            Log(CoordinatorLogLevel.Info, $"relocation of {f.Disk}: the sites show it over ({f.Phase.Name()})");
+        }
+        // A relocation whose first step got lost: the source never began tracking.
+        foreach (var f in _flows.Values.Where(f => f.Phase == Starting && !Stale(f)))
+        {
+            f.MoveTo(Starting, now);
+            Tell(f.From, new StartOutgoing(f.Disk, f.To, f.Epoch, TrackingBlockSize, f.Relocation));
+        }
+    }
+
+    private void Resume(Flow f, Reconciler.Derived d, DateTime askedAt, DateTime now)
+    {
+        if (d is { Step: StopOutgoing stop, DropAt: { } dropAt })
+            _dropsAfterStop[stop.Relocation] = (stop.Disk, stop.Epoch, dropAt);
+        if (f.Phase == Serving && d.SourceIdle) f.IdleSince ??= askedAt;
+        else f.IdleSince = null;
+        switch (f.Phase)
+        {
+            case Preparing when d.Step is not null && d.StepTo is not null:
+                Tell(d.StepTo, d.Step); // another attempt's copy first
+                break;
+            case Preparing:
+                SendPrepare(f);
+                break;
+            case Serving when d.Trigger is not null:
+                BeginHandover(f, $"seen at the sites: {d.Trigger}", now);
+                break;
+            case Serving when f.IdleSince is { } since && askedAt - since >= interval * IdleRounds:
+                BeginHandover(f, $"the source has had no guest since {since:HH:mm:ss}", now, CoordinatorEvent.IdleHandover);
+                break;
+            case Fencing or Releasing or Cancelling when d.Step is not null && d.StepTo is not null:
+                Tell(d.StepTo, d.Step);
+                break;
+        }
+    }
+
+    /// <summary>Runs a step only for this relocation in the expected phase (duplicates, strays and answers to an
+    /// earlier attempt are ignored).</summary>
+    private void Step(string disk, string relocation, RelocationPhase phase, Action<Flow> action)
+    {
+        if (_flows.TryGetValue(disk, out var f) && f.Relocation == relocation && f.Phase == phase) action(f);
+        else if (f is not null && f.Relocation != relocation)
+            Log(CoordinatorLogLevel.Debug, $"ignored a {phase.Name()} step for {disk} of relocation {relocation} (the flow is {f.Relocation})", CoordinatorEvent.ForeignAnswerIgnored);
+        else Log(CoordinatorLogLevel.Debug, $"ignored a {phase.Name()} step for {disk}");
+    }
+}
