@@ -65,6 +65,9 @@ public sealed class DiskCore
 
     public DiskState State => _state;
     public bool Completed => _phase == Phase.Complete;
+    /// <summary>Blocks a guest write covers whole and has not written yet (for diagnosis).</summary>
+    public IReadOnlyCollection<long> Reserved => _reserved;
+    public int HeldWrites => _heldWrites.Count;
     private BlockMap Map => _state.Map;
 
     public IReadOnlyList<DiskDecision> Handle(DiskInput input)
@@ -289,7 +292,7 @@ public sealed class DiskCore
     private void OnOwned(long epoch)
     {
         _state.Apply(new DiskEvents.OwnershipTaken(epoch));
-        Emit(new Log(DiskLogLevel.Info, $"disk {_name}: this site owns it from epoch {epoch}"));
+        Emit(new Log(DiskLogLevel.Info, $"disk {_name}: this site owns it from epoch {epoch}", DiskCoreEvent.Owned));
         if (_ownershipPersisting == epoch)
         {
             foreach (var to in _ownershipWaiters) Emit(new Reply(to, new P.OwnershipConfirmed(epoch)));
@@ -335,7 +338,7 @@ public sealed class DiskCore
             if (e.First + e.Count <= first || e.First >= first + count) continue;
             batch.RemoveAt(i);
             long perBlock = e.Count == 0 ? 0 : e.Bytes / e.Count;
-            var kept = new BlockRuns([(e.First, e.Count)]).Except(first, count).ToList();
+            var kept = new BlockRuns([(first, count)]).Except(e.First, e.Count).ToList(); // the parts of e outside the invalidated run
             batch.InsertRange(i, kept.Select(r => e with { First = r.First, Count = r.Count, Bytes = perBlock * r.Count }));
         }
     }

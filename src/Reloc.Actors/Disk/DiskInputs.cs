@@ -98,4 +98,6 @@ public enum DiskCoreEvent
     HeldWriteExpired,
     /// <summary>A disk that recovered complete told its site again.</summary>
     Republished,
+    /// <summary>This site owns the disk: the handover's events are in the journal.</summary>
+    Owned,
 }
