@@ -8,9 +8,9 @@ using Xunit.Abstractions;
 namespace Reloc.Actors.Tests;
 
 /// <summary>
-/// Randomized test of the ownership protocol of issue 4 (see Model/): pure state machines mirroring
-/// SiteActor, OwnedDisk, VirtualDiskActor, RelocatingDisk and MigrationCoordinator over the real SiteState,
-/// SiteEvents, DiskState/BlockMap, DiskEvents and Reconciler, run as a seeded discrete-event simulation with
+/// Randomized test of the ownership protocol of issue 4 (see Model/): state machines mirroring SiteActor,
+/// OwnedDisk, RelocatingDisk and MigrationCoordinator, and a shell of the production DiskCore (as VirtualDiskActor
+/// is), over the real SiteState, SiteEvents, DiskState/BlockMap, DiskEvents and Reconciler, run as a seeded discrete-event simulation with
 /// message reordering, loss, duplication, long delays, site crashes, coordinator fail-overs (and split brain)
 /// and partitions. Invariants checked after every event: (1) one writer, per epoch too; (2) a message with an
 /// older epoch, or of another relocation than the receiver's, changes nothing; (3) a fetch issued before an
