@@ -8,9 +8,9 @@ using Xunit.Abstractions;
 namespace Reloc.Actors.Tests;
 
 /// <summary>
-/// Randomized test of the ownership protocol of issue 4 (see Model/): pure state machines mirroring
-/// SiteActor, OwnedDisk, VirtualDiskActor and RelocatingDisk over the real SiteState, SiteEvents, DiskState/BlockMap,
-/// DiskEvents and Reconciler, and the real CoordinatorCore (MigrationCoordinator's decisions), run as a seeded discrete-event simulation with
+/// Randomized test of the ownership protocol of issue 4 (see Model/): state machines mirroring SiteActor,
+/// OwnedDisk and RelocatingDisk, and shells of the production CoordinatorCore and DiskCore (as MigrationCoordinator
+/// and VirtualDiskActor are), over the real SiteState, SiteEvents, DiskState/BlockMap, DiskEvents and Reconciler, run as a seeded discrete-event simulation with
 /// message reordering, loss, duplication, long delays, site crashes, coordinator fail-overs (and split brain)
 /// and partitions. Invariants checked after every event: (1) one writer, per epoch too; (2) a message with an
 /// older epoch, or of another relocation than the receiver's, changes nothing; (3) a fetch issued before an
@@ -202,7 +202,7 @@ public sealed class OwnershipProtocolModelTests(ITestOutputHelper output)
 
     /// <summary>F3 as a random run (a seed found to reach the path; seeds change when the model draws differently).</summary>
     [Fact]
-    public void F3_seed_35() => Exercised(AssertSeedHolds(35), Paths.DropAfterStop);
+    public void F3_seed_4() => Exercised(AssertSeedHolds(4), Paths.DropAfterStop);
 
     /// <summary>F12: the revived copy of r1 at b gets a fresh journal (empty, like its image); nothing replays r1's.</summary>
     [Fact]
@@ -211,14 +211,14 @@ public sealed class OwnershipProtocolModelTests(ITestOutputHelper output)
 
     /// <summary>F12 as a random run, on a sparse disk (a seed found to reach the path).</summary>
     [Fact]
-    public void F12_seed_10224() => Exercised(AssertSeedHolds(10224), Paths.FreshJournal);
+    public void F12_seed_1273() => Exercised(AssertSeedHolds(1273), Paths.FreshJournal);
 
     /// <summary>F14 (issue 9): the guest writes at the source into blocks that were holes when the destination
     /// scanned them; the copy must fetch them, not punch them. Seeds found failing with the fix reverted
     /// ("complete copy", "handover keeps every write").</summary>
     [Theory]
     [InlineData(39)]
-    [InlineData(125)]
+    [InlineData(43)]
     public void F14_writes_into_holes_after_the_scan_are_copied(int seed) => Exercised(AssertSeedHolds(seed), Paths.HoleWritten);
 
     /// <summary>F13: b→a is refused while c still holds its fenced copy; the reconciler releases it (b owns the disk);

@@ -60,7 +60,7 @@ public static class VirtualDiskProtocol
 
     // ---- handover between sites ----
 
-    /// <summary>From the source (through the coordinator): blocks the guest wrote there at <see cref="Epoch"/>
+    /// <summary>From the source, site to site: blocks the guest wrote there at <see cref="Epoch"/>
     /// after this site may have copied them. Answered with <see cref="Invalidated"/> once durable.</summary>
     public sealed record Invalidate(long Epoch, IReadOnlyList<(long First, long Count)> Blocks);
 
@@ -103,10 +103,6 @@ public static class VirtualDiskProtocol
     internal sealed record SourceZero(long Scan, IReadOnlyList<(long First, long Count)> Runs);
 
     internal sealed record PrefetchStats(int Window, bool Paused);
-
-    internal sealed record DataSynced(List<DiskEvents.BlocksLanded> Batch, List<IActorRef> Waiters);
-
-    internal sealed record SyncFailed(List<DiskEvents.BlocksLanded> Batch, List<IActorRef> Waiters, string Reason);
 
     internal sealed record Tick
     {

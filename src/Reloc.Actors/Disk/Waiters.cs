@@ -1,13 +1,12 @@
-using Akka.Actor;
-
 namespace Reloc.Actors.Disk;
 
-/// <summary>Guest requests waiting for blocks to become local, indexed by block.</summary>
+/// <summary>Guest requests waiting for blocks to become local, indexed by block. Reply tokens are opaque:
+/// the answers are returned to the caller, who sends them.</summary>
 internal sealed class Waiters
 {
-    private sealed class Waiter(IActorRef replyTo, object reply, int remaining, DateTime deadline)
+    private sealed class Waiter(object replyTo, object reply, int remaining, DateTime deadline)
     {
-        public IActorRef ReplyTo { get; } = replyTo;
+        public object ReplyTo { get; } = replyTo;
         public object Reply { get; } = reply;
         public int Remaining { get; set; } = remaining;
         public DateTime Deadline { get; } = deadline;
@@ -20,7 +19,7 @@ internal sealed class Waiters
     public int Count => _all.Count;
     public IEnumerable<long> Blocks => _byBlock.Keys;
 
-    public void Add(IActorRef replyTo, object reply, IReadOnlyCollection<long> blocks, DateTime deadline)
+    public void Add(object replyTo, object reply, IReadOnlyCollection<long> blocks, DateTime deadline)
     {
         var w = new Waiter(replyTo, reply, blocks.Count, deadline);
         _all.Add(w);
@@ -31,10 +30,11 @@ internal sealed class Waiters
         }
     }
 
-    /// <summary>Blocks [first, first+count) are local: answer whoever was waiting for nothing else.</summary>
-    public void Landed(long first, long count)
+    /// <summary>Blocks [first, first+count) are local: the answers for whoever was waiting for nothing else.</summary>
+    public List<(object To, object Reply)> Landed(long first, long count)
     {
-        if (_byBlock.Count == 0) return;
+        var answers = new List<(object, object)>();
+        if (_byBlock.Count == 0) return answers;
         for (long b = first; b < first + count; b++)
         {
             if (!_byBlock.Remove(b, out var list)) continue;
@@ -42,28 +42,28 @@ internal sealed class Waiters
             {
                 if (w.Done || --w.Remaining > 0) continue;
                 w.Done = true;
-                w.ReplyTo.Tell(w.Reply);
+                answers.Add((w.ReplyTo, w.Reply));
             }
         }
         if (_all.Count > 64 || _byBlock.Count == 0) _all.RemoveAll(w => w.Done);
+        return answers;
     }
 
-    /// <summary>Fails every waiter whose deadline passed.</summary>
-    public int Expire(DateTime now, Func<object> failure)
+    /// <summary>Takes out every waiter whose deadline passed; returns whom to fail, in the order they came.</summary>
+    public List<object> Expire(DateTime now)
     {
-        int n = 0;
+        var expired = new List<object>();
         foreach (var w in _all)
         {
             if (w.Done || w.Deadline > now) continue;
             w.Done = true;
-            w.ReplyTo.Tell(failure());
-            n++;
+            expired.Add(w.ReplyTo);
         }
-        if (n > 0)
+        if (expired.Count > 0)
         {
             _all.RemoveAll(w => w.Done);
             foreach (var key in _byBlock.Where(kv => kv.Value.All(w => w.Done)).Select(kv => kv.Key).ToList()) _byBlock.Remove(key);
         }
-        return n;
+        return expired;
     }
 }

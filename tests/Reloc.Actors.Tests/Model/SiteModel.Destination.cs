@@ -1,4 +1,5 @@
 using System.Text;
+using Reloc.Actors.Disk;
 using Reloc.Actors.Site;
 using static Reloc.Actors.Coordinator.RelocationProtocol;
 
@@ -104,7 +105,7 @@ internal sealed partial class SiteModel
         d.Tell(() => d.OnInvalidate(m.Epoch, m.Blocks, r =>
         {
             if (!Up || Inc != inc) return;
-            Reply(sender, r is DiskActorModel.Invalidated ? new InvalidatedAt(m.Disk, m.Epoch, m.Seq, m.Relocation) : new SiteProtocol.Refused($"invalidation refused: {r}"));
+            Reply(sender, r is VirtualDiskProtocol.Invalidated ? new InvalidatedAt(m.Disk, m.Epoch, m.Seq, m.Relocation) : new SiteProtocol.Refused($"invalidation refused: {r}"));
         }));
     }
 
@@ -117,7 +118,7 @@ internal sealed partial class SiteModel
         d.Tell(() => d.OnTakeOwnership(m.NewEpoch, m.FinalDirty, r =>
         {
             if (!Up || Inc != inc) return;
-            Reply(sender, r is DiskActorModel.OwnershipConfirmed ? new OwnershipMoved(m.Disk, m.NewEpoch, m.Relocation) : new SiteProtocol.Refused($"ownership refused: {r}"));
+            Reply(sender, r is VirtualDiskProtocol.OwnershipConfirmed ? new OwnershipMoved(m.Disk, m.NewEpoch, m.Relocation) : new SiteProtocol.Refused($"ownership refused: {r}"));
         }));
         d.Tell(d.ResumePrefetch);
         HandoverWanted.Remove(m.Disk);
