@@ -126,8 +126,10 @@ public sealed class TimingTests
             link.SetRate(16_000_000);
             var fast = await TransferAsync(client, server, 8_000_000);
             output.WriteLine($"rate change: {slow / 1e6:F3} MB/s at 4 MB/s, then {fast / 1e6:F3} MB/s at 16 MB/s");
-            Assert.InRange(slow / 4_000_000, 0.9, 1.05);
-            Assert.InRange(fast / 16_000_000, 0.9, 1.05);
+            // Measured at the receiver: a receiver the scheduler holds back reads what queued meanwhile in one
+            // go, so on a loaded machine a transfer can look up to a tenth faster than the link (seen: 1.08).
+            Assert.InRange(slow / 4_000_000, 0.9, 1.12);
+            Assert.InRange(fast / 16_000_000, 0.9, 1.12);
             Assert.Equal(16_000_000, link.GetStats(WanDirection.ToTarget).RateBytesPerSecond);
         }
     }
