@@ -119,9 +119,9 @@ public sealed class CoarsenTests
     [Fact]
     public void Runs_are_merged_and_past_the_limit_joined_never_dropped()
     {
-        Assert.Equal([(0L, 5L), (10L, 1L)], SiteActor.Coarsen([(3, 2), (0, 3), (10, 1), (4, 1)]));
+        Assert.Equal([(0L, 5L), (10L, 1L)], Reloc.Actors.Site.Core.SourceSide.Coarsen([(3, 2), (0, 3), (10, 1), (4, 1)]));
         var scattered = Enumerable.Range(0, 20_000).Select(i => ((long)i * 3, 1L)).ToList();
-        var coarse = SiteActor.Coarsen(scattered);
+        var coarse = Reloc.Actors.Site.Core.SourceSide.Coarsen(scattered);
         Assert.InRange(coarse.Count, 1, 4096);
         foreach (var (first, _) in scattered)
             Assert.Contains(coarse, r => r.First <= first && first < r.First + r.Count);

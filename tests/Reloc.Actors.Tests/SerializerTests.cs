@@ -33,11 +33,11 @@ public sealed class SerializerTests : IDisposable
         new SiteProtocol.Refused("disk 'vm1' already exists — ünïcode too"),
         new SiteEvents.DiskAdded("vm1", 1 << 20, "/var/lib/reloc/vm1.img", 1),
         new SiteEvents.DiskRemoved("vm1"),
-        new SiteEvents.IncomingAdded("vm1", 1 << 30, "/data/vm1.img", "nbd://10.0.0.1:10809/vm1", 3),
-        new SiteEvents.IncomingAdded("vm1", 1 << 30, "/data/vm1.img", "nbd://10.0.0.1:10809/vm1@peer", 3, "site-a", "0f3c"),
-        new SiteEvents.IncomingAdded("vm1", 1 << 30, "/data/vm1.img", "nbd://10.0.0.1:10809/vm1@peer", 3, "site-a", "0f3c", "r7"),
+        new SiteEvents.IncomingAdded("vm1", 1 << 30, "/data/vm1.img", "nbd://10.0.0.1:10809/vm1@peer", 3, "site-a", "0f3c", "r7", new(Hybrid: false, Rate: 40_000_000, Prefetch: true)),
+        new SiteEvents.IncomingAdded("vm1", 1 << 30, "/data/vm1.img", "nbd://10.0.0.1:10809/vm1", 3, "", "0f3c", "0f3c", new(Hybrid: true, Rate: 0, Prefetch: false)),
+        new SiteEvents.ArrivalRateSet("vm1", 5_000_000),
         new SiteEvents.OutgoingBegun("vm1", 3, "site-b", "r1"),
-        new SiteEvents.OutgoingEnded("vm1"),
+        new SiteEvents.OutgoingEnded("vm1", "r1"),
         new DiskEvents.BlocksInvalidated(7, 9),
         new DiskEvents.OwnershipTaken(5),
         new RelocationProtocol.Relocate("vm1", "site-b", true, 40_000_000),
@@ -110,6 +110,10 @@ public sealed class SerializerTests : IDisposable
         Assert.Equal(new SiteEvents.DiskFenced("vm1", 4), fenced);
         var incoming = serializer.FromBinary(Layout(w => { w.Write("vm1"); w.Write(1L << 30); w.Write("/d/vm1.img"); w.Write("nbd://x/vm1"); w.Write(3L); }), "SIA1");
         Assert.Equal(new SiteEvents.IncomingAdded("vm1", 1 << 30, "/d/vm1.img", "nbd://x/vm1", 3), incoming);
+        // Before the arrival options were kept: null (SiteState resumes such an arrival hybrid, uncapped, with prefetch).
+        var sia3 = serializer.FromBinary(Layout(w => { w.Write("vm1"); w.Write(1L << 30); w.Write("/d/vm1.img"); w.Write("nbd://x/vm1"); w.Write(3L); w.Write("a"); w.Write("j"); w.Write("r1"); }), "SIA3");
+        Assert.Equal(new SiteEvents.IncomingAdded("vm1", 1 << 30, "/d/vm1.img", "nbd://x/vm1", 3, "a", "j", "r1"), sia3);
+        Assert.Equal(new SiteEvents.OutgoingEnded("vm1"), serializer.FromBinary(Layout(w => w.Write("vm1")), "SOE1"));
     }
 
     [Fact]

@@ -91,7 +91,22 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
         Command<SaveSnapshotFailure>(f => _log.Warning("snapshot of disk {0} failed: {1}", _id, f.Cause.Message));
         Command<DeleteSnapshotsSuccess>(_ => { });
         Command<DeleteSnapshotsFailure>(_ => { });
+        Command<DeleteJournal>(m =>
+        {
+            _stopAfterDelete = m.ThenStop;
+            DeleteMessages(LastSequenceNr);
+            DeleteSnapshots(SnapshotSelectionCriteria.Latest);
+        });
+        Command<DeleteMessagesSuccess>(_ => { if (_stopAfterDelete) Context.Stop(Self); });
+        Command<DeleteMessagesFailure>(f =>
+        {
+            // Left behind, the journal is only garbage: every arrival has a fresh persistence id.
+            _log.Warning("disk {0}: its journal {1} could not be deleted: {2}", _id, _persistenceId, f.Cause.Message);
+            if (_stopAfterDelete) Context.Stop(Self);
+        });
     }
+
+    private bool _stopAfterDelete;
 
     private void ToPrefetcher(object m)
     {

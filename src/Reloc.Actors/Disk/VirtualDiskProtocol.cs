@@ -55,6 +55,10 @@ public static class VirtualDiskProtocol
 
     public sealed record ResumePrefetch;
 
+    /// <summary>From the site: the arrival is over (completed: the image holds everything and the site's registry
+    /// owns the disk; or dropped): delete this actor's journal and snapshots, then stop if <see cref="ThenStop"/>.</summary>
+    public sealed record DeleteJournal(bool ThenStop);
+
     /// <summary>Published to the event stream when the disk no longer needs its source.</summary>
     public sealed record RelocationFinished(string Disk);
 

@@ -33,10 +33,11 @@ public sealed class RelocSerializer(ExtendedActorSystem system) : SerializerWith
         SiteProtocol.Refused => "SR1",
         SiteEvents.DiskAdded => "SA1",
         SiteEvents.DiskRemoved => "SX1",
-        SiteEvents.IncomingAdded => "SIA3",
+        SiteEvents.IncomingAdded => "SIA4",
+        SiteEvents.ArrivalRateSet => "SRS1",
         SiteEvents.DiskFenced => "SF3",
         SiteEvents.OutgoingBegun => "SOB2",
-        SiteEvents.OutgoingEnded => "SOE1",
+        SiteEvents.OutgoingEnded => "SOE2",
         _ => RelocationCodec.Manifest(o) ?? throw new ArgumentException($"{o.GetType()} has no Reloc manifest"),
     };
 

@@ -26,10 +26,15 @@ internal static class SiteCodec
                 case SiteProtocol.Refused r: w.Write(r.Reason); break;
                 case SiteEvents.DiskAdded a: w.Write(a.Name); w.Write(a.Size); w.Write(a.ImagePath); w.Write(a.Epoch); break;
                 case SiteEvents.DiskRemoved r: w.Write(r.Name); break;
-                case SiteEvents.IncomingAdded i: w.Write(i.Name); w.Write(i.Size); w.Write(i.ImagePath); w.Write(i.SourceUri); w.Write(i.Epoch); w.Write(i.FromSite); w.Write(i.Journal); w.Write(i.Relocation); break;
+                case SiteEvents.IncomingAdded i:
+                    w.Write(i.Name); w.Write(i.Size); w.Write(i.ImagePath); w.Write(i.SourceUri); w.Write(i.Epoch); w.Write(i.FromSite); w.Write(i.Journal); w.Write(i.Relocation);
+                    var options = i.Options ?? new Site.Core.ArrivalOptions(Hybrid: true, Rate: 0, Prefetch: true);
+                    w.Write(options.Hybrid); w.Write(options.Rate); w.Write(options.Prefetch);
+                    break;
+                case SiteEvents.ArrivalRateSet rs: w.Write(rs.Name); w.Write(rs.Rate); break;
                 case SiteEvents.DiskFenced f: w.Write(f.Name); w.Write(f.NewEpoch); w.Write(f.ToSite); RelocationCodec.WriteRuns(w, f.FinalDirty ?? []); w.Write(f.Relocation); break;
                 case SiteEvents.OutgoingBegun ob: w.Write(ob.Name); w.Write(ob.Epoch); w.Write(ob.ToSite); w.Write(ob.Relocation); break;
-                case SiteEvents.OutgoingEnded oe: w.Write(oe.Name); break;
+                case SiteEvents.OutgoingEnded oe: w.Write(oe.Name); w.Write(oe.Relocation); break;
                 default: throw new ArgumentException($"cannot serialize {o.GetType()}");
             }
         }
@@ -54,12 +59,16 @@ internal static class SiteCodec
             "SIA1" => new SiteEvents.IncomingAdded(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadString(), r.ReadInt64()),
             "SIA2" => new SiteEvents.IncomingAdded(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadString()),
             "SIA3" => new SiteEvents.IncomingAdded(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadString(), r.ReadString()),
+            "SIA4" => new SiteEvents.IncomingAdded(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadString(), r.ReadString(),
+                new Site.Core.ArrivalOptions(r.ReadBoolean(), r.ReadInt64(), r.ReadBoolean())),
+            "SRS1" => new SiteEvents.ArrivalRateSet(r.ReadString(), r.ReadInt64()),
             "SF1" => new SiteEvents.DiskFenced(r.ReadString(), r.ReadInt64()),
             "SF2" => new SiteEvents.DiskFenced(r.ReadString(), r.ReadInt64(), r.ReadString(), RelocationCodec.ReadRuns(r)),
             "SF3" => new SiteEvents.DiskFenced(r.ReadString(), r.ReadInt64(), r.ReadString(), RelocationCodec.ReadRuns(r), r.ReadString()),
             "SOB1" => new SiteEvents.OutgoingBegun(r.ReadString(), r.ReadInt64(), r.ReadString()),
             "SOB2" => new SiteEvents.OutgoingBegun(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadString()),
             "SOE1" => new SiteEvents.OutgoingEnded(r.ReadString()),
+            "SOE2" => new SiteEvents.OutgoingEnded(r.ReadString(), r.ReadString()),
             _ => null,
         };
     }

@@ -15,61 +15,36 @@ public sealed class OwnedDisk(RawImage image, IBlockDevice? device = null) : IBl
 {
     private readonly IBlockDevice _device = device ?? image;
     private readonly object _gate = new();
-    private HashSet<long>? _dirty;   // blocks written since the last drain; null while not tracking
-    private int _blockShift;
-    private bool _allDirty;          // every block counts as written (tracking resumed after a restart)
-    private bool _fenced;
-    private int _writesInFlight;
+    private readonly WriteTracker _tracker = new(image.Size);
     private TaskCompletionSource? _drained;
 
     public RawImage Image => image;
     public long Size => _device.Size;
     public bool IsReadOnly => false; // fencing is temporary: advertising read-only would make clients give up
-    public bool IsFenced { get { lock (_gate) return _fenced; } }
+    public bool IsFenced { get { lock (_gate) return _tracker.IsFenced; } }
 
-    /// <summary>Start recording written blocks (of <paramref name="blockSize"/> bytes) for a relocation.</summary>
-    public void StartTracking(int blockSize)
-    {
-        lock (_gate)
-        {
-            _blockShift = int.Log2(blockSize);
-            _dirty ??= [];
-        }
-    }
+    /// <summary>The face guests are served through: the same disk, except that once fenced it refuses their reads
+    /// too (the new owner may have acknowledged writes this copy never sees). Other sites' fetchers read the disk
+    /// itself (the peer export), fenced or not: post-copy fetches from the fenced source.</summary>
+    public IBlockDevice ForGuests => _forGuests ??= new GuestFace(this);
+    private IBlockDevice? _forGuests;
 
-    /// <summary>Counts every block as written once (no per-block set: a disk may have millions).</summary>
-    public void MarkAllDirty()
+    /// <summary>Start recording written blocks (of <paramref name="blockSize"/> bytes) for a relocation;
+    /// <paramref name="everything"/>: count every block as written once (after a restart).</summary>
+    public void StartTracking(int blockSize, bool everything = false)
     {
-        lock (_gate) _allDirty = _dirty is not null;
+        lock (_gate) _tracker.StartTracking(blockSize, everything);
     }
 
     /// <summary>The written blocks since the last drain, as sorted runs; tracking goes on.</summary>
     public List<(long First, long Count)> DrainDirty()
     {
-        long[] blocks;
-        lock (_gate)
-        {
-            if (_allDirty)
-            {
-                _allDirty = false;
-                _dirty?.Clear();
-                return [(0, (image.Size + (1L << _blockShift) - 1) >> _blockShift)];
-            }
-            if (_dirty is null || _dirty.Count == 0) return [];
-            blocks = _dirty.ToArray();
-            _dirty.Clear();
-        }
-        Array.Sort(blocks); // in order, each block extends the last run or appends one
-        return new BlockRuns(blocks.Select(b => (b, 1L))).Runs.ToList();
+        lock (_gate) return _tracker.DrainDirty();
     }
 
     public void StopTracking()
     {
-        lock (_gate)
-        {
-            _dirty = null;
-            _allDirty = false;
-        }
+        lock (_gate) _tracker.StopTracking();
     }
 
     /// <summary>From now on writes fail with EPERM; completes when every write admitted before the fence
@@ -78,8 +53,7 @@ public sealed class OwnedDisk(RawImage image, IBlockDevice? device = null) : IBl
     {
         lock (_gate)
         {
-            _fenced = true;
-            if (_writesInFlight == 0) return Task.CompletedTask;
+            if (_tracker.Fence()) return Task.CompletedTask;
             _drained ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             return _drained.Task;
         }
@@ -90,7 +64,7 @@ public sealed class OwnedDisk(RawImage image, IBlockDevice? device = null) : IBl
     {
         lock (_gate)
         {
-            _fenced = false;
+            _tracker.Unfence();
             _drained = null;
         }
     }
@@ -148,8 +122,7 @@ public sealed class OwnedDisk(RawImage image, IBlockDevice? device = null) : IBl
     {
         lock (_gate)
         {
-            if (_fenced) throw new BlockDeviceException(DeviceError.ReadOnly, "disk has been handed over to another site: writes go there now");
-            _writesInFlight++;
+            if (!_tracker.TryEnter()) throw new BlockDeviceException(DeviceError.ReadOnly, "disk has been handed over to another site: writes go there now");
         }
     }
 
@@ -157,9 +130,46 @@ public sealed class OwnedDisk(RawImage image, IBlockDevice? device = null) : IBl
     {
         lock (_gate)
         {
-            if (_dirty is not null && length > 0)
-                for (long b = offset >> _blockShift; b <= (offset + length - 1) >> _blockShift; b++) _dirty.Add(b);
-            if (--_writesInFlight == 0 && _fenced) _drained?.TrySetResult();
+            if (_tracker.Exit(offset, length)) _drained?.TrySetResult();
         }
+    }
+
+    private void GuardRead()
+    {
+        lock (_gate)
+        {
+            if (!_tracker.GuestMayRead) throw new BlockDeviceException(DeviceError.ReadOnly, "disk has been handed over to another site: it is served there now");
+        }
+    }
+
+    /// <summary>See <see cref="ForGuests"/>.</summary>
+    private sealed class GuestFace(OwnedDisk disk) : IBlockDevice
+    {
+        public long Size => disk.Size;
+        public bool IsReadOnly => false;
+
+        public bool TryRead(long offset, Span<byte> destination)
+        {
+            disk.GuardRead();
+            return disk.TryRead(offset, destination);
+        }
+
+        public ValueTask ReadAsync(long offset, Memory<byte> destination, CancellationToken ct)
+        {
+            disk.GuardRead();
+            return disk.ReadAsync(offset, destination, ct);
+        }
+
+        public ValueTask<IReadOnlyList<Extent>> GetExtentsAsync(long offset, long length, int maxExtents, CancellationToken ct)
+        {
+            disk.GuardRead();
+            return disk.GetExtentsAsync(offset, length, maxExtents, ct);
+        }
+
+        public ValueTask CacheAsync(long offset, long length, CancellationToken ct) => disk.CacheAsync(offset, length, ct);
+        public ValueTask FlushAsync(CancellationToken ct) => disk.FlushAsync(ct);
+        public ValueTask WriteAsync(long offset, in ReadOnlySequence<byte> data, WriteOptions options, CancellationToken ct) => disk.WriteAsync(offset, data, options, ct);
+        public ValueTask TrimAsync(long offset, long length, WriteOptions options, CancellationToken ct) => disk.TrimAsync(offset, length, options, ct);
+        public ValueTask WriteZeroesAsync(long offset, long length, WriteOptions options, CancellationToken ct) => disk.WriteZeroesAsync(offset, length, options, ct);
     }
 }

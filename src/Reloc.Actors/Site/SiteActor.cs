@@ -1,205 +1,241 @@
 using Akka.Actor;
-using Reloc.Actors.Coordinator;
 using Akka.Event;
 using Akka.Persistence;
+using Reloc.Actors.Coordinator;
+using Reloc.Actors.Site.Core;
 using Reloc.Nbd.Server;
-using Reloc.Storage;
-using static Reloc.Actors.Site.SiteProtocol;
+using P = Reloc.Actors.Disk.VirtualDiskProtocol;
 
 namespace Reloc.Actors.Site;
 
 /// <summary>
-/// One per site node: the registry of disks this site hosts (persisted), their images, and their NBD
-/// exports. Creating a disk writes its image first and persists it second, so a crash in between leaves
-/// at worst an orphan file, never a registered disk without data.
+/// One per site node: the actor shell of <see cref="SiteCore"/>, which decides (the registry of the disks this
+/// site hosts, its source and destination sides of relocations). It feeds the core messages and I/O results,
+/// persists the core's events before it carries out anything else the same input decided, and does the I/O
+/// (<see cref="SiteDevices"/>: images, exports, disk actors).
 /// </summary>
 /// <remarks>
-///   Recovering --(replayed: images opened, exports added)--> Serving
+///   Recovering --(replayed: <see cref="SiteInput.Started"/>, every disk served)--> Serving
 /// </remarks>
-public sealed partial class SiteActor : ReceivePersistentActor, IWithTimers
+public sealed class SiteActor : ReceivePersistentActor, IWithTimers
 {
-    private sealed record Prepared(CreateDisk Request, IActorRef ReplyTo, string ImagePath);
-    private sealed record PrepareFailed(CreateDisk Request, IActorRef ReplyTo, string Reason);
+    /// <summary>An input the shell made for itself (an I/O result through the mailbox).</summary>
+    private sealed record Input(SiteInput Value);
+    private sealed record StreamTick(string Disk);
+    private sealed record ClientsChanged(string Disk);
+    /// <param name="Device">The device fenced: a fence of an earlier incarnation (a restarted actor keeps its
+    /// mailbox) must not drain the dirty blocks of the device serving the disk now.</param>
+    private sealed record FenceFlushed(string Disk, OwnedDisk Device, string? Error);
+
+    /// <summary>How often an outgoing disk streams the blocks its guest wrote to the destination.</summary>
+    private static readonly TimeSpan StreamInterval = TimeSpan.FromMilliseconds(200);
+    private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(30);
 
     private readonly SiteSettings _settings;
-    private readonly ExportCatalog _exports;
-    private readonly SiteState _state = new();
-    private readonly Dictionary<string, OwnedDisk> _images = new(StringComparer.Ordinal);
-    private readonly HashSet<string> _creating = new(StringComparer.Ordinal);
+    private readonly SiteCore _core;
+    private readonly SiteDevices _devices;
     private readonly ILoggingAdapter _log = Context.GetLogger();
 
     /// <param name="coordinator">The migration coordinator (this node's singleton proxy).</param>
     public SiteActor(SiteSettings settings, ExportCatalog exports, IActorRef coordinator)
     {
         _settings = settings;
-        _exports = exports;
         Coordinator = coordinator;
-        Recover<SiteEvents.DiskAdded>(e => _state.Apply(e));
-        Recover<SiteEvents.DiskRemoved>(e => _state.Apply(e));
-        Recover<SiteEvents.IncomingAdded>(e => _state.Apply(e));
-        Recover<SiteEvents.DiskFenced>(e => _state.Apply(e));
-        Recover<SiteEvents.OutgoingBegun>(e => _state.Apply(e));
-        Recover<SiteEvents.OutgoingEnded>(e => _state.Apply(e));
+        var diskSettings = RelocConfig.DiskSettings(Context.System.Settings.Config);
+        _core = new SiteCore(settings.Name, settings.DataDir, settings.NbdAdvertise, diskSettings.BlockSize, () => Guid.NewGuid().ToString("N"));
+        var self = Self;
+        _devices = new SiteDevices(settings, exports, diskSettings, Context, disk => self.Tell(new ClientsChanged(disk)));
+        Recover<SiteEvents.DiskAdded>(_core.Recover);
+        Recover<SiteEvents.DiskRemoved>(_core.Recover);
+        Recover<SiteEvents.IncomingAdded>(_core.Recover);
+        Recover<SiteEvents.ArrivalRateSet>(_core.Recover);
+        Recover<SiteEvents.DiskFenced>(_core.Recover);
+        Recover<SiteEvents.OutgoingBegun>(_core.Recover);
+        Recover<SiteEvents.OutgoingEnded>(_core.Recover);
         Recover<RecoveryCompleted>(_ =>
         {
             // Subscribed before the disks start: a disk actor that recovers complete announces it at once.
-            Context.System.EventStream.Subscribe(Self, typeof(Disk.VirtualDiskProtocol.WriteHeldForHandover));
-            Context.System.EventStream.Subscribe(Self, typeof(Disk.VirtualDiskProtocol.RelocationFinished));
-            foreach (var disk in _state.Disks) Export(disk);
+            Context.System.EventStream.Subscribe(Self, typeof(P.WriteHeldForHandover));
+            Context.System.EventStream.Subscribe(Self, typeof(P.RelocationFinished));
+            Run(new SiteInput.Started());
             Become(Serving);
         });
     }
 
     public override string PersistenceId => "site-" + _settings.Name;
+    public ITimerScheduler Timers { get; set; } = null!;
+    private IActorRef Coordinator { get; }
 
     public static Props Props(SiteSettings settings, ExportCatalog exports, IActorRef coordinator) =>
         Akka.Actor.Props.Create(() => new SiteActor(settings, exports, coordinator));
 
+    /// <summary>The export name other sites fetch a disk through.</summary>
+    public static string PeerExport(string disk) => SiteCore.PeerExport(disk);
+
     private void Serving()
     {
-        Command<CreateDisk>(OnCreate);
-        Command<Prepared>(p =>
+        Command<SiteProtocol.ListDisks>(_ => Sender.Tell(new SiteProtocol.DiskList(_settings.Name,
+            _core.State.Disks.OrderBy(d => d.Name, StringComparer.Ordinal).Select(d => _core.Info(d, _devices.FactsOf(d.Name))).ToList())));
+        Command<RelocationProtocol.GetProgress>(OnGetProgress);
+        Command<SiteProtocol.CreateDisk>(Message);
+        Command<SiteProtocol.DeleteDisk>(Message);
+        Command<SiteProtocol.Refused>(Message);
+        Command<RelocationProtocol.PrepareIncoming>(Message);
+        Command<RelocationProtocol.DropIncoming>(Message);
+        Command<RelocationProtocol.InvalidateAt>(Message);
+        Command<RelocationProtocol.TakeOwnershipAt>(Message);
+        Command<RelocationProtocol.SetRate>(Message);
+        Command<RelocationProtocol.StartOutgoing>(Message);
+        Command<RelocationProtocol.InvalidatedAt>(Message);
+        Command<RelocationProtocol.StopOutgoing>(Message);
+        Command<RelocationProtocol.Fence>(Message);
+        Command<RelocationProtocol.Release>(Message);
+        Command<Input>(m => Run(m.Value));
+        Command<P.WriteHeldForHandover>(m => Run(new SiteInput.WriteHeld(m.Disk)));
+        Command<P.RelocationFinished>(m => Run(new SiteInput.ArrivalFinished(m.Disk)));
+        Command<StreamTick>(t => Run(new SiteInput.StreamTick(t.Disk, _devices.DrainDirty(t.Disk), DateTime.UtcNow)));
+        Command<ClientsChanged>(m => Run(new SiteInput.ClientsChanged(m.Disk, _devices.GuestClientsOf(m.Disk))));
+        // Drained here, on the actor's thread after the fence: every write admitted before it is tracked by now.
+        Command<FenceFlushed>(f =>
         {
-            Persist(new SiteEvents.DiskAdded(p.Request.Name, p.Request.Size, p.ImagePath, 1), e =>
-            {
-                _creating.Remove(e.Name);
-                _state.Apply(e);
-                var disk = new SiteDisk(e.Name, e.Size, e.ImagePath, e.Epoch);
-                Export(disk);
-                p.ReplyTo.Tell(Info(disk));
-            });
+            if (!_core.IsFencing(f.Disk) || !ReferenceEquals(_devices.OwnedOf(f.Disk), f.Device)) return;
+            Run(new SiteInput.FenceDone(f.Disk, f.Error, f.Error is null ? f.Device.DrainDirty() : []));
         });
-        Command<PrepareFailed>(f =>
-        {
-            _creating.Remove(f.Request.Name);
-            f.ReplyTo.Tell(new Refused(f.Reason));
-        });
-        Command<DeleteDisk>(m =>
-        {
-            if (!_state.TryGet(m.Name, out var disk))
-            {
-                Sender.Tell(new Refused($"no disk named '{m.Name}' on site {_settings.Name}"));
-                return;
-            }
-            if (disk.Phase != SiteDisk.Owned)
-            {
-                Sender.Tell(new Refused($"disk '{m.Name}' is {disk.Phase} on site {_settings.Name}: cancel or finish its relocation first"));
-                return;
-            }
-            var replyTo = Sender;
-            Remove(disk, () => replyTo.Tell(new Deleted(disk.Name)));
-        });
-        Command<ListDisks>(_ => Sender.Tell(new DiskList(_settings.Name, _state.Disks.OrderBy(d => d.Name).Select(Info).ToList())));
-        RelocationCommands();
     }
 
-    private void OnCreate(CreateDisk m)
+    private void Message(object body)
     {
-        var invalid = SiteState.ValidateName(m.Name);
-        if (invalid is not null) { Sender.Tell(new Refused(invalid)); return; }
-        if (_state.TryGet(m.Name, out _) || _creating.Contains(m.Name))
+        var disk = DiskOf(body);
+        // The count now, before the step: a guest that connected a moment ago must count for an idle handover.
+        if (disk is not null && _devices.GuestClientsOf(disk) is var n && n != _core.ClientsOf(disk)) Run(new SiteInput.ClientsChanged(disk, n));
+        Run(new SiteInput.Message(body, Sender, DateTime.UtcNow, disk is null ? null : _devices.FactsOf(disk)));
+    }
+
+    private static string? DiskOf(object body) => body switch
+    {
+        RelocationProtocol.StartOutgoing m => m.Disk,
+        RelocationProtocol.DropIncoming m => m.Disk,
+        _ => null,
+    };
+
+    private void Run(SiteInput input)
+    {
+        var decisions = _core.Handle(input);
+        var events = decisions.OfType<SiteDecision.Persist>().Select(p => p.Event).ToList();
+        if (events.Count == 0)
         {
-            Sender.Tell(new Refused($"disk '{m.Name}' already exists on site {_settings.Name}"));
+            foreach (var d in decisions) Execute(d);
             return;
         }
-        if (m.FromFile is null && m.Size <= 0) { Sender.Tell(new Refused($"disk size must be positive, not {m.Size}")); return; }
-        _creating.Add(m.Name);
-        var path = ImagePathOf(m.Name);
-        var replyTo = Sender;
-        if (m.FromNbd)
+        // Nothing the input decided happens before its events are durable (Persist stashes other commands meanwhile).
+        int left = events.Count;
+        PersistAll(events, _ =>
         {
-            OnImport(m, replyTo, path);
+            if (--left > 0) return;
+            foreach (var d in decisions) if (d is not SiteDecision.Persist) Execute(d);
+        });
+    }
+
+    private void Execute(SiteDecision decision)
+    {
+        switch (decision)
+        {
+            case SiteDecision.Reply r:
+                ((IActorRef)r.To).Tell(r.Message, Self);
+                break;
+            case SiteDecision.SendToSite s:
+                Context.ActorSelection(SiteNode.SitePath(Context.System, s.Site)).Tell(s.Message, Self);
+                break;
+            case SiteDecision.TellCoordinator t:
+                Coordinator.Tell(t.Message, Self);
+                break;
+            case SiteDecision.CreateImage c:
+                // Image work (a sparse create, or a copy of gigabytes) runs off the actor's thread.
+                Task.Run(() => SiteDevices.CreateImage(c.Path, c.Size, c.FromFile)).PipeTo(Self,
+                    success: size => new Input(new SiteInput.ImageCreated(c.Disk, size)),
+                    failure: ex => new Input(new SiteInput.ImageFailed(c.Disk, ex.Message)));
+                break;
+            case SiteDecision.ProbeImport p:
+                SiteDevices.ProbeAsync(p.Uri).PipeTo(Self,
+                    success: size => new Input(new SiteInput.ImportProbed(p.Disk, size)),
+                    failure: ex => new Input(new SiteInput.ImageFailed(p.Disk, ex.Message)));
+                break;
+            case SiteDecision.ServeOwned s:
+                if (_devices.ServeOwned(s.Disk, s.Fenced) is { } ownedError) Run(new SiteInput.ServeFailed(s.Disk.Name, ownedError));
+                break;
+            case SiteDecision.ServeArrival s:
+                if (_devices.ServeArrival(s.Disk, s.PersistenceId, s.Options) is { } arrivalError) Run(new SiteInput.ServeFailed(s.Disk.Name, arrivalError));
+                break;
+            case SiteDecision.ArrivalJoinsOwned j:
+                _devices.ArrivalJoinsOwned(j.Disk);
+                break;
+            case SiteDecision.StopServing s:
+                _devices.StopServing(s.Disk, s.ImagePath, deleteJournal: s.ArrivalJournal is not null);
+                break;
+            case SiteDecision.DeleteArrivalJournal d:
+                _devices.ArrivalOf(d.Disk)?.Tell(new P.DeleteJournal(ThenStop: false));
+                break;
+            case SiteDecision.Track t:
+                _devices.OwnedOf(t.Disk)?.StartTracking(t.BlockSize, t.Everything);
+                break;
+            case SiteDecision.Untrack u:
+                _devices.OwnedOf(u.Disk)?.StopTracking();
+                break;
+            case SiteDecision.Fence f:
+                if (_devices.OwnedOf(f.Disk) is not { } fenced) { Run(new SiteInput.FenceDone(f.Disk, "the disk is not served", [])); break; }
+                FenceAndFlushAsync(fenced).PipeTo(Self, success: () => new FenceFlushed(f.Disk, fenced, null), failure: ex => new FenceFlushed(f.Disk, fenced, ex.Message));
+                break;
+            case SiteDecision.Unfence u:
+                _devices.OwnedOf(u.Disk)?.Unfence();
+                break;
+            case SiteDecision.StartStream s:
+                Timers.StartPeriodicTimer("stream-" + s.Disk, new StreamTick(s.Disk), StreamInterval);
+                break;
+            case SiteDecision.StopStream s:
+                Timers.Cancel("stream-" + s.Disk);
+                break;
+            case SiteDecision.AskArrival a:
+                if (_devices.ArrivalOf(a.Disk) is not { } arrival) { ((IActorRef)a.ReplyTo).Tell(new SiteProtocol.Refused($"disk '{a.Disk}' is not arriving at site {_settings.Name}")); break; }
+                arrival.Ask<object>(a.Request, AskTimeout).PipeTo((IActorRef)a.ReplyTo,
+                    success: r => r is P.Invalidated or P.OwnershipConfirmed ? a.Answer : new SiteProtocol.Refused($"{a.Request.GetType().Name} refused: {r}"));
+                break;
+            case SiteDecision.TellArrival t:
+                _devices.ArrivalOf(t.Disk)?.Tell(t.Message);
+                break;
+            case SiteDecision.Log l:
+                switch (l.Level)
+                {
+                    case SiteLogLevel.Debug: _log.Debug(l.Text); break;
+                    case SiteLogLevel.Info: _log.Info(l.Text); break;
+                    case SiteLogLevel.Warning: _log.Warning(l.Text); break;
+                    default: _log.Error(l.Text); break;
+                }
+                break;
+            default:
+                throw new InvalidOperationException($"unknown site decision {decision}");
+        }
+    }
+
+    private static async Task FenceAndFlushAsync(OwnedDisk owned)
+    {
+        await owned.FenceAsync();
+        await owned.FlushAsync(CancellationToken.None);
+    }
+
+    /// <summary>A query: the arriving disk's actor knows its progress; other disks are whole or not here.</summary>
+    private void OnGetProgress(RelocationProtocol.GetProgress m)
+    {
+        if (_devices.ArrivalOf(m.Disk) is { } arrival)
+        {
+            arrival.Ask<P.Status>(new P.GetStatus(), TimeSpan.FromSeconds(10)).PipeTo(Sender,
+                success: s => new RelocationProtocol.DiskProgress(s.Disk, s.State, s.LocalBytes, s.TotalBytes, s.FetchedBytes, s.SkippedBytes, s.WrittenBytes,
+                    s.OnDemandFetches, s.RateBps, s.PrefetchWindow, s.PrefetchPaused));
             return;
         }
-        // Image work (sparse create, or a copy of gigabytes) runs off the actor's thread.
-        Task.Run(() =>
-        {
-            Directory.CreateDirectory(_settings.DataDir);
-            if (File.Exists(path)) File.Delete(path); // an orphan from a create that crashed before it was persisted
-            if (m.FromFile is null) RawImage.Create(path, m.Size).Dispose();
-            else RawImage.ImportSparse(m.FromFile, path).Dispose();
-            return path;
-        }).PipeTo(Self,
-            success: p => new Prepared(m.FromFile is null ? m : m with { Size = new FileInfo(p).Length }, replyTo, p),
-            failure: ex => new PrepareFailed(m, replyTo, $"cannot create disk '{m.Name}': {ex.Message}"));
+        if (_core.State.TryGet(m.Disk, out var disk)) // not arrived (yet), or arrived whole
+            Sender.Tell(new RelocationProtocol.DiskProgress(disk.Name, disk.Phase, disk.Phase == SiteDisk.Incoming ? 0 : disk.Size, disk.Size, 0, 0, 0, 0, 0, 0, false));
+        else Sender.Tell(new SiteProtocol.Refused($"no disk '{m.Disk}' on site {_settings.Name}"));
     }
 
-    private void Export(SiteDisk disk)
-    {
-        try
-        {
-            if (disk.Phase == SiteDisk.Incoming)
-            {
-                StartIncoming(disk, hybrid: true, rate: 0, prefetch: true); // resumes from the disk actor's own journal
-                return;
-            }
-            var owned = new OwnedDisk(RawImage.Open(disk.ImagePath, readOnly: false));
-            if (disk.Phase == SiteDisk.Fenced) _ = owned.FenceAsync(); // nothing in flight yet: completes at once
-            _images[disk.Name] = owned;
-            var export = new NbdExport(disk.Name, owned, $"disk {disk.Name} on site {_settings.Name}");
-            Watch(export, disk.Name);
-            _exports.Add(export);
-            if (disk.Phase == SiteDisk.Outgoing) BeginOutgoing(disk.Name, disk.Peer, disk.Epoch, DefaultBlockSize, disk.Relocation, everything: true);
-            // Other sites fetch through a second name, so their connections never count as the disk's
-            // guests (an idle-source handover must not wait for the destination's own fetchers).
-            _exports.Add(new NbdExport(PeerExport(disk.Name), owned, $"disk {disk.Name} on site {_settings.Name}, for other sites"));
-        }
-        catch (Exception ex) when (ex is IOException or ArgumentException or UnauthorizedAccessException)
-        {
-            _log.Error(ex, "disk {0} is registered but its image {1} cannot be served", disk.Name, disk.ImagePath);
-        }
-    }
-
-    private const int DefaultBlockSize = RelocationProtocol.TrackingBlockSize;
-
-    private string ImagePathOf(string disk) => Path.Combine(_settings.DataDir, disk + ".img");
-
-    private DiskInfo Info(SiteDisk d)
-    {
-        _incoming.TryGetValue(d.Name, out var incoming);
-        long local = d.Phase == SiteDisk.Incoming ? incoming?.State.Map.LocalBytes ?? 0 : d.Size;
-        bool writable = d.IsOwnedHere || (d.Phase == SiteDisk.Incoming && incoming is not null && incoming.State.IsOwner);
-        return new DiskInfo(d.Name, d.Size, _settings.Name, d.Epoch, d.Phase, _settings.UriOf(d.Name), d.Peer, local,
-            GuestClientsOf(d.Name), writable, _handoverWanted.Contains(d.Name), d.Relocation);
-    }
-
-    /// <summary>The export name other sites fetch a disk through (not a valid disk name, so it never clashes).</summary>
-    public static string PeerExport(string disk) => disk + "@peer";
-
-    /// <summary>Forgets a disk durably, then stops serving it and deletes its image.</summary>
-    private void Remove(SiteDisk disk, Action then) =>
-        Persist(new SiteEvents.DiskRemoved(disk.Name), e =>
-        {
-            _state.Apply(e);
-            RemoveExports(e.Name);
-            if (_images.Remove(e.Name, out var owned)) owned.Image.Dispose();
-            if (_incoming.Remove(e.Name, out var incoming))
-            {
-                Context.Stop(incoming.Disk);
-                incoming.Image.Dispose(); // a fetch still landing fails on the closed handle, nothing else
-            }
-            _handoverWanted.Remove(e.Name);
-            File.Delete(disk.ImagePath);
-            then();
-        });
-
-    private void RemoveExports(string disk)
-    {
-        _exports.Remove(disk);
-        _exports.Remove(PeerExport(disk));
-    }
-
-    protected override void PostStop()
-    {
-        foreach (var (name, owned) in _images)
-        {
-            RemoveExports(name);
-            owned.Image.Dispose();
-        }
-        foreach (var (name, incoming) in _incoming)
-        {
-            _exports.Remove(name);
-            incoming.Image.Dispose(); // the disk actor (a child) is stopped with us
-        }
-    }
+    protected override void PostStop() => _devices.Dispose();
 }

@@ -39,15 +39,21 @@ public static class SiteEvents
     /// <see cref="SourceUri"/>. <see cref="Journal"/> keys the block map's journal: fresh for every arrival,
     /// so no earlier copy's bits (of a cancelled attempt, or of this one dropped and created again) can ever
     /// be replayed over a new, empty image. <see cref="Relocation"/>: the attempt's id, which every step of
-    /// the relocation must name.</summary>
-    public sealed record IncomingAdded(string Name, long Size, string ImagePath, string SourceUri, long Epoch, string FromSite = "", string Journal = "", string Relocation = "") : IRelocMessage;
+    /// the relocation must name. <see cref="Options"/>: how it is copied (null in events written before they were kept: hybrid, no cap,
+    /// prefetch, as a restart resumed every arrival then).</summary>
+    public sealed record IncomingAdded(string Name, long Size, string ImagePath, string SourceUri, long Epoch, string FromSite = "", string Journal = "", string Relocation = "",
+        Core.ArrivalOptions? Options = null) : IRelocMessage;
+
+    /// <summary>The operator's rate cap on an arriving disk's background copy changed (kept across restarts).</summary>
+    public sealed record ArrivalRateSet(string Name, long Rate) : IRelocMessage;
 
     /// <summary>The source tracks the guest's writes for a relocation to <see cref="ToSite"/> (from now on,
     /// even across a restart, when it conservatively reports every block as written).</summary>
     public sealed record OutgoingBegun(string Name, long Epoch, string ToSite, string Relocation = "") : IRelocMessage;
 
-    /// <summary>A relocation cancelled before handover: the site owns the disk as before.</summary>
-    public sealed record OutgoingEnded(string Name) : IRelocMessage;
+    /// <summary>Relocation <see cref="Relocation"/> was stopped before the handover (or before it began here): the
+    /// site owns the disk as before, and a late StartOutgoing of that attempt is refused.</summary>
+    public sealed record OutgoingEnded(string Name, string Relocation = "") : IRelocMessage;
 
     /// <summary>The disk was handed over to <see cref="ToSite"/> at <see cref="NewEpoch"/>: this site refuses its
     /// writes from now on, even after a restart, and keeps the final dirty set until the disk is released,
@@ -56,9 +62,16 @@ public static class SiteEvents
 }
 
 /// <summary>A disk this site hosts (pure registry state, rebuilt from <see cref="SiteEvents"/>).</summary>
+/// <param name="Options">How an incoming disk is copied.</param>
+/// <param name="Stopped">The attempts stopped at this epoch (most recent last, a few kept): never started again.</param>
 public sealed record SiteDisk(string Name, long Size, string ImagePath, long Epoch, string Phase = SiteDisk.Owned, string? SourceUri = null,
-    string Peer = "", string Journal = "", IReadOnlyList<(long First, long Count)>? FinalDirty = null, string Relocation = "")
+    string Peer = "", string Journal = "", IReadOnlyList<(long First, long Count)>? FinalDirty = null, string Relocation = "",
+    Core.ArrivalOptions? Options = null, IReadOnlyList<string>? Stopped = null)
 {
+    /// <summary>How many stopped attempts a disk remembers: a late step comes from a coordinator replaced
+    /// recently, and each of those started at most one attempt.</summary>
+    public const int StoppedKept = 16;
+
     public const string Owned = "owned", Outgoing = "outgoing", Incoming = "incoming", Fenced = "fenced";
 
     /// <summary>Owned here (with or without a relocation under way): the guest's writes land here.</summary>
@@ -85,18 +98,26 @@ public sealed class SiteState
                 break;
             case SiteEvents.IncomingAdded i:
                 _disks[i.Name] = new SiteDisk(i.Name, i.Size, i.ImagePath, i.Epoch, SiteDisk.Incoming, i.SourceUri, i.FromSite, i.Journal,
-                    Relocation: i.Relocation.Length > 0 ? i.Relocation : i.Journal); // SIA2 events: the journal was the id
+                    Relocation: i.Relocation.Length > 0 ? i.Relocation : i.Journal, // SIA2 events: the journal was the id
+                    Options: i.Options ?? new Core.ArrivalOptions(Hybrid: true, Rate: 0, Prefetch: true));
+                break;
+            case SiteEvents.ArrivalRateSet r when _disks.TryGetValue(r.Name, out var d) && d.Phase == SiteDisk.Incoming:
+                _disks[r.Name] = d with { Options = (d.Options ?? new Core.ArrivalOptions(true, 0, true)) with { Rate = r.Rate } };
                 break;
             case SiteEvents.OutgoingBegun o when _disks.TryGetValue(o.Name, out var d):
                 _disks[o.Name] = d with { Phase = SiteDisk.Outgoing, Peer = o.ToSite, Epoch = o.Epoch, Relocation = o.Relocation };
                 break;
             case SiteEvents.OutgoingEnded o when _disks.TryGetValue(o.Name, out var d):
-                _disks[o.Name] = d with { Phase = SiteDisk.Owned, Peer = "", Relocation = "" };
+                _disks[o.Name] = d with
+                {
+                    Phase = SiteDisk.Owned, Peer = "", Relocation = "",
+                    Stopped = o.Relocation.Length == 0 ? d.Stopped : [.. (d.Stopped ?? []).Append(o.Relocation).TakeLast(SiteDisk.StoppedKept)],
+                };
                 break;
             case SiteEvents.DiskFenced f when _disks.TryGetValue(f.Name, out var d):
                 _disks[f.Name] = d with { Phase = SiteDisk.Fenced, Epoch = f.NewEpoch, Peer = f.ToSite, FinalDirty = f.FinalDirty ?? [], Relocation = f.Relocation };
                 break;
-            case SiteEvents.OutgoingBegun or SiteEvents.OutgoingEnded or SiteEvents.DiskFenced:
+            case SiteEvents.OutgoingBegun or SiteEvents.OutgoingEnded or SiteEvents.DiskFenced or SiteEvents.ArrivalRateSet:
                 // The site persists these only for a disk it holds (Persist stashes commands meanwhile): a journal
                 // that says otherwise is corrupt, and recovering from it would hide a lost disk.
                 throw new InvalidOperationException($"{evt.GetType().Name} for disk '{DiskOf(evt)}', which this site's journal does not hold");
@@ -110,6 +131,7 @@ public sealed class SiteState
         SiteEvents.OutgoingBegun o => o.Name,
         SiteEvents.OutgoingEnded o => o.Name,
         SiteEvents.DiskFenced f => f.Name,
+        SiteEvents.ArrivalRateSet r => r.Name,
         _ => "?",
     };
 

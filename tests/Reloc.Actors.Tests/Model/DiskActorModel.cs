@@ -64,8 +64,8 @@ internal sealed partial class DiskActorModel
     public long IncomingEpoch { get; }
     /// <summary>The relocation it arrives by (SiteDisk.Relocation of the incoming disk; its journal is keyed by SiteDisk.Journal, fresh per arrival).</summary>
     public string Relocation { get; }
-    /// <summary>SiteActor.Incoming.Owned: the export's device, an OwnedDisk over this disk's RelocatingDisk.</summary>
-    public OwnedModel Front { get; set; } = null!;
+    /// <summary>The export's device: the owned-disk layer over this disk's relocating disk.</summary>
+    public ModelDevice Front { get; set; } = null!;
     public DiskState State { get; }
     public Image Image { get; }
     /// <summary>The journal says this site owns the disk (true even while recovery has not replayed it yet).</summary>

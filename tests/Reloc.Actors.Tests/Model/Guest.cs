@@ -214,7 +214,7 @@ internal sealed class Guest(Sim sim, int blocks)
             case { Device: null } owned:
                 // OwnedDisk over the image, on the NBD thread: done at once, the reply reaches the guest a little later.
                 if (op.Kind.EndsWith("write")) Reply(owned.Write(op.Block, op.Version), null);
-                else if (op.Kind == "read") Reply(true, owned.Image.Volatile[op.Block]);
+                else if (op.Kind == "read") Reply(owned.Tracker.GuestMayRead, owned.Tracker.GuestMayRead ? owned.Image.Volatile[op.Block] : null); // fenced: refused
                 else
                 {
                     owned.Image.Sync();
@@ -232,7 +232,11 @@ internal sealed class Guest(Sim sim, int blocks)
                         Finish(op, r, null);
                     });
                 }
-                else if (op.Kind == "read") disk.GuestRead(op.Block, v => Finish(op, v is not null, v));
+                else if (op.Kind == "read")
+                {
+                    if (!owned.Tracker.GuestMayRead) { Reply(false, null); break; } // fenced: refused
+                    disk.GuestRead(op.Block, v => Finish(op, v is not null, v));
+                }
                 else disk.GuestFlush(r => Finish(op, r, null));
                 break;
         }

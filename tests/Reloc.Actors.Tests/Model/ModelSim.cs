@@ -35,7 +35,7 @@ internal sealed class Image(int[] initial)
 internal sealed partial class Sim
 {
     public const string DiskName = "vm1";
-    public const int BlockSize = 512; // the real BlockMap's smallest block; the model counts blocks, not bytes
+    public const int BlockSize = RelocationProtocol.TrackingBlockSize; // the default block size: one model block is one tracked unit
 
     // Timing of the implementation (reference.conf, SiteActor, MigrationCoordinator).
     public const long StreamTickMs = 200, ResendMs = 1_000, DiskTickMs = 250, PersistIntervalMs = 1_000;

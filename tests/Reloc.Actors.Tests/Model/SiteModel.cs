@@ -1,18 +1,19 @@
-using Reloc.Storage;
 using System.Text;
 using Reloc.Actors.Site;
+using Reloc.Actors.Site.Core;
+using Reloc.Storage;
 using static Reloc.Actors.Coordinator.RelocationProtocol;
+using P = Reloc.Actors.Disk.VirtualDiskProtocol;
 
 namespace Reloc.Actors.Tests.Model;
 
 /// <summary>
-/// One site node: <see cref="SiteActor"/> (registry, source and destination steps) with the persisted
-/// <see cref="SiteState"/> rebuilt from the real <see cref="SiteEvents"/> through <see cref="SiteState.Apply"/>.
-/// What survives a crash: the site journal, every disk actor's journal, and the images' durable content.
-/// Everything else (OwnedDisk tracking and fences, unacknowledged invalidations, fences under way, disk actors,
-/// wanted handovers) is lost.
+/// One site node: the simulation's shell of the production <see cref="SiteCore"/> (as <see cref="SiteActor"/> is
+/// the actor's). Messages in as inputs; the core's events go to the journal before anything else it decided; the
+/// rest is carried out over the simulated network, images and disk actors. What survives a crash: the site
+/// journal, every disk actor's journal, and the images' durable content; the core and the devices do not.
 /// </summary>
-internal sealed partial class SiteModel(Sim sim, string name)
+internal sealed class SiteModel(Sim sim, string name)
 {
     public string Name { get; } = name;
     public bool Up { get; private set; }
@@ -22,35 +23,47 @@ internal sealed partial class SiteModel(Sim sim, string name)
     // ---- durable ----
     private readonly List<object> _journal = [];
     public Dictionary<string, Image> Images { get; } = new(StringComparer.Ordinal);
-    /// <summary>The disk actors' journals by persistence id; SiteActor.Remove does not delete them.</summary>
+    /// <summary>The disk actors' journals by persistence id.</summary>
     public Dictionary<string, List<object>> DiskJournals { get; } = new(StringComparer.Ordinal);
 
     // ---- volatile ----
-    public SiteState State { get; private set; } = new();
-    public Dictionary<string, OwnedModel> Owned { get; } = new(StringComparer.Ordinal);          // SiteActor._images
-    public Dictionary<string, OutgoingModel> Outgoing { get; } = new(StringComparer.Ordinal);    // SiteActor._outgoing
-    public Dictionary<string, DiskActorModel> Incoming { get; } = new(StringComparer.Ordinal);   // SiteActor._incoming
-    public HashSet<string> HandoverWanted { get; } = new(StringComparer.Ordinal);               // SiteActor._handoverWanted
-    public HashSet<string> Fencing { get; } = new(StringComparer.Ordinal);                      // SiteActor._fencing
+    private SiteCore _core = null!;
+    /// <summary>The devices of the disks served as owned (SiteDevices._owned).</summary>
+    public Dictionary<string, ModelDevice> Owned { get; } = new(StringComparer.Ordinal);
+    /// <summary>The disk actors of arriving disks (SiteDevices._arrivals).</summary>
+    public Dictionary<string, DiskActorModel> Incoming { get; } = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int> _timers = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int> _clientsSeen = new(StringComparer.Ordinal);
+    /// <summary>For the checks: the journal keys of every copy this site created, by relocation.</summary>
+    private readonly Dictionary<string, List<string>> _journalsOf = new(StringComparer.Ordinal);
 
-    public static string ImagePathOf(string site, string disk) => $"{site}/{disk}.img";
+    public SiteState State => _core.State;
+
+    public static string ImagePathOf(string site, string disk) => Path.Combine(site, disk + ".img");
     public static string UriOf(string site, string disk) => $"nbd://{site}:10809/{disk}";
     public static string SiteOfUri(string uri) => uri["nbd://".Length..uri.IndexOf(':', "nbd://".Length)];
+
+    private SiteCore NewCore() => new(Name, Name, $"{Name}:10809", Sim.BlockSize, sim.NewJournal);
 
     public void Boot()
     {
         Up = true;
         Inc = 1;
+        _core = NewCore();
+        Run(new SiteInput.Started());
     }
 
-    /// <summary>SiteActor.OnCreate + Prepared: the image first (version 1 where it holds data, 0 in its holes, durable), then the event.</summary>
+    /// <summary>The operator's first disk, as a create leaves it: the image (version 1 where it holds data, 0 in its
+    /// holes, durable), then the event; served like a disk recovered from the journal.</summary>
     public void CreateInitialDisk(string disk, int blocks)
     {
         var path = ImagePathOf(Name, disk);
         Images[path] = new Image(Enumerable.Range(0, blocks).Select(sim.O.InitialVersion).ToArray());
-        Persist(new SiteEvents.DiskAdded(disk, blocks * (long)Sim.BlockSize, path, 1), e => Export(new SiteDisk(e.Name, e.Size, e.ImagePath, e.Epoch)));
+        var added = new SiteEvents.DiskAdded(disk, blocks * (long)Sim.BlockSize, path, 1);
+        _journal.Add(added);
+        _core = NewCore();
+        foreach (var e in _journal) _core.Recover(e);
+        Run(new SiteInput.Started());
     }
 
     // ---------------- crash and recovery ----------------
@@ -63,49 +76,187 @@ internal sealed partial class SiteModel(Sim sim, string name)
         Inc++;
         foreach (var a in Incoming.Values) a.Kill();
         Owned.Clear();
-        Outgoing.Clear();
         Incoming.Clear();
-        HandoverWanted.Clear();
-        Fencing.Clear();
         _timers.Clear();
         _clientsSeen.Clear();
-        State = new SiteState();
         foreach (var image in Images.Values) image.Crash();
         sim.Guest.OnSiteCrash(Name);
     }
 
-    /// <summary>SiteActor's Recover handlers and RecoveryCompleted: replay, then export every disk (subscribed to the
-    /// event stream before, so a disk actor that recovers complete reaches OnRelocationFinished).</summary>
+    /// <summary>Recovery: a new core replays the journal, then serves every disk.</summary>
     public void Restart()
     {
         Up = true;
         sim.Trace($"site {Name} restarts");
-        foreach (var e in _journal) State.Apply(e);
-        foreach (var disk in State.Disks.ToList()) Export(disk);
+        _core = NewCore();
+        foreach (var e in _journal) _core.Recover(e);
+        Run(new SiteInput.Started());
     }
 
-    /// <summary>Persist(evt, then): journal first, then the state, then the handler (no command in between).</summary>
-    private void Persist<T>(T evt, Action<T> then) where T : notnull
-    {
-        _journal.Add(evt);
-        State.Apply(evt);
-        if (sim.Tracing) sim.Trace($"  {Name} persists {Sim.Fmt(evt)}");
-        then(evt);
-    }
+    // ---------------- the shell ----------------
 
-    /// <summary>SiteActor.Export</summary>
-    private void Export(SiteDisk disk)
+    private void Run(SiteInput input)
     {
-        if (disk.Phase == SiteDisk.Incoming)
+        var decisions = _core.Handle(input);
+        foreach (var p in decisions.OfType<SiteDecision.Persist>())
         {
-            StartIncoming(disk, hybrid: true, prefetch: true);
-            return;
+            _journal.Add(p.Event);
+            if (sim.Tracing) sim.Trace($"  {Name} persists {Sim.Fmt(p.Event)}");
         }
-        var owned = new OwnedModel(Images[disk.ImagePath], sim.O.Blocks);
-        if (disk.Phase == SiteDisk.Fenced) owned.Fence(() => { }); // nothing in flight yet: completes at once
-        Owned[disk.Name] = owned;
-        if (disk.Phase == SiteDisk.Outgoing) BeginOutgoing(disk.Name, disk.Peer, disk.Epoch, disk.Relocation, everything: true);
+        foreach (var d in decisions) if (d is not SiteDecision.Persist) Execute(d);
     }
+
+    /// <summary>An I/O result back through the mailbox of this incarnation.</summary>
+    private void Later(SiteInput input)
+    {
+        int inc = Inc;
+        sim.Local(Name, "site", () => { if (Up && Inc == inc) Run(input); });
+    }
+
+    private void Execute(SiteDecision decision)
+    {
+        switch (decision)
+        {
+            case SiteDecision.Reply r: sim.Reply(Self, (Addr)r.To, r.Message); break;
+            case SiteDecision.SendToSite s: sim.ToSite(Name, s.Site, s.Message, Self); break;
+            case SiteDecision.TellCoordinator t: sim.ToCoordinator(this, t.Message); break;
+            case SiteDecision.CreateImage c:
+                Images[c.Path] = new Image(sim.O.Blocks, initial: 0); // an empty, sparse file, durable at once
+                Later(new SiteInput.ImageCreated(c.Disk, c.Size));
+                break;
+            case SiteDecision.ServeOwned s:
+                var owned = new ModelDevice(Images[s.Disk.ImagePath], s.Disk.Size);
+                if (s.Fenced) owned.Fence(() => { });
+                Owned[s.Disk.Name] = owned;
+                break;
+            case SiteDecision.ServeArrival s: ServeArrival(s); break;
+            case SiteDecision.ArrivalJoinsOwned j:
+                Owned[j.Disk] = Incoming[j.Disk].Front;
+                break;
+            case SiteDecision.StopServing s:
+                Owned.Remove(s.Disk);
+                if (Incoming.Remove(s.Disk, out var arrival)) arrival.Stop();
+                if (s.ArrivalJournal is not null) DiskJournals.Remove(s.ArrivalJournal);
+                Images.Remove(s.ImagePath);
+                sim.Guest.OnExportGone(Name);
+                break;
+            case SiteDecision.DeleteArrivalJournal d:
+                DiskJournals.Remove(d.PersistenceId);
+                break;
+            case SiteDecision.Track t: Owned.GetValueOrDefault(t.Disk)?.Tracker.StartTracking(t.BlockSize, t.Everything); break;
+            case SiteDecision.Untrack u: Owned.GetValueOrDefault(u.Disk)?.Tracker.StopTracking(); break;
+            case SiteDecision.Fence f: Fence(f.Disk); break;
+            case SiteDecision.Unfence u: Owned.GetValueOrDefault(u.Disk)?.Unfence(); break;
+            case SiteDecision.StartStream s: StartStream(s.Disk); break;
+            case SiteDecision.StopStream s: _timers.Remove("stream-" + s.Disk); break;
+            case SiteDecision.AskArrival a: AskArrival(a); break;
+            case SiteDecision.TellArrival { Message: P.ResumePrefetch } t:
+                if (Incoming.TryGetValue(t.Disk, out var resumed)) resumed.Tell(resumed.ResumePrefetch);
+                break;
+            case SiteDecision.TellArrival: break; // a rate: the model copies at no rate
+            case SiteDecision.Log l: OnEvent(l.Event, l.Text); break;
+            default: throw new InvalidOperationException($"site {Name} decided {decision}");
+        }
+    }
+
+    private void OnEvent(SiteEvent e, string text)
+    {
+        if (sim.Tracing) sim.Trace($"  {Name}: {text}");
+        switch (e)
+        {
+            case SiteEvent.RefusedNotServed: sim.Stats.RefusedArrived++; break; // a registered disk not served (F1)
+            case SiteEvent.PrepareRefusedOtherCopy: sim.Stats.Hit(Paths.PrepareRefusedOtherCopy); break;
+            case SiteEvent.TakeOwnershipRefused: sim.Stats.Hit(Paths.TakeOwnershipRefused); break;
+            case SiteEvent.DropRefusedRecovering: sim.Stats.Hit(Paths.DropRefusedRecovering); break;
+            case SiteEvent.DropRefusedOwner: sim.Stats.Hit(Paths.DropRefusedOwner); break;
+            case SiteEvent.StopRefusedFencing: sim.Stats.Hit(Paths.StopRefusedFencing); break;
+            case SiteEvent.StopRefusedFenced: sim.Stats.Hit(Paths.StopRefusedFenced); break;
+            case SiteEvent.ArrivedJoinsOwned: sim.Stats.Hit(Paths.ArrivedJoinsOwned); break;
+            case SiteEvent.EndedAttemptRefused: sim.Stats.Hit(Paths.EndedAttemptRefused); break;
+        }
+    }
+
+    /// <summary>SiteDevices.ServeArrival: a fresh DiskState (not the owner); the disk actor recovers from its journal;
+    /// the export's device is the owned-disk layer over its relocating disk from the start.</summary>
+    private void ServeArrival(SiteDecision.ServeArrival s)
+    {
+        var disk = s.Disk;
+        if (_journalsOf.TryGetValue(disk.Relocation, out var earlier) && earlier.Any(k => k != s.PersistenceId))
+            sim.Stats.Hit(Paths.FreshJournal);
+        if (!_journalsOf.TryGetValue(disk.Relocation, out var keys)) _journalsOf[disk.Relocation] = keys = [];
+        if (!keys.Contains(s.PersistenceId)) keys.Add(s.PersistenceId);
+        if (!DiskJournals.TryGetValue(s.PersistenceId, out var journal)) DiskJournals[s.PersistenceId] = journal = [];
+        var actor = new DiskActorModel(sim, this, disk.Name, disk.Epoch, disk.Relocation, SiteOfUri(disk.SourceUri!), Images[disk.ImagePath], journal, s.Options.Prefetch);
+        actor.Front = new ModelDevice(actor.Image, disk.Size, actor);
+        Incoming[disk.Name] = actor;
+        actor.BeginRecovery();
+        if (!s.Options.Hybrid) actor.Tell(actor.PausePrefetch);
+    }
+
+    /// <summary>SiteActor: OwnedDisk.FenceAsync, then its FlushAsync, drained and fed back as FenceDone.</summary>
+    private void Fence(string disk)
+    {
+        if (!Owned.TryGetValue(disk, out var owned)) { Later(new SiteInput.FenceDone(disk, "the disk is not served", [])); return; }
+        int inc = Inc;
+        void Done(string? error) => sim.Local(Name, "site", () =>
+        {
+            if (Up && Inc == inc && _core.IsFencing(disk) && ReferenceEquals(Owned.GetValueOrDefault(disk), owned))
+                Run(new SiteInput.FenceDone(disk, error, error is null ? owned.Tracker.DrainDirty() : []));
+        });
+        owned.Fence(() =>
+        {
+            if (!Up || Inc != inc) return;
+            if (owned.Device is { } device) // OwnedDisk.FlushAsync → RelocatingDisk.FlushAsync: Sync at the disk actor
+                device.GuestFlush(ok => Done(ok ? null : "the disk actor did not flush"));
+            else
+                sim.After(sim.FlushLatency(), () => // the image's fdatasync runs off the actor
+                {
+                    if (!Up || Inc != inc) return;
+                    owned.Image.Sync();
+                    Done(null);
+                });
+        });
+    }
+
+    /// <summary>Timers.StartPeriodicTimer: replaces a timer of the same key; gone with the incarnation. A tick
+    /// drains the device's dirty blocks into the core.</summary>
+    private void StartStream(string disk)
+    {
+        var key = "stream-" + disk;
+        int generation = _timers.GetValueOrDefault(key) + 1;
+        _timers[key] = generation;
+        int inc = Inc;
+        void Fire()
+        {
+            if (!Up || Inc != inc || _timers.GetValueOrDefault(key) != generation) return;
+            sim.After(Sim.StreamTickMs, Fire);
+            Run(new SiteInput.StreamTick(disk, Owned.GetValueOrDefault(disk)?.Tracker.DrainDirty() ?? [], At(sim.Now)));
+        }
+        sim.After(Sim.StreamTickMs, Fire);
+    }
+
+    /// <summary>The ask to the disk actor, piped to the step's sender.</summary>
+    private void AskArrival(SiteDecision.AskArrival a)
+    {
+        if (!Incoming.TryGetValue(a.Disk, out var d)) return;
+        int inc = Inc;
+        void Answer(object r)
+        {
+            if (!Up || Inc != inc) return;
+            sim.Reply(Self, (Addr)a.ReplyTo, r is P.Invalidated or P.OwnershipConfirmed ? a.Answer : new SiteProtocol.Refused($"{a.Request.GetType().Name} refused: {r}"));
+        }
+        switch (a.Request)
+        {
+            case P.Invalidate i: d.Tell(() => d.OnInvalidate(i.Epoch, i.Blocks, Answer)); break;
+            case P.TakeOwnership t: d.Tell(() => d.OnTakeOwnership(t.Epoch, t.FinalDirty, Answer)); break;
+            default: throw new InvalidOperationException($"site {Name} asks its disk actor {a.Request}");
+        }
+    }
+
+    private static DateTime At(long ms) => DateTime.UnixEpoch.AddMilliseconds(ms);
+
+    private ArrivalFacts? FactsOf(string disk) =>
+        Incoming.TryGetValue(disk, out var a) ? new ArrivalFacts(a.State.Recovered, a.State.IsOwner, a.State.Map.LocalBytes) : null;
 
     // ---------------- messages ----------------
 
@@ -113,6 +264,11 @@ internal sealed partial class SiteModel(Sim sim, string name)
     public void Receive(object m, Addr sender)
     {
         if (!Up) return;
+        if (m is SiteProtocol.ListDisks)
+        {
+            sim.Reply(Self, sender, ListNow()!);
+            return;
+        }
         long? messageBase = EpochBase(m);
         long? receiverBase = messageBase is null ? null : BaseEpoch(Sim.DiskName);
         bool stale = messageBase < receiverBase;
@@ -122,12 +278,41 @@ internal sealed partial class SiteModel(Sim sim, string name)
         bool foreign = current is not null && current != relocation;
         string before = stale || foreign ? Fingerprint() : "";
         var journalBefore = _journal.Count;
-        Dispatch(m, sender);
+        Observe(m);
+        var disk = DiskOf(m);
+        // SiteActor.Message: the guest count now, before the step.
+        if (m is StartOutgoing && GuestClientsOf(disk) is var n && n != _core.ClientsOf(disk)) Run(new SiteInput.ClientsChanged(disk, n));
+        Run(new SiteInput.Message(m, sender, At(sim.Now), disk.Length > 0 ? FactsOf(disk) : null));
         if (stale) sim.CheckStale($"site {Name}", m, messageBase!.Value, receiverBase!.Value, before, Fingerprint());
         if (foreign) sim.CheckForeign($"site {Name}", m, relocation!, current!, before, Fingerprint());
-        if (_journal.Count > journalBefore && RelocationOf(m) is { Length: > 0 } r && sim.EndedRelocations.Contains(r))
+        if (_journal.Count > journalBefore && RelocationOf(m) is { Length: > 0 } r && sim.EndedRelocations.Contains(r) && _journal[^1] is not SiteEvents.OutgoingEnded)
             sim.Note($"site {Name} persists {_journal[^1].GetType().Name} on a {m.GetType().Name} of relocation {r}, which a coordinator already ended");
     }
+
+    /// <summary>What the model knows across sites and the core cannot: facts that explain a violation.</summary>
+    private void Observe(object m)
+    {
+        switch (m)
+        {
+            case PrepareIncoming p when !State.TryGet(p.Disk, out _) && sim.SiteOrNull(p.FromSite) is { } from
+                                        && !(from.State.TryGet(p.Disk, out var fd) && fd.Phase == SiteDisk.Outgoing && fd.Peer == Name && fd.Relocation == p.Relocation):
+                sim.Note($"{Name} prepares an incoming copy from {p.FromSite} for relocation {p.Relocation} while {p.FromSite} is not relocating it there by it");
+                break;
+            case DropIncoming x when State.TryGet(x.Disk, out var disk) && disk.Phase == SiteDisk.Incoming && disk.Relocation == x.Relocation:
+                if (Incoming.TryGetValue(x.Disk, out var a) && a.OwnedDurably && a.State.Recovered && !a.State.IsOwner)
+                    sim.Note($"{Name} drops a copy it owns (its journal says so, but its disk actor says otherwise)");
+                if (sim.SiteOrNull(disk.Peer) is { } source && source.State.TryGet(x.Disk, out var sd) && sd.Peer == Name && sd.Relocation == disk.Relocation
+                    && sd.Phase is SiteDisk.Fenced or SiteDisk.Outgoing && Incoming.TryGetValue(x.Disk, out var b) && b.State is { Recovered: true, IsOwner: false })
+                    sim.Note($"{Name} drops the incoming copy of a live relocation ({source.Name} is {sd.Phase} for it by {sd.Relocation} at epoch {sd.Epoch})");
+                break;
+        }
+    }
+
+    /// <summary>The disk actor published WriteHeldForHandover (the event stream to the site actor).</summary>
+    public void OnWriteHeldForHandover(string disk) => Run(new SiteInput.WriteHeld(disk));
+
+    /// <summary>The disk actor published RelocationFinished.</summary>
+    public void OnRelocationFinished(string disk) => Run(new SiteInput.ArrivalFinished(disk));
 
     /// <summary>The epoch a relocation step belongs to (the source's epoch before the handover).</summary>
     public static long? EpochBase(object m) => m switch
@@ -164,55 +349,16 @@ internal sealed partial class SiteModel(Sim sim, string name)
     private long? BaseEpoch(string disk) =>
         !State.TryGet(disk, out var d) ? null : d.Phase == SiteDisk.Fenced ? d.Epoch - 1 : d.Epoch;
 
-    /// <summary>SiteActor.Serving / RelocationCommands: the Command&lt;...&gt; handlers, one case each.</summary>
-    private void Dispatch(object m, Addr sender)
-    {
-        switch (m)
-        {
-            case SiteProtocol.ListDisks:
-                Reply(sender, new SiteProtocol.DiskList(Name, State.Disks.OrderBy(d => d.Name).Select(Info).ToList()));
-                break;
-            // ---- destination ----
-            case PrepareIncoming x: OnPrepareIncoming(x, sender); break;
-            case DropIncoming x: OnDropIncoming(x, sender); break;
-            case InvalidateAt x: OnInvalidateAt(x, sender); break;
-            case TakeOwnershipAt x: OnTakeOwnershipAt(x, sender); break;
-            // ---- source ----
-            case StartOutgoing x: OnStartOutgoing(x, sender); break;
-            case InvalidatedAt x: OnInvalidatedAt(x); break;
-            case StopOutgoing x: OnStopOutgoing(x, sender); break;
-            case Fence x: OnFence(x, sender); break;
-            case Release x: OnRelease(x, sender); break;
-            case SiteProtocol.Refused:
-                break; // unhandled by SiteActor (an invalidation refused by the destination stays unacknowledged)
-            default:
-                throw new InvalidOperationException($"site got {m}");
-        }
-    }
-
-    private void Reply(Addr to, object body) => sim.Reply(Self, to, body);
-    private void TellCoordinator(object body) => sim.ToCoordinator(this, body);
-    private void Refuse(Addr to, string reason) => Reply(to, new SiteProtocol.Refused(reason));
-
-    /// <summary>SiteActor.Info</summary>
-    private SiteProtocol.DiskInfo Info(SiteDisk d)
-    {
-        Incoming.TryGetValue(d.Name, out var incoming);
-        long local = d.Phase == SiteDisk.Incoming ? incoming?.State.Map.LocalBytes ?? 0 : d.Size;
-        bool writable = d.IsOwnedHere || (d.Phase == SiteDisk.Incoming && incoming is not null && incoming.State.IsOwner);
-        return new SiteProtocol.DiskInfo(d.Name, d.Size, Name, d.Epoch, d.Phase, UriOf(Name, d.Name), d.Peer, local,
-            GuestClientsOf(d.Name), writable, HandoverWanted.Contains(d.Name), d.Relocation);
-    }
-
-    /// <summary>What ListDisks would answer now (for the model's checks only).</summary>
-    public SiteProtocol.DiskList? ListNow() => Up ? new SiteProtocol.DiskList(Name, State.Disks.OrderBy(d => d.Name).Select(Info).ToList()) : null;
+    /// <summary>What ListDisks answers now (SiteActor's query over the core).</summary>
+    public SiteProtocol.DiskList? ListNow() =>
+        Up ? new SiteProtocol.DiskList(Name, State.Disks.OrderBy(d => d.Name, StringComparer.Ordinal).Select(d => _core.Info(d, FactsOf(d.Name))).ToList()) : null;
 
     private bool HasExport(string disk) => Owned.ContainsKey(disk) || Incoming.ContainsKey(disk);
 
-    /// <summary>SiteActor.GuestClientsOf: guest connections to the disk's export (not the peer export).</summary>
+    /// <summary>Guest connections to the disk's export (not the peer export).</summary>
     public int GuestClientsOf(string disk) => Up && HasExport(disk) && sim.Guest.Connected.Contains(Name) ? 1 : 0;
 
-    /// <summary>NbdExport.Clients.Changed → ClientsChanged (SiteActor.Watch), polled after every event.</summary>
+    /// <summary>NbdExport.Clients.Changed → ClientsChanged, polled after every event.</summary>
     public void PollClients()
     {
         if (!Up) return;
@@ -222,183 +368,13 @@ internal sealed partial class SiteModel(Sim sim, string name)
             if (_clientsSeen.GetValueOrDefault(disk) == n) continue;
             _clientsSeen[disk] = n;
             int inc = Inc;
-            sim.Local(Name, "site", () =>
-            {
-                if (!Up || Inc != inc) return;
-                // SiteActor: Command<ClientsChanged>
-                if (Outgoing.ContainsKey(disk) || Incoming.ContainsKey(disk)) TellCoordinator(new GuestClients(disk, Name, n));
-            });
+            sim.Local(Name, "site", () => { if (Up && Inc == inc) Run(new SiteInput.ClientsChanged(disk, GuestClientsOf(disk))); });
         }
     }
 
-    // ---------------- source ----------------
+    // ---------------- the peer export (another site's fetchers) ----------------
 
-    /// <summary>SiteActor.OnStartOutgoing</summary>
-    private void OnStartOutgoing(StartOutgoing m, Addr sender)
-    {
-        if (!State.TryGet(m.Disk, out var disk) || !Owned.ContainsKey(m.Disk))
-        {
-            if (disk is { Phase: SiteDisk.Owned } && Incoming.ContainsKey(m.Disk)) sim.Stats.RefusedArrived++; // arrived by relocation, not among the owned disks (F1)
-            Refuse(sender, $"no disk '{m.Disk}' on site {Name}");
-            return;
-        }
-        if (disk.Phase == SiteDisk.Outgoing && disk.Relocation == m.Relocation) { Reply(sender, new OutgoingStarted(m.Disk, m.Epoch, GuestClientsOf(m.Disk), m.Relocation)); return; } // a retry
-        if (disk.Phase != SiteDisk.Owned) { Refuse(sender, $"disk '{m.Disk}' is {disk.Phase}, not owned"); return; }
-        if (m.Epoch != disk.Epoch) { Refuse(sender, $"disk '{m.Disk}' is at epoch {disk.Epoch}, not {m.Epoch}"); return; }
-        if (m.ToSite == Name) { Refuse(sender, $"disk '{m.Disk}' is already at {m.ToSite}"); return; }
-        Persist(new SiteEvents.OutgoingBegun(m.Disk, m.Epoch, m.ToSite, m.Relocation), e =>
-        {
-            BeginOutgoing(e.Name, e.ToSite, e.Epoch, e.Relocation, everything: false);
-            Reply(sender, new OutgoingStarted(m.Disk, m.Epoch, GuestClientsOf(m.Disk), m.Relocation));
-        });
-    }
-
-    /// <summary>SiteActor.BeginOutgoing</summary>
-    private void BeginOutgoing(string disk, string toSite, long epoch, string relocation, bool everything)
-    {
-        var owned = Owned[disk];
-        owned.StartTracking();
-        if (everything) owned.MarkAllDirty();
-        Outgoing[disk] = new OutgoingModel(disk, toSite, epoch, relocation);
-        StartPeriodicTimer("stream-" + disk, Sim.StreamTickMs, () => OnStreamTick(disk));
-    }
-
-    /// <summary>SiteActor.EndOutgoing</summary>
-    private void EndOutgoing(string disk)
-    {
-        Outgoing.Remove(disk);
-        _timers.Remove("stream-" + disk);
-        if (Owned.TryGetValue(disk, out var owned)) owned.StopTracking();
-    }
-
-    /// <summary>Timers.StartPeriodicTimer: replaces a timer of the same key; gone with the incarnation.</summary>
-    private void StartPeriodicTimer(string key, long intervalMs, Action tick)
-    {
-        int generation = _timers.GetValueOrDefault(key) + 1;
-        _timers[key] = generation;
-        int inc = Inc;
-        void Fire()
-        {
-            if (!Up || Inc != inc || _timers.GetValueOrDefault(key) != generation) return;
-            sim.After(intervalMs, Fire);
-            tick();
-        }
-        sim.After(intervalMs, Fire);
-    }
-
-    /// <summary>SiteActor: Command&lt;StreamTick&gt;</summary>
-    private void OnStreamTick(string disk)
-    {
-        if (!Outgoing.TryGetValue(disk, out var o) || !Owned.TryGetValue(disk, out var owned)) return;
-        var now = sim.Now;
-        foreach (var (seq, (runs, sent)) in o.Unacked.Where(u => now - u.Value.Sent >= Sim.ResendMs).ToList())
-        {
-            o.Unacked[seq] = (runs, now);
-            sim.ToSite(Name, o.ToSite, new InvalidateAt(o.Disk, o.Epoch, seq, runs, o.Relocation), Self);
-        }
-        var fresh = owned.DrainDirty();
-        if (fresh.Count == 0) return;
-        o.Seq++;
-        o.Unacked[o.Seq] = (fresh, now);
-        sim.ToSite(Name, o.ToSite, new InvalidateAt(o.Disk, o.Epoch, o.Seq, fresh, o.Relocation), Self);
-    }
-
-    /// <summary>SiteActor: Command&lt;InvalidatedAt&gt;</summary>
-    private void OnInvalidatedAt(InvalidatedAt m)
-    {
-        if (Outgoing.TryGetValue(m.Disk, out var o) && o.Relocation == m.Relocation) o.Unacked.Remove(m.Seq);
-    }
-
-    /// <summary>SiteActor: Command&lt;StopOutgoing&gt;</summary>
-    private void OnStopOutgoing(StopOutgoing m, Addr sender)
-    {
-        if (!State.TryGet(m.Disk, out var disk)) { Reply(sender, new OutgoingStopped(m.Disk, m.Epoch, m.Relocation)); return; } // nothing here to stop
-        // Not outgoing for this relocation (stopped already, never started, or another one): nothing to stop.
-        if (disk.Phase == SiteDisk.Owned || (disk.Phase == SiteDisk.Outgoing && disk.Relocation != m.Relocation))
-        { Reply(sender, new OutgoingStopped(m.Disk, m.Epoch, m.Relocation)); return; }
-        if (disk.Phase != SiteDisk.Outgoing || Fencing.Contains(m.Disk))
-        {
-            if (Fencing.Contains(m.Disk)) sim.Stats.Hit(Paths.StopRefusedFencing);
-            else if (disk.Phase == SiteDisk.Fenced) sim.Stats.Hit(Paths.StopRefusedFenced);
-            Refuse(sender, $"disk '{m.Disk}' is {(Fencing.Contains(m.Disk) ? "being fenced" : disk.Phase)} on site {Name}: past the handover");
-            return;
-        }
-        Persist(new SiteEvents.OutgoingEnded(m.Disk), _ =>
-        {
-            EndOutgoing(m.Disk);
-            Reply(sender, new OutgoingStopped(m.Disk, m.Epoch, m.Relocation));
-        });
-    }
-
-    /// <summary>SiteActor: Command&lt;Fence&gt; (and FenceAndFlushAsync: OwnedDisk.FenceAsync, then its FlushAsync,
-    /// piped back as FenceDone)</summary>
-    private void OnFence(Fence m, Addr sender)
-    {
-        if (!Owned.TryGetValue(m.Disk, out var owned) || !State.TryGet(m.Disk, out var disk)) { Refuse(sender, $"no disk '{m.Disk}' on site {Name}"); return; }
-        if (disk.Phase == SiteDisk.Fenced && disk.Epoch == m.NewEpoch && disk.Relocation == m.Relocation)
-        { Reply(sender, new Fenced(m.Disk, m.NewEpoch, disk.FinalDirty ?? [], m.Relocation)); return; } // a retry: the same answer
-        if (disk.Phase != SiteDisk.Outgoing || disk.Epoch + 1 != m.NewEpoch || disk.Relocation != m.Relocation)
-        { Refuse(sender, $"cannot fence '{m.Disk}' at epoch {m.NewEpoch} for relocation {m.Relocation}: it is {disk.Phase} at epoch {disk.Epoch}"); return; }
-        if (!Fencing.Add(m.Disk)) return; // a fence is already under way: its answer will come
-        int inc = Inc;
-        void Done(string? error) => sim.Local(Name, "site", () => { if (Up && Inc == inc) OnFenceDone(m, sender, error); });
-        owned.Fence(() =>
-        {
-            if (!Up || Inc != inc) return;
-            if (owned.Device is { } device) // OwnedDisk.FlushAsync → RelocatingDisk.FlushAsync: Sync at the disk actor
-                device.GuestFlush(ok => Done(ok ? null : "the disk actor did not flush"));
-            else
-                sim.After(sim.FlushLatency(), () => // the image's fdatasync runs off the actor
-                {
-                    if (!Up || Inc != inc) return;
-                    owned.Image.Sync();
-                    Done(null);
-                });
-        });
-    }
-
-    /// <summary>SiteActor: Command&lt;FenceDone&gt;</summary>
-    private void OnFenceDone(Fence m, Addr replyTo, string? error)
-    {
-        Fencing.Remove(m.Disk);
-        if (!Owned.TryGetValue(m.Disk, out var owned) || !State.TryGet(m.Disk, out var disk) || disk.Phase != SiteDisk.Outgoing) return;
-        if (error is not null)
-        {
-            owned.Unfence(); // still the owner: the guest may go on writing here
-            Refuse(replyTo, $"fencing {m.Disk} failed: {error}");
-            return;
-        }
-        var final = owned.DrainDirty();
-        if (Outgoing.TryGetValue(m.Disk, out var o)) foreach (var (runs, _) in o.Unacked.Values) final.AddRange(runs);
-        Persist(new SiteEvents.DiskFenced(m.Disk, m.NewEpoch, disk.Peer, final, m.Relocation), _ =>
-        {
-            EndOutgoing(m.Disk);
-            Reply(replyTo, new Fenced(m.Disk, m.NewEpoch, final, m.Relocation));
-        });
-    }
-
-    /// <summary>SiteActor: Command&lt;Release&gt;</summary>
-    private void OnRelease(Release m, Addr sender)
-    {
-        if (!State.TryGet(m.Disk, out var disk) || disk.Phase != SiteDisk.Fenced || disk.Epoch != m.Epoch || disk.Relocation != m.Relocation)
-        { Reply(sender, new Released(m.Disk, m.Epoch, m.Relocation)); return; } // already released (a retry)
-        Remove(disk, () => Reply(sender, new Released(m.Disk, m.Epoch, m.Relocation)));
-    }
-
-    /// <summary>SiteActor.Remove: forget durably, stop serving, delete the image (the disk actor's journal stays).</summary>
-    private void Remove(SiteDisk disk, Action then) =>
-        Persist(new SiteEvents.DiskRemoved(disk.Name), e =>
-        {
-            Owned.Remove(e.Name);
-            if (Incoming.Remove(e.Name, out var incoming)) incoming.Stop();
-            HandoverWanted.Remove(e.Name);
-            Images.Remove(disk.ImagePath);
-            sim.Guest.OnExportGone(Name);
-            then();
-        });
-
-    /// <summary>A read of the peer export (another site's fetcher): served by the owned disk whatever its phase
-    /// (the site's own image, or the complete relocating disk of a disk that arrived); null when this site does
+    /// <summary>A read of the peer export: served by the owned device whatever its phase; null when this site does
     /// not serve the disk that way (no such export: the NBD request fails).</summary>
     public int[]? ServePeerRead(string disk, long first, long count)
     {
@@ -423,14 +399,13 @@ internal sealed partial class SiteModel(Sim sim, string name)
     /// <summary>Whether every write the guest makes here from now on reaches <paramref name="destination"/> (as an
     /// invalidation or in the final dirty set): outgoing to it by that relocation, or fenced (no more writes).</summary>
     public bool Tracks(string disk, string destination, string relocation) =>
-        State.TryGet(disk, out var d) && ((d.Phase == SiteDisk.Outgoing && d.Peer == destination && d.Relocation == relocation && Owned.TryGetValue(disk, out var o) && o.Tracking)
+        State.TryGet(disk, out var d) && ((d.Phase == SiteDisk.Outgoing && d.Peer == destination && d.Relocation == relocation
+                                           && Owned.TryGetValue(disk, out var o) && o.Tracker.IsTracking)
                                           || d.Phase == SiteDisk.Fenced);
 
-    // ---------------- the guest's NBD connection to this site ----------------
-
-    /// <summary>The NBD export the guest talks to: the OwnedDisk over the site's image, or over the RelocatingDisk
-    /// of its disk actor (the same object before and after the arrival); null when the disk is not exported here.</summary>
-    public OwnedModel? ExportOf(string disk) =>
+    /// <summary>The export the guest talks to: the owned device, or the arriving disk's (the same object before and
+    /// after the arrival); null when the disk is not exported here.</summary>
+    public ModelDevice? ExportOf(string disk) =>
         !Up ? null : Owned.TryGetValue(disk, out var o) ? o : Incoming.TryGetValue(disk, out var a) ? a.Front : null;
 
     // ---------------- what the checks look at ----------------
@@ -461,7 +436,7 @@ internal sealed partial class SiteModel(Sim sim, string name)
         var sb = new StringBuilder();
         foreach (var d in State.Disks.OrderBy(d => d.Name))
             sb.Append($"{d.Name}:{d.Phase}@{d.Epoch}>{d.Peer}#{d.Relocation} {Sim.Runs(d.FinalDirty ?? [])} ");
-        foreach (var (n, o) in Owned) sb.Append($"owned {n} {o.Describe()}");
+        foreach (var (n, o) in Owned) sb.Append($"owned {n} {o.Tracker.Describe()}");
         foreach (var (n, a) in Incoming) sb.Append($"incoming {n} {a.Fingerprint()} ");
         return sb.ToString();
     }
@@ -473,11 +448,58 @@ internal sealed partial class SiteModel(Sim sim, string name)
         foreach (var d in State.Disks)
         {
             sb.Append($" {d.Phase} e{d.Epoch}{(d.Peer.Length > 0 ? " peer " + d.Peer : "")}{(d.Relocation.Length > 0 ? " #" + d.Relocation : "")}");
-            if (Owned.TryGetValue(d.Name, out var o)) sb.Append($" {o.Describe()}v[{string.Join(",", o.Image.Volatile)}]");
+            if (Owned.TryGetValue(d.Name, out var o)) sb.Append($" {o.Tracker.Describe()}v[{string.Join(",", o.Image.Volatile)}]");
             if (Incoming.TryGetValue(d.Name, out var a) && d.Phase == SiteDisk.Incoming) sb.Append(' ').Append(a.Describe());
-            if (Outgoing.TryGetValue(d.Name, out var og)) sb.Append($" unacked {og.Unacked.Count}");
-            if (Fencing.Contains(d.Name)) sb.Append(" fencing");
+            if (_core.UnackedOf(d.Name) is > 0 and var unacked) sb.Append($" unacked {unacked}");
+            if (_core.IsFencing(d.Name)) sb.Append(" fencing");
         }
         return sb.ToString();
+    }
+}
+
+/// <summary>
+/// An NBD export's device at a site: the owned-disk layer (the real <see cref="WriteTracker"/>: tracking and the
+/// fence) over the site's image, or over an arriving disk's relocating disk (<see cref="Device"/>). The fence
+/// completes once the writes admitted before it are done, as OwnedDisk.FenceAsync does.
+/// </summary>
+internal sealed class ModelDevice(Image image, long size, DiskActorModel? device = null)
+{
+    private readonly List<Action> _drained = [];
+
+    public Image Image { get; } = image;
+    /// <summary>null: the image itself; else the arriving disk (its disk actor) the requests go through.</summary>
+    public DiskActorModel? Device { get; } = device;
+    public WriteTracker Tracker { get; } = new(size);
+    public bool Fenced => Tracker.IsFenced;
+
+    public bool Enter() => Tracker.TryEnter();
+
+    public void Exit(int block)
+    {
+        if (!Tracker.Exit(block * (long)Sim.BlockSize, Sim.BlockSize)) return;
+        var drained = _drained.ToList();
+        _drained.Clear();
+        foreach (var d in drained) d();
+    }
+
+    /// <summary>A write straight to the image: refused once fenced.</summary>
+    public bool Write(int block, int version)
+    {
+        if (!Enter()) return false;
+        Image.Volatile[block] = version;
+        Exit(block);
+        return true;
+    }
+
+    public void Fence(Action drained)
+    {
+        if (Tracker.Fence()) drained();
+        else _drained.Add(drained);
+    }
+
+    public void Unfence()
+    {
+        Tracker.Unfence();
+        _drained.Clear();
     }
 }

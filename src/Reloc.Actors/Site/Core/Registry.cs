@@ -1,0 +1,76 @@
+namespace Reloc.Actors.Site.Core;
+
+/// <summary>
+/// The site's registry role: create (empty, from an image file, or imported from a foreign NBD server) and delete
+/// disks. The image is written first and registered second, so a crash in between leaves at worst an orphan
+/// file (replaced by the next create of that name), never a registered disk without data.
+/// </summary>
+internal sealed class Registry(SiteContext c)
+{
+    public void OnCreate(SiteProtocol.CreateDisk m, object replyTo)
+    {
+        var invalid = SiteState.ValidateName(m.Name);
+        if (invalid is not null) { c.Refuse(replyTo, invalid); return; }
+        if (c.State.TryGet(m.Name, out _) || c.Creating.ContainsKey(m.Name)) { c.Refuse(replyTo, $"disk '{m.Name}' already exists on site {c.Site}"); return; }
+        if (m.FromFile is null && m.Size <= 0) { c.Refuse(replyTo, $"disk size must be positive, not {m.Size}"); return; }
+        var path = c.ImagePathOf(m.Name);
+        if (m.FromNbd)
+        {
+            c.Creating[m.Name] = new PendingImage(ImagePurpose.Import, m, replyTo, path);
+            c.Emit(new SiteDecision.ProbeImport(m.Name, m.FromFile!));
+            return;
+        }
+        c.Creating[m.Name] = new PendingImage(ImagePurpose.Create, m, replyTo, path);
+        c.Emit(new SiteDecision.CreateImage(m.Name, path, m.Size, m.FromFile));
+    }
+
+    /// <summary>The import's server answered: its size is the disk's.</summary>
+    public void OnImportProbed(SiteInput.ImportProbed p)
+    {
+        if (!c.Creating.TryGetValue(p.Disk, out var pending) || pending.Purpose != ImagePurpose.Import) return;
+        c.Creating[p.Disk] = pending with { Request = ((SiteProtocol.CreateDisk)pending.Request) with { Size = p.Size } };
+        c.Emit(new SiteDecision.CreateImage(p.Disk, pending.Path, p.Size));
+    }
+
+    public void OnImageCreated(PendingImage pending, SiteInput.ImageCreated created)
+    {
+        var m = (SiteProtocol.CreateDisk)pending.Request;
+        if (pending.Purpose == ImagePurpose.Import)
+        {
+            // Served at once and writable (nobody else owns it); the relocation engine copies it in meanwhile.
+            var id = c.NewId();
+            c.Persist(new SiteEvents.IncomingAdded(m.Name, created.Size, pending.Path, m.FromFile!, 1, "", id, id, new ArrivalOptions(Hybrid: true, Rate: 0, Prefetch: true)));
+        }
+        else c.Persist(new SiteEvents.DiskAdded(m.Name, created.Size, pending.Path, 1));
+        c.State.TryGet(m.Name, out var disk);
+        c.Serve(disk);
+        c.Reply(pending.ReplyTo, Info(disk));
+    }
+
+    public void OnImageFailed(PendingImage pending, SiteInput.ImageFailed f)
+    {
+        var m = (SiteProtocol.CreateDisk)pending.Request;
+        c.Refuse(pending.ReplyTo, pending.Purpose == ImagePurpose.Import
+            ? $"cannot import disk '{m.Name}' from {m.FromFile}: {f.Reason}"
+            : $"cannot create disk '{m.Name}': {f.Reason}");
+    }
+
+    /// <summary>A new disk as its creator sees it: owned, or (an import) arriving and writable, nothing local yet.</summary>
+    private SiteProtocol.DiskInfo Info(SiteDisk d)
+    {
+        bool import = d.Phase == SiteDisk.Incoming;
+        return new SiteProtocol.DiskInfo(d.Name, d.Size, c.Site, d.Epoch, d.Phase, c.UriOf(d.Name), d.Peer, import ? 0 : d.Size,
+            0, Writable: true, Relocation: d.Relocation);
+    }
+
+    public void OnDelete(SiteProtocol.DeleteDisk m, object replyTo)
+    {
+        if (!c.State.TryGet(m.Name, out var disk)) { c.Refuse(replyTo, $"no disk named '{m.Name}' on site {c.Site}"); return; }
+        if (disk.Phase != SiteDisk.Owned)
+        {
+            c.Refuse(replyTo, $"disk '{m.Name}' is {disk.Phase} on site {c.Site}: cancel or finish its relocation first");
+            return;
+        }
+        c.Remove(disk, replyTo, new SiteProtocol.Deleted(disk.Name));
+    }
+}
