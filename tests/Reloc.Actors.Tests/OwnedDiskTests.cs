@@ -18,7 +18,7 @@ public sealed class OwnedDiskTests : IAsyncLifetime
     public Task InitializeAsync()
     {
         _disk = new OwnedDisk(RawImage.Create(Path.Combine(_dir, "vm1.img"), 4 << 20));
-        _server = new NbdServer(new ExportCatalog([new NbdExport("vm1", _disk)]));
+        _server = new NbdServer(new ExportCatalog([new NbdExport("vm1", _disk), new NbdExport("guest", _disk.ForGuests)]));
         _uri = $"nbd://127.0.0.1:{((IPEndPoint)_server.ListenTcp(new IPEndPoint(IPAddress.Loopback, 0))).Port}/vm1";
         return Task.CompletedTask;
     }
@@ -51,6 +51,22 @@ public sealed class OwnedDiskTests : IAsyncLifetime
         await Tool.CheckAsync("qemu-io", "-f", "raw", _uri, "-c", "read -P 7 0 64k", "-c", "flush");
         _disk.Unfence();
         await Tool.CheckAsync("qemu-io", "-f", "raw", _uri, "-c", "write -P 9 0 64k", "-c", "read -P 9 0 64k");
+    }
+
+    /// <summary>F15: once fenced, another site owns the disk and may have acknowledged writes this copy never sees:
+    /// a guest (a QEMU migrating to this site) must not read it. Other sites' fetchers (the export above) still do.</summary>
+    [Fact]
+    public async Task Fenced_disk_refuses_its_guests_reads_but_keeps_their_flush()
+    {
+        var guest = _uri.Replace("/vm1", "/guest");
+        await Tool.CheckAsync("qemu-io", "-f", "raw", guest, "-c", "write -P 7 0 64k", "-c", "read -P 7 0 64k");
+        await _disk.FenceAsync();
+        var read = await Tool.RunAsync("qemu-io", "-f", "raw", guest, "-c", "read -P 7 0 64k");
+        Assert.Contains("Operation not permitted", read.StdOut + read.StdErr);
+        await Tool.CheckAsync("qemu-io", "-f", "raw", guest, "-c", "flush");
+        await Tool.CheckAsync("qemu-io", "-f", "raw", _uri, "-c", "read -P 7 0 64k");
+        _disk.Unfence();
+        await Tool.CheckAsync("qemu-io", "-f", "raw", guest, "-c", "read -P 7 0 64k");
     }
 
     [Fact]
