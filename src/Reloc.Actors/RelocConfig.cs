@@ -52,6 +52,8 @@ public static class RelocConfig
             PrefetchQueueTarget = c.GetTimeSpan("prefetch-queue-target"),
             PersistInterval = c.GetTimeSpan("persist-interval"),
             SnapshotEvery = c.GetInt("snapshot-every"),
+            RestartBackoffMin = c.GetTimeSpan("restart-backoff-min", TimeSpan.FromSeconds(1)),
+            RestartBackoffMax = c.GetTimeSpan("restart-backoff-max", TimeSpan.FromSeconds(30)),
         }.Validate();
     }
 }

@@ -42,12 +42,14 @@ public sealed class RelocationHarness : IAsyncDisposable
     public NbdClientOptions SourceOptions => NbdClientOptions.FromUri(Source.Uri());
 
     /// <summary>Starts (or resumes) the destination in <paramref name="system"/>.</summary>
-    public async Task StartDestinationAsync(ActorSystem system, DiskSettings settings, bool owner = true, NbdClientOptions? source = null)
+    /// <param name="supervised">Under the backoff supervisor a site puts it under (<see cref="Disk"/> is the supervisor).</param>
+    public async Task StartDestinationAsync(ActorSystem system, DiskSettings settings, bool owner = true, NbdClientOptions? source = null, bool supervised = false)
     {
         Image = File.Exists(DestImagePath) ? RawImage.Open(DestImagePath, false) : RawImage.Create(DestImagePath, Content.Length);
         State = new DiskState(Content.Length, settings.BlockSize, owner);
-        Disk = system.ActorOf(VirtualDiskActor.Props(new DiskId("vm1"), State, Image, settings,
-            NbdBlockSource.Factory(source ?? SourceOptions, Content.Length, new ReconnectOptions { InitialDelay = TimeSpan.FromMilliseconds(50), MaxDelay = TimeSpan.FromMilliseconds(500) })));
+        var props = VirtualDiskActor.Props(new DiskId("vm1"), State, Image, settings,
+            NbdBlockSource.Factory(source ?? SourceOptions, Content.Length, new ReconnectOptions { InitialDelay = TimeSpan.FromMilliseconds(50), MaxDelay = TimeSpan.FromMilliseconds(500) }));
+        Disk = system.ActorOf(supervised ? VirtualDiskActor.Supervised(props, settings) : props);
         Dest = new NbdServer(new ExportCatalog([new NbdExport("vm1", new RelocatingDisk(Image, State, Disk, settings))]));
         DestPort = ((IPEndPoint)Dest.ListenTcp(new IPEndPoint(IPAddress.Loopback, 0))).Port;
         await Task.CompletedTask;

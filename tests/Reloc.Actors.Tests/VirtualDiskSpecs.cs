@@ -125,6 +125,31 @@ public sealed class VirtualDiskSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLifeti
         Assert.Equal(expected, File.ReadAllBytes(_h.DestImagePath));
     }
 
+    /// <summary>Issue 10: a disk actor that dies is created again (with backoff) by its supervisor, which its site
+    /// addresses; the new one recovers from the journal into the reset state and serves on, the same bytes.</summary>
+    [Fact]
+    public async Task A_disk_actor_that_dies_is_created_again_and_resumes_from_its_journal()
+    {
+        var settings = NoPrefetch with { RestartBackoffMin = TimeSpan.FromMilliseconds(100), RestartBackoffMax = TimeSpan.FromMilliseconds(200) };
+        await _h.StartDestinationAsync(Sys, settings, supervised: true);
+        await using var guest = await _h.ConnectGuestAsync();
+        var buf = new byte[20 * Block];
+        await guest.ReadAsync(0, buf);
+        await guest.WriteAsync(30 * Block + 7, new byte[] { 1, 2, 3 });
+        await guest.FlushAsync(); // data and bits durable
+        var child = await Sys.ActorSelection(_h.Disk.Path / "disk").ResolveOne(TimeSpan.FromSeconds(10));
+        Watch(child);
+        child.Tell(Kill.Instance);
+        await ExpectTerminatedAsync(child, TimeSpan.FromSeconds(10));
+        // The same supervisor answers again once the new incarnation recovered.
+        await AwaitAssertAsync(async () => Assert.True((await _h.StatusAsync()).LocalBytes >= 21L * Block), TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(100));
+        var whole = new byte[Size];
+        await guest.ReadAsync(0, whole);
+        var expected = (byte[])_h.Content.Clone();
+        new byte[] { 1, 2, 3 }.CopyTo(expected, 30 * Block + 7);
+        Assert.Equal(expected, whole);
+    }
+
     [Fact]
     public async Task Source_failure_keeps_local_reads_going_and_fails_misses_cleanly_until_it_returns()
     {

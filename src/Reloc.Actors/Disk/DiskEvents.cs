@@ -47,7 +47,22 @@ public sealed class DiskState
     public DiskState(long diskSize, int blockSize, bool owner = true)
     {
         Map = new BlockMap(diskSize, blockSize);
-        _owner = owner;
+        _owner = _ownerAtStart = owner;
+    }
+
+    private readonly bool _ownerAtStart;
+
+    /// <summary>Back to what the journal starts from (nothing local, the first owner), for a disk actor created again
+    /// over the same state: its recovery replays the journal into it, and nothing it did not persist may survive.
+    /// The map instance is kept (the data path holds it); reads see missing blocks and wait for the new actor.</summary>
+    public void Reset()
+    {
+        Map.CopyFrom(new BlockMap(Map.DiskSize, Map.BlockSize));
+        FetchedBytes = SkippedBytes = WrittenBytes = 0;
+        Completed = false;
+        Epoch = 0;
+        _owner = _ownerAtStart;
+        _recovered = false;
     }
 
     public BlockMap Map { get; }

@@ -31,6 +31,10 @@ public sealed record DiskSettings
     /// <summary>Events between snapshots of the block map.</summary>
     public int SnapshotEvery { get; init; } = 500;
 
+    /// <summary>A disk actor that stopped or failed is created again after a backoff between these.</summary>
+    public TimeSpan RestartBackoffMin { get; init; } = TimeSpan.FromSeconds(1);
+    public TimeSpan RestartBackoffMax { get; init; } = TimeSpan.FromSeconds(30);
+
     public DiskSettings Validate()
     {
         if (BlockSize < 4096 || BlockSize > 16 << 20 || !int.IsPow2(BlockSize))
@@ -43,6 +47,8 @@ public sealed record DiskSettings
         if (PrefetchQueueTarget <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(PrefetchQueueTarget));
         if (PersistInterval <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(PersistInterval));
         if (SnapshotEvery < 1) throw new ArgumentOutOfRangeException(nameof(SnapshotEvery));
+        if (RestartBackoffMin <= TimeSpan.Zero || RestartBackoffMax < RestartBackoffMin)
+            throw new ArgumentOutOfRangeException(nameof(RestartBackoffMax), "restart backoff: 0 < min <= max");
         return this;
     }
 }

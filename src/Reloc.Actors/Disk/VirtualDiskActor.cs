@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Event;
+using Akka.Pattern;
 using Akka.Persistence;
 using Reloc.Actors.Source;
 using Reloc.Storage;
@@ -30,6 +31,9 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
     {
         _persistenceId = persistenceId ?? "disk-" + id.Value;
         _id = id;
+        // Created again (by its site's backoff supervisor) over the state an earlier incarnation recovered: start
+        // from what the journal starts from, or bits it never persisted would survive the replay.
+        if (state.Recovered) state.Reset();
         _state = state;
         _image = image;
         _settings = settings;
@@ -49,6 +53,15 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
     /// <param name="persistenceId">Journal key; a disk that comes back to a site it left gets a new one (per epoch).</param>
     public static Props Props(DiskId id, DiskState state, RawImage image, DiskSettings settings, BlockSourceFactory sources, string? persistenceId = null) =>
         Akka.Actor.Props.Create(() => new VirtualDiskActor(id, state, image, settings.Validate(), sources, persistenceId));
+
+    /// <summary>The disk actor under a backoff supervisor: one that stops (Akka.Persistence stops it when its journal
+    /// fails) or fails is created again after a backoff, and recovers from its journal. Its deliberate end
+    /// (<see cref="DeleteJournal"/> then stop: the arrival was dropped) ends the supervisor too. Address the supervisor:
+    /// it forwards every message to the disk actor.</summary>
+    public static Props Supervised(Props disk, DiskSettings settings) =>
+        BackoffSupervisor.Props(Backoff.OnStop(disk, "disk", settings.RestartBackoffMin, settings.RestartBackoffMax, randomFactor: 0.2, maxNrOfRetries: -1)
+            .WithDefaultStoppingStrategy()
+            .WithFinalStopMessage(m => m is DeleteJournal { ThenStop: true }));
 
     private void OnRecovered()
     {

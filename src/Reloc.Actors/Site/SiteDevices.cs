@@ -82,7 +82,7 @@ internal sealed class SiteDevices(SiteSettings settings, ExportCatalog exports, 
         bool import = disk.Peer.Length == 0; // from a foreign server: nobody else owns it
         var state = new DiskState(disk.Size, diskSettings1.BlockSize, owner: import);
         var source = NbdBlockSource.Factory(NbdClientOptions.FromUri(disk.SourceUri!), disk.Size);
-        var actor = context.ActorOf(VirtualDiskActor.Props(new DiskId(disk.Name), state, image, diskSettings1, source, persistenceId),
+        var actor = context.ActorOf(VirtualDiskActor.Supervised(VirtualDiskActor.Props(new DiskId(disk.Name), state, image, diskSettings1, source, persistenceId), diskSettings),
             "disk-" + disk.Name + "-" + (disk.Journal.Length > 0 ? disk.Journal : "e" + disk.Epoch));
         // Post-copy: no background copy before the handover (the source still changes); hybrid pre-copies.
         if (!options.Hybrid) actor.Tell(new VirtualDiskProtocol.PausePrefetch());
