@@ -86,8 +86,32 @@ public sealed class SiteState
 
     public bool TryGet(string name, out SiteDisk disk) => _disks.TryGetValue(name, out disk!);
 
+    /// <summary>Every change of a disk's phase an event may make (null: not registered). One table: <see cref="Apply"/>
+    /// refuses any other (a journal that says otherwise is corrupt, and recovering from it would hide a lost disk or
+    /// a second writer), and README's diagram of the site is generated from it.</summary>
+    public static readonly IReadOnlyList<(string? From, Type Event, string? To, string Why)> Transitions =
+    [
+        (null, typeof(SiteEvents.DiskAdded), SiteDisk.Owned, "created"),
+        (null, typeof(SiteEvents.IncomingAdded), SiteDisk.Incoming, "PrepareIncoming / import"),
+        (SiteDisk.Incoming, typeof(SiteEvents.ArrivalRateSet), SiteDisk.Incoming, "SetRate"),
+        (SiteDisk.Incoming, typeof(SiteEvents.DiskAdded), SiteDisk.Owned, "arrival finished"),
+        (SiteDisk.Incoming, typeof(SiteEvents.DiskRemoved), null, "DropIncoming"),
+        (SiteDisk.Owned, typeof(SiteEvents.OutgoingBegun), SiteDisk.Outgoing, "StartOutgoing"),
+        (SiteDisk.Owned, typeof(SiteEvents.OutgoingEnded), SiteDisk.Owned, "StopOutgoing before the start"),
+        (SiteDisk.Owned, typeof(SiteEvents.DiskRemoved), null, "DeleteDisk"),
+        (SiteDisk.Outgoing, typeof(SiteEvents.OutgoingEnded), SiteDisk.Owned, "StopOutgoing"),
+        (SiteDisk.Outgoing, typeof(SiteEvents.DiskFenced), SiteDisk.Fenced, "Fence, flushed"),
+        (SiteDisk.Fenced, typeof(SiteEvents.DiskRemoved), null, "Release"),
+    ];
+
     public void Apply(object evt)
     {
+        var name = DiskOf(evt);
+        string? from = _disks.TryGetValue(name, out var d) ? d.Phase : null;
+        if (!Transitions.Any(t => t.From == from && t.Event == evt.GetType()))
+            throw new InvalidOperationException(from is null
+                ? $"{evt.GetType().Name} for disk '{name}', which this site's journal does not hold"
+                : $"{evt.GetType().Name} for disk '{name}', which this site's journal holds {from}");
         switch (evt)
         {
             case SiteEvents.DiskAdded a:
@@ -101,38 +125,35 @@ public sealed class SiteState
                     Relocation: i.Relocation.Length > 0 ? i.Relocation : i.Journal, // SIA2 events: the journal was the id
                     Options: i.Options ?? new Core.ArrivalOptions(Hybrid: true, Rate: 0, Prefetch: true));
                 break;
-            case SiteEvents.ArrivalRateSet r when _disks.TryGetValue(r.Name, out var d) && d.Phase == SiteDisk.Incoming:
-                _disks[r.Name] = d with { Options = (d.Options ?? new Core.ArrivalOptions(true, 0, true)) with { Rate = r.Rate } };
+            case SiteEvents.ArrivalRateSet r:
+                _disks[r.Name] = d! with { Options = (d.Options ?? new Core.ArrivalOptions(true, 0, true)) with { Rate = r.Rate } };
                 break;
-            case SiteEvents.OutgoingBegun o when _disks.TryGetValue(o.Name, out var d):
-                _disks[o.Name] = d with { Phase = SiteDisk.Outgoing, Peer = o.ToSite, Epoch = o.Epoch, Relocation = o.Relocation };
+            case SiteEvents.OutgoingBegun o:
+                _disks[o.Name] = d! with { Phase = SiteDisk.Outgoing, Peer = o.ToSite, Epoch = o.Epoch, Relocation = o.Relocation };
                 break;
-            case SiteEvents.OutgoingEnded o when _disks.TryGetValue(o.Name, out var d):
-                _disks[o.Name] = d with
+            case SiteEvents.OutgoingEnded o:
+                _disks[o.Name] = d! with
                 {
                     Phase = SiteDisk.Owned, Peer = "", Relocation = "",
                     Stopped = o.Relocation.Length == 0 ? d.Stopped : [.. (d.Stopped ?? []).Append(o.Relocation).TakeLast(SiteDisk.StoppedKept)],
                 };
                 break;
-            case SiteEvents.DiskFenced f when _disks.TryGetValue(f.Name, out var d):
-                _disks[f.Name] = d with { Phase = SiteDisk.Fenced, Epoch = f.NewEpoch, Peer = f.ToSite, FinalDirty = f.FinalDirty ?? [], Relocation = f.Relocation };
+            case SiteEvents.DiskFenced f:
+                _disks[f.Name] = d! with { Phase = SiteDisk.Fenced, Epoch = f.NewEpoch, Peer = f.ToSite, FinalDirty = f.FinalDirty ?? [], Relocation = f.Relocation };
                 break;
-            case SiteEvents.OutgoingBegun or SiteEvents.OutgoingEnded or SiteEvents.DiskFenced or SiteEvents.ArrivalRateSet:
-                // The site persists these only for a disk it holds (Persist stashes commands meanwhile): a journal
-                // that says otherwise is corrupt, and recovering from it would hide a lost disk.
-                throw new InvalidOperationException($"{evt.GetType().Name} for disk '{DiskOf(evt)}', which this site's journal does not hold");
-            default:
-                throw new ArgumentException($"not a site event: {evt.GetType().Name}");
         }
     }
 
     private static string DiskOf(object evt) => evt switch
     {
+        SiteEvents.DiskAdded a => a.Name,
+        SiteEvents.DiskRemoved r => r.Name,
+        SiteEvents.IncomingAdded i => i.Name,
         SiteEvents.OutgoingBegun o => o.Name,
         SiteEvents.OutgoingEnded o => o.Name,
         SiteEvents.DiskFenced f => f.Name,
         SiteEvents.ArrivalRateSet r => r.Name,
-        _ => "?",
+        _ => throw new ArgumentException($"not a site event: {evt.GetType().Name}"),
     };
 
     /// <summary>Disk names are NBD export names and file names: keep them to a safe alphabet.</summary>
