@@ -35,7 +35,7 @@ public sealed class CoordinatorCoreTests
     private static DiskList[] Serving(int sourceClients, int destinationClients = 0, bool wanted = false, string relocation = "r1") =>
         [At("a", Disk("a", "outgoing", 3, "b", sourceClients, relocation: relocation)), At("b", Disk("b", "incoming", 3, "a", destinationClients, wanted, relocation)), At("c")];
 
-    private const string Prepare = "b <- PrepareIncoming { vm, 1048576, a, nbd://a:10809/vm@peer, 3, False, 0, True, r1 }";
+    private const string Prepare = "b <- PrepareIncoming { vm, 1048576, a, nbd://a:10809/vm%40peer, 3, False, 0, True, r1 }";
     private const string Fence = "a <- Fence { vm, 4, r1 }";
 
     public static TheoryData<string, CoordinatorInput[], string[]> Table => new()

@@ -1,4 +1,5 @@
 using Reloc.Actors.Site;
+using Reloc.Nbd.Client;
 using static Reloc.Actors.Coordinator.CoordinatorDecision;
 using static Reloc.Actors.Coordinator.RelocationPhase;
 using static Reloc.Actors.Coordinator.RelocationProtocol;
@@ -274,8 +275,8 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
     private void SendPrepare(Flow f)
     {
         // The destination fetches through the source's peer export: its connections are not the guest's.
-        var sourceUri = f.SourceUri[..(f.SourceUri.LastIndexOf('/') + 1)] + SiteActor.PeerExport(f.Disk);
-        Tell(f.To, new PrepareIncoming(f.Disk, f.Size, f.From, sourceUri, f.Epoch, f.Hybrid, f.Rate, f.Prefetch, f.Relocation));
+        var sourceUri = NbdUri.Parse(f.SourceUri) with { Export = SiteActor.PeerExport(f.Disk) };
+        Tell(f.To, new PrepareIncoming(f.Disk, f.Size, f.From, sourceUri.ToString(), f.Epoch, f.Hybrid, f.Rate, f.Prefetch, f.Relocation));
     }
 
     /// <summary>A serving flow hands over when the one trigger rule holds for what it heard.</summary>
