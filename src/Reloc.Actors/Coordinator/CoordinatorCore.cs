@@ -48,6 +48,8 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
         /// <summary>The first judged round of the current run of rounds that saw the source without guests.</summary>
         public DateTime? IdleSince { get; set; }
         public object? CancelledBy { get; set; }
+        /// <summary>The log said its destination is not in the cluster (said again if it leaves again).</summary>
+        public bool GoneReported { get; set; }
 
         /// <summary>The one way a flow's phase changes: only by a transition of the table.</summary>
         public void MoveTo(FlowEvent e, RelocationPhase phase, DateTime now)
@@ -72,6 +74,8 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
     /// <summary>Copies to drop once their source confirms it no longer sends them (relocation id → where).</summary>
     private readonly Dictionary<string, (string Disk, long Epoch, string Site)> _dropsAfterStop = new(StringComparer.Ordinal);
     private bool _observing;
+    /// <summary>The sites the shell last said it knows (null: not told; every site counts as present).</summary>
+    private HashSet<string>? _sites;
     private List<CoordinatorDecision> _out = [];
 
     public IReadOnlyList<FlowView> Flows => _flows.Values.Select(f => f.View).ToList();
@@ -83,11 +87,13 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
         _out = [];
         switch (input)
         {
-            case CoordinatorInput.Relocate r: OnRelocate(r); break;
+            case CoordinatorInput.Relocate r: Know(r.Sites); OnRelocate(r); break;
             case CoordinatorInput.Found f: OnFound(f); break;
-            case CoordinatorInput.Command c: OnCommand(c); break;
+            case CoordinatorInput.Command c: Know(c.Sites); OnCommand(c); break;
             case CoordinatorInput.FromSite s: OnSite(s.Message, s.From, s.Now); break;
             case CoordinatorInput.Tick t:
+                Know(t.Sites);
+                ReportGoneDestinations();
                 if (_observing) break;
                 _observing = true;
                 _out.Add(new AskAllSites(t.Now));
@@ -96,6 +102,37 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
             default: throw new ArgumentException($"not a coordinator input: {input}", nameof(input));
         }
         return _out;
+    }
+
+    private void Know(IReadOnlyList<string>? sites)
+    {
+        if (sites is not null) _sites = sites.ToHashSet(StringComparer.Ordinal);
+    }
+
+    /// <summary>A site the cluster removed (not merely unreachable: that one still counts).</summary>
+    private bool Gone(string site) => _sites is not null && !_sites.Contains(site);
+
+    /// <summary>What a relocation whose destination left the cluster waits for, and what the operator can do.</summary>
+    private static string DestinationGone(Flow f) => f.Phase switch
+    {
+        _ when FlowTransitions.BeforeHandover(f.Phase) =>
+            $"site {f.To} is not in the cluster: cancel the relocation (the disk stays at {f.From}), or it goes on when {f.To} is back",
+        Cancelling => $"site {f.To} is not in the cluster: the cancel ends once {f.From} has stopped sending the disk",
+        _ => $"site {f.To} left the cluster after the handover: the disk is {f.To}'s (epoch {f.NewEpoch}) and {f.From} refuses its writes, "
+             + $"so it cannot be written until {f.To} is back; the relocation finishes then (a handover cannot be cancelled)",
+    };
+
+    private void ReportGoneDestinations()
+    {
+        foreach (var f in _flows.Values)
+        {
+            if (!Gone(f.To)) f.GoneReported = false;
+            else if (!f.GoneReported)
+            {
+                f.GoneReported = true;
+                Log(CoordinatorLogLevel.Warning, $"relocation of {f.Disk} from {f.From} to {f.To} ({f.Phase.Name()}): {DestinationGone(f)}", CoordinatorEvent.DestinationGone);
+            }
+        }
     }
 
     private void Tell(string site, object message) => _out.Add(new SendToSite(site, message));
@@ -156,6 +193,8 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
                 break;
             case GetRelocationStatus m:
                 if (!_flows.TryGetValue(m.Disk, out var status)) { Answer(replyTo, NotRelocating(m.Disk)); return; }
+                // Its progress lives at the destination: asked there, a gone one would only time out.
+                if (Gone(status.To)) { Answer(replyTo, new RelocationRefused($"relocation of {status.Disk} from {status.From} to {status.To} is {status.Phase.Name()}: {DestinationGone(status)}")); return; }
                 _out.Add(new AskProgress(status.To, status.Disk, status.Info, replyTo));
                 break;
             case SetRelocationRate m:
@@ -168,7 +207,12 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
             case CancelRelocation m:
                 if (!_flows.TryGetValue(m.Disk, out var cancelled)) { Answer(replyTo, NotRelocating(m.Disk)); return; }
                 if (!FlowTransitions.Allows(cancelled.Phase, FlowEvent.Cancel))
-                { Answer(replyTo, new RelocationRefused($"disk '{m.Disk}' is {cancelled.Phase.Name()}: past the handover a relocation only goes forward (relocate it back instead)")); return; }
+                {
+                    Answer(replyTo, new RelocationRefused($"disk '{m.Disk}' is {cancelled.Phase.Name()}: past the handover a relocation only goes forward; "
+                        + $"wait for it to finish, or relocate it back to {cancelled.From} once it has"
+                        + (Gone(cancelled.To) ? $" ({cancelled.To} is not in the cluster: it finishes when {cancelled.To} is back)" : "")));
+                    return;
+                }
                 cancelled.CancelledBy = replyTo;
                 Move(cancelled, FlowEvent.Cancel, now);
                 Tell(cancelled.From, new StopOutgoing(cancelled.Disk, cancelled.Epoch, cancelled.Relocation));
@@ -251,8 +295,12 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
                 }
                 else if (Answered(m.Disk, m.Relocation, FlowEvent.OutgoingStopped) is { } stopped)
                 {
-                    Move(stopped, FlowEvent.OutgoingStopped, now);
-                    Tell(stopped.To, new DropIncoming(stopped.Disk, stopped.Epoch, stopped.Relocation));
+                    if (Gone(stopped.To)) CancelledWithoutDestination(stopped, FlowEvent.OutgoingStoppedDestinationGone, now);
+                    else
+                    {
+                        Move(stopped, FlowEvent.OutgoingStopped, now);
+                        Tell(stopped.To, new DropIncoming(stopped.Disk, stopped.Epoch, stopped.Relocation));
+                    }
                 }
                 break;
             case IncomingDropped m:
@@ -270,6 +318,18 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
             default:
                 throw new ArgumentException($"not a site's message to the coordinator: {message}", nameof(message));
         }
+    }
+
+    /// <summary>A cancel whose destination left the cluster ends once the source stopped: nothing can write at the
+    /// destination, and its copy, never owned there, is dropped by the reconcile rules when that site is back (the
+    /// sites show it as a cancel half done).</summary>
+    private void CancelledWithoutDestination(Flow f, FlowEvent e, DateTime now)
+    {
+        Move(f, e, now);
+        _out.Add(new Ended(f.Disk, f.Relocation, Cancelled: true));
+        if (f.CancelledBy is { } by) Answer(by, new RelocationCancelled(f.Disk));
+        Log(CoordinatorLogLevel.Info, $"relocation of {f.Disk} from {f.From} to {f.To} cancelled; {f.From} owns it at epoch {f.Epoch}; "
+            + $"{f.To} is not in the cluster: its copy is dropped when it is back", CoordinatorEvent.CancelledWithoutDestination);
     }
 
     private void SendPrepare(Flow f)
@@ -342,6 +402,21 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
             Resume(f, d, o.AskedAt, now);
         }
         foreach (var f in _flows.Values.Where(f => !seen.Contains(f.Disk))) f.IdleSince = null;
+        // A cancel whose destination left the cluster: without that site's list the sites show nothing of it, so
+        // the source alone says whether it still sends the disk (its stop got lost) or has stopped.
+        foreach (var f in _flows.Values.Where(f => f.Phase == Cancelling && Gone(f.To) && !seen.Contains(f.Disk) && !Stale(f)).ToList())
+        {
+            if (o.Lists.FirstOrDefault(l => l.Site == f.From) is not { } source) continue;
+            var copy = source.Disks.FirstOrDefault(d => d.Name == f.Disk);
+            if (copy is { Phase: SiteDisk.Outgoing } && copy.Relocation == f.Relocation)
+            {
+                f.MoveTo(FlowEvent.StepResent, Cancelling, now);
+                Tell(f.From, new StopOutgoing(f.Disk, f.Epoch, f.Relocation));
+            }
+            else if (copy is not { Phase: SiteDisk.Fenced } || copy.Relocation != f.Relocation)
+                CancelledWithoutDestination(f, FlowEvent.SitesShowOver, now);
+            // Fenced by this relocation: the handover won the race with the cancel; it goes on when the destination is back.
+        }
         // Relocations no site shows any more (finished, or cancelled) while both sites answered.
         var answered = o.Lists.Select(l => l.Site).ToHashSet(StringComparer.Ordinal);
         foreach (var f in _flows.Values.Where(f => !seen.Contains(f.Disk) && FlowTransitions.Allows(f.Phase, FlowEvent.SitesShowOver)

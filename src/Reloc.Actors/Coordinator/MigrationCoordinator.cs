@@ -48,7 +48,7 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
         Receive<OutgoingStopped>(FromSite);
         Receive<IncomingDropped>(FromSite);
         Receive<SiteProtocol.Refused>(FromSite);
-        Receive<Reconcile>(_ => Run(new CoordinatorInput.Tick(DateTime.UtcNow)));
+        Receive<Reconcile>(_ => Run(new CoordinatorInput.Tick(DateTime.UtcNow, Sites())));
         Receive<Input>(m => Run(m.Value));
     }
 
@@ -59,7 +59,7 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
     public static Props Props(TimeSpan? reconcileInterval = null) =>
         Akka.Actor.Props.Create(() => new MigrationCoordinator(reconcileInterval ?? TimeSpan.FromSeconds(2)));
 
-    private void Command(object request) => Run(new CoordinatorInput.Command(request, Sender, DateTime.UtcNow));
+    private void Command(object request) => Run(new CoordinatorInput.Command(request, Sender, DateTime.UtcNow, Sites()));
 
     private void FromSite(object message) => Run(new CoordinatorInput.FromSite(message, Sender.Path.Address.ToString(), DateTime.UtcNow));
 
