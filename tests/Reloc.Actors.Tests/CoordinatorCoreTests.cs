@@ -106,6 +106,8 @@ public sealed class CoordinatorCoreTests
             [.. Serving1, TickWith(3, WithoutB)], ["event DestinationGone", "ask all sites"] },
         { "issue 10: ... once", [.. Serving1, TickWith(3, WithoutB), TickWith(5, WithoutB)], [] },
         { "issue 10: ... also past the handover", [.. Fencing0, TickWith(3, WithoutB)], ["event DestinationGone", "ask all sites"] },
+        { "issue 10: ... again when a handover came meanwhile (what it means changed)",
+            [.. Serving1, TickWith(3, WithoutB), Op(new RequestHandover("vm"), 4), TickWith(5, WithoutB)], ["event DestinationGone"] },
         { "issue 10: the status of a relocation whose destination is gone is answered here, not asked of it",
             [.. Serving1, OpWith(new GetRelocationStatus("vm"), 3, WithoutB)], ["reply RelocationRefused"] },
         { "issue 10: ... while a present destination is asked", [.. Serving1, OpWith(new GetRelocationStatus("vm"), 3, Sites)], ["ask b for progress"] },

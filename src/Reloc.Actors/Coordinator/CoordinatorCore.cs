@@ -48,8 +48,9 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
         /// <summary>The first judged round of the current run of rounds that saw the source without guests.</summary>
         public DateTime? IdleSince { get; set; }
         public object? CancelledBy { get; set; }
-        /// <summary>The log said its destination is not in the cluster (said again if it leaves again).</summary>
-        public bool GoneReported { get; set; }
+        /// <summary>What the log last said of its destination not being in the cluster (said again if it leaves
+        /// again, or if what it means changes: the handover came meanwhile).</summary>
+        public string? GoneReported { get; set; }
 
         /// <summary>The one way a flow's phase changes: only by a transition of the table.</summary>
         public void MoveTo(FlowEvent e, RelocationPhase phase, DateTime now)
@@ -126,11 +127,11 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
     {
         foreach (var f in _flows.Values)
         {
-            if (!Gone(f.To)) f.GoneReported = false;
-            else if (!f.GoneReported)
+            if (!Gone(f.To)) f.GoneReported = null;
+            else if (DestinationGone(f) is var said && said != f.GoneReported)
             {
-                f.GoneReported = true;
-                Log(CoordinatorLogLevel.Warning, $"relocation of {f.Disk} from {f.From} to {f.To} ({f.Phase.Name()}): {DestinationGone(f)}", CoordinatorEvent.DestinationGone);
+                f.GoneReported = said;
+                Log(CoordinatorLogLevel.Warning, $"relocation of {f.Disk} from {f.From} to {f.To} ({f.Phase.Name()}): {said}", CoordinatorEvent.DestinationGone);
             }
         }
     }
