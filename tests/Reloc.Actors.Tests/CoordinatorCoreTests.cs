@@ -31,11 +31,20 @@ public sealed class CoordinatorCoreTests
     private static CoordinatorInput Started(int clients, string relocation = "r1", double t = 1) => Site(new OutgoingStarted("vm", 3, clients, relocation), t);
     private static CoordinatorInput Prepared(double t = 2) => Site(new IncomingPrepared("vm", 3, "r1"), t);
     private static CoordinatorInput Op(object request, double t) => new Command(request, "op", T(t));
+    /// <summary>An operator's request while the shell knows only <paramref name="sites"/> (the others left the cluster).</summary>
+    private static CoordinatorInput OpWith(object request, double t, params string[] sites) => new Command(request, "op", T(t), sites);
+    private static CoordinatorInput TickWith(double t, params string[] sites) => new Tick(T(t), sites);
+    private static readonly string[] WithoutB = ["a", "c"];
+    private static readonly CoordinatorInput[] Serving1 = [Ask, FoundAtA(), Started(1), Prepared()];
+    private static readonly CoordinatorInput[] Fencing0 = [Ask, FoundAtA(), Started(0), Prepared()];
+    /// <summary>b left the cluster; the operator cancelled; a stopped sending: the cancel is over.</summary>
+    private static readonly CoordinatorInput[] CancelledWithoutB =
+        [.. Serving1, OpWith(new CancelRelocation("vm"), 3, WithoutB), Site(new OutgoingStopped("vm", 3, "r1"), 4)];
     private static CoordinatorInput Round(double askedAt, double now, params DiskList[] lists) => new Observed(lists, T(askedAt), T(now));
     private static DiskList[] Serving(int sourceClients, int destinationClients = 0, bool wanted = false, string relocation = "r1") =>
         [At("a", Disk("a", "outgoing", 3, "b", sourceClients, relocation: relocation)), At("b", Disk("b", "incoming", 3, "a", destinationClients, wanted, relocation)), At("c")];
 
-    private const string Prepare = "b <- PrepareIncoming { vm, 1048576, a, nbd://a:10809/vm@peer, 3, False, 0, True, r1 }";
+    private const string Prepare = "b <- PrepareIncoming { vm, 1048576, a, nbd://a:10809/vm%40peer, 3, False, 0, True, r1 }";
     private const string Fence = "a <- Fence { vm, 4, r1 }";
 
     public static TheoryData<string, CoordinatorInput[], string[]> Table => new()
@@ -93,7 +102,68 @@ public sealed class CoordinatorCoreTests
             [Round(0, 0.1, Serving(0)), Round(4.2, 4.3, At("b", Disk("b", "incoming", 3, "a")), At("c")), Round(8.4, 8.5, Serving(0)), Round(12.6, 12.7, Serving(0))], [] },
         { "issue 10: a guest seen at the source starts it again",
             [Round(0, 0.1, Serving(0)), Site(new GuestClients("vm", "a", 1), 1), Site(new GuestClients("vm", "a", 0), 2), Round(4.2, 4.3, Serving(0)), Round(8.4, 8.5, Serving(0))], [] },
+        { "issue 10: a destination that left the cluster is reported once, with what the operator can do",
+            [.. Serving1, TickWith(3, WithoutB)], ["event DestinationGone", "ask all sites"] },
+        { "issue 10: ... once", [.. Serving1, TickWith(3, WithoutB), TickWith(5, WithoutB)], [] },
+        { "issue 10: ... also past the handover", [.. Fencing0, TickWith(3, WithoutB)], ["event DestinationGone", "ask all sites"] },
+        { "issue 10: ... again when a handover came meanwhile (what it means changed)",
+            [.. Serving1, TickWith(3, WithoutB), Op(new RequestHandover("vm"), 4), TickWith(5, WithoutB)], ["event DestinationGone"] },
+        { "issue 10: the status of a relocation whose destination is gone is answered here, not asked of it",
+            [.. Serving1, OpWith(new GetRelocationStatus("vm"), 3, WithoutB)], ["reply RelocationRefused"] },
+        { "issue 10: ... while a present destination is asked", [.. Serving1, OpWith(new GetRelocationStatus("vm"), 3, Sites)], ["ask b for progress"] },
+        { "issue 10: a cancel whose destination left the cluster stops the source", [.. Serving1, OpWith(new CancelRelocation("vm"), 3, WithoutB)],
+            ["a <- StopOutgoing { vm, 3, r1 }"] },
+        { "issue 10: ... and ends once it stopped, nothing asked of the destination", CancelledWithoutB,
+            ["ended r1 cancelled", "reply RelocationCancelled", "event CancelledWithoutDestination"] },
+        { "issue 10: ... when the destination is back, the sites show its copy as a cancel half done: the source confirms",
+            [.. CancelledWithoutB, TickWith(6, Sites), Round(6, 6.1, At("a", Disk("a", "owned", 3)), At("b", Disk("b", "incoming", 3, "a")), At("c"))],
+            ["a <- StopOutgoing { vm, 3, r1 }"] },
+        { "issue 10: ... and the copy is dropped",
+            [.. CancelledWithoutB, TickWith(6, Sites), Round(6, 6.1, At("a", Disk("a", "owned", 3)), At("b", Disk("b", "incoming", 3, "a")), At("c")),
+                Site(new OutgoingStopped("vm", 3, "r1"), 7)],
+            ["event DropAfterStop", "b <- DropIncoming { vm, 3, r1 }"] },
+        { "issue 10: a destination that left after the drop was sent: a round showing the source stopped ends the cancel",
+            [.. Serving1, Op(new CancelRelocation("vm"), 3), Site(new OutgoingStopped("vm", 3, "r1"), 4), TickWith(5, WithoutB),
+                Round(5, 9.1, At("a", Disk("a", "owned", 3)), At("c"))],
+            ["ended r1 cancelled", "reply RelocationCancelled", "event CancelledWithoutDestination"] },
+        { "issue 10: ... a round showing the source still sending stops it again",
+            [.. Serving1, OpWith(new CancelRelocation("vm"), 3, WithoutB), TickWith(5, WithoutB), Round(5, 9.1, At("a", Disk("a", "outgoing", 3, "b", 1)), At("c"))],
+            ["a <- StopOutgoing { vm, 3, r1 }"] },
+        { "issue 10: ... a round without the source's answer waits",
+            [.. Serving1, OpWith(new CancelRelocation("vm"), 3, WithoutB), TickWith(5, WithoutB), Round(5, 9.1, At("c"))], [] },
     };
+
+    /// <summary>What the operator reads: a refusal's reason, or a log line, after a sequence.</summary>
+    public static TheoryData<string, CoordinatorInput[], string> Says => new()
+    {
+        { "a cancel past the handover says what can be done", [.. Fencing0, Op(new CancelRelocation("vm"), 3)],
+            "past the handover a relocation only goes forward; wait for it to finish, or relocate it back to a once it has" },
+        { "... and that a gone destination finishes it when back", [.. Fencing0, OpWith(new CancelRelocation("vm"), 3, WithoutB)],
+            "relocate it back to a once it has (b is not in the cluster: it finishes when b is back)" },
+        { "the status before the handover, destination gone", [.. Serving1, OpWith(new GetRelocationStatus("vm"), 3, WithoutB)],
+            "is serving: site b is not in the cluster: cancel the relocation (the disk stays at a), or it goes on when b is back" },
+        { "the status past the handover, destination gone", [.. Fencing0, OpWith(new GetRelocationStatus("vm"), 3, WithoutB)],
+            "site b left the cluster after the handover: the disk is b's (epoch 4) and a refuses its writes, so it cannot be written until b is back" },
+        { "the log past the handover, destination gone", [.. Fencing0, TickWith(3, WithoutB)], "(fencing): site b left the cluster after the handover" },
+        { "the log of a cancel without its destination", CancelledWithoutB, "a owns it at epoch 3; b is not in the cluster: its copy is dropped when it is back" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Says))]
+    public void Explains(string what, CoordinatorInput[] inputs, string expected)
+    {
+        int ids = 0;
+        var core = new CoordinatorCore(Interval, () => "r" + ++ids);
+        IReadOnlyList<CoordinatorDecision> last = [];
+        foreach (var input in inputs) last = core.Handle(input);
+        var said = last.Select(d => d switch
+        {
+            CoordinatorDecision.Reply { Message: RelocationRefused r } => r.Reason,
+            CoordinatorDecision.Log l => l.Text,
+            _ => null,
+        }).OfType<string>().ToList();
+        Assert.True(said.Any(t => t.Contains(expected, StringComparison.Ordinal)), $"{what}: expected \"{expected}\" in [{string.Join(" | ", said)}]");
+    }
 
     [Theory]
     [MemberData(nameof(Table))]

@@ -1,4 +1,5 @@
 using Reloc.Actors.Site;
+using Reloc.Nbd.Client;
 using static Reloc.Actors.Coordinator.CoordinatorDecision;
 using static Reloc.Actors.Coordinator.RelocationPhase;
 using static Reloc.Actors.Coordinator.RelocationProtocol;
@@ -11,12 +12,7 @@ namespace Reloc.Actors.Coordinator;
 /// inputs in the same order give the same decisions. <see cref="MigrationCoordinator"/> and the protocol model
 /// are its shells.
 /// </summary>
-/// <remarks>
-/// Per relocation:  Starting --(OutgoingStarted)--> Preparing --(IncomingPrepared)--> Serving
-///   Serving --(<see cref="Reconciler.HandoverTrigger"/> | operator)--> Fencing
-///   Fencing --(Fenced)--> Transferring --(OwnershipMoved)--> Postcopy --(RelocationDone)--> Releasing --(Released)--> done
-///   Starting/Preparing/Serving --(operator cancel)--> Cancelling --(OutgoingStopped, IncomingDropped)--> done
-/// </remarks>
+/// <remarks>A flow's phase moves only by <see cref="FlowTransitions.Table"/> (README draws it).</remarks>
 /// <param name="interval">The reconcile interval (a round judges only flows unchanged for two of them).</param>
 /// <param name="newRelocationId">A fresh attempt id, unique across coordinators.</param>
 public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocationId)
@@ -27,7 +23,8 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
     /// without the source's answer, or a guest reported there, starts the count again.</summary>
     public const int IdleRounds = 3;
 
-    private sealed class Flow(string disk, string from, string to, long epoch, long size, string sourceUri, string relocation, DateTime now)
+    private sealed class Flow(string disk, string from, string to, long epoch, long size, string sourceUri, string relocation,
+        FlowEvent begun, RelocationPhase phase, DateTime now)
     {
         /// <summary>This attempt's id: every step carries it, every answer must name it.</summary>
         public string Relocation { get; } = relocation;
@@ -41,7 +38,8 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
         public bool Hybrid { get; init; }
         public long Rate { get; set; }
         public bool Prefetch { get; init; } = true;
-        public RelocationPhase Phase { get; private set; } = Starting;
+        public RelocationPhase Phase { get; private set; } = FlowTransitions.Allows(null, begun, phase) ? phase
+            : throw new InvalidOperationException($"a relocation does not begin {phase.Name()} on {begun}");
         public DateTime PhaseSince { get; private set; } = now;
         public int SourceClients { get; set; } = -1;
         public bool DestinationHadClients { get; set; }
@@ -50,9 +48,15 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
         /// <summary>The first judged round of the current run of rounds that saw the source without guests.</summary>
         public DateTime? IdleSince { get; set; }
         public object? CancelledBy { get; set; }
+        /// <summary>What the log last said of its destination not being in the cluster (said again if it leaves
+        /// again, or if what it means changes: the handover came meanwhile).</summary>
+        public string? GoneReported { get; set; }
 
-        public void MoveTo(RelocationPhase phase, DateTime now)
+        /// <summary>The one way a flow's phase changes: only by a transition of the table.</summary>
+        public void MoveTo(FlowEvent e, RelocationPhase phase, DateTime now)
         {
+            if (!FlowTransitions.Allows(Phase, e, phase))
+                throw new InvalidOperationException($"relocation {Relocation} of {Disk}: {Phase.Name()} --{e}--> {phase.Name()} is not a transition");
             Phase = phase;
             PhaseSince = now;
         }
@@ -71,6 +75,8 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
     /// <summary>Copies to drop once their source confirms it no longer sends them (relocation id → where).</summary>
     private readonly Dictionary<string, (string Disk, long Epoch, string Site)> _dropsAfterStop = new(StringComparer.Ordinal);
     private bool _observing;
+    /// <summary>The sites the shell last said it knows (null: not told; every site counts as present).</summary>
+    private HashSet<string>? _sites;
     private List<CoordinatorDecision> _out = [];
 
     public IReadOnlyList<FlowView> Flows => _flows.Values.Select(f => f.View).ToList();
@@ -82,11 +88,13 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
         _out = [];
         switch (input)
         {
-            case CoordinatorInput.Relocate r: OnRelocate(r); break;
+            case CoordinatorInput.Relocate r: Know(r.Sites); OnRelocate(r); break;
             case CoordinatorInput.Found f: OnFound(f); break;
-            case CoordinatorInput.Command c: OnCommand(c); break;
+            case CoordinatorInput.Command c: Know(c.Sites); OnCommand(c); break;
             case CoordinatorInput.FromSite s: OnSite(s.Message, s.From, s.Now); break;
             case CoordinatorInput.Tick t:
+                Know(t.Sites);
+                ReportGoneDestinations();
                 if (_observing) break;
                 _observing = true;
                 _out.Add(new AskAllSites(t.Now));
@@ -95,6 +103,37 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
             default: throw new ArgumentException($"not a coordinator input: {input}", nameof(input));
         }
         return _out;
+    }
+
+    private void Know(IReadOnlyList<string>? sites)
+    {
+        if (sites is not null) _sites = sites.ToHashSet(StringComparer.Ordinal);
+    }
+
+    /// <summary>A site the cluster removed (not merely unreachable: that one still counts).</summary>
+    private bool Gone(string site) => _sites is not null && !_sites.Contains(site);
+
+    /// <summary>What a relocation whose destination left the cluster waits for, and what the operator can do.</summary>
+    private static string DestinationGone(Flow f) => f.Phase switch
+    {
+        _ when FlowTransitions.BeforeHandover(f.Phase) =>
+            $"site {f.To} is not in the cluster: cancel the relocation (the disk stays at {f.From}), or it goes on when {f.To} is back",
+        Cancelling => $"site {f.To} is not in the cluster: the cancel ends once {f.From} has stopped sending the disk",
+        _ => $"site {f.To} left the cluster after the handover: the disk is {f.To}'s (epoch {f.NewEpoch}) and {f.From} refuses its writes, "
+             + $"so it cannot be written until {f.To} is back; the relocation finishes then (a handover cannot be cancelled)",
+    };
+
+    private void ReportGoneDestinations()
+    {
+        foreach (var f in _flows.Values)
+        {
+            if (!Gone(f.To)) f.GoneReported = null;
+            else if (DestinationGone(f) is var said && said != f.GoneReported)
+            {
+                f.GoneReported = said;
+                Log(CoordinatorLogLevel.Warning, $"relocation of {f.Disk} from {f.From} to {f.To} ({f.Phase.Name()}): {said}", CoordinatorEvent.DestinationGone);
+            }
+        }
     }
 
     private void Tell(string site, object message) => _out.Add(new SendToSite(site, message));
@@ -134,7 +173,7 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
             return;
         }
         if (_flows.ContainsKey(m.Disk)) { Answer(replyTo, new RelocationRefused($"disk '{m.Disk}' is already relocating")); return; }
-        var flow = new Flow(m.Disk, owner.Site, m.ToSite, owner.Epoch, owner.Size, owner.NbdUri, newRelocationId(), found.Now)
+        var flow = new Flow(m.Disk, owner.Site, m.ToSite, owner.Epoch, owner.Size, owner.NbdUri, newRelocationId(), FlowEvent.Accepted, Starting, found.Now)
         {
             Hybrid = m.Hybrid, Rate = m.RateBytesPerSecond, Prefetch = m.Prefetch,
         };
@@ -155,6 +194,8 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
                 break;
             case GetRelocationStatus m:
                 if (!_flows.TryGetValue(m.Disk, out var status)) { Answer(replyTo, NotRelocating(m.Disk)); return; }
+                // Its progress lives at the destination: asked there, a gone one would only time out.
+                if (Gone(status.To)) { Answer(replyTo, new RelocationRefused($"relocation of {status.Disk} from {status.From} to {status.To} is {status.Phase.Name()}: {DestinationGone(status)}")); return; }
                 _out.Add(new AskProgress(status.To, status.Disk, status.Info, replyTo));
                 break;
             case SetRelocationRate m:
@@ -166,15 +207,20 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
                 break;
             case CancelRelocation m:
                 if (!_flows.TryGetValue(m.Disk, out var cancelled)) { Answer(replyTo, NotRelocating(m.Disk)); return; }
-                if (cancelled.Phase is not (Starting or Preparing or Serving or Cancelling))
-                { Answer(replyTo, new RelocationRefused($"disk '{m.Disk}' is {cancelled.Phase.Name()}: past the handover a relocation only goes forward (relocate it back instead)")); return; }
+                if (!FlowTransitions.Allows(cancelled.Phase, FlowEvent.Cancel))
+                {
+                    Answer(replyTo, new RelocationRefused($"disk '{m.Disk}' is {cancelled.Phase.Name()}: past the handover a relocation only goes forward; "
+                        + $"wait for it to finish, or relocate it back to {cancelled.From} once it has"
+                        + (Gone(cancelled.To) ? $" ({cancelled.To} is not in the cluster: it finishes when {cancelled.To} is back)" : "")));
+                    return;
+                }
                 cancelled.CancelledBy = replyTo;
-                cancelled.MoveTo(Cancelling, now);
+                Move(cancelled, FlowEvent.Cancel, now);
                 Tell(cancelled.From, new StopOutgoing(cancelled.Disk, cancelled.Epoch, cancelled.Relocation));
                 break;
             case RequestHandover m:
                 if (!_flows.TryGetValue(m.Disk, out var asked)) { Answer(replyTo, NotRelocating(m.Disk)); return; }
-                if (asked.Phase != Serving) { Answer(replyTo, new RelocationRefused($"disk '{m.Disk}' is {asked.Phase.Name()}, not waiting for a handover")); return; }
+                if (!FlowTransitions.Allows(asked.Phase, FlowEvent.Handover)) { Answer(replyTo, new RelocationRefused($"disk '{m.Disk}' is {asked.Phase.Name()}, not waiting for a handover")); return; }
                 BeginHandover(asked, "operator", now);
                 Answer(replyTo, asked.Info);
                 break;
@@ -188,24 +234,24 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
         switch (message)
         {
             case OutgoingStarted m:
-                Step(m.Disk, m.Relocation, Starting, f =>
+                if (Answered(m.Disk, m.Relocation, FlowEvent.OutgoingStarted) is { } started)
                 {
-                    f.SourceClients = m.SourceClients;
-                    f.MoveTo(Preparing, now);
-                    SendPrepare(f);
-                });
+                    started.SourceClients = m.SourceClients;
+                    Move(started, FlowEvent.OutgoingStarted, now);
+                    SendPrepare(started);
+                }
                 break;
             case IncomingPrepared m:
-                Step(m.Disk, m.Relocation, Preparing, f =>
+                if (Answered(m.Disk, m.Relocation, FlowEvent.IncomingPrepared) is { } prepared)
                 {
-                    f.MoveTo(Serving, now);
+                    Move(prepared, FlowEvent.IncomingPrepared, now);
                     // An idle disk moves at once: no guest at the source since it began tracking.
-                    HandoverIfTriggered(f, idle: f.SourceClients == 0, now);
-                });
+                    HandoverIfTriggered(prepared, idle: prepared.SourceClients == 0, now);
+                }
                 break;
             case HandoverRequested m:
                 if (!_flows.TryGetValue(m.Disk, out var wanted) || wanted.Relocation != m.Relocation) return;
-                if (wanted.Phase is Starting or Preparing or Serving) wanted.WriteAtDestination = $"a write arrived at {from}";
+                if (FlowTransitions.BeforeHandover(wanted.Phase)) wanted.WriteAtDestination = $"a write arrived at {from}";
                 HandoverIfTriggered(wanted, idle: false, now);
                 break;
             case GuestClients m:
@@ -216,31 +262,30 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
                 HandoverIfTriggered(f0, idle: false, now);
                 break;
             case Fenced m:
-                Step(m.Disk, m.Relocation, Fencing, f =>
+                if (Answered(m.Disk, m.Relocation, FlowEvent.Fenced) is { } fenced && m.NewEpoch == fenced.NewEpoch)
                 {
-                    if (m.NewEpoch != f.NewEpoch) return;
-                    f.MoveTo(Transferring, now);
-                    Tell(f.To, new TakeOwnershipAt(f.Disk, f.NewEpoch, m.FinalDirty, f.Relocation));
-                });
+                    Move(fenced, FlowEvent.Fenced, now);
+                    Tell(fenced.To, new TakeOwnershipAt(fenced.Disk, fenced.NewEpoch, m.FinalDirty, fenced.Relocation));
+                }
                 break;
             case OwnershipMoved m:
-                Step(m.Disk, m.Relocation, Transferring, f => { if (m.NewEpoch == f.NewEpoch) f.MoveTo(Postcopy, now); });
+                if (Answered(m.Disk, m.Relocation, FlowEvent.OwnershipMoved) is { } moved && m.NewEpoch == moved.NewEpoch)
+                    Move(moved, FlowEvent.OwnershipMoved, now);
                 break;
             case RelocationDone m:
-                // Also from Transferring: a disk pre-copied in full completes the moment it is owned.
-                if (_flows.TryGetValue(m.Disk, out var done) && done.Relocation == m.Relocation && done.Phase is Transferring or Postcopy && m.Epoch == done.NewEpoch)
+                if (Answered(m.Disk, m.Relocation, FlowEvent.RelocationDone, log: false) is { } done && m.Epoch == done.NewEpoch)
                 {
-                    done.MoveTo(Releasing, now);
+                    Move(done, FlowEvent.RelocationDone, now);
                     Tell(done.From, new Release(done.Disk, done.NewEpoch, done.Relocation));
                 }
                 break;
             case Released m:
-                Step(m.Disk, m.Relocation, Releasing, f =>
+                if (Answered(m.Disk, m.Relocation, FlowEvent.Released) is { } released)
                 {
-                    _flows.Remove(f.Disk);
-                    _out.Add(new Ended(f.Disk, f.Relocation, Cancelled: false));
-                    Log(CoordinatorLogLevel.Info, $"relocation of {f.Disk} from {f.From} to {f.To} finished at epoch {f.NewEpoch}");
-                });
+                    Move(released, FlowEvent.Released, now);
+                    _out.Add(new Ended(released.Disk, released.Relocation, Cancelled: false));
+                    Log(CoordinatorLogLevel.Info, $"relocation of {released.Disk} from {released.From} to {released.To} finished at epoch {released.NewEpoch}");
+                }
                 break;
             case OutgoingStopped m:
                 // A reconciler's drop first (it waited for this confirmation), else the flow's cancel.
@@ -249,16 +294,24 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
                     Log(CoordinatorLogLevel.Debug, $"{m.Disk}: the source stopped sending relocation {m.Relocation}: {drop.Site}'s copy is dropped", CoordinatorEvent.DropAfterStop);
                     Tell(drop.Site, new DropIncoming(drop.Disk, drop.Epoch, m.Relocation));
                 }
-                else Step(m.Disk, m.Relocation, Cancelling, f => Tell(f.To, new DropIncoming(f.Disk, f.Epoch, f.Relocation)));
+                else if (Answered(m.Disk, m.Relocation, FlowEvent.OutgoingStopped) is { } stopped)
+                {
+                    if (Gone(stopped.To)) CancelledWithoutDestination(stopped, FlowEvent.OutgoingStoppedDestinationGone, now);
+                    else
+                    {
+                        Move(stopped, FlowEvent.OutgoingStopped, now);
+                        Tell(stopped.To, new DropIncoming(stopped.Disk, stopped.Epoch, stopped.Relocation));
+                    }
+                }
                 break;
             case IncomingDropped m:
-                Step(m.Disk, m.Relocation, Cancelling, f =>
+                if (Answered(m.Disk, m.Relocation, FlowEvent.IncomingDropped) is { } dropped)
                 {
-                    _flows.Remove(f.Disk);
-                    _out.Add(new Ended(f.Disk, f.Relocation, Cancelled: true));
-                    if (f.CancelledBy is { } by) Answer(by, new RelocationCancelled(f.Disk));
-                    Log(CoordinatorLogLevel.Info, $"relocation of {f.Disk} from {f.From} to {f.To} cancelled; {f.From} owns it at epoch {f.Epoch}");
-                });
+                    Move(dropped, FlowEvent.IncomingDropped, now);
+                    _out.Add(new Ended(dropped.Disk, dropped.Relocation, Cancelled: true));
+                    if (dropped.CancelledBy is { } by) Answer(by, new RelocationCancelled(dropped.Disk));
+                    Log(CoordinatorLogLevel.Info, $"relocation of {dropped.Disk} from {dropped.From} to {dropped.To} cancelled; {dropped.From} owns it at epoch {dropped.Epoch}");
+                }
                 break;
             case SiteProtocol.Refused m:
                 Log(CoordinatorLogLevel.Warning, $"a site refused a relocation step: {m.Reason}");
@@ -268,17 +321,29 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
         }
     }
 
+    /// <summary>A cancel whose destination left the cluster ends once the source stopped: nothing can write at the
+    /// destination, and its copy, never owned there, is dropped by the reconcile rules when that site is back (the
+    /// sites show it as a cancel half done).</summary>
+    private void CancelledWithoutDestination(Flow f, FlowEvent e, DateTime now)
+    {
+        Move(f, e, now);
+        _out.Add(new Ended(f.Disk, f.Relocation, Cancelled: true));
+        if (f.CancelledBy is { } by) Answer(by, new RelocationCancelled(f.Disk));
+        Log(CoordinatorLogLevel.Info, $"relocation of {f.Disk} from {f.From} to {f.To} cancelled; {f.From} owns it at epoch {f.Epoch}; "
+            + $"{f.To} is not in the cluster: its copy is dropped when it is back", CoordinatorEvent.CancelledWithoutDestination);
+    }
+
     private void SendPrepare(Flow f)
     {
         // The destination fetches through the source's peer export: its connections are not the guest's.
-        var sourceUri = f.SourceUri[..(f.SourceUri.LastIndexOf('/') + 1)] + SiteActor.PeerExport(f.Disk);
-        Tell(f.To, new PrepareIncoming(f.Disk, f.Size, f.From, sourceUri, f.Epoch, f.Hybrid, f.Rate, f.Prefetch, f.Relocation));
+        var sourceUri = NbdUri.Parse(f.SourceUri) with { Export = SiteActor.PeerExport(f.Disk) };
+        Tell(f.To, new PrepareIncoming(f.Disk, f.Size, f.From, sourceUri.ToString(), f.Epoch, f.Hybrid, f.Rate, f.Prefetch, f.Relocation));
     }
 
     /// <summary>A serving flow hands over when the one trigger rule holds for what it heard.</summary>
     private void HandoverIfTriggered(Flow f, bool idle, DateTime now)
     {
-        if (f.Phase != Serving) return;
+        if (!FlowTransitions.Allows(f.Phase, FlowEvent.Handover)) return;
         var why = Reconciler.HandoverTrigger(f.WriteAtDestination is not null, f.SourceClients, f.DestinationHadClients, idle);
         if (why is not null) BeginHandover(f, f.WriteAtDestination ?? why, now);
     }
@@ -286,7 +351,7 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
     private void BeginHandover(Flow f, string why, DateTime now, CoordinatorEvent e = CoordinatorEvent.None)
     {
         Log(CoordinatorLogLevel.Info, $"handover of {f.Disk} from {f.From} to {f.To} at epoch {f.NewEpoch}: {why}", e);
-        f.MoveTo(Fencing, now);
+        Move(f, FlowEvent.Handover, now);
         Tell(f.From, new Fence(f.Disk, f.NewEpoch, f.Relocation));
     }
 
@@ -312,14 +377,13 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
             {
                 // The sites are on another attempt (a coordinator that was cut off ran this one): theirs wins.
                 Log(CoordinatorLogLevel.Warning, $"relocation of {f.Disk}: the sites show attempt {d.Relocation}, not {f.Relocation}; following the sites", CoordinatorEvent.SitesWin);
-                _flows.Remove(f.Disk);
+                Move(f, FlowEvent.OtherAttempt, now);
                 f = null;
             }
             if (f is null)
             {
-                f = new Flow(d.Info.Disk, d.Info.FromSite, d.Info.ToSite, d.Info.Epoch, d.Size, d.SourceUri, d.Relocation, now);
+                f = new Flow(d.Info.Disk, d.Info.FromSite, d.Info.ToSite, d.Info.Epoch, d.Size, d.SourceUri, d.Relocation, FlowEvent.Adopted, shown, now);
                 _flows[f.Disk] = f;
-                f.MoveTo(shown, now);
                 Log(CoordinatorLogLevel.Info, $"relocation of {f.Disk} from {f.From} to {f.To} picked up from the sites: {f.Phase.Name()}");
             }
             else if (f.Relocation != d.Relocation || Stale(f))
@@ -328,22 +392,38 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
                     Log(CoordinatorLogLevel.Debug, $"relocation of {f.Disk}: a round older than its last change ({f.Phase.Name()}) shows {d.Info.Phase}", CoordinatorEvent.StaleRoundNotJudged);
                 continue; // moving along by itself
             }
-            else if (f.Phase == Cancelling && shown is Preparing or Serving)
+            else if (!FlowTransitions.Allows(f.Phase, FlowEvent.SitesShow, shown))
             {
-                Tell(f.From, new StopOutgoing(f.Disk, f.Epoch, f.Relocation)); // the cancel's first step got lost
-                f.MoveTo(Cancelling, now);
+                // Only a cancel does not follow the sites: they show it before the handover, so its stop got lost.
+                f.MoveTo(FlowEvent.StepResent, Cancelling, now);
+                Tell(f.From, new StopOutgoing(f.Disk, f.Epoch, f.Relocation));
                 continue;
             }
-            else f.MoveTo(shown, now);
+            else f.MoveTo(FlowEvent.SitesShow, shown, now);
             Resume(f, d, o.AskedAt, now);
         }
         foreach (var f in _flows.Values.Where(f => !seen.Contains(f.Disk))) f.IdleSince = null;
+        // A cancel whose destination left the cluster: without that site's list the sites show nothing of it, so
+        // the source alone says whether it still sends the disk (its stop got lost) or has stopped.
+        foreach (var f in _flows.Values.Where(f => f.Phase == Cancelling && Gone(f.To) && !seen.Contains(f.Disk) && !Stale(f)).ToList())
+        {
+            if (o.Lists.FirstOrDefault(l => l.Site == f.From) is not { } source) continue;
+            var copy = source.Disks.FirstOrDefault(d => d.Name == f.Disk);
+            if (copy is { Phase: SiteDisk.Outgoing } && copy.Relocation == f.Relocation)
+            {
+                f.MoveTo(FlowEvent.StepResent, Cancelling, now);
+                Tell(f.From, new StopOutgoing(f.Disk, f.Epoch, f.Relocation));
+            }
+            else if (copy is not { Phase: SiteDisk.Fenced } || copy.Relocation != f.Relocation)
+                CancelledWithoutDestination(f, FlowEvent.SitesShowOver, now);
+            // Fenced by this relocation: the handover won the race with the cancel; it goes on when the destination is back.
+        }
         // Relocations no site shows any more (finished, or cancelled) while both sites answered.
         var answered = o.Lists.Select(l => l.Site).ToHashSet(StringComparer.Ordinal);
-        foreach (var f in _flows.Values.Where(f => !seen.Contains(f.Disk) && f.Phase != Starting
+        foreach (var f in _flows.Values.Where(f => !seen.Contains(f.Disk) && FlowTransitions.Allows(f.Phase, FlowEvent.SitesShowOver)
                      && answered.Contains(f.From) && answered.Contains(f.To) && !Stale(f)).ToList())
         {
-            _flows.Remove(f.Disk);
+            Move(f, FlowEvent.SitesShowOver, now);
             _out.Add(new Ended(f.Disk, f.Relocation, Cancelled: f.Phase == Cancelling));
             if (f.CancelledBy is { } by) Answer(by, new RelocationCancelled(f.Disk));
             Log(CoordinatorLogLevel.Info, $"relocation of {f.Disk}: the sites show it over ({f.Phase.Name()})");
@@ -351,7 +431,7 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
         // A relocation whose first step got lost: the source never began tracking.
         foreach (var f in _flows.Values.Where(f => f.Phase == Starting && !Stale(f)))
         {
-            f.MoveTo(Starting, now);
+            f.MoveTo(FlowEvent.StepResent, Starting, now);
             Tell(f.From, new StartOutgoing(f.Disk, f.To, f.Epoch, TrackingBlockSize, f.Relocation));
         }
     }
@@ -382,13 +462,24 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
         }
     }
 
-    /// <summary>Runs a step only for this relocation in the expected phase (duplicates, strays and answers to an
-    /// earlier attempt are ignored).</summary>
-    private void Step(string disk, string relocation, RelocationPhase phase, Action<Flow> action)
+    /// <summary>The flow a site's answer moves on: this relocation's, in a phase the answer applies to (duplicates,
+    /// strays and answers to an earlier attempt are ignored).</summary>
+    private Flow? Answered(string disk, string relocation, FlowEvent e, bool log = true)
     {
-        if (_flows.TryGetValue(disk, out var f) && f.Relocation == relocation && f.Phase == phase) action(f);
-        else if (f is not null && f.Relocation != relocation)
-            Log(CoordinatorLogLevel.Debug, $"ignored a {phase.Name()} step for {disk} of relocation {relocation} (the flow is {f.Relocation})", CoordinatorEvent.ForeignAnswerIgnored);
-        else Log(CoordinatorLogLevel.Debug, $"ignored a {phase.Name()} step for {disk}");
+        if (_flows.TryGetValue(disk, out var f) && f.Relocation == relocation && FlowTransitions.Allows(f.Phase, e)) return f;
+        if (!log) return null;
+        if (f is not null && f.Relocation != relocation)
+            Log(CoordinatorLogLevel.Debug, $"ignored {e} for {disk} of relocation {relocation} (the flow is {f.Relocation})", CoordinatorEvent.ForeignAnswerIgnored);
+        else Log(CoordinatorLogLevel.Debug, $"ignored {e} for {disk}{(f is null ? "" : $" ({f.Phase.Name()})")}");
+        return null;
+    }
+
+    /// <summary>Moves a flow by an event whose target the table alone decides; a flow that ends leaves. An answer
+    /// that keeps the phase does not restart its clock (the reconcile rounds judge by it).</summary>
+    private void Move(Flow f, FlowEvent e, DateTime now)
+    {
+        var to = FlowTransitions.Next(f.Phase, e);
+        if (to is not { } phase) _flows.Remove(f.Disk);
+        else if (phase != f.Phase || !FlowTransitions.IsSiteAnswer(e)) f.MoveTo(e, phase, now);
     }
 }

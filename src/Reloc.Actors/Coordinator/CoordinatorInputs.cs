@@ -14,14 +14,15 @@ public abstract record CoordinatorInput
     /// request: every site's list, or none when any site did not answer.</summary>
     public sealed record Found(RelocationProtocol.Relocate Request, object ReplyTo, IReadOnlyList<SiteProtocol.DiskList> Lists, DateTime Now) : CoordinatorInput;
 
-    /// <summary>Any other operator request (RequestHandover, CancelRelocation, SetRelocationRate, GetRelocations, GetRelocationStatus).</summary>
-    public sealed record Command(object Request, object ReplyTo, DateTime Now) : CoordinatorInput;
+    /// <summary>Any other operator request (RequestHandover, CancelRelocation, SetRelocationRate, GetRelocations, GetRelocationStatus).
+    /// <paramref name="Sites"/>: the sites the shell knows now (null: not known, every site counts as present).</summary>
+    public sealed record Command(object Request, object ReplyTo, DateTime Now, IReadOnlyList<string>? Sites = null) : CoordinatorInput;
 
     /// <summary>A site's message (a step's answer, a trigger, a client count, a refusal); <paramref name="From"/> names the sender for the log.</summary>
     public sealed record FromSite(object Message, string From, DateTime Now) : CoordinatorInput;
 
-    /// <summary>The reconcile timer fired.</summary>
-    public sealed record Tick(DateTime Now) : CoordinatorInput;
+    /// <summary>The reconcile timer fired. <paramref name="Sites"/>: the sites the shell knows now (null: not known).</summary>
+    public sealed record Tick(DateTime Now, IReadOnlyList<string>? Sites = null) : CoordinatorInput;
 
     /// <summary>The disk lists of the sites that answered a reconcile round begun at <paramref name="AskedAt"/>.</summary>
     public sealed record Observed(IReadOnlyList<SiteProtocol.DiskList> Lists, DateTime AskedAt, DateTime Now) : CoordinatorInput;
@@ -67,4 +68,8 @@ public enum CoordinatorEvent
     ForeignAnswerIgnored,
     /// <summary>A handover begun because the source has had no guest for several rounds.</summary>
     IdleHandover,
+    /// <summary>A cancel finished without its destination, which is no longer in the cluster.</summary>
+    CancelledWithoutDestination,
+    /// <summary>A relocation's destination is no longer in the cluster (reported once).</summary>
+    DestinationGone,
 }

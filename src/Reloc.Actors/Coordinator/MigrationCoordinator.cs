@@ -48,7 +48,7 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
         Receive<OutgoingStopped>(FromSite);
         Receive<IncomingDropped>(FromSite);
         Receive<SiteProtocol.Refused>(FromSite);
-        Receive<Reconcile>(_ => Run(new CoordinatorInput.Tick(DateTime.UtcNow)));
+        Receive<Reconcile>(_ => Run(new CoordinatorInput.Tick(DateTime.UtcNow, Sites())));
         Receive<Input>(m => Run(m.Value));
     }
 
@@ -59,7 +59,7 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
     public static Props Props(TimeSpan? reconcileInterval = null) =>
         Akka.Actor.Props.Create(() => new MigrationCoordinator(reconcileInterval ?? TimeSpan.FromSeconds(2)));
 
-    private void Command(object request) => Run(new CoordinatorInput.Command(request, Sender, DateTime.UtcNow));
+    private void Command(object request) => Run(new CoordinatorInput.Command(request, Sender, DateTime.UtcNow, Sites()));
 
     private void FromSite(object message) => Run(new CoordinatorInput.FromSite(message, Sender.Path.Address.ToString(), DateTime.UtcNow));
 
@@ -79,16 +79,14 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
                 ((IActorRef)r.To).Tell(r.Message);
                 break;
             case CoordinatorDecision.AskAllSites { ForRelocate: null } a:
-                // A site that does not answer is unknown, not empty.
-                Task.WhenAll(Sites().Select(s => SiteOf(s).Ask<SiteProtocol.DiskList>(new SiteProtocol.ListDisks(), _askTimeout)
-                        .ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : null, TaskScheduler.Default)))
-                    .PipeTo(Self, success: lists => new Input(new CoordinatorInput.Observed(lists.OfType<SiteProtocol.DiskList>().ToList(), a.AskedAt, DateTime.UtcNow)));
+                // A reconcile round judges by whoever answered: a site that did not is unknown, not empty.
+                SiteDirectory.ListDisks(Context.System, _askTimeout)
+                    .PipeTo(Self, success: lists => new Input(new CoordinatorInput.Observed(lists.Answered, a.AskedAt, DateTime.UtcNow)));
                 break;
             case CoordinatorDecision.AskAllSites { ForRelocate: { } request } a:
                 // Every site must answer: where the disk is lives with them.
-                Task.WhenAll(Sites().Select(s => SiteOf(s).Ask<SiteProtocol.DiskList>(new SiteProtocol.ListDisks(), _askTimeout)))
-                    .PipeTo(Self, success: lists => new Input(new CoordinatorInput.Found(request, a.ReplyTo!, lists, DateTime.UtcNow)),
-                        failure: _ => new Input(new CoordinatorInput.Found(request, a.ReplyTo!, [], DateTime.UtcNow)));
+                SiteDirectory.ListDisks(Context.System, _askTimeout)
+                    .PipeTo(Self, success: lists => new Input(new CoordinatorInput.Found(request, a.ReplyTo!, lists.All ?? [], DateTime.UtcNow)));
                 break;
             case CoordinatorDecision.AskProgress p:
                 SiteOf(p.Site).Ask<object>(new GetProgress(p.Disk), _askTimeout).PipeTo((IActorRef)p.ReplyTo,
@@ -110,8 +108,7 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
         }
     }
 
-    private List<string> Sites() => Cluster.Get(Context.System).State.Members
-        .Where(mem => mem.Status == MemberStatus.Up).SelectMany(mem => mem.Roles).Distinct().Order().ToList();
+    private List<string> Sites() => SiteDirectory.Sites(Context.System);
 
-    private ActorSelection SiteOf(string site) => Context.ActorSelection(SiteNode.SitePath(Context.System, site));
+    private ActorSelection SiteOf(string site) => SiteDirectory.SiteOf(Context.System, site);
 }

@@ -9,6 +9,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Reloc.Actors.Site;
 using Reloc.Management;
+using Reloc.Actors.Coordinator;
 using static Reloc.Actors.Coordinator.RelocationProtocol;
 
 namespace Reloc.Actors.Management;
@@ -198,14 +199,11 @@ public sealed class ManagementEndpoint : IAsyncDisposable
         return new { Address = member.Address.ToString(), Site = member.Roles.FirstOrDefault(), Action = leave ? "leaving" : "downed" };
     }
 
-    private List<string> Sites() => Cluster.Get(_system).State.Members.Where(m => m.Status == MemberStatus.Up)
-        .SelectMany(m => m.Roles).Distinct().Order().ToList();
-
     private ActorSelection SiteOf(string site)
     {
-        var sites = Sites();
+        var sites = SiteDirectory.Sites(_system);
         if (!sites.Contains(site)) throw new ManagementException($"unknown site '{site}' (sites: {string.Join(", ", sites)})");
-        return _system.ActorSelection(SiteNode.SitePath(_system, site));
+        return SiteDirectory.SiteOf(_system, site);
     }
 
     private async Task<JsonNode?> DiskCreateAsync(JsonObject args)
@@ -215,8 +213,8 @@ public sealed class ManagementEndpoint : IAsyncDisposable
         var from = args["from"]?.GetValue<string>();
         long size = Num(args, "size", from is null ? null : 0);
         if (from is null && size <= 0) throw new ManagementException($"disk size must be positive, not {size}");
-        var all = await ListAllAsync();
-        var existing = all.Lists.SelectMany(l => l.Disks).FirstOrDefault(d => d.Name == name);
+        var all = await SiteDirectory.ListDisks(_system, AskTimeout);
+        var existing = all.Answered.SelectMany(l => l.Disks).FirstOrDefault(d => d.Name == name);
         if (existing is not null) throw new ManagementException($"disk '{name}' already exists (on site {existing.Site})");
         var reply = await SiteOf(site).Ask<object>(new SiteProtocol.CreateDisk(name, size, from), CreateTimeout);
         return reply switch
@@ -227,33 +225,19 @@ public sealed class ManagementEndpoint : IAsyncDisposable
         };
     }
 
-    private sealed record AllDisks(List<SiteProtocol.DiskList> Lists, List<string> Missing);
-
-    private async Task<AllDisks> ListAllAsync()
-    {
-        var sites = Sites();
-        var answers = await Task.WhenAll(sites.Select(async s =>
-        {
-            try { return await _system.ActorSelection(SiteNode.SitePath(_system, s)).Ask<SiteProtocol.DiskList>(new SiteProtocol.ListDisks(), AskTimeout); }
-            catch (AskTimeoutException) { return null; }
-        }));
-        var lists = answers.OfType<SiteProtocol.DiskList>().ToList();
-        return new AllDisks(lists, sites.Except(lists.Select(l => l.Site)).ToList());
-    }
-
     private async Task<JsonNode?> DiskListAsync()
     {
-        var all = await ListAllAsync();
-        return Node(new { Disks = all.Lists.SelectMany(l => l.Disks).OrderBy(d => d.Name).ThenBy(d => d.Site).ToList(), UnreachableSites = all.Missing });
+        var all = await SiteDirectory.ListDisks(_system, AskTimeout);
+        return Node(new { Disks = all.Answered.SelectMany(l => l.Disks).OrderBy(d => d.Name).ThenBy(d => d.Site).ToList(), UnreachableSites = all.Missing });
     }
 
     private async Task<JsonNode?> DiskShowAsync(string name)
     {
-        var all = await ListAllAsync();
-        var copies = all.Lists.SelectMany(l => l.Disks).Where(d => d.Name == name).OrderBy(d => d.Site).ToList();
+        var all = await SiteDirectory.ListDisks(_system, AskTimeout);
+        var copies = all.Answered.SelectMany(l => l.Disks).Where(d => d.Name == name).OrderBy(d => d.Site).ToList();
         if (copies.Count == 0)
             throw new ManagementException($"unknown disk '{name}'{(all.Missing.Count > 0 ? $" (sites not answering: {string.Join(", ", all.Missing)})" : "")}");
-        var owner = Coordinator.Reconciler.OwnerOf(copies) ?? copies[0];
+        var owner = Reconciler.OwnerOf(copies) ?? copies[0];
         RelocationInfo? relocation = null;
         try
         {
@@ -270,11 +254,11 @@ public sealed class ManagementEndpoint : IAsyncDisposable
 
     private async Task<JsonNode?> DiskDeleteAsync(string name)
     {
-        var all = await ListAllAsync();
-        var copies = all.Lists.SelectMany(l => l.Disks).Where(d => d.Name == name).ToList();
+        var all = await SiteDirectory.ListDisks(_system, AskTimeout);
+        var copies = all.Answered.SelectMany(l => l.Disks).Where(d => d.Name == name).ToList();
         if (copies.Count == 0) throw new ManagementException($"unknown disk '{name}'");
-        var owned = copies.FirstOrDefault(d => d.Phase == SiteDisk.Owned)
-                    ?? throw new ManagementException($"disk '{name}' is relocating ({string.Join(", ", copies.Select(c => $"{c.Phase} at {c.Site}"))}): cancel or finish the relocation first");
+        var owned = Reconciler.OwnerOf(copies) is { Phase: SiteDisk.Owned } owner ? owner
+                    : throw new ManagementException($"disk '{name}' is relocating ({string.Join(", ", copies.Select(c => $"{c.Phase} at {c.Site}"))}): cancel or finish the relocation first");
         var reply = await SiteOf(owned.Site).Ask<object>(new SiteProtocol.DeleteDisk(name), AskTimeout);
         return reply switch
         {
