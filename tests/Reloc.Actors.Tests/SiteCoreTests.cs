@@ -218,3 +218,22 @@ public sealed class SiteCoreTests
         Assert.Equal([(3L, 1L)], SiteContext.ToLocalBlocks([(3, 1)], 65536));
     }
 }
+
+public sealed class SiteDiagramTests(Xunit.Abstractions.ITestOutputHelper output)
+{
+    /// <summary>The site's diagram: one arrow per transition of <see cref="SiteState.Transitions"/>, named by its step.</summary>
+    public static string Expected => StateDiagram.Mermaid(SiteState.Transitions.Select(t => new StateDiagram.Transition(t.From, t.Why, t.To)));
+
+    [Fact]
+    public void README_shows_the_diagram_the_table_generates()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "README.md"))) dir = dir.Parent;
+        var readme = File.ReadAllText(Path.Combine(dir!.FullName, "README.md"));
+        const string begin = "<!-- diagram:site -->\n", end = "<!-- /diagram:site -->";
+        int from = readme.IndexOf(begin, StringComparison.Ordinal) + begin.Length, to = readme.IndexOf(end, StringComparison.Ordinal);
+        var shown = readme[from..to];
+        if (shown != Expected) output.WriteLine($"README.md should hold, between {begin.TrimEnd()} and {end}:\n{Expected}");
+        Assert.True(shown == Expected, "README's site diagram differs from SiteState.Transitions (the expected block is in the test output)");
+    }
+}
