@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The ownership model over many seeds (issue 10): the production cores (CoordinatorCore, DiskCore,
-# SourceZeros, Reconciler) under the simulated network, crashes and fail-overs, every invariant checked
+# The ownership model over many seeds (issue 10): the production cores (SiteCore, CoordinatorCore, DiskCore,
+# WriteTracker, SourceZeros, Reconciler) under the simulated network, crashes and fail-overs, every invariant checked
 # (liveness included). Runs SEEDS seeds from FROM in chunks of CHUNK (one dotnet test run each) and
 # reports seeds per second; stops at the first chunk with a violation (its report is in the log).
 # Usage: bench/model-seeds.sh      env: SEEDS=1000000 FROM=0 CHUNK=50000 SKIP_BUILD=0

@@ -131,14 +131,14 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
             else if (DestinationGone(f) is var said && said != f.GoneReported)
             {
                 f.GoneReported = said;
-                Log(CoordinatorLogLevel.Warning, $"relocation of {f.Disk} from {f.From} to {f.To} ({f.Phase.Name()}): {said}", CoordinatorEvent.DestinationGone);
+                Log(CoreLogLevel.Warning, $"relocation of {f.Disk} from {f.From} to {f.To} ({f.Phase.Name()}): {said}", CoordinatorEvent.DestinationGone);
             }
         }
     }
 
     private void Tell(string site, object message) => _out.Add(new SendToSite(site, message));
     private void Answer(object to, object message) => _out.Add(new Reply(to, message));
-    private void Log(CoordinatorLogLevel level, string text, CoordinatorEvent e = CoordinatorEvent.None) => _out.Add(new CoordinatorDecision.Log(level, text, e));
+    private void Log(CoreLogLevel level, string text, CoordinatorEvent e = CoordinatorEvent.None) => _out.Add(new CoordinatorDecision.Log(level, text, e));
     private static RelocationRefused NotRelocating(string disk) => new($"disk '{disk}' is not relocating");
 
     private void OnRelocate(CoordinatorInput.Relocate r)
@@ -168,7 +168,7 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
         var leftover = copies.FirstOrDefault(d => d.Site != owner.Site);
         if (leftover is not null)
         {
-            Log(CoordinatorLogLevel.Debug, $"relocation of {m.Disk} refused: {leftover.Site} holds a {leftover.Phase} copy", CoordinatorEvent.RefusedLeftoverCopy);
+            Log(CoreLogLevel.Debug, $"relocation of {m.Disk} refused: {leftover.Site} holds a {leftover.Phase} copy", CoordinatorEvent.RefusedLeftoverCopy);
             Answer(replyTo, new RelocationRefused($"site {leftover.Site} still holds a {leftover.Phase} copy of '{m.Disk}' from an earlier relocation; it is released first, try again shortly"));
             return;
         }
@@ -178,7 +178,7 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
             Hybrid = m.Hybrid, Rate = m.RateBytesPerSecond, Prefetch = m.Prefetch,
         };
         _flows[m.Disk] = flow;
-        Log(CoordinatorLogLevel.Info, $"relocation accepted: {flow.View}");
+        Log(CoreLogLevel.Info, $"relocation accepted: {flow.View}");
         Answer(replyTo, new RelocationAccepted(m.Disk, flow.From, flow.To, flow.Epoch));
         // The source tracks writes before the destination copies anything, so no write escapes the invalidations.
         Tell(flow.From, new StartOutgoing(flow.Disk, flow.To, flow.Epoch, TrackingBlockSize, flow.Relocation));
@@ -284,14 +284,14 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
                 {
                     Move(released, FlowEvent.Released, now);
                     _out.Add(new Ended(released.Disk, released.Relocation, Cancelled: false));
-                    Log(CoordinatorLogLevel.Info, $"relocation of {released.Disk} from {released.From} to {released.To} finished at epoch {released.NewEpoch}");
+                    Log(CoreLogLevel.Info, $"relocation of {released.Disk} from {released.From} to {released.To} finished at epoch {released.NewEpoch}");
                 }
                 break;
             case OutgoingStopped m:
                 // A reconciler's drop first (it waited for this confirmation), else the flow's cancel.
                 if (_dropsAfterStop.Remove(m.Relocation, out var drop))
                 {
-                    Log(CoordinatorLogLevel.Debug, $"{m.Disk}: the source stopped sending relocation {m.Relocation}: {drop.Site}'s copy is dropped", CoordinatorEvent.DropAfterStop);
+                    Log(CoreLogLevel.Debug, $"{m.Disk}: the source stopped sending relocation {m.Relocation}: {drop.Site}'s copy is dropped", CoordinatorEvent.DropAfterStop);
                     Tell(drop.Site, new DropIncoming(drop.Disk, drop.Epoch, m.Relocation));
                 }
                 else if (Answered(m.Disk, m.Relocation, FlowEvent.OutgoingStopped) is { } stopped)
@@ -310,11 +310,11 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
                     Move(dropped, FlowEvent.IncomingDropped, now);
                     _out.Add(new Ended(dropped.Disk, dropped.Relocation, Cancelled: true));
                     if (dropped.CancelledBy is { } by) Answer(by, new RelocationCancelled(dropped.Disk));
-                    Log(CoordinatorLogLevel.Info, $"relocation of {dropped.Disk} from {dropped.From} to {dropped.To} cancelled; {dropped.From} owns it at epoch {dropped.Epoch}");
+                    Log(CoreLogLevel.Info, $"relocation of {dropped.Disk} from {dropped.From} to {dropped.To} cancelled; {dropped.From} owns it at epoch {dropped.Epoch}");
                 }
                 break;
             case SiteProtocol.Refused m:
-                Log(CoordinatorLogLevel.Warning, $"a site refused a relocation step: {m.Reason}");
+                Log(CoreLogLevel.Warning, $"a site refused a relocation step: {m.Reason}");
                 break;
             default:
                 throw new ArgumentException($"not a site's message to the coordinator: {message}", nameof(message));
@@ -329,7 +329,7 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
         Move(f, e, now);
         _out.Add(new Ended(f.Disk, f.Relocation, Cancelled: true));
         if (f.CancelledBy is { } by) Answer(by, new RelocationCancelled(f.Disk));
-        Log(CoordinatorLogLevel.Info, $"relocation of {f.Disk} from {f.From} to {f.To} cancelled; {f.From} owns it at epoch {f.Epoch}; "
+        Log(CoreLogLevel.Info, $"relocation of {f.Disk} from {f.From} to {f.To} cancelled; {f.From} owns it at epoch {f.Epoch}; "
             + $"{f.To} is not in the cluster: its copy is dropped when it is back", CoordinatorEvent.CancelledWithoutDestination);
     }
 
@@ -350,7 +350,7 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
 
     private void BeginHandover(Flow f, string why, DateTime now, CoordinatorEvent e = CoordinatorEvent.None)
     {
-        Log(CoordinatorLogLevel.Info, $"handover of {f.Disk} from {f.From} to {f.To} at epoch {f.NewEpoch}: {why}", e);
+        Log(CoreLogLevel.Info, $"handover of {f.Disk} from {f.From} to {f.To} at epoch {f.NewEpoch}: {why}", e);
         Move(f, FlowEvent.Handover, now);
         Tell(f.From, new Fence(f.Disk, f.NewEpoch, f.Relocation));
     }
@@ -372,11 +372,11 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
         {
             seen.Add(d.Info.Disk);
             var shown = RelocationPhases.Parse(d.Info.Phase);
-            if (d.Anomaly is not null) { Log(CoordinatorLogLevel.Warning, $"relocation of {d.Info.Disk}: {d.Anomaly}"); continue; }
+            if (d.Anomaly is not null) { Log(CoreLogLevel.Warning, $"relocation of {d.Info.Disk}: {d.Anomaly}"); continue; }
             if (_flows.TryGetValue(d.Info.Disk, out var f) && f.Relocation != d.Relocation && !Stale(f))
             {
                 // The sites are on another attempt (a coordinator that was cut off ran this one): theirs wins.
-                Log(CoordinatorLogLevel.Warning, $"relocation of {f.Disk}: the sites show attempt {d.Relocation}, not {f.Relocation}; following the sites", CoordinatorEvent.SitesWin);
+                Log(CoreLogLevel.Warning, $"relocation of {f.Disk}: the sites show attempt {d.Relocation}, not {f.Relocation}; following the sites", CoordinatorEvent.SitesWin);
                 Move(f, FlowEvent.OtherAttempt, now);
                 f = null;
             }
@@ -384,12 +384,12 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
             {
                 f = new Flow(d.Info.Disk, d.Info.FromSite, d.Info.ToSite, d.Info.Epoch, d.Size, d.SourceUri, d.Relocation, FlowEvent.Adopted, shown, now);
                 _flows[f.Disk] = f;
-                Log(CoordinatorLogLevel.Info, $"relocation of {f.Disk} from {f.From} to {f.To} picked up from the sites: {f.Phase.Name()}");
+                Log(CoreLogLevel.Info, $"relocation of {f.Disk} from {f.From} to {f.To} picked up from the sites: {f.Phase.Name()}");
             }
             else if (f.Relocation != d.Relocation || Stale(f))
             {
                 if (f.Relocation == d.Relocation && f.Phase != shown && f.PhaseSince >= o.AskedAt)
-                    Log(CoordinatorLogLevel.Debug, $"relocation of {f.Disk}: a round older than its last change ({f.Phase.Name()}) shows {d.Info.Phase}", CoordinatorEvent.StaleRoundNotJudged);
+                    Log(CoreLogLevel.Debug, $"relocation of {f.Disk}: a round older than its last change ({f.Phase.Name()}) shows {d.Info.Phase}", CoordinatorEvent.StaleRoundNotJudged);
                 continue; // moving along by itself
             }
             else if (!FlowTransitions.Allows(f.Phase, FlowEvent.SitesShow, shown))
@@ -426,7 +426,7 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
             Move(f, FlowEvent.SitesShowOver, now);
             _out.Add(new Ended(f.Disk, f.Relocation, Cancelled: f.Phase == Cancelling));
             if (f.CancelledBy is { } by) Answer(by, new RelocationCancelled(f.Disk));
-            Log(CoordinatorLogLevel.Info, $"relocation of {f.Disk}: the sites show it over ({f.Phase.Name()})");
+            Log(CoreLogLevel.Info, $"relocation of {f.Disk}: the sites show it over ({f.Phase.Name()})");
         }
         // A relocation whose first step got lost: the source never began tracking.
         foreach (var f in _flows.Values.Where(f => f.Phase == Starting && !Stale(f)))
@@ -469,8 +469,8 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
         if (_flows.TryGetValue(disk, out var f) && f.Relocation == relocation && FlowTransitions.Allows(f.Phase, e)) return f;
         if (!log) return null;
         if (f is not null && f.Relocation != relocation)
-            Log(CoordinatorLogLevel.Debug, $"ignored {e} for {disk} of relocation {relocation} (the flow is {f.Relocation})", CoordinatorEvent.ForeignAnswerIgnored);
-        else Log(CoordinatorLogLevel.Debug, $"ignored {e} for {disk}{(f is null ? "" : $" ({f.Phase.Name()})")}");
+            Log(CoreLogLevel.Debug, $"ignored {e} for {disk} of relocation {relocation} (the flow is {f.Relocation})", CoordinatorEvent.ForeignAnswerIgnored);
+        else Log(CoreLogLevel.Debug, $"ignored {e} for {disk}{(f is null ? "" : $" ({f.Phase.Name()})")}");
         return null;
     }
 

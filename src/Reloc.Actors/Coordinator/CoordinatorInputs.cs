@@ -44,13 +44,12 @@ public abstract record CoordinatorDecision
     /// <see cref="RelocationProtocol.RelocationStatus"/> (or a refusal if it does not answer).</summary>
     public sealed record AskProgress(string Site, string Disk, RelocationProtocol.RelocationInfo Info, object ReplyTo) : CoordinatorDecision;
 
-    public sealed record Log(CoordinatorLogLevel Level, string Text, CoordinatorEvent Event = CoordinatorEvent.None) : CoordinatorDecision;
+    public sealed record Log(CoreLogLevel Level, string Text, CoordinatorEvent Event = CoordinatorEvent.None) : CoordinatorDecision;
 
     /// <summary>A relocation left this coordinator (finished, cancelled, or shown over by the sites).</summary>
     public sealed record Ended(string Disk, string Relocation, bool Cancelled) : CoordinatorDecision;
 }
 
-public enum CoordinatorLogLevel { Debug, Info, Warning }
 
 /// <summary>Protections a decision took (named for the model's coverage counters).</summary>
 public enum CoordinatorEvent

@@ -94,12 +94,7 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
                     failure: ex => new RelocationRefused($"site {p.Site} did not report progress: {ex.Message}"));
                 break;
             case CoordinatorDecision.Log l:
-                switch (l.Level)
-                {
-                    case CoordinatorLogLevel.Warning: _log.Warning(l.Text); break;
-                    case CoordinatorLogLevel.Info: _log.Info(l.Text); break;
-                    default: _log.Debug(l.Text); break;
-                }
+                _log.Write(l.Level, l.Text);
                 break;
             case CoordinatorDecision.Ended:
                 break; // its log line says it

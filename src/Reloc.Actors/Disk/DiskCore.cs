@@ -107,7 +107,7 @@ public sealed class DiskCore
             _phase = Phase.Complete;
             // Its site may have crashed before it registered the completion: tell it again (it is idempotent).
             Emit(new Publish(new P.RelocationFinished(_name)));
-            Emit(new Log(DiskLogLevel.Debug, $"disk {_name}: recovered complete", DiskCoreEvent.Republished));
+            Emit(new Log(CoreLogLevel.Debug, $"disk {_name}: recovered complete", DiskCoreEvent.Republished));
             return;
         }
         _phase = Phase.Relocating;
@@ -152,7 +152,7 @@ public sealed class DiskCore
                 break;
             case DiskInput.Landed m: OnLanded(m); break;
             case DiskInput.FetchFailed m:
-                Emit(new Log(DiskLogLevel.Warning, $"fetch of blocks {m.First}+{m.Count} from the source failed: {m.Reason}"));
+                Emit(new Log(CoreLogLevel.Warning, $"fetch of blocks {m.First}+{m.Count} from the source failed: {m.Reason}"));
                 foreach (var (first, count) in Map.Runs(m.First, m.Count, BlockState.Fetching).ToList())
                     if (!Overlaps(first, count))
                     {
@@ -292,7 +292,7 @@ public sealed class DiskCore
     private void OnOwned(long epoch)
     {
         _state.Apply(new DiskEvents.OwnershipTaken(epoch));
-        Emit(new Log(DiskLogLevel.Info, $"disk {_name}: this site owns it from epoch {epoch}", DiskCoreEvent.Owned));
+        Emit(new Log(CoreLogLevel.Info, $"disk {_name}: this site owns it from epoch {epoch}", DiskCoreEvent.Owned));
         if (_ownershipPersisting == epoch)
         {
             foreach (var to in _ownershipWaiters) Emit(new Reply(to, new P.OwnershipConfirmed(epoch)));
@@ -320,7 +320,7 @@ public sealed class DiskCore
             long known = _zeros.KnownBlocks;
             _zeros.Written(f, end - f); // a block the source wrote is no longer known to be a hole there
             if (_zeros.KnownBlocks < known)
-                Emit(new Log(DiskLogLevel.Debug, $"disk {_name}: the source wrote known holes in {f}+{end - f}", DiskCoreEvent.HoleWritten));
+                Emit(new Log(CoreLogLevel.Debug, $"disk {_name}: the source wrote known holes in {f}+{end - f}", DiskCoreEvent.HoleWritten));
             Strip(_pending, f, end - f);
             if (_syncing is not null) Strip(_syncing.Landed, f, end - f);
             events.Add(new DiskEvents.BlocksInvalidated(f, end - f));
@@ -351,7 +351,7 @@ public sealed class DiskCore
     private void RescanIfWorthIt()
     {
         if (!_settings.Prefetch || _zeros.Rescan() is not { } ranges) return;
-        Emit(new Log(DiskLogLevel.Info, $"disk {_name}: the source wrote {_zeros.LostBlocks} blocks it had reported as holes; asking for its holes there again"));
+        Emit(new Log(CoreLogLevel.Info, $"disk {_name}: the source wrote {_zeros.LostBlocks} blocks it had reported as holes; asking for its holes there again"));
         ScanSource(ranges);
     }
 
@@ -409,10 +409,10 @@ public sealed class DiskCore
         foreach (var (request, _) in expiredHeld)
             Emit(new Reply(request.ReplyTo, new P.Failed($"disk {_name} is not owned by this site yet: no handover within {timeout}")));
         if (expiredHeld.Count > 0)
-            Emit(new Log(DiskLogLevel.Warning, $"{expiredHeld.Count} guest writes on disk {_name} failed: no handover in time", DiskCoreEvent.HeldWriteExpired));
+            Emit(new Log(CoreLogLevel.Warning, $"{expiredHeld.Count} guest writes on disk {_name} failed: no handover in time", DiskCoreEvent.HeldWriteExpired));
         var expired = _waiters.Expire(now);
         foreach (var to in expired) Emit(new Reply(to, new P.Failed($"blocks of disk {_name} not available from the source within {timeout}")));
-        if (expired.Count > 0) Emit(new Log(DiskLogLevel.Warning, $"{expired.Count} guest requests on disk {_name} failed: source unreachable"));
+        if (expired.Count > 0) Emit(new Log(CoreLogLevel.Warning, $"{expired.Count} guest requests on disk {_name} failed: source unreachable"));
         if (_syncing is null && _pending.Count > 0 && now - _lastPersist >= _settings.PersistInterval) BeginSync();
     }
 
@@ -436,7 +436,7 @@ public sealed class DiskCore
         Emit(new StopChildren());
         Emit(new SaveSnapshot(_state.ToSnapshot()));
         Emit(new Publish(new P.RelocationFinished(_name)));
-        Emit(new Log(DiskLogLevel.Info, $"disk {_name}: every block is local; source released"));
+        Emit(new Log(CoreLogLevel.Info, $"disk {_name}: every block is local; source released"));
     }
 
     /// <summary>Group commit: everything landed so far and every FLUSH waiting so far share one
@@ -466,7 +466,7 @@ public sealed class DiskCore
     private void OnSyncFailed(DiskInput.SyncFailed m)
     {
         if (m.Id != _syncId || _syncing is not { } batch) return;
-        Emit(new Log(DiskLogLevel.Error, $"fdatasync of disk {_name} failed: {m.Reason}"));
+        Emit(new Log(CoreLogLevel.Error, $"fdatasync of disk {_name} failed: {m.Reason}"));
         _pending.InsertRange(0, batch.Landed);
         foreach (var w in batch.Waiters) Emit(new Reply(w, new P.Failed($"flush failed: {m.Reason}")));
         _syncing = null;

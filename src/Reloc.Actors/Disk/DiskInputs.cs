@@ -83,10 +83,9 @@ public abstract record DiskDecision
     /// <summary>Every block is local and persisted: stop the fetcher, the prefetcher and the tick.</summary>
     public sealed record StopChildren : DiskDecision;
 
-    public sealed record Log(DiskLogLevel Level, string Text, DiskCoreEvent Event = DiskCoreEvent.None) : DiskDecision;
+    public sealed record Log(CoreLogLevel Level, string Text, DiskCoreEvent Event = DiskCoreEvent.None) : DiskDecision;
 }
 
-public enum DiskLogLevel { Debug, Info, Warning, Error }
 
 /// <summary>Protections a decision took (named for the model's coverage counters).</summary>
 public enum DiskCoreEvent

@@ -173,13 +173,7 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
                 Timers.Cancel("tick");
                 break;
             case DiskDecision.Log l:
-                switch (l.Level)
-                {
-                    case DiskLogLevel.Debug: _log.Debug(l.Text); break;
-                    case DiskLogLevel.Info: _log.Info(l.Text); break;
-                    case DiskLogLevel.Warning: _log.Warning(l.Text); break;
-                    default: _log.Error(l.Text); break;
-                }
+                _log.Write(l.Level, l.Text);
                 break;
         }
     }

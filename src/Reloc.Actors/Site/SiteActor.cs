@@ -203,13 +203,7 @@ public sealed class SiteActor : ReceivePersistentActor, IWithTimers
                 _devices.ArrivalOf(t.Disk)?.Tell(t.Message);
                 break;
             case SiteDecision.Log l:
-                switch (l.Level)
-                {
-                    case SiteLogLevel.Debug: _log.Debug(l.Text); break;
-                    case SiteLogLevel.Info: _log.Info(l.Text); break;
-                    case SiteLogLevel.Warning: _log.Warning(l.Text); break;
-                    default: _log.Error(l.Text); break;
-                }
+                _log.Write(l.Level, l.Text);
                 break;
             default:
                 throw new InvalidOperationException($"unknown site decision {decision}");

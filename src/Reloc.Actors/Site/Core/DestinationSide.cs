@@ -59,7 +59,7 @@ internal sealed class DestinationSide(SiteContext c, int blockSize)
     {
         // A full or read-only disk refuses this relocation; it must not restart the site (and its other disks).
         var m = (PrepareIncoming)pending.Request;
-        c.Log(SiteLogLevel.Error, $"cannot create the image of arriving disk {m.Disk} at {pending.Path}: {f.Reason}");
+        c.Log(CoreLogLevel.Error, $"cannot create the image of arriving disk {m.Disk} at {pending.Path}: {f.Reason}");
         c.Refuse(pending.ReplyTo, $"site {c.Site} cannot create disk '{m.Disk}': {f.Reason}");
     }
 
@@ -127,7 +127,7 @@ internal sealed class DestinationSide(SiteContext c, int blockSize)
         c.Emit(new SiteDecision.ArrivalJoinsOwned(name));
         c.Emit(new SiteDecision.DeleteArrivalJournal(name, journal));
         if (!import) c.Emit(new SiteDecision.TellCoordinator(new RelocationDone(name, disk.Epoch + 1, disk.Relocation)));
-        else c.Log(SiteLogLevel.Info, $"disk {name} imported from {disk.SourceUri}", SiteEvent.ArrivedJoinsOwned);
-        if (!import) c.Log(SiteLogLevel.Debug, $"disk {name} arrived at epoch {disk.Epoch + 1}", SiteEvent.ArrivedJoinsOwned);
+        else c.Log(CoreLogLevel.Info, $"disk {name} imported from {disk.SourceUri}", SiteEvent.ArrivedJoinsOwned);
+        if (!import) c.Log(CoreLogLevel.Debug, $"disk {name} arrived at epoch {disk.Epoch + 1}", SiteEvent.ArrivedJoinsOwned);
     }
 }

@@ -68,11 +68,11 @@ internal sealed class SiteContext(string site, string dataDir, string nbdAdverti
     public void Reply(object to, object message) => Emit(new SiteDecision.Reply(to, message));
     public void Refuse(object to, string reason, SiteEvent e = SiteEvent.None)
     {
-        if (e != SiteEvent.None) Log(SiteLogLevel.Debug, reason, e);
+        if (e != SiteEvent.None) Log(CoreLogLevel.Debug, reason, e);
         Reply(to, new SiteProtocol.Refused(reason));
     }
 
-    public void Log(SiteLogLevel level, string text, SiteEvent e = SiteEvent.None) => Emit(new SiteDecision.Log(level, text, e));
+    public void Log(CoreLogLevel level, string text, SiteEvent e = SiteEvent.None) => Emit(new SiteDecision.Log(level, text, e));
 
     /// <summary>Serves a registered disk as its phase says. <paramref name="recovered"/>: at a restart, a post-copy
     /// arrival copies in the background too: whether its handover happened lives in its disk actor's journal, not
@@ -95,7 +95,7 @@ internal sealed class SiteContext(string site, string dataDir, string nbdAdverti
     public void OnServeFailed(SiteInput.ServeFailed f)
     {
         Served.Remove(f.Disk);
-        Log(SiteLogLevel.Error, $"disk {f.Disk} is registered but cannot be served: {f.Reason}");
+        Log(CoreLogLevel.Error, $"disk {f.Disk} is registered but cannot be served: {f.Reason}");
     }
 
     /// <summary>Forgets a disk durably, then stops serving it and deletes its image (and an arrival's journal).</summary>

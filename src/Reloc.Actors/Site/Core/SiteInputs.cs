@@ -117,10 +117,9 @@ public abstract record SiteDecision
 
     public sealed record TellArrival(string Disk, object Message) : SiteDecision;
 
-    public sealed record Log(SiteLogLevel Level, string Text, SiteEvent Event = SiteEvent.None) : SiteDecision;
+    public sealed record Log(CoreLogLevel Level, string Text, SiteEvent Event = SiteEvent.None) : SiteDecision;
 }
 
-public enum SiteLogLevel { Debug, Info, Warning, Error }
 
 /// <summary>Protections a decision took (named for the model's coverage counters).</summary>
 public enum SiteEvent
