@@ -78,6 +78,15 @@ public sealed class SiteCoreTests
         Assert.Equal(["serve arrival disk-vm-a-j1 hybrid"], new Site(Incoming).Said);
     }
 
+    [Fact]
+    public void An_arrival_keeps_the_operators_rate_cap_across_a_restart()
+    {
+        var site = new Site(Incoming, new SiteEvents.ArrivalRateSet("vm", 5_000_000));
+        Assert.Equal(5_000_000, ((D.ServeArrival)site.Decided[0]).Options.Rate);
+        site.Tell(new SetRate("vm", 5_000_000));
+        Assert.Equal(["tell arrival SetRate"], site.Said); // unchanged: nothing to persist
+    }
+
     public static TheoryData<string, object[], object, string[]> Steps => new()
     {
         { "start", [Owned], new StartOutgoing("vm", "b", 1, 65536, "r1"), ["persist OutgoingBegun", "track 65536", "stream", "reply OutgoingStarted"] },

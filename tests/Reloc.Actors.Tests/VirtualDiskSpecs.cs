@@ -150,6 +150,27 @@ public sealed class VirtualDiskSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLifeti
         Assert.Equal(expected, whole);
     }
 
+    /// <summary>Issue 10: an arrival that is over (dropped, or complete and owned by the site's registry) deletes its
+    /// journal; a disk actor with the same persistence id afterwards recovers nothing.</summary>
+    [Fact]
+    public async Task A_deleted_journal_is_not_replayed()
+    {
+        await _h.StartDestinationAsync(Sys, NoPrefetch, supervised: true);
+        await using (var guest = await _h.ConnectGuestAsync())
+        {
+            await guest.ReadAsync(0, new byte[8 * Block]);
+            await guest.FlushAsync(); // 8 blocks' bits in the journal
+        }
+        Assert.Equal(8L * Block, (await _h.StatusAsync()).LocalBytes);
+        Watch(_h.Disk);
+        _h.Disk.Tell(new VirtualDiskProtocol.DeleteJournal(ThenStop: true));
+        await ExpectTerminatedAsync(_h.Disk, TimeSpan.FromSeconds(10)); // the supervisor too: its child ended on purpose
+        await _h.StopDestinationAsync(Sys);
+        File.Delete(_h.DestImagePath);
+        await _h.StartDestinationAsync(Sys, NoPrefetch);
+        Assert.Equal(0L, (await _h.StatusAsync()).LocalBytes);
+    }
+
     [Fact]
     public async Task Source_failure_keeps_local_reads_going_and_fails_misses_cleanly_until_it_returns()
     {
