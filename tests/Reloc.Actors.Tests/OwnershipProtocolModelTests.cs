@@ -221,6 +221,11 @@ public sealed class OwnershipProtocolModelTests(ITestOutputHelper output)
     [InlineData(43)]
     public void F14_writes_into_holes_after_the_scan_are_copied(int seed) => Exercised(AssertSeedHolds(seed), Paths.HoleWritten);
 
+    /// <summary>F16: a zombie coordinator's round mixed the destination's answer from before the disk left it and came
+    /// back with the source's from after the handover, and released the source: the disk's only complete copy.</summary>
+    [Fact]
+    public void F16_seed_25995() => AssertSeedHolds(25995);
+
     /// <summary>F13: b→a is refused while c still holds its fenced copy; the reconciler releases it (b owns the disk);
     /// the operator's next try moves the disk on, and it can come back to c.</summary>
     [Fact]

@@ -54,6 +54,19 @@ public sealed class ReconcilerTests
         Assert.Equal((Reconciler.Releasing, (object?)new Release("vm", 4, "r1"), "a"), (done.Info.Phase, done.Step, done.StepTo));
     }
 
+    /// <summary>F16 (found by the model, seed 25995): a zombie coordinator's round held the destination's answer from
+    /// before the disk left it and came back (owned at epoch 2) and the source's from after the handover (fenced at 4):
+    /// releasing the source then deleted the disk's only complete copy. Only an answer from the handover's epoch on counts.</summary>
+    [Fact]
+    public void A_destination_answer_from_before_the_handover_releases_nothing()
+    {
+        var stale = One(At("a", Disk("a", "fenced", 4, "c", relocation: "r3")), At("c", Disk("c", "owned", 2)));
+        Assert.Equal((Reconciler.Transferring, (object?)null), (stale.Info.Phase, stale.Step));
+        Assert.NotNull(stale.Anomaly);
+        var movedOn = One(At("a", Disk("a", "fenced", 4, "c", relocation: "r3")), At("c", Disk("c", "owned", 5)));
+        Assert.Equal(Reconciler.Releasing, movedOn.Info.Phase);
+    }
+
     [Fact]
     public void A_half_done_cancel_drops_the_destination_copy()
     {

@@ -246,3 +246,44 @@ public sealed class SiteDiagramTests(Xunit.Abstractions.ITestOutputHelper output
         Assert.True(shown == Expected, "README's site diagram differs from SiteState.Transitions (the expected block is in the test output)");
     }
 }
+
+/// <summary>A block's states in the disk core: the model checks every change against <see cref="BlockTransitions.Table"/>
+/// (invariant 6), a few hundred seeds reach every row of it, and README's diagram is generated from it.</summary>
+public sealed class BlockDiagramTests(Xunit.Abstractions.ITestOutputHelper output)
+{
+    public static string Expected => StateDiagram.Mermaid(Reloc.Actors.Disk.BlockTransitions.Table.Select(t =>
+        new StateDiagram.Transition(t.From.ToString(), t.Event.ToString(), t.To.ToString())));
+
+    [Fact]
+    public void The_model_reaches_every_block_transition_and_no_other()
+    {
+        var seen = new System.Collections.Concurrent.ConcurrentDictionary<(Reloc.Storage.BlockState, Reloc.Actors.Disk.BlockEvent, Reloc.Storage.BlockState), bool>();
+        Parallel.For(0, 400, seed =>
+        {
+            var (violation, sim) = OwnershipProtocolModelTests.RunSeed(seed);
+            Assert.Null(violation);
+            foreach (var move in sim.Stats.BlockMoves) seen[move] = true;
+        });
+        // The model's image writes never fail: a whole-block write that failed is shown here.
+        var core = new Reloc.Actors.Disk.DiskCore("vm", new Reloc.Actors.Disk.DiskState(4 * 4096, 4096, owner: true),
+            new Reloc.Actors.Disk.DiskSettings { BlockSize = 4096 }) { Observer = (from, why, to) => seen[(from, why, to)] = true };
+        core.Handle(new Reloc.Actors.Disk.DiskInput.Recovered(DateTime.UnixEpoch));
+        core.Handle(new Reloc.Actors.Disk.DiskInput.PrepareWrite(0, 4096, "guest", DateTime.UnixEpoch));
+        core.Handle(new Reloc.Actors.Disk.DiskInput.WriteAborted([(0, 1)]));
+        var missing = Reloc.Actors.Disk.BlockTransitions.Table.Where(t => !seen.ContainsKey(t)).ToList();
+        Assert.True(missing.Count == 0, $"not reached: {string.Join(", ", missing)}");
+    }
+
+    [Fact]
+    public void README_shows_the_diagram_the_table_generates()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "README.md"))) dir = dir.Parent;
+        var readme = File.ReadAllText(Path.Combine(dir!.FullName, "README.md"));
+        const string begin = "<!-- diagram:block -->\n", end = "<!-- /diagram:block -->";
+        int from = readme.IndexOf(begin, StringComparison.Ordinal) + begin.Length, to = readme.IndexOf(end, StringComparison.Ordinal);
+        var shown = from >= begin.Length && to > from ? readme[from..to] : "";
+        if (shown != Expected) output.WriteLine($"README.md should hold, between {begin.TrimEnd()} and {end}:\n{Expected}");
+        Assert.True(shown == Expected, "README's block diagram differs from BlockTransitions.Table (the expected block is in the test output)");
+    }
+}

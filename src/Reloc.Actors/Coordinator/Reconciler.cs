@@ -112,6 +112,11 @@ public static class Reconciler
             return new Derived(started with { Phase = Fencing }, source.Size, source.NbdUri, new Fence(source.Name, source.Epoch, relocation), source.Site, null, relocation);
         if (dest.Phase == SiteDisk.Incoming)
             return new Derived(started with { Phase = Postcopy }, source.Size, source.NbdUri, null, null, null, relocation);
+        // Released only by an answer from after the handover: a round's answers may be of different ages, and an
+        // older one (the destination owned the disk before it left and came back) says nothing of this copy (F16).
+        if (dest.Epoch < source.Epoch)
+            return new Derived(started with { Phase = Transferring }, source.Size, source.NbdUri, null, null, null, relocation,
+                $"disk '{source.Name}' was handed over by {source.Site} to {source.Peer} at epoch {source.Epoch}, which answered from epoch {dest.Epoch}");
         return new Derived(started with { Phase = Releasing }, source.Size, source.NbdUri, new Release(source.Name, source.Epoch, relocation), source.Site, null, relocation);
     }
 }

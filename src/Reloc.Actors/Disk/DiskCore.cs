@@ -147,7 +147,7 @@ public sealed class DiskCore
                 foreach (var (first, count) in m.Reserved)
                 {
                     for (long b = first; b < first + count; b++) _reserved.Remove(b);
-                    Map.Set(first, count, BlockState.Remote); // waiters are refetched on the next tick
+                    Set(first, count, BlockState.Remote, BlockEvent.WriteAborted); // waiters are refetched on the next tick
                 }
                 break;
             case DiskInput.Landed m: OnLanded(m); break;
@@ -156,7 +156,7 @@ public sealed class DiskCore
                 foreach (var (first, count) in Map.Runs(m.First, m.Count, BlockState.Fetching).ToList())
                     if (!Overlaps(first, count))
                     {
-                        Map.Set(first, count, BlockState.Remote);
+                        Set(first, count, BlockState.Remote, BlockEvent.FetchFailed);
                         for (long b = first; b < first + count; b++) _staleFetches.Remove(b);
                     }
                 break;
@@ -184,7 +184,7 @@ public sealed class DiskCore
         // A fetch issued before an invalidation carries the old data: those blocks go back to Remote.
         foreach (var (first, count) in Map.Runs(m.First, m.Count, BlockState.Fetching).ToList())
             for (long b = first; b < first + count; b++)
-                if (_staleFetches.Remove(b) && !_reserved.Contains(b)) Map.Set(b, 1, BlockState.Remote);
+                if (_staleFetches.Remove(b) && !_reserved.Contains(b)) Set(b, 1, BlockState.Remote, BlockEvent.StaleLanding);
         foreach (var (first, count) in Map.Runs(m.First, m.Count, BlockState.Fetching).ToList())
             if (!Overlaps(first, count)) Land(first, count, m.Kind, m.Kind == LandKind.Fetched ? m.Bytes * count / m.Count : Math.Min(count << Map.BlockShift, m.Bytes));
     }
@@ -220,7 +220,7 @@ public sealed class DiskCore
     {
         foreach (var (f, c) in Map.Runs(first, count, BlockState.Remote).ToList())
         {
-            Map.Set(f, c, BlockState.Fetching);
+            Set(f, c, BlockState.Fetching, BlockEvent.Miss);
             Emit(new StartFetch(f, c));
             _onDemandFetches++;
             _cursor = f + c; // background copy continues right after a miss: guests read on
@@ -249,7 +249,7 @@ public sealed class DiskCore
             if (whole && state == BlockState.Remote)
             {
                 // The write replaces the whole block: no need to fetch what it overwrites.
-                Map.Set(b, 1, BlockState.Fetching);
+                Set(b, 1, BlockState.Fetching, BlockEvent.WholeWrite);
                 _reserved.Add(b);
                 reserved.Add(b, 1);
             }
@@ -316,7 +316,7 @@ public sealed class DiskCore
             if (end <= f) continue;
             for (long b = f; b < end; b++)
                 if (Map[b] == BlockState.Fetching && !_reserved.Contains(b)) _staleFetches.Add(b);
-            foreach (var (lf, lc) in Map.Runs(f, end - f, BlockState.Local).ToList()) Map.Set(lf, lc, BlockState.Remote);
+            foreach (var (lf, lc) in Map.Runs(f, end - f, BlockState.Local).ToList()) Set(lf, lc, BlockState.Remote, BlockEvent.Invalidated);
             long known = _zeros.KnownBlocks;
             _zeros.Written(f, end - f); // a block the source wrote is no longer known to be a hole there
             if (_zeros.KnownBlocks < known)
@@ -371,14 +371,25 @@ public sealed class DiskCore
         }
         var (first, count, zero) = _zeros.Classify(run.Value.First, run.Value.Count);
         if (!zero) count = Math.Min(count, maxBlocks);
-        Map.Set(first, count, BlockState.Fetching);
+        Set(first, count, BlockState.Fetching, BlockEvent.Work);
         _cursor = first + count;
         Emit(new Reply(replyTo, new P.Work(first, count, zero)));
     }
 
+    /// <summary>Told every block state change with its reason (the protocol model checks them against
+    /// <see cref="BlockTransitions.Table"/>); null in production.</summary>
+    public Action<BlockState, BlockEvent, BlockState>? Observer { get; init; }
+
+    private void Set(long first, long count, BlockState to, BlockEvent why)
+    {
+        if (Observer is { } observe)
+            for (long b = first; b < first + count; b++) observe(Map[b], why, to);
+        Map.Set(first, count, to);
+    }
+
     private void Land(long first, long count, LandKind kind, long bytes)
     {
-        Map.Set(first, count, BlockState.Local);
+        Set(first, count, BlockState.Local, kind == LandKind.Written ? BlockEvent.WriteDone : BlockEvent.Landed);
         _state.Count(kind, bytes);
         var last = _pending.Count > 0 ? _pending[^1] : null;
         if (last is not null && last.Kind == kind && last.First + last.Count == first)

@@ -56,7 +56,16 @@ internal sealed partial class DiskActorModel
             PersistInterval = TimeSpan.FromMilliseconds(Sim.PersistIntervalMs),
             Prefetch = prefetch,
             SnapshotEvery = int.MaxValue,
-        });
+        })
+        {
+            // Every block state change the core makes must be one of the table README draws.
+            Observer = (from, why, to) =>
+            {
+                if (!BlockTransitions.Allows(from, why, to))
+                    throw new ModelViolation("6 block transitions", $"{site.Name} moved a block {from} -> {to} on {why}, which BlockTransitions.Table does not hold");
+                sim.Stats.BlockMoves.Add((from, why, to));
+            },
+        };
     }
 
     public string Name { get; }

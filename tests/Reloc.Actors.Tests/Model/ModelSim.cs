@@ -1,5 +1,6 @@
 using System.Text;
 using Reloc.Actors.Coordinator;
+using Reloc.Actors.Disk;
 using Reloc.Actors.Site;
 using static Reloc.Actors.Coordinator.RelocationProtocol;
 
@@ -546,6 +547,8 @@ internal sealed class Stats
     public long RefusedArrived;
     /// <summary>How often each protection of the protocol acted (what the directed scenarios check they exercise).</summary>
     public Dictionary<string, long> Paths { get; } = new(StringComparer.Ordinal);
+    /// <summary>The block state changes the disk cores made (all of them in <see cref="BlockTransitions.Table"/>).</summary>
+    public HashSet<(Reloc.Storage.BlockState, BlockEvent, Reloc.Storage.BlockState)> BlockMoves { get; } = [];
     public void Hit(string path) => Paths[path] = Paths.GetValueOrDefault(path) + 1;
     public long this[string path] => Paths.GetValueOrDefault(path);
 }
