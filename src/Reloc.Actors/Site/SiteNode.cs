@@ -57,6 +57,9 @@ public sealed class SiteNode : IAsyncDisposable
     {
         var withDefaults = site.WithFallback(RelocConfig.Reference);
         var settings = SiteSettings.From(withDefaults);
+        if (withDefaults.GetBoolean("akka.remote.use-passive-connections", false))
+            throw new ArgumentException("akka.remote.use-passive-connections = on: a site restarted on the same address can then " +
+                                        "be left unable to rejoin the cluster (its seed's replies dropped); keep it off on every site");
         var provider = withDefaults.GetString("reloc.persistence.provider", "sqlite");
         var connection = withDefaults.GetString("reloc.persistence.connection-string", "");
         Config persistence = provider switch
