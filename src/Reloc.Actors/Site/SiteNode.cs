@@ -5,6 +5,7 @@ using Akka.Cluster.Tools.Singleton;
 using Reloc.Actors.Coordinator;
 using Akka.Configuration;
 using Akka.Hosting;
+using Akka.Pattern;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -15,7 +16,8 @@ namespace Reloc.Actors.Site;
 
 /// <summary>
 /// A running site: an ActorSystem that joins the cluster through its seed nodes (with the site's name
-/// as its role), the <see cref="SiteActor"/> at /user/site, and an NBD server exporting the site's disks.
+/// as its role), the <see cref="SiteActor"/> under a backoff supervisor at /user/site (see
+/// <see cref="SupervisedSiteProps"/>), and an NBD server exporting the site's disks.
 /// </summary>
 public sealed class SiteNode : IAsyncDisposable
 {
@@ -39,6 +41,7 @@ public sealed class SiteNode : IAsyncDisposable
     public ActorSystem System { get; }
     public SiteSettings Settings { get; }
     public NbdServer Nbd { get; }
+    /// <summary>/user/site: the site actor's backoff supervisor; what is sent to it reaches the current site actor.</summary>
     public IActorRef Site { get; }
 
     /// <summary>The migration coordinator (through this node's singleton proxy).</summary>
@@ -54,6 +57,9 @@ public sealed class SiteNode : IAsyncDisposable
     {
         var withDefaults = site.WithFallback(RelocConfig.Reference);
         var settings = SiteSettings.From(withDefaults);
+        if (withDefaults.GetBoolean("akka.remote.use-passive-connections", false))
+            throw new ArgumentException("akka.remote.use-passive-connections = on: a site restarted on the same address can then " +
+                                        "be left unable to rejoin the cluster (its seed's replies dropped); keep it off on every site");
         var provider = withDefaults.GetString("reloc.persistence.provider", "sqlite");
         var connection = withDefaults.GetString("reloc.persistence.connection-string", "");
         Config persistence = provider switch
@@ -96,7 +102,7 @@ public sealed class SiteNode : IAsyncDisposable
                     var coordinator = system.ActorOf(ClusterSingletonProxy.Props("/user/coordinator-singleton",
                         ClusterSingletonProxySettings.Create(system)), "coordinator");
                     registry.Register<MigrationCoordinator>(coordinator);
-                    registry.Register<SiteActor>(system.ActorOf(SiteActor.Props(siteSettings, catalog, coordinator), "site"));
+                    registry.Register<SiteActor>(system.ActorOf(SupervisedSiteProps(siteSettings, catalog, coordinator), "site"));
                 })))
             .Build();
         // Off any caller's synchronisation context: the host's start-up must not need it.
@@ -120,7 +126,22 @@ public sealed class SiteNode : IAsyncDisposable
         return new SiteNode(host, system, settings, nbd, siteActor, coordinatorProxy, endPoint, management);
     }
 
-    /// <summary>The site actor of the (Up) member whose role is <paramref name="site"/>; a path on this node
+    /// <summary>The name of the <see cref="SiteActor"/> under its supervisor: /user/site/site.</summary>
+    public const string SiteActorName = "site";
+
+    /// <summary>
+    /// The site actor under a backoff supervisor (what /user/site is). OnStop, not OnFailure: Akka.Persistence
+    /// stops a persistent actor whose journal fails (a database outage, a full disk), and a stopped actor is
+    /// what only an OnStop supervisor starts again; an exception still restarts it at once (the default
+    /// strategy), and a Kill stops it, so it comes back too. Messages to /user/site are forwarded to the
+    /// current site actor (sender kept), so SitePath and the registered ref keep working; while it is
+    /// stopped they are dropped and askers time out and retry as they do for an unreachable site.
+    /// </summary>
+    public static Props SupervisedSiteProps(SiteSettings settings, ExportCatalog catalog, IActorRef coordinator) =>
+        BackoffSupervisor.Props(Backoff.OnStop(SiteActor.Props(settings, catalog, coordinator), SiteActorName,
+            settings.RestartMinBackoff, settings.RestartMaxBackoff, randomFactor: 0.2, maxNrOfRetries: -1)); // -1: no limit
+
+    /// <summary>The site (its supervisor, which forwards to the site actor) of the (Up) member whose role is <paramref name="site"/>; a path on this node
     /// (which refuses everything) when no such member is known, so a message to it is logged as dead.</summary>
     public static ActorPath SitePath(ActorSystem system, string site)
     {

@@ -6,6 +6,12 @@ namespace Reloc.Actors.Site;
 /// <summary>Validated settings of one site node (HOCON section reloc.site).</summary>
 public sealed record SiteSettings(string Name, string DataDir, IPEndPoint NbdListen, string NbdAdvertise, IPEndPoint? ManagementListen = null)
 {
+    /// <summary>reloc.site.restart-backoff.min: the first delay before a stopped site actor is started again.</summary>
+    public TimeSpan RestartMinBackoff { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>reloc.site.restart-backoff.max: the longest delay between restarts (the delay doubles up to it).</summary>
+    public TimeSpan RestartMaxBackoff { get; init; } = TimeSpan.FromSeconds(30);
+
     public static SiteSettings From(Config config)
     {
         var c = config.GetConfig("reloc.site") ?? throw new ArgumentException("reloc.site is missing from the configuration");
@@ -16,8 +22,18 @@ public sealed record SiteSettings(string Name, string DataDir, IPEndPoint NbdLis
         var listen = ParseEndPoint(c.GetString("nbd.listen"), "reloc.site.nbd.listen");
         var advertise = c.GetString("nbd.advertise");
         var management = config.GetString("reloc.management.listen", "off");
+        var minBackoff = c.GetTimeSpan("restart-backoff.min", TimeSpan.FromSeconds(1));
+        var maxBackoff = c.GetTimeSpan("restart-backoff.max", TimeSpan.FromSeconds(30));
+        if (minBackoff <= TimeSpan.Zero)
+            throw new ArgumentException($"reloc.site.restart-backoff.min = {minBackoff}: must be positive");
+        if (maxBackoff < minBackoff)
+            throw new ArgumentException($"reloc.site.restart-backoff.max = {maxBackoff}: must be at least restart-backoff.min ({minBackoff})");
         return new SiteSettings(name, dataDir, listen, string.IsNullOrWhiteSpace(advertise) ? $"{listen.Address}:{listen.Port}" : advertise,
-            management is "off" or "" ? null : ParseEndPoint(management, "reloc.management.listen"));
+            management is "off" or "" ? null : ParseEndPoint(management, "reloc.management.listen"))
+        {
+            RestartMinBackoff = minBackoff,
+            RestartMaxBackoff = maxBackoff,
+        };
     }
 
     public SiteSettings WithListenPort(int port) => this with
