@@ -17,6 +17,9 @@ public sealed class OwnedDisk(RawImage image, IBlockDevice? device = null) : IBl
     private readonly object _gate = new();
     private readonly WriteTracker _tracker = new(image.Size);
     private TaskCompletionSource? _drained;
+    /// <summary>The fence as the guests' reads see it: read without the lock (a read racing the fence may go either
+    /// way; the new owner accepts no write before the fence completed and ownership moved).</summary>
+    private volatile bool _fencedForGuests;
 
     public RawImage Image => image;
     public long Size => _device.Size;
@@ -53,6 +56,7 @@ public sealed class OwnedDisk(RawImage image, IBlockDevice? device = null) : IBl
     {
         lock (_gate)
         {
+            _fencedForGuests = true;
             if (_tracker.Fence()) return Task.CompletedTask;
             _drained ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             return _drained.Task;
@@ -65,6 +69,7 @@ public sealed class OwnedDisk(RawImage image, IBlockDevice? device = null) : IBl
         lock (_gate)
         {
             _tracker.Unfence();
+            _fencedForGuests = false;
             _drained = null;
         }
     }
@@ -136,10 +141,7 @@ public sealed class OwnedDisk(RawImage image, IBlockDevice? device = null) : IBl
 
     private void GuardRead()
     {
-        lock (_gate)
-        {
-            if (!_tracker.GuestMayRead) throw new BlockDeviceException(DeviceError.ReadOnly, "disk has been handed over to another site: it is served there now");
-        }
+        if (_fencedForGuests) throw new BlockDeviceException(DeviceError.ReadOnly, "disk has been handed over to another site: it is served there now");
     }
 
     /// <summary>See <see cref="ForGuests"/>.</summary>

@@ -37,16 +37,8 @@ internal sealed partial class DiskActorModel
 
     public DiskActorModel(Sim sim, SiteModel site, string name, long incomingEpoch, string relocation, string source, Image image, List<object> journal, bool prefetch)
     {
-        Relocation = relocation;
-        _sim = sim;
-        _site = site;
-        _siteInc = site.Inc;
-        Name = name;
-        IncomingEpoch = incomingEpoch;
-        _source = source;
-        Image = image;
-        _journal = journal;
-        _prefetchEnabled = prefetch;
+        (_sim, _site, _siteInc, _source, _journal, _prefetchEnabled) = (sim, site, site.Inc, source, journal, prefetch);
+        (Name, IncomingEpoch, Relocation, Image) = (name, incomingEpoch, relocation, image);
         State = new DiskState(sim.O.Blocks * (long)Sim.BlockSize, Sim.BlockSize, owner: false);
         _invalidations = new int[sim.O.Blocks];
         _core = new DiskCore(name, State, new DiskSettings
