@@ -203,7 +203,7 @@ public sealed class SiteCoreTests
         var site = new Site(Incoming);
         site.Do(new SiteInput.ArrivalFinished("vm"));
         Assert.Equal(["persist DiskAdded", "joins owned", "delete disk-vm-a-j1", "coordinator RelocationDone", "log ArrivedJoinsOwned"], site.Said);
-        Assert.True(site.Core.State.TryGet("vm", out var d) && d is { Phase: SiteDisk.Owned, Epoch: 2 });
+        Assert.True(site.Core.State.TryGet("vm", out var d) && d is { Phase: DiskPhase.Owned, Epoch: 2 });
         site.Tell(new StartOutgoing("vm", "c", 2, 65536, "r2")); // movable on at once
         Assert.Equal("reply OutgoingStarted", site.Said[^1]);
     }
@@ -231,7 +231,7 @@ public sealed class SiteCoreTests
 public sealed class SiteDiagramTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     /// <summary>The site's diagram: one arrow per transition of <see cref="SiteState.Transitions"/>, named by its step.</summary>
-    public static string Expected => StateDiagram.Mermaid(SiteState.Transitions.Select(t => new StateDiagram.Transition(t.From, t.Why, t.To)));
+    public static string Expected => StateDiagram.Mermaid(SiteState.Transitions.Select(t => new StateDiagram.Transition(t.From?.Name(), t.Why, t.To?.Name())));
 
     [Fact]
     public void README_shows_the_diagram_the_table_generates()

@@ -11,7 +11,7 @@ public sealed class SiteStateTests
         var s = new SiteState();
         s.Apply(new SiteEvents.DiskAdded("vm", 1 << 20, "/data/vm.img", 1));
         s.Apply(new SiteEvents.OutgoingBegun("vm", 1, "site-b", "r1"));
-        Assert.True(s.TryGet("vm", out var d) && d.Phase == SiteDisk.Outgoing);
+        Assert.True(s.TryGet("vm", out var d) && d.Phase == DiskPhase.Outgoing);
         s.Apply(new SiteEvents.OutgoingEnded("vm", "r1"));
         s.Apply(new SiteEvents.DiskRemoved("vm"));
         var ex = Assert.Throws<InvalidOperationException>(() => s.Apply(new SiteEvents.OutgoingEnded("vm")));

@@ -227,7 +227,7 @@ public sealed class SiteActor : ReceivePersistentActor, IWithTimers
             return;
         }
         if (_core.State.TryGet(m.Disk, out var disk)) // not arrived (yet), or arrived whole
-            Sender.Tell(new RelocationProtocol.DiskProgress(disk.Name, disk.Phase, disk.Phase == SiteDisk.Incoming ? 0 : disk.Size, disk.Size, 0, 0, 0, 0, 0, 0, false));
+            Sender.Tell(new RelocationProtocol.DiskProgress(disk.Name, disk.Phase.Name(), disk.Phase == DiskPhase.Incoming ? 0 : disk.Size, disk.Size, 0, 0, 0, 0, 0, 0, false));
         else Sender.Tell(new SiteProtocol.Refused($"no disk '{m.Disk}' on site {_settings.Name}"));
     }
 

@@ -64,7 +64,7 @@ public static class SiteEvents
 /// <summary>A disk this site hosts (pure registry state, rebuilt from <see cref="SiteEvents"/>).</summary>
 /// <param name="Options">How an incoming disk is copied.</param>
 /// <param name="Stopped">The attempts stopped at this epoch (most recent last, a few kept): never started again.</param>
-public sealed record SiteDisk(string Name, long Size, string ImagePath, long Epoch, string Phase = SiteDisk.Owned, string? SourceUri = null,
+public sealed record SiteDisk(string Name, long Size, string ImagePath, long Epoch, DiskPhase Phase = DiskPhase.Owned, string? SourceUri = null,
     string Peer = "", string Journal = "", IReadOnlyList<(long First, long Count)>? FinalDirty = null, string Relocation = "",
     Core.ArrivalOptions? Options = null, IReadOnlyList<string>? Stopped = null)
 {
@@ -72,10 +72,26 @@ public sealed record SiteDisk(string Name, long Size, string ImagePath, long Epo
     /// recently, and each of those started at most one attempt.</summary>
     public const int StoppedKept = 16;
 
+    /// <summary>The phases' names on the wire and in the console (<see cref="SiteProtocol.DiskInfo.Phase"/>).</summary>
     public const string Owned = "owned", Outgoing = "outgoing", Incoming = "incoming", Fenced = "fenced";
 
     /// <summary>Owned here (with or without a relocation under way): the guest's writes land here.</summary>
-    public bool IsOwnedHere => Phase is Owned or Outgoing;
+    public bool IsOwnedHere => Phase is DiskPhase.Owned or DiskPhase.Outgoing;
+}
+
+/// <summary>A disk's phase at one site (<see cref="SiteState.Transitions"/>); on the wire and in the console by its name.</summary>
+public enum DiskPhase { Owned, Outgoing, Incoming, Fenced }
+
+public static class DiskPhases
+{
+    public static string Name(this DiskPhase phase) => phase switch
+    {
+        DiskPhase.Owned => SiteDisk.Owned,
+        DiskPhase.Outgoing => SiteDisk.Outgoing,
+        DiskPhase.Incoming => SiteDisk.Incoming,
+        DiskPhase.Fenced => SiteDisk.Fenced,
+        _ => throw new ArgumentOutOfRangeException(nameof(phase), phase, null),
+    };
 }
 
 public sealed class SiteState
@@ -89,29 +105,29 @@ public sealed class SiteState
     /// <summary>Every change of a disk's phase an event may make (null: not registered). One table: <see cref="Apply"/>
     /// refuses any other (a journal that says otherwise is corrupt, and recovering from it would hide a lost disk or
     /// a second writer), and README's diagram of the site is generated from it.</summary>
-    public static readonly IReadOnlyList<(string? From, Type Event, string? To, string Why)> Transitions =
+    public static readonly IReadOnlyList<(DiskPhase? From, Type Event, DiskPhase? To, string Why)> Transitions =
     [
-        (null, typeof(SiteEvents.DiskAdded), SiteDisk.Owned, "created"),
-        (null, typeof(SiteEvents.IncomingAdded), SiteDisk.Incoming, "PrepareIncoming / import"),
-        (SiteDisk.Incoming, typeof(SiteEvents.ArrivalRateSet), SiteDisk.Incoming, "SetRate"),
-        (SiteDisk.Incoming, typeof(SiteEvents.DiskAdded), SiteDisk.Owned, "arrival finished"),
-        (SiteDisk.Incoming, typeof(SiteEvents.DiskRemoved), null, "DropIncoming"),
-        (SiteDisk.Owned, typeof(SiteEvents.OutgoingBegun), SiteDisk.Outgoing, "StartOutgoing"),
-        (SiteDisk.Owned, typeof(SiteEvents.OutgoingEnded), SiteDisk.Owned, "StopOutgoing before the start"),
-        (SiteDisk.Owned, typeof(SiteEvents.DiskRemoved), null, "DeleteDisk"),
-        (SiteDisk.Outgoing, typeof(SiteEvents.OutgoingEnded), SiteDisk.Owned, "StopOutgoing"),
-        (SiteDisk.Outgoing, typeof(SiteEvents.DiskFenced), SiteDisk.Fenced, "Fence, flushed"),
-        (SiteDisk.Fenced, typeof(SiteEvents.DiskRemoved), null, "Release"),
+        (null, typeof(SiteEvents.DiskAdded), DiskPhase.Owned, "created"),
+        (null, typeof(SiteEvents.IncomingAdded), DiskPhase.Incoming, "PrepareIncoming / import"),
+        (DiskPhase.Incoming, typeof(SiteEvents.ArrivalRateSet), DiskPhase.Incoming, "SetRate"),
+        (DiskPhase.Incoming, typeof(SiteEvents.DiskAdded), DiskPhase.Owned, "arrival finished"),
+        (DiskPhase.Incoming, typeof(SiteEvents.DiskRemoved), null, "DropIncoming"),
+        (DiskPhase.Owned, typeof(SiteEvents.OutgoingBegun), DiskPhase.Outgoing, "StartOutgoing"),
+        (DiskPhase.Owned, typeof(SiteEvents.OutgoingEnded), DiskPhase.Owned, "StopOutgoing before the start"),
+        (DiskPhase.Owned, typeof(SiteEvents.DiskRemoved), null, "DeleteDisk"),
+        (DiskPhase.Outgoing, typeof(SiteEvents.OutgoingEnded), DiskPhase.Owned, "StopOutgoing"),
+        (DiskPhase.Outgoing, typeof(SiteEvents.DiskFenced), DiskPhase.Fenced, "Fence, flushed"),
+        (DiskPhase.Fenced, typeof(SiteEvents.DiskRemoved), null, "Release"),
     ];
 
     public void Apply(object evt)
     {
         var name = DiskOf(evt);
-        string? from = _disks.TryGetValue(name, out var d) ? d.Phase : null;
+        DiskPhase? from = _disks.TryGetValue(name, out var d) ? d.Phase : null;
         if (!Transitions.Any(t => t.From == from && t.Event == evt.GetType()))
             throw new InvalidOperationException(from is null
                 ? $"{evt.GetType().Name} for disk '{name}', which this site's journal does not hold"
-                : $"{evt.GetType().Name} for disk '{name}', which this site's journal holds {from}");
+                : $"{evt.GetType().Name} for disk '{name}', which this site's journal holds {from.Value.Name()}");
         switch (evt)
         {
             case SiteEvents.DiskAdded a:
@@ -121,7 +137,7 @@ public sealed class SiteState
                 _disks.Remove(r.Name);
                 break;
             case SiteEvents.IncomingAdded i:
-                _disks[i.Name] = new SiteDisk(i.Name, i.Size, i.ImagePath, i.Epoch, SiteDisk.Incoming, i.SourceUri, i.FromSite, i.Journal,
+                _disks[i.Name] = new SiteDisk(i.Name, i.Size, i.ImagePath, i.Epoch, DiskPhase.Incoming, i.SourceUri, i.FromSite, i.Journal,
                     Relocation: i.Relocation.Length > 0 ? i.Relocation : i.Journal, // SIA2 events: the journal was the id
                     Options: i.Options ?? new Core.ArrivalOptions(Hybrid: true, Rate: 0, Prefetch: true));
                 break;
@@ -129,17 +145,17 @@ public sealed class SiteState
                 _disks[r.Name] = d! with { Options = (d.Options ?? new Core.ArrivalOptions(true, 0, true)) with { Rate = r.Rate } };
                 break;
             case SiteEvents.OutgoingBegun o:
-                _disks[o.Name] = d! with { Phase = SiteDisk.Outgoing, Peer = o.ToSite, Epoch = o.Epoch, Relocation = o.Relocation };
+                _disks[o.Name] = d! with { Phase = DiskPhase.Outgoing, Peer = o.ToSite, Epoch = o.Epoch, Relocation = o.Relocation };
                 break;
             case SiteEvents.OutgoingEnded o:
                 _disks[o.Name] = d! with
                 {
-                    Phase = SiteDisk.Owned, Peer = "", Relocation = "",
+                    Phase = DiskPhase.Owned, Peer = "", Relocation = "",
                     Stopped = o.Relocation.Length == 0 ? d.Stopped : [.. (d.Stopped ?? []).Append(o.Relocation).TakeLast(SiteDisk.StoppedKept)],
                 };
                 break;
             case SiteEvents.DiskFenced f:
-                _disks[f.Name] = d! with { Phase = SiteDisk.Fenced, Epoch = f.NewEpoch, Peer = f.ToSite, FinalDirty = f.FinalDirty ?? [], Relocation = f.Relocation };
+                _disks[f.Name] = d! with { Phase = DiskPhase.Fenced, Epoch = f.NewEpoch, Peer = f.ToSite, FinalDirty = f.FinalDirty ?? [], Relocation = f.Relocation };
                 break;
         }
     }

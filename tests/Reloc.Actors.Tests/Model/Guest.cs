@@ -133,10 +133,10 @@ internal sealed class Guest(Sim sim, int blocks)
         if (!site.Up) return; // QEMU's NBD client reconnects; nothing to do until the site is back
         var export = site.ExportOf(Sim.DiskName);
         if (export is null || !site.State.TryGet(Sim.DiskName, out var disk)) { Attach(); return; }
-        if (disk.Phase == SiteDisk.Fenced || export.Fenced)
+        if (disk.Phase == DiskPhase.Fenced || export.Fenced)
         {
             // The source refuses writes: the hypervisor's switchover (FLUSH at the source, go on at the destination).
-            var next = disk.Phase == SiteDisk.Fenced ? disk.Peer : null;
+            var next = disk.Phase == DiskPhase.Fenced ? disk.Peer : null;
             Flush(At, () => { if (next is not null) MoveTo(next); else Attach(); });
             return;
         }
@@ -155,7 +155,7 @@ internal sealed class Guest(Sim sim, int blocks)
                 if (dice < 4) { var to = _migratingTo; Flush(At, () => MoveTo(to)); return; } // switchover
             }
         }
-        else if (sim.O.GuestMigrates && disk.Phase == SiteDisk.Outgoing && Rng.Next(20) == 0 && sim.SiteOrNull(disk.Peer)?.ExportOf(Sim.DiskName) is not null)
+        else if (sim.O.GuestMigrates && disk.Phase == DiskPhase.Outgoing && Rng.Next(20) == 0 && sim.SiteOrNull(disk.Peer)?.ExportOf(Sim.DiskName) is not null)
         {
             _migratingTo = disk.Peer;
             Connected.Add(disk.Peer); // QEMU -incoming connects to the destination's export
@@ -172,7 +172,7 @@ internal sealed class Guest(Sim sim, int blocks)
     private void Attach()
     {
         var target = sim.Sites.FirstOrDefault(s => s.AcceptsWritesAt(Sim.DiskName) is not null)
-                     ?? sim.Sites.FirstOrDefault(s => s.Up && s.State.TryGet(Sim.DiskName, out var d) && d.Phase == SiteDisk.Incoming);
+                     ?? sim.Sites.FirstOrDefault(s => s.Up && s.State.TryGet(Sim.DiskName, out var d) && d.Phase == DiskPhase.Incoming);
         if (target is not null) MoveTo(target.Name);
     }
 

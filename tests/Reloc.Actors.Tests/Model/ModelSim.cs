@@ -251,8 +251,8 @@ internal sealed partial class Sim
         }
         else if (Chaos && dice < 70)
         {
-            var owner = Sites.FirstOrDefault(s => s.Up && s.State.TryGet(DiskName, out var d) && d.Phase == SiteDisk.Owned);
-            bool relocating = Sites.Any(s => s.State.TryGet(DiskName, out var d) && d.Phase != SiteDisk.Owned);
+            var owner = Sites.FirstOrDefault(s => s.Up && s.State.TryGet(DiskName, out var d) && d.Phase == DiskPhase.Owned);
+            bool relocating = Sites.Any(s => s.State.TryGet(DiskName, out var d) && d.Phase != DiskPhase.Owned);
             if (!relocating && owner is not null)
             {
                 var to = Sites.Where(s => s != owner).ElementAt(Rng.Next(Sites.Length - 1)).Name;
@@ -411,7 +411,7 @@ internal sealed partial class Sim
     private void CheckEnds()
     {
         if (Chaos || EndedAfterChaosMs is not null) return;
-        bool underway = Sites.Any(s => s.State.TryGet(DiskName, out var d) && d.Phase != SiteDisk.Owned) || Coordinator is { Flows.Count: > 0 };
+        bool underway = Sites.Any(s => s.State.TryGet(DiskName, out var d) && d.Phase != DiskPhase.Owned) || Coordinator is { Flows.Count: > 0 };
         if (!underway) EndedAfterChaosMs = Now - O.ChaosMs;
         else if (Now - O.ChaosMs > EndsWithinMs)
             throw new ModelViolation("5 ends in bounded time", $"{EndsWithinMs} ms after the faults stopped a relocation is still under way: {Describe()}");
@@ -465,7 +465,7 @@ internal sealed partial class Sim
             foreach (var s in Sites)
             {
                 if (!s.State.TryGet(DiskName, out var d)) continue;
-                if (d.Phase == SiteDisk.Fenced && !Has(d.Peer, p => (p.Phase == SiteDisk.Incoming && p.Relocation == d.Relocation) || p.Phase == SiteDisk.Owned))
+                if (d.Phase == DiskPhase.Fenced && !Has(d.Peer, p => (p.Phase == DiskPhase.Incoming && p.Relocation == d.Relocation) || p.Phase == DiskPhase.Owned))
                 {
                     // The handover it was fenced for happened, and the disk moved on from there: a leak, not a loss.
                     var movedOn = Sites.FirstOrDefault(x => x != s && x.AcceptsWritesAt(DiskName) >= d.Epoch);
@@ -479,18 +479,18 @@ internal sealed partial class Sim
                         $"after {O.QuiesceMs} ms without faults {s.Name} is fenced for {d.Peer} by relocation {d.Relocation}, which does not have the disk from it: no site will accept its writes again" +
                         $"{(lost.Count > 0 ? "; and writes are lost: " + string.Join("; ", lost) : "")}: {Describe()}");
                 }
-                if (d.Phase == SiteDisk.Incoming && !(s.Incoming.TryGetValue(DiskName, out var a) && a.State.IsOwner)
-                    && !Has(d.Peer, p => p.Phase is SiteDisk.Outgoing or SiteDisk.Fenced && p.Peer == s.Name && p.Relocation == d.Relocation))
+                if (d.Phase == DiskPhase.Incoming && !(s.Incoming.TryGetValue(DiskName, out var a) && a.State.IsOwner)
+                    && !Has(d.Peer, p => p.Phase is DiskPhase.Outgoing or DiskPhase.Fenced && p.Peer == s.Name && p.Relocation == d.Relocation))
                     throw new ModelViolation("4 settles: orphaned incoming copy",
                         $"after {O.QuiesceMs} ms without faults {s.Name} holds an incoming copy from {d.Peer} (relocation {d.Relocation}), which is not relocating it there by it: nothing removes it: {Describe()}");
             }
-            var unreported = Sites.FirstOrDefault(s => s.State.TryGet(DiskName, out var d) && d.Phase == SiteDisk.Incoming && s.Incoming.TryGetValue(DiskName, out var a) && a.Complete);
+            var unreported = Sites.FirstOrDefault(s => s.State.TryGet(DiskName, out var d) && d.Phase == DiskPhase.Incoming && s.Incoming.TryGetValue(DiskName, out var a) && a.Complete);
             if (unreported is not null)
                 throw new ModelViolation("4 settles: complete copy never reported",
                     $"after {O.QuiesceMs} ms without faults {unreported.Name} holds every block and owns the disk, but its site still calls it incoming: the source is never released: {Describe()}");
             var c = Coordinator;
             var flow = c?.Flows.Values.FirstOrDefault();
-            var source = Sites.FirstOrDefault(s => s.State.TryGet(DiskName, out var d) && d.Phase is SiteDisk.Outgoing or SiteDisk.Fenced);
+            var source = Sites.FirstOrDefault(s => s.State.TryGet(DiskName, out var d) && d.Phase is DiskPhase.Outgoing or DiskPhase.Fenced);
             if (flow is not null && source is not null && source.State.TryGet(DiskName, out var sd) && (flow.From != source.Name || flow.To != sd.Peer || flow.Relocation != sd.Relocation))
                 throw new ModelViolation("4 settles: flow with other endpoints",
                     $"after {O.QuiesceMs} ms without faults the coordinator drives {flow} while the sites relocate from {source.Name} to {sd.Peer} by {sd.Relocation}: {Describe()}");

@@ -295,14 +295,14 @@ internal sealed class SiteModel(Sim sim, string name)
         switch (m)
         {
             case PrepareIncoming p when !State.TryGet(p.Disk, out _) && sim.SiteOrNull(p.FromSite) is { } from
-                                        && !(from.State.TryGet(p.Disk, out var fd) && fd.Phase == SiteDisk.Outgoing && fd.Peer == Name && fd.Relocation == p.Relocation):
+                                        && !(from.State.TryGet(p.Disk, out var fd) && fd.Phase == DiskPhase.Outgoing && fd.Peer == Name && fd.Relocation == p.Relocation):
                 sim.Note($"{Name} prepares an incoming copy from {p.FromSite} for relocation {p.Relocation} while {p.FromSite} is not relocating it there by it");
                 break;
-            case DropIncoming x when State.TryGet(x.Disk, out var disk) && disk.Phase == SiteDisk.Incoming && disk.Relocation == x.Relocation:
+            case DropIncoming x when State.TryGet(x.Disk, out var disk) && disk.Phase == DiskPhase.Incoming && disk.Relocation == x.Relocation:
                 if (Incoming.TryGetValue(x.Disk, out var a) && a.OwnedDurably && a.State.Recovered && !a.State.IsOwner)
                     sim.Note($"{Name} drops a copy it owns (its journal says so, but its disk actor says otherwise)");
                 if (sim.SiteOrNull(disk.Peer) is { } source && source.State.TryGet(x.Disk, out var sd) && sd.Peer == Name && sd.Relocation == disk.Relocation
-                    && sd.Phase is SiteDisk.Fenced or SiteDisk.Outgoing && Incoming.TryGetValue(x.Disk, out var b) && b.State is { Recovered: true, IsOwner: false })
+                    && sd.Phase is DiskPhase.Fenced or DiskPhase.Outgoing && Incoming.TryGetValue(x.Disk, out var b) && b.State is { Recovered: true, IsOwner: false })
                     sim.Note($"{Name} drops the incoming copy of a live relocation ({source.Name} is {sd.Phase} for it by {sd.Relocation} at epoch {sd.Epoch})");
                 break;
         }
@@ -347,7 +347,7 @@ internal sealed class SiteModel(Sim sim, string name)
 
     /// <summary>This site's epoch for the disk, as the start epoch of the relocation it is in (or would start).</summary>
     private long? BaseEpoch(string disk) =>
-        !State.TryGet(disk, out var d) ? null : d.Phase == SiteDisk.Fenced ? d.Epoch - 1 : d.Epoch;
+        !State.TryGet(disk, out var d) ? null : d.Phase == DiskPhase.Fenced ? d.Epoch - 1 : d.Epoch;
 
     /// <summary>What ListDisks answers now (SiteActor's query over the core).</summary>
     public SiteProtocol.DiskList? ListNow() =>
@@ -399,9 +399,9 @@ internal sealed class SiteModel(Sim sim, string name)
     /// <summary>Whether every write the guest makes here from now on reaches <paramref name="destination"/> (as an
     /// invalidation or in the final dirty set): outgoing to it by that relocation, or fenced (no more writes).</summary>
     public bool Tracks(string disk, string destination, string relocation) =>
-        State.TryGet(disk, out var d) && ((d.Phase == SiteDisk.Outgoing && d.Peer == destination && d.Relocation == relocation
+        State.TryGet(disk, out var d) && ((d.Phase == DiskPhase.Outgoing && d.Peer == destination && d.Relocation == relocation
                                            && Owned.TryGetValue(disk, out var o) && o.Tracker.IsTracking)
-                                          || d.Phase == SiteDisk.Fenced);
+                                          || d.Phase == DiskPhase.Fenced);
 
     /// <summary>The export the guest talks to: the owned device, or the arriving disk's (the same object before and
     /// after the arrival); null when the disk is not exported here.</summary>
@@ -429,7 +429,7 @@ internal sealed class SiteModel(Sim sim, string name)
     }
 
     /// <summary>No relocation left at this site.</summary>
-    public bool Quiet => Up && State.Disks.All(d => d.Phase == SiteDisk.Owned) && Incoming.Values.All(a => a.Settled);
+    public bool Quiet => Up && State.Disks.All(d => d.Phase == DiskPhase.Owned) && Incoming.Values.All(a => a.Settled);
 
     public string Fingerprint()
     {
@@ -449,7 +449,7 @@ internal sealed class SiteModel(Sim sim, string name)
         {
             sb.Append($" {d.Phase} e{d.Epoch}{(d.Peer.Length > 0 ? " peer " + d.Peer : "")}{(d.Relocation.Length > 0 ? " #" + d.Relocation : "")}");
             if (Owned.TryGetValue(d.Name, out var o)) sb.Append($" {o.Tracker.Describe()}v[{string.Join(",", o.Image.Volatile)}]");
-            if (Incoming.TryGetValue(d.Name, out var a) && d.Phase == SiteDisk.Incoming) sb.Append(' ').Append(a.Describe());
+            if (Incoming.TryGetValue(d.Name, out var a) && d.Phase == DiskPhase.Incoming) sb.Append(' ').Append(a.Describe());
             if (_core.UnackedOf(d.Name) is > 0 and var unacked) sb.Append($" unacked {unacked}");
             if (_core.IsFencing(d.Name)) sb.Append(" fencing");
         }

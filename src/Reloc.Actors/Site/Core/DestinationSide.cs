@@ -13,7 +13,7 @@ internal sealed class DestinationSide(SiteContext c, int blockSize)
 {
     /// <summary>The disk arrives here by exactly this relocation, and its disk actor runs.</summary>
     private bool IsArriving(string disk, string relocation, out SiteDisk d) =>
-        c.State.TryGet(disk, out d!) && d.Phase == SiteDisk.Incoming && d.Relocation == relocation && relocation.Length > 0
+        c.State.TryGet(disk, out d!) && d.Phase == DiskPhase.Incoming && d.Relocation == relocation && relocation.Length > 0
         && c.Served.GetValueOrDefault(disk) == Serving.Arrival;
 
     public void OnPrepareIncoming(PrepareIncoming m, object replyTo)
@@ -22,12 +22,12 @@ internal sealed class DestinationSide(SiteContext c, int blockSize)
         if (invalid is not null) { c.Refuse(replyTo, invalid); return; }
         if (c.State.TryGet(m.Disk, out var existing))
         {
-            if (existing.Phase == SiteDisk.Incoming && existing.Relocation == m.Relocation)
+            if (existing.Phase == DiskPhase.Incoming && existing.Relocation == m.Relocation)
             {
                 c.Reply(replyTo, new IncomingPrepared(m.Disk, m.Epoch, m.Relocation)); // a retry
                 if (c.HandoverWanted.Contains(m.Disk)) c.Emit(new SiteDecision.TellCoordinator(new HandoverRequested(m.Disk, m.Relocation)));
             }
-            else c.Refuse(replyTo, $"disk '{m.Disk}' already exists on site {c.Site}", existing.Phase == SiteDisk.Incoming ? SiteEvent.PrepareRefusedOtherCopy : SiteEvent.None);
+            else c.Refuse(replyTo, $"disk '{m.Disk}' already exists on site {c.Site}", existing.Phase == DiskPhase.Incoming ? SiteEvent.PrepareRefusedOtherCopy : SiteEvent.None);
             return;
         }
         if (m.Relocation.Length == 0) { c.Refuse(replyTo, "a relocation needs an id"); return; }
@@ -67,7 +67,7 @@ internal sealed class DestinationSide(SiteContext c, int blockSize)
     {
         var dropped = new IncomingDropped(m.Disk, m.Epoch, m.Relocation);
         // Not (or no longer) arriving by this relocation: nothing of it to drop.
-        if (!c.State.TryGet(m.Disk, out var disk) || disk.Phase != SiteDisk.Incoming || disk.Relocation != m.Relocation)
+        if (!c.State.TryGet(m.Disk, out var disk) || disk.Phase != DiskPhase.Incoming || disk.Relocation != m.Relocation)
         { c.Reply(replyTo, dropped); return; }
         // Ownership lives in the disk's own journal: until it is replayed, "not owned" is not known.
         if (c.Served.GetValueOrDefault(m.Disk) != Serving.Arrival || arrival is not { Recovered: true, IsOwner: false })
@@ -102,14 +102,14 @@ internal sealed class DestinationSide(SiteContext c, int blockSize)
     /// <summary>The operator's rate cap: kept in the registry, so the arrival keeps it across a restart.</summary>
     public void OnSetRate(SetRate m)
     {
-        if (!c.State.TryGet(m.Disk, out var d) || d.Phase != SiteDisk.Incoming) return;
+        if (!c.State.TryGet(m.Disk, out var d) || d.Phase != DiskPhase.Incoming) return;
         if (d.Options?.Rate != m.RateBytesPerSecond) c.Persist(new SiteEvents.ArrivalRateSet(m.Disk, m.RateBytesPerSecond));
         if (c.Served.GetValueOrDefault(m.Disk) == Serving.Arrival) c.Emit(new SiteDecision.TellArrival(m.Disk, new P.SetRate(m.RateBytesPerSecond)));
     }
 
     public void OnWriteHeld(string disk)
     {
-        if (c.Served.GetValueOrDefault(disk) != Serving.Arrival || !c.State.TryGet(disk, out var d) || d.Phase != SiteDisk.Incoming) return;
+        if (c.Served.GetValueOrDefault(disk) != Serving.Arrival || !c.State.TryGet(disk, out var d) || d.Phase != DiskPhase.Incoming) return;
         c.HandoverWanted.Add(disk);
         c.Emit(new SiteDecision.TellCoordinator(new HandoverRequested(disk, d.Relocation)));
     }
@@ -118,7 +118,7 @@ internal sealed class DestinationSide(SiteContext c, int blockSize)
     /// disks and is exported to other sites; the arrival's journal is no longer needed.</summary>
     public void OnArrivalFinished(string name)
     {
-        if (c.Served.GetValueOrDefault(name) != Serving.Arrival || !c.State.TryGet(name, out var disk) || disk.Phase != SiteDisk.Incoming) return;
+        if (c.Served.GetValueOrDefault(name) != Serving.Arrival || !c.State.TryGet(name, out var disk) || disk.Phase != DiskPhase.Incoming) return;
         bool import = disk.Peer.Length == 0;
         var journal = c.ArrivalJournalOf(disk);
         c.Persist(new SiteEvents.DiskAdded(disk.Name, disk.Size, disk.ImagePath, import ? disk.Epoch : disk.Epoch + 1));

@@ -58,17 +58,17 @@ internal sealed class Registry(SiteContext c)
     /// <summary>A new disk as its creator sees it: owned, or (an import) arriving and writable, nothing local yet.</summary>
     private SiteProtocol.DiskInfo Info(SiteDisk d)
     {
-        bool import = d.Phase == SiteDisk.Incoming;
-        return new SiteProtocol.DiskInfo(d.Name, d.Size, c.Site, d.Epoch, d.Phase, c.UriOf(d.Name), d.Peer, import ? 0 : d.Size,
+        bool import = d.Phase == DiskPhase.Incoming;
+        return new SiteProtocol.DiskInfo(d.Name, d.Size, c.Site, d.Epoch, d.Phase.Name(), c.UriOf(d.Name), d.Peer, import ? 0 : d.Size,
             0, Writable: true, Relocation: d.Relocation);
     }
 
     public void OnDelete(SiteProtocol.DeleteDisk m, object replyTo)
     {
         if (!c.State.TryGet(m.Name, out var disk)) { c.Refuse(replyTo, $"no disk named '{m.Name}' on site {c.Site}"); return; }
-        if (disk.Phase != SiteDisk.Owned)
+        if (disk.Phase != DiskPhase.Owned)
         {
-            c.Refuse(replyTo, $"disk '{m.Name}' is {disk.Phase} on site {c.Site}: cancel or finish its relocation first");
+            c.Refuse(replyTo, $"disk '{m.Name}' is {disk.Phase.Name()} on site {c.Site}: cancel or finish its relocation first");
             return;
         }
         c.Remove(disk, replyTo, new SiteProtocol.Deleted(disk.Name));

@@ -79,7 +79,7 @@ internal sealed class SiteContext(string site, string dataDir, string nbdAdverti
     /// here, and a copy before the handover is safe (the source's invalidations reach it).</summary>
     public void Serve(SiteDisk d, bool recovered = false)
     {
-        if (d.Phase == SiteDisk.Incoming)
+        if (d.Phase == DiskPhase.Incoming)
         {
             Served[d.Name] = Serving.Arrival;
             var options = d.Options ?? new ArrivalOptions(Hybrid: true, Rate: 0, Prefetch: true);
@@ -88,7 +88,7 @@ internal sealed class SiteContext(string site, string dataDir, string nbdAdverti
         else
         {
             Served[d.Name] = Serving.Owned;
-            Emit(new SiteDecision.ServeOwned(d, Fenced: d.Phase == SiteDisk.Fenced));
+            Emit(new SiteDecision.ServeOwned(d, Fenced: d.Phase == DiskPhase.Fenced));
         }
     }
 
@@ -106,7 +106,7 @@ internal sealed class SiteContext(string site, string dataDir, string nbdAdverti
         if (Outgoing.Remove(disk.Name)) Emit(new SiteDecision.StopStream(disk.Name));
         HandoverWanted.Remove(disk.Name);
         Clients.Remove(disk.Name);
-        Emit(new SiteDecision.StopServing(disk.Name, disk.ImagePath, disk.Phase == SiteDisk.Incoming ? ArrivalJournalOf(disk) : null));
+        Emit(new SiteDecision.StopServing(disk.Name, disk.ImagePath, disk.Phase == DiskPhase.Incoming ? ArrivalJournalOf(disk) : null));
         Reply(replyTo, answer);
     }
 

@@ -78,7 +78,7 @@ public sealed class SiteCore
         foreach (var d in _c.State.Disks.OrderBy(d => d.Name, StringComparer.Ordinal).ToList())
         {
             _c.Serve(d, recovered: true);
-            if (d.Phase == SiteDisk.Outgoing) _source.Begin(d.Name, d.Peer, d.Epoch, TrackingBlockSize, d.Relocation, everything: true);
+            if (d.Phase == DiskPhase.Outgoing) _source.Begin(d.Name, d.Peer, d.Epoch, TrackingBlockSize, d.Relocation, everything: true);
         }
     }
 
@@ -119,9 +119,9 @@ public sealed class SiteCore
     /// <summary>One disk as this site shows it; <paramref name="arrival"/>: its disk actor's view, for an arriving disk.</summary>
     public SiteProtocol.DiskInfo Info(SiteDisk d, ArrivalFacts? arrival)
     {
-        long local = d.Phase == SiteDisk.Incoming ? arrival?.LocalBytes ?? 0 : d.Size;
-        bool writable = d.IsOwnedHere || (d.Phase == SiteDisk.Incoming && arrival is { IsOwner: true });
-        return new SiteProtocol.DiskInfo(d.Name, d.Size, _c.Site, d.Epoch, d.Phase, _c.UriOf(d.Name), d.Peer, local,
+        long local = d.Phase == DiskPhase.Incoming ? arrival?.LocalBytes ?? 0 : d.Size;
+        bool writable = d.IsOwnedHere || (d.Phase == DiskPhase.Incoming && arrival is { IsOwner: true });
+        return new SiteProtocol.DiskInfo(d.Name, d.Size, _c.Site, d.Epoch, d.Phase.Name(), _c.UriOf(d.Name), d.Peer, local,
             _c.Clients.GetValueOrDefault(d.Name), writable, _c.HandoverWanted.Contains(d.Name), d.Relocation);
     }
 

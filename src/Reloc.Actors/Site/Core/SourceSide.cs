@@ -45,9 +45,9 @@ internal sealed class SourceSide(SiteContext c)
     {
         if (!c.State.TryGet(m.Disk, out var disk) || !c.ServesOwned(m.Disk))
         { c.Refuse(replyTo, $"no disk '{m.Disk}' on site {c.Site}", disk is null ? SiteEvent.None : SiteEvent.RefusedNotServed); return; }
-        if (disk.Phase == SiteDisk.Outgoing && disk.Relocation == m.Relocation)
+        if (disk.Phase == DiskPhase.Outgoing && disk.Relocation == m.Relocation)
         { c.Reply(replyTo, new OutgoingStarted(m.Disk, m.Epoch, c.Clients.GetValueOrDefault(m.Disk), m.Relocation)); return; } // a retry
-        if (disk.Phase != SiteDisk.Owned) { c.Refuse(replyTo, $"disk '{m.Disk}' is {disk.Phase} on site {c.Site}, not owned"); return; }
+        if (disk.Phase != DiskPhase.Owned) { c.Refuse(replyTo, $"disk '{m.Disk}' is {disk.Phase.Name()} on site {c.Site}, not owned"); return; }
         if (m.Epoch != disk.Epoch) { c.Refuse(replyTo, $"disk '{m.Disk}' is at epoch {disk.Epoch}, not {m.Epoch}"); return; }
         if (m.ToSite == c.Site) { c.Refuse(replyTo, $"disk '{m.Disk}' is already at {m.ToSite}"); return; }
         // A late step of an attempt that was stopped (its coordinator replaced meanwhile) must not start it again.
@@ -106,7 +106,7 @@ internal sealed class SourceSide(SiteContext c)
     {
         var stopped = new OutgoingStopped(m.Disk, m.Epoch, m.Relocation);
         if (!c.State.TryGet(m.Disk, out var disk)) { c.Reply(replyTo, stopped); return; } // nothing here to stop
-        if (disk.Phase == SiteDisk.Owned)
+        if (disk.Phase == DiskPhase.Owned)
         {
             // Not started (yet), or stopped already: remember the attempt, so its StartOutgoing, if still on its
             // way, cannot start it after the coordinator counted it stopped.
@@ -115,12 +115,12 @@ internal sealed class SourceSide(SiteContext c)
             c.Reply(replyTo, stopped);
             return;
         }
-        if (disk.Phase == SiteDisk.Outgoing && disk.Relocation != m.Relocation) { c.Reply(replyTo, stopped); return; } // another attempt's
-        if (disk.Phase != SiteDisk.Outgoing || c.Fencing.ContainsKey(m.Disk))
+        if (disk.Phase == DiskPhase.Outgoing && disk.Relocation != m.Relocation) { c.Reply(replyTo, stopped); return; } // another attempt's
+        if (disk.Phase != DiskPhase.Outgoing || c.Fencing.ContainsKey(m.Disk))
         {
             bool fencing = c.Fencing.ContainsKey(m.Disk);
-            c.Refuse(replyTo, $"disk '{m.Disk}' is {(fencing ? "being fenced" : disk.Phase)} on site {c.Site}: past the handover a relocation cannot be cancelled",
-                fencing ? SiteEvent.StopRefusedFencing : disk.Phase == SiteDisk.Fenced ? SiteEvent.StopRefusedFenced : SiteEvent.None);
+            c.Refuse(replyTo, $"disk '{m.Disk}' is {(fencing ? "being fenced" : disk.Phase.Name())} on site {c.Site}: past the handover a relocation cannot be cancelled",
+                fencing ? SiteEvent.StopRefusedFencing : disk.Phase == DiskPhase.Fenced ? SiteEvent.StopRefusedFenced : SiteEvent.None);
             return;
         }
         c.Persist(new SiteEvents.OutgoingEnded(m.Disk, m.Relocation));
@@ -131,10 +131,10 @@ internal sealed class SourceSide(SiteContext c)
     public void OnFence(Fence m, object replyTo)
     {
         if (!c.ServesOwned(m.Disk) || !c.State.TryGet(m.Disk, out var disk)) { c.Refuse(replyTo, $"no disk '{m.Disk}' on site {c.Site}"); return; }
-        if (disk.Phase == SiteDisk.Fenced && disk.Epoch == m.NewEpoch && disk.Relocation == m.Relocation)
+        if (disk.Phase == DiskPhase.Fenced && disk.Epoch == m.NewEpoch && disk.Relocation == m.Relocation)
         { c.Reply(replyTo, new Fenced(m.Disk, m.NewEpoch, disk.FinalDirty ?? [], m.Relocation)); return; } // a retry: the same answer
-        if (disk.Phase != SiteDisk.Outgoing || disk.Epoch + 1 != m.NewEpoch || disk.Relocation != m.Relocation)
-        { c.Refuse(replyTo, $"cannot fence '{m.Disk}' at epoch {m.NewEpoch} for relocation {m.Relocation}: it is {disk.Phase} at epoch {disk.Epoch} on site {c.Site}"); return; }
+        if (disk.Phase != DiskPhase.Outgoing || disk.Epoch + 1 != m.NewEpoch || disk.Relocation != m.Relocation)
+        { c.Refuse(replyTo, $"cannot fence '{m.Disk}' at epoch {m.NewEpoch} for relocation {m.Relocation}: it is {disk.Phase.Name()} at epoch {disk.Epoch} on site {c.Site}"); return; }
         if (c.Fencing.ContainsKey(m.Disk)) return; // a fence is already under way: its answer will come
         c.Fencing[m.Disk] = (m, replyTo);
         c.Emit(new SiteDecision.Fence(m.Disk));
@@ -146,7 +146,7 @@ internal sealed class SourceSide(SiteContext c)
         // it as fenced would leave two writers).
         if (!c.Fencing.Remove(done.Disk, out var fence)) return;
         var (m, replyTo) = fence;
-        if (!c.ServesOwned(m.Disk) || !c.State.TryGet(m.Disk, out var disk) || disk.Phase != SiteDisk.Outgoing) return;
+        if (!c.ServesOwned(m.Disk) || !c.State.TryGet(m.Disk, out var disk) || disk.Phase != DiskPhase.Outgoing) return;
         if (done.Error is not null)
         {
             c.Emit(new SiteDecision.Unfence(m.Disk)); // still the owner: the guest may go on writing here
@@ -164,7 +164,7 @@ internal sealed class SourceSide(SiteContext c)
     public void OnRelease(Release m, object replyTo)
     {
         var released = new Released(m.Disk, m.Epoch, m.Relocation);
-        if (!c.State.TryGet(m.Disk, out var disk) || disk.Phase != SiteDisk.Fenced || disk.Epoch != m.Epoch || disk.Relocation != m.Relocation)
+        if (!c.State.TryGet(m.Disk, out var disk) || disk.Phase != DiskPhase.Fenced || disk.Epoch != m.Epoch || disk.Relocation != m.Relocation)
         { c.Reply(replyTo, released); return; } // already released (a retry)
         c.Remove(disk, replyTo, released);
     }
