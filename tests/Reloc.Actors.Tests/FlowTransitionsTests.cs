@@ -89,21 +89,6 @@ public sealed class FlowTransitionsTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void README_shows_the_diagram_the_table_generates()
-    {
-        var expected = FlowTransitions.Diagram();
-        var readme = File.ReadAllText(Path.Combine(RepositoryRoot(), "README.md"));
-        const string begin = "<!-- diagram:coordinator -->\n", end = "<!-- /diagram:coordinator -->";
-        int from = readme.IndexOf(begin, StringComparison.Ordinal), to = readme.IndexOf(end, StringComparison.Ordinal);
-        var shown = from >= 0 && to > from ? readme[(from + begin.Length)..to] : null;
-        if (shown != expected) output.WriteLine($"README.md should hold, between {begin.TrimEnd()} and {end}:\n{expected}");
-        Assert.True(shown == expected, "README's coordinator diagram differs from FlowTransitions.Table (the expected block is in the test output)");
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "Reloc.Actors.sln"))) return dir.FullName;
-        throw new DirectoryNotFoundException($"no Reloc.Actors.sln above {AppContext.BaseDirectory}");
-    }
+    public void README_shows_the_diagram_the_table_generates() =>
+        ReadmeDiagram.AssertShows("coordinator", FlowTransitions.Diagram(), "FlowTransitions.Table", output);
 }

@@ -17,9 +17,6 @@ public sealed class OwnedDisk(RawImage image, IBlockDevice? device = null) : IBl
     private readonly object _gate = new();
     private readonly WriteTracker _tracker = new(image.Size);
     private TaskCompletionSource? _drained;
-    /// <summary>The fence as the guests' reads see it: read without the lock (a read racing the fence may go either
-    /// way; the new owner accepts no write before the fence completed and ownership moved).</summary>
-    private volatile bool _fencedForGuests;
 
     public RawImage Image => image;
     public long Size => _device.Size;
@@ -29,8 +26,7 @@ public sealed class OwnedDisk(RawImage image, IBlockDevice? device = null) : IBl
     /// <summary>The face guests are served through: the same disk, except that once fenced it refuses their reads
     /// too (the new owner may have acknowledged writes this copy never sees). Other sites' fetchers read the disk
     /// itself (the peer export), fenced or not: post-copy fetches from the fenced source.</summary>
-    public IBlockDevice ForGuests => _forGuests ??= new GuestFace(this);
-    private IBlockDevice? _forGuests;
+    public IBlockDevice ForGuests => new GuestFace(this);
 
     /// <summary>Start recording written blocks (of <paramref name="blockSize"/> bytes) for a relocation;
     /// <paramref name="everything"/>: count every block as written once (after a restart).</summary>
@@ -56,7 +52,6 @@ public sealed class OwnedDisk(RawImage image, IBlockDevice? device = null) : IBl
     {
         lock (_gate)
         {
-            _fencedForGuests = true;
             if (_tracker.Fence()) return Task.CompletedTask;
             _drained ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             return _drained.Task;
@@ -69,7 +64,6 @@ public sealed class OwnedDisk(RawImage image, IBlockDevice? device = null) : IBl
         lock (_gate)
         {
             _tracker.Unfence();
-            _fencedForGuests = false;
             _drained = null;
         }
     }
@@ -141,7 +135,7 @@ public sealed class OwnedDisk(RawImage image, IBlockDevice? device = null) : IBl
 
     private void GuardRead()
     {
-        if (_fencedForGuests) throw new BlockDeviceException(DeviceError.ReadOnly, "disk has been handed over to another site: it is served there now");
+        if (!_tracker.GuestMayRead) throw new BlockDeviceException(DeviceError.ReadOnly, "disk has been handed over to another site: it is served there now");
     }
 
     /// <summary>See <see cref="ForGuests"/>.</summary>

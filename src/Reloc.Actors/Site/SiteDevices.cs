@@ -78,15 +78,15 @@ internal sealed class SiteDevices(SiteSettings settings, ExportCatalog exports, 
         {
             return $"its image {disk.ImagePath} cannot be opened: {ex.Message}";
         }
-        var diskSettings1 = diskSettings with { RateBytesPerSecond = options.Rate, Prefetch = options.Prefetch };
+        var arrivalSettings = diskSettings with { RateBytesPerSecond = options.Rate, Prefetch = options.Prefetch };
         bool import = disk.Peer.Length == 0; // from a foreign server: nobody else owns it
-        var state = new DiskState(disk.Size, diskSettings1.BlockSize, owner: import);
+        var state = new DiskState(disk.Size, arrivalSettings.BlockSize, owner: import);
         var source = NbdBlockSource.Factory(NbdClientOptions.FromUri(disk.SourceUri!), disk.Size);
-        var actor = context.ActorOf(VirtualDiskActor.Supervised(VirtualDiskActor.Props(new DiskId(disk.Name), state, image, diskSettings1, source, persistenceId), diskSettings),
+        var actor = context.ActorOf(VirtualDiskActor.Supervised(VirtualDiskActor.Props(new DiskId(disk.Name), state, image, arrivalSettings, source, persistenceId), diskSettings),
             "disk-" + disk.Name + "-" + (disk.Journal.Length > 0 ? disk.Journal : "e" + disk.Epoch));
         // Post-copy: no background copy before the handover (the source still changes); hybrid pre-copies.
         if (!options.Hybrid) actor.Tell(new VirtualDiskProtocol.PausePrefetch());
-        var owned = new OwnedDisk(image, new RelocatingDisk(image, state, actor, diskSettings1));
+        var owned = new OwnedDisk(image, new RelocatingDisk(image, state, actor, arrivalSettings));
         _arrivals[disk.Name] = new Arrival(actor, image, state, owned);
         Export(new NbdExport(disk.Name, owned.ForGuests,
             import ? $"disk {disk.Name} imported to site {settings.Name}" : $"disk {disk.Name} arriving at site {settings.Name}"), disk.Name);

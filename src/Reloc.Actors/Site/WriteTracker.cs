@@ -14,13 +14,15 @@ public sealed class WriteTracker(long size)
     private int _blockShift;
     private bool _allDirty;          // every block counts as written (tracking resumed after a restart)
     private int _writesInFlight;
+    private volatile bool _fenced;   // read without OwnedDisk's lock by guests' reads (GuestMayRead)
 
-    public bool IsFenced { get; private set; }
+    public bool IsFenced => _fenced;
     public bool IsTracking => _dirty is not null;
-    public int WritesInFlight => _writesInFlight;
 
     /// <summary>The guest's reads are served only while not fenced: once fenced, another site owns the disk and may
-    /// have acknowledged writes this copy never sees. (Other sites' fetchers read the peer export, not this rule.)</summary>
+    /// have acknowledged writes this copy never sees. (Other sites' fetchers read the peer export, not this rule.)
+    /// Safe to read without a lock: a read racing the fence may go either way, and the new owner accepts no write
+    /// before the fence completed and ownership moved.</summary>
     public bool GuestMayRead => !IsFenced;
 
     /// <summary>Start recording written blocks of <paramref name="blockSize"/> bytes; <paramref name="everything"/>:
@@ -74,12 +76,12 @@ public sealed class WriteTracker(long size)
     /// <summary>Refuses writes from now on; true when the fence is complete at once (nothing in flight).</summary>
     public bool Fence()
     {
-        IsFenced = true;
+        _fenced = true;
         return _writesInFlight == 0;
     }
 
     /// <summary>Lifts a fence (its flush failed): the source owns the disk again.</summary>
-    public void Unfence() => IsFenced = false;
+    public void Unfence() => _fenced = false;
 
     public string Describe() =>
         $"{(IsFenced ? "fenced " : "")}{(_writesInFlight > 0 ? $"in flight {_writesInFlight} " : "")}{(IsTracking ? $"tracking{(_allDirty ? " all" : "")} {{{string.Join(",", _dirty!.Order())}}} " : "")}";

@@ -127,7 +127,7 @@ internal sealed class DestinationSide(SiteContext c, int blockSize)
         c.Emit(new SiteDecision.ArrivalJoinsOwned(name));
         c.Emit(new SiteDecision.DeleteArrivalJournal(name, journal));
         if (!import) c.Emit(new SiteDecision.TellCoordinator(new RelocationDone(name, disk.Epoch + 1, disk.Relocation)));
-        else c.Log(CoreLogLevel.Info, $"disk {name} imported from {disk.SourceUri}", SiteEvent.ArrivedJoinsOwned);
-        if (!import) c.Log(CoreLogLevel.Debug, $"disk {name} arrived at epoch {disk.Epoch + 1}", SiteEvent.ArrivedJoinsOwned);
+        c.Log(import ? CoreLogLevel.Info : CoreLogLevel.Debug,
+            import ? $"disk {name} imported from {disk.SourceUri}" : $"disk {name} arrived at epoch {disk.Epoch + 1}", SiteEvent.ArrivedJoinsOwned);
     }
 }

@@ -44,7 +44,8 @@ internal sealed class Registry(SiteContext c)
         else c.Persist(new SiteEvents.DiskAdded(m.Name, created.Size, pending.Path, 1));
         c.State.TryGet(m.Name, out var disk);
         c.Serve(disk);
-        c.Reply(pending.ReplyTo, Info(disk));
+        // A new disk: owned, or (an import) arriving and writable (nobody else owns it), nothing local yet.
+        c.Reply(pending.ReplyTo, c.Info(disk, new ArrivalFacts(Recovered: false, IsOwner: true, LocalBytes: 0)));
     }
 
     public void OnImageFailed(PendingImage pending, SiteInput.ImageFailed f)
@@ -53,14 +54,6 @@ internal sealed class Registry(SiteContext c)
         c.Refuse(pending.ReplyTo, pending.Purpose == ImagePurpose.Import
             ? $"cannot import disk '{m.Name}' from {m.FromFile}: {f.Reason}"
             : $"cannot create disk '{m.Name}': {f.Reason}");
-    }
-
-    /// <summary>A new disk as its creator sees it: owned, or (an import) arriving and writable, nothing local yet.</summary>
-    private SiteProtocol.DiskInfo Info(SiteDisk d)
-    {
-        bool import = d.Phase == DiskPhase.Incoming;
-        return new SiteProtocol.DiskInfo(d.Name, d.Size, c.Site, d.Epoch, d.Phase.Name(), c.UriOf(d.Name), d.Peer, import ? 0 : d.Size,
-            0, Writable: true, Relocation: d.Relocation);
     }
 
     public void OnDelete(SiteProtocol.DeleteDisk m, object replyTo)

@@ -47,6 +47,15 @@ internal sealed class SiteContext(string site, string dataDir, string nbdAdverti
     /// <summary>The persistence id of an arriving disk's actor: fresh for every arrival (older arrivals: by epoch).</summary>
     public string ArrivalJournalOf(SiteDisk d) => d.Journal.Length > 0 ? $"disk-{d.Name}-{Site}-{d.Journal}" : $"disk-{d.Name}-{Site}-e{d.Epoch}";
 
+    /// <summary>One disk as this site shows it; <paramref name="arrival"/>: its disk actor's view, for an arriving disk.</summary>
+    public SiteProtocol.DiskInfo Info(SiteDisk d, ArrivalFacts? arrival)
+    {
+        long local = d.Phase == DiskPhase.Incoming ? arrival?.LocalBytes ?? 0 : d.Size;
+        bool writable = d.IsOwnedHere || (d.Phase == DiskPhase.Incoming && arrival is { IsOwner: true });
+        return new SiteProtocol.DiskInfo(d.Name, d.Size, Site, d.Epoch, d.Phase.Name(), UriOf(d.Name), d.Peer, local,
+            Clients.GetValueOrDefault(d.Name), writable, HandoverWanted.Contains(d.Name), d.Relocation);
+    }
+
     public bool ServesOwned(string disk) => Served.GetValueOrDefault(disk) is Serving.Owned or Serving.Arrived;
 
     public void Begin()

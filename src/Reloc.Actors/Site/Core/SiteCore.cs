@@ -117,27 +117,13 @@ public sealed class SiteCore
     // ---------------- queries (no decision) ----------------
 
     /// <summary>One disk as this site shows it; <paramref name="arrival"/>: its disk actor's view, for an arriving disk.</summary>
-    public SiteProtocol.DiskInfo Info(SiteDisk d, ArrivalFacts? arrival)
-    {
-        long local = d.Phase == DiskPhase.Incoming ? arrival?.LocalBytes ?? 0 : d.Size;
-        bool writable = d.IsOwnedHere || (d.Phase == DiskPhase.Incoming && arrival is { IsOwner: true });
-        return new SiteProtocol.DiskInfo(d.Name, d.Size, _c.Site, d.Epoch, d.Phase.Name(), _c.UriOf(d.Name), d.Peer, local,
-            _c.Clients.GetValueOrDefault(d.Name), writable, _c.HandoverWanted.Contains(d.Name), d.Relocation);
-    }
-
-    /// <summary>How the disk is served now (none: not at all).</summary>
-    public Serving ServingOf(string disk) => _c.Served.GetValueOrDefault(disk);
+    public SiteProtocol.DiskInfo Info(SiteDisk d, ArrivalFacts? arrival) => _c.Info(d, arrival);
 
     /// <summary>The guest connections the core counts for the disk (from <see cref="SiteInput.ClientsChanged"/>).</summary>
     public int ClientsOf(string disk) => _c.Clients.GetValueOrDefault(disk);
 
     public bool IsFencing(string disk) => _c.Fencing.ContainsKey(disk);
 
-    public bool IsHandoverWanted(string disk) => _c.HandoverWanted.Contains(disk);
-
     /// <summary>The invalidations a source sent and the destination has not acknowledged (for diagnosis).</summary>
     public int UnackedOf(string disk) => _c.Outgoing.TryGetValue(disk, out var o) ? o.Unacked.Count : 0;
-
-    /// <summary>Whether the guest's writes are tracked for an outgoing disk now.</summary>
-    public bool IsTracking(string disk) => _c.Outgoing.ContainsKey(disk);
 }
