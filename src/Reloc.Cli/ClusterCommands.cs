@@ -1,5 +1,5 @@
 using System.CommandLine;
-using System.Text.Json.Nodes;
+using Reloc.Management;
 using Spectre.Console;
 
 namespace Reloc.Cli;
@@ -11,7 +11,7 @@ internal static class ClusterCommands
     {
         var group = new Command("cluster", "Cluster members: show them, make one leave gracefully, or down an unreachable one");
 
-        var show = new Command("show", "Members, their sites, status and reachability; the leader and the coordinator's node");
+        var show = new Command("show", "Members, their sites, status, reachability and version; the leader and the coordinator's node");
         show.SetAction((r, _) => CliApp.Execute(r, stopping, ShowAsync));
         group.Subcommands.Add(show);
 
@@ -31,41 +31,35 @@ internal static class ClusterCommands
 
     private static async Task<int> ShowAsync(Session s)
     {
-        var result = await s.CallAsync("cluster.show");
-        if (s.Out.Json) { s.Out.PrintJson(result); return CliApp.Ok; }
-        var self = J.Str(result, "self");
-        var leader = J.Str(result, "leader");
-        var coordinator = J.Str(result, "coordinator");
-        var members = J.Arr(result, "members");
-        var table = Output.Table("Site", "Address", "Status", "Reachable", "Role");
-        foreach (var m in members.OrderBy(m => J.Str(m, "site"), StringComparer.Ordinal))
+        var result = await s.CallAsync((c, ct) => c.ClusterAsync(ct));
+        if (s.Out.Json) { s.Out.PrintJson(result, ManagementJson.Default.ClusterView); return CliApp.Ok; }
+        var members = result.Members;
+        var table = Output.Table("Site", "Address", "Status", "Reachable", "Version", "Role");
+        foreach (var m in members.OrderBy(m => m.Site ?? "", StringComparer.Ordinal))
         {
-            var address = J.Str(m, "address");
             var roles = new List<string>();
-            if (address == leader) roles.Add("leader");
-            if (address == coordinator) roles.Add("coordinator");
-            if (address == self) roles.Add("this node");
-            bool reachable = J.Bool(m, "reachable");
-            var status = J.Str(m, "status");
+            if (m.Address == result.Leader) roles.Add("leader");
+            if (m.Address == result.Coordinator) roles.Add("coordinator");
+            if (m.Address == result.Self) roles.Add("this node");
             table.AddRow(
-                new Text(J.Str(m, "site")),
-                new Text(address),
-                new Markup(status == "Up" ? "[green]Up[/]" : $"[yellow]{Markup.Escape(status)}[/]"),
-                new Markup(reachable ? "yes" : "[red]no[/]"),
+                new Text(m.Site ?? ""),
+                new Text(m.Address),
+                new Markup(m.Status == "Up" ? "[green]Up[/]" : $"[yellow]{Markup.Escape(m.Status)}[/]"),
+                new Markup(m.Reachable ? "yes" : "[red]no[/]"),
+                new Text(m.Version ?? ""),
                 new Text(string.Join(", ", roles)));
         }
-        int up = members.Count(m => J.Str(m, "status") == "Up");
-        s.Out.Line($"{members.Count} member{(members.Count == 1 ? "" : "s")}, {up} up, {members.Count(m => !J.Bool(m, "reachable"))} unreachable (asked {s.Node})");
+        int up = members.Count(m => m.Status == "Up");
+        s.Out.Line($"{members.Count} member{(members.Count == 1 ? "" : "s")}, {up} up, {members.Count(m => !m.Reachable)} unreachable (asked {s.Node}, version {result.Version})");
         s.Out.Write(table);
         return CliApp.Ok;
     }
 
     private static async Task<int> ChangeAsync(Session s, string address, bool leave)
     {
-        var result = await s.CallAsync(leave ? "cluster.leave" : "cluster.down", new JsonObject { ["address"] = address });
-        if (s.Out.Json) { s.Out.PrintJson(result); return CliApp.Ok; }
-        var site = J.Str(result, "site");
-        s.Out.Line($"{J.Str(result, "address")}{(site.Length > 0 ? $" (site {site})" : "")}: {J.Str(result, "action")}");
+        var result = await s.CallAsync((c, ct) => leave ? c.LeaveAsync(address, ct) : c.DownAsync(address, ct));
+        if (s.Out.Json) { s.Out.PrintJson(result, ManagementJson.Default.MemberChange); return CliApp.Ok; }
+        s.Out.Line($"{result.Address}{(result.Site is { Length: > 0 } site ? $" (site {site})" : "")}: {result.Action}");
         return CliApp.Ok;
     }
 }

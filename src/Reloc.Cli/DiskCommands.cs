@@ -1,5 +1,5 @@
 using System.CommandLine;
-using System.Text.Json.Nodes;
+using Reloc.Management;
 using Reloc.Wan;
 using Spectre.Console;
 
@@ -52,90 +52,77 @@ internal static class DiskCommands
         if (size is null && from is null) throw new UsageException("disk create: give --size (e.g. --size 10GiB) or --from FILE|nbd://HOST:PORT/EXPORT");
         if (from is not null && !from.Contains("://", StringComparison.Ordinal)) from = Path.GetFullPath(from); // the node's working directory is not ours
         site ??= await SiteOfNodeAsync(s);
-        var args = new JsonObject { ["name"] = name, ["site"] = site };
-        if (size is { } bytes) args["size"] = bytes;
-        if (from is not null) args["from"] = from;
-        var result = await s.CallAsync("disk.create", args);
-        if (s.Out.Json) { s.Out.PrintJson(result); return CliApp.Ok; }
-        s.Out.Line($"created {J.Str(result, "name")} on {J.Str(result, "site")}: {Fmt.Bytes(J.Long(result, "size"))}, epoch {J.Long(result, "epoch")}, {J.Str(result, "nbdUri")}");
+        var d = await s.CallAsync((c, ct) => c.CreateDiskAsync(new CreateDiskRequest(name, site, size ?? 0, from), ct));
+        if (s.Out.Json) { s.Out.PrintJson(d, ManagementJson.Default.DiskCopy); return CliApp.Ok; }
+        s.Out.Line($"created {d.Name} on {d.Site}: {Fmt.Bytes(d.Size)}, epoch {d.Epoch}, {d.NbdUri}");
         return CliApp.Ok;
     }
 
     /// <summary>The site of the node the console talks to.</summary>
     private static async Task<string> SiteOfNodeAsync(Session s)
     {
-        var cluster = await s.CallAsync("cluster.show");
-        var self = J.Str(cluster, "self");
-        var site = J.Arr(cluster, "members").Where(m => J.Str(m, "address") == self).Select(m => J.Str(m, "site")).FirstOrDefault();
+        var cluster = await s.CallAsync((c, ct) => c.ClusterAsync(ct));
+        var site = cluster.Members.Where(m => m.Address == cluster.Self).Select(m => m.Site).FirstOrDefault();
         return string.IsNullOrEmpty(site) ? throw new UsageException($"disk create: give --site (the node at {s.Node} has no site yet)") : site;
     }
 
     private static async Task<int> ListAsync(Session s)
     {
-        var result = await s.CallAsync("disk.list");
-        if (s.Out.Json) { s.Out.PrintJson(result); return CliApp.Ok; }
-        var disks = J.Arr(result, "disks");
-        var unreachable = J.Arr(result, "unreachableSites").Select(n => n?.GetValue<string>()).ToList();
-        if (disks.Count == 0) s.Out.Line("no disks");
+        var result = await s.CallAsync((c, ct) => c.DisksAsync(ct));
+        if (s.Out.Json) { s.Out.PrintJson(result, ManagementJson.Default.DiskListView); return CliApp.Ok; }
+        if (result.Disks.Count == 0) s.Out.Line("no disks");
         else
         {
             var table = Output.Table("Name", "Site", "Phase", "Epoch", "Size", "Local", "Clients", "NBD URI");
-            foreach (var d in disks)
-            {
-                long size = J.Long(d, "size"), local = J.Long(d, "localBytes");
-                table.AddRow(J.Str(d, "name"), J.Str(d, "site"), Markup.Escape(Phase(d)), J.Long(d, "epoch").ToString(),
-                    Fmt.Bytes(size), Fmt.Percent(local, size), J.Long(d, "clients").ToString(), Markup.Escape(J.Str(d, "nbdUri")));
-            }
+            foreach (var d in result.Disks)
+                table.AddRow(d.Name, d.Site, Markup.Escape(Phase(d)), d.Epoch.ToString(),
+                    Fmt.Bytes(d.Size), Fmt.Percent(d.LocalBytes, d.Size), d.Clients.ToString(), Markup.Escape(d.NbdUri));
             s.Out.Write(table);
         }
-        if (unreachable.Count > 0) s.Out.Line($"sites not answering (their disks are missing above): {string.Join(", ", unreachable)}");
+        if (result.UnreachableSites.Count > 0) s.Out.Line($"sites not answering (their disks are missing above): {string.Join(", ", result.UnreachableSites)}");
         return CliApp.Ok;
     }
 
     /// <summary>A copy's phase, with the other site of its relocation and whether it takes writes.</summary>
-    private static string Phase(JsonNode? d)
+    private static string Phase(DiskCopy d)
     {
-        var phase = J.Str(d, "phase");
-        var peer = J.Str(d, "peer");
-        var text = phase switch
+        var text = d.Phase switch
         {
-            "outgoing" => $"outgoing → {peer}",
-            "fenced" => $"fenced → {peer}",
-            "incoming" when peer.Length > 0 => $"incoming ← {peer}",
-            _ => phase,
+            "outgoing" => $"outgoing → {d.Peer}",
+            "fenced" => $"fenced → {d.Peer}",
+            "incoming" when d.Peer.Length > 0 => $"incoming ← {d.Peer}",
+            _ => d.Phase,
         };
-        if (phase == "incoming" && J.Bool(d, "writable")) text += " (owner)";
+        if (d.Phase == "incoming" && d.Writable) text += " (owner)";
         return text;
     }
 
     private static async Task<int> ShowAsync(Session s, string name)
     {
-        var d = await s.CallAsync("disk.show", new JsonObject { ["name"] = name });
-        if (s.Out.Json) { s.Out.PrintJson(d); return CliApp.Ok; }
-        long size = J.Long(d, "size"), local = J.Long(d, "localBytes");
+        var d = await s.CallAsync((c, ct) => c.DiskAsync(name, ct));
+        if (s.Out.Json) { s.Out.PrintJson(d, ManagementJson.Default.DiskView); return CliApp.Ok; }
         var rows = new List<(string, string)>
         {
-            ("owner", $"{J.Str(d, "owner")} (epoch {J.Long(d, "epoch")}, {J.Str(d, "phase")})"),
-            ("size", $"{Fmt.Bytes(size)} ({size} bytes)"),
-            ("local", $"{Fmt.Bytes(local)} of {Fmt.Bytes(size)} ({Fmt.Percent(local, size)}) at the owner"),
-            ("NBD URI", $"{J.Str(d, "nbdUri")}  (for the hypervisor, e.g. -drive file={J.Str(d, "nbdUri")},format=raw)"),
+            ("owner", $"{d.Owner} (epoch {d.Epoch}, {d.Phase})"),
+            ("size", $"{Fmt.Bytes(d.Size)} ({d.Size} bytes)"),
+            ("local", $"{Fmt.Bytes(d.LocalBytes)} of {Fmt.Bytes(d.Size)} ({Fmt.Percent(d.LocalBytes, d.Size)}) at the owner"),
+            ("NBD URI", $"{d.NbdUri}  (for the hypervisor, e.g. -drive file={d.NbdUri},format=raw)"),
         };
-        if (d?["relocation"] is JsonObject r)
-            rows.Add(("relocation", $"{J.Str(r, "fromSite")} → {J.Str(r, "toSite")}, phase {J.Str(r, "phase")} (epoch {J.Long(r, "epoch")} → {J.Long(r, "epoch") + 1})"));
-        var copies = J.Arr(d, "copies");
-        foreach (var c in copies)
-            rows.Add(("copy at " + J.Str(c, "site"), $"{Phase(c)}, epoch {J.Long(c, "epoch")}, {Fmt.Percent(J.Long(c, "localBytes"), J.Long(c, "size"))} local, " +
-                                                       $"{J.Long(c, "clients")} client(s){(J.Bool(c, "writable") ? ", takes writes" : "")}"));
-        s.Out.Line(J.Str(d, "name"));
+        if (d.Relocation is { } r)
+            rows.Add(("relocation", $"{r.FromSite} → {r.ToSite}, phase {r.Phase} (epoch {r.Epoch} → {r.Epoch + 1})"));
+        foreach (var c in d.Copies)
+            rows.Add(("copy at " + c.Site, $"{Phase(c)}, epoch {c.Epoch}, {Fmt.Percent(c.LocalBytes, c.Size)} local, " +
+                                           $"{c.Clients} client(s){(c.Writable ? ", takes writes" : "")}"));
+        s.Out.Line(d.Name);
         s.Out.WriteFields(rows);
         return CliApp.Ok;
     }
 
     private static async Task<int> DeleteAsync(Session s, string name)
     {
-        var result = await s.CallAsync("disk.delete", new JsonObject { ["name"] = name });
-        if (s.Out.Json) { s.Out.PrintJson(result); return CliApp.Ok; }
-        s.Out.Line($"deleted {J.Str(result, "name")} (was on {J.Str(result, "site")})");
+        var result = await s.CallAsync((c, ct) => c.DeleteDiskAsync(name, ct));
+        if (s.Out.Json) { s.Out.PrintJson(result, ManagementJson.Default.DiskDeleted); return CliApp.Ok; }
+        s.Out.Line($"deleted {result.Name} (was on {result.Site})");
         return CliApp.Ok;
     }
 }

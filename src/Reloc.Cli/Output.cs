@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization.Metadata;
 using Spectre.Console;
 using Spectre.Console.Rendering;
 
@@ -29,6 +30,14 @@ public sealed class Output
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(System.Console.Out) });
         if (System.Console.IsOutputRedirected) console.Profile.Width = 200; // tables in logs and pipes are not cut at 80 columns
         return new Output(json, console);
+    }
+
+    /// <summary>Prints a result as the API sent it (its source-generated contract), indented.</summary>
+    public void PrintJson<T>(T value, JsonTypeInfo<T> type)
+    {
+        var node = JsonSerializer.SerializeToNode(value, type);
+        System.Console.Out.WriteLine(node?.ToJsonString(Indented) ?? "null");
+        System.Console.Out.Flush();
     }
 
     public void PrintJson(JsonNode? node)

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using Reloc.Management;
 using Reloc.Wan;
@@ -50,12 +51,12 @@ internal static class RelocationCommands
 
         var handoverName = new Argument<string>("NAME") { Description = "the relocating disk" };
         var handover = new Command("handover", "Hand ownership to the destination now (the guest must have stopped writing at the source)") { handoverName };
-        handover.SetAction((r, _) => CliApp.Execute(r, stopping, s => SimpleAsync(s, "relocation.handover", r.GetValue(handoverName)!)));
+        handover.SetAction((r, _) => CliApp.Execute(r, stopping, s => HandoverAsync(s, r.GetValue(handoverName)!)));
         group.Subcommands.Add(handover);
 
         var cancelName = new Argument<string>("NAME") { Description = "the relocating disk" };
         var cancel = new Command("cancel", "Abort a relocation before its handover: the source keeps the disk, nothing is lost") { cancelName };
-        cancel.SetAction((r, _) => CliApp.Execute(r, stopping, s => SimpleAsync(s, "relocation.cancel", r.GetValue(cancelName)!)));
+        cancel.SetAction((r, _) => CliApp.Execute(r, stopping, s => CancelAsync(s, r.GetValue(cancelName)!)));
         group.Subcommands.Add(cancel);
         return group;
     }
@@ -70,30 +71,26 @@ internal static class RelocationCommands
     private static async Task<int> RelocateAsync(Session s, string disk, string to, string mode, string? rateText, bool prefetch, bool wait)
     {
         long rate = rateText is null ? 0 : ParseRate("--rate", rateText);
-        var accepted = await s.CallAsync("relocate", new JsonObject
-        {
-            ["disk"] = disk, ["to"] = to, ["mode"] = mode, ["rate"] = rate, ["prefetch"] = prefetch,
-        });
-        long epoch = J.Long(accepted, "epoch");
+        var request = new RelocateRequest(disk, to, mode == "hybrid" ? RelocationMode.Hybrid : RelocationMode.Postcopy, rate, prefetch);
+        var accepted = await s.CallAsync((c, ct) => c.RelocateAsync(request, ct));
+        var what = $"relocating {disk} from {accepted.FromSite} to {accepted.ToSite} ({mode}, " +
+                   $"{(prefetch ? $"background copy {Fmt.Cap(rate)}" : "no background copy")}, epoch {accepted.Epoch} → {accepted.Epoch + 1})";
         if (!wait)
         {
-            if (s.Out.Json) { s.Out.PrintJson(accepted); return CliApp.Ok; }
-            s.Out.Line($"relocating {disk} from {J.Str(accepted, "fromSite")} to {J.Str(accepted, "toSite")} ({mode}, " +
-                       $"{(prefetch ? $"background copy {Fmt.Cap(rate)}" : "no background copy")}, epoch {epoch} → {epoch + 1}); " +
-                       $"follow it with: reloc relocation status {disk} --watch");
+            if (s.Out.Json) { s.Out.PrintJson(accepted, ManagementJson.Default.RelocationAccepted); return CliApp.Ok; }
+            s.Out.Line($"{what}; follow it with: reloc relocation status {disk} --watch");
             return CliApp.Ok;
         }
-        if (!s.Out.Json)
-            s.Out.Line($"relocating {disk} from {J.Str(accepted, "fromSite")} to {J.Str(accepted, "toSite")} ({mode}, " +
-                       $"{(prefetch ? $"background copy {Fmt.Cap(rate)}" : "no background copy")}, epoch {epoch} → {epoch + 1})");
+        if (!s.Out.Json) s.Out.Line(what);
         var result = await RelocationWatch.RunAsync(s, disk, RelocationWatch.ViewFor(s.Out));
-        bool moved = J.Str(result.Disk, "owner") == J.Str(accepted, "toSite");
+        bool moved = result.Disk?.Owner == accepted.ToSite;
         if (s.Out.Json)
         {
             s.Out.PrintJson(new JsonObject
             {
-                ["accepted"] = accepted?.DeepClone(), ["moved"] = moved, ["seconds"] = Math.Round(result.Elapsed.TotalSeconds, 3),
-                ["lastStatus"] = result.LastStatus?.DeepClone(), ["disk"] = result.Disk?.DeepClone(),
+                ["accepted"] = JsonSerializer.SerializeToNode(accepted, ManagementJson.Default.RelocationAccepted),
+                ["moved"] = moved, ["seconds"] = Math.Round(result.Elapsed.TotalSeconds, 3),
+                ["lastStatus"] = Node(result.LastStatus), ["disk"] = Node(result.Disk),
             });
         }
         else PrintOutcome(s, disk, result, moved);
@@ -101,8 +98,12 @@ internal static class RelocationCommands
         return CliApp.Ok;
     }
 
-    private static string OwnerText(JsonNode? disk) =>
-        disk is null ? "the disk is gone" : $"{J.Str(disk, "owner")} owns it at epoch {J.Long(disk, "epoch")}";
+    private static JsonNode? Node(RelocationStatusView? status) => status is null ? null : JsonSerializer.SerializeToNode(status, ManagementJson.Default.RelocationStatusView);
+
+    private static JsonNode? Node(DiskView? disk) => disk is null ? null : JsonSerializer.SerializeToNode(disk, ManagementJson.Default.DiskView);
+
+    private static string OwnerText(DiskView? disk) =>
+        disk is null ? "the disk is gone" : $"{disk.Owner} owns it at epoch {disk.Epoch}";
 
     private static void PrintOutcome(Session s, string disk, WatchResult result, bool moved)
     {
@@ -113,55 +114,53 @@ internal static class RelocationCommands
             ? $"; fetched {Fmt.Bytes(last.Fetched)}, skipped {Fmt.Bytes(last.Skipped)}, {last.Misses} on-demand misses"
             : "";
         s.Out.Line(moved
-            ? $"{disk}: relocated in {Fmt.Duration(result.Elapsed)}: {where}, {J.Str(result.Disk, "nbdUri")}{figures}"
+            ? $"{disk}: relocated in {Fmt.Duration(result.Elapsed)}: {where}, {result.Disk?.NbdUri}{figures}"
             : $"{disk}: the relocation is over without moving it (cancelled?): {where}");
     }
 
     private static async Task<int> ListAsync(Session s)
     {
-        var result = await s.CallAsync("relocation.list");
-        if (s.Out.Json) { s.Out.PrintJson(result); return CliApp.Ok; }
-        var list = result as JsonArray ?? [];
+        var list = await s.CallAsync((c, ct) => c.RelocationsAsync(ct));
+        if (s.Out.Json) { s.Out.PrintJson(list.ToList(), ManagementJson.Default.ListRelocationView); return CliApp.Ok; }
         if (list.Count == 0) { s.Out.Line("no relocations under way"); return CliApp.Ok; }
         var table = Output.Table("Disk", "From", "To", "Epoch", "Phase");
         foreach (var r in list)
-            table.AddRow(J.Str(r, "disk"), J.Str(r, "fromSite"), J.Str(r, "toSite"), $"{J.Long(r, "epoch")} → {J.Long(r, "epoch") + 1}", J.Str(r, "phase"));
+            table.AddRow(r.Disk, r.FromSite, r.ToSite, $"{r.Epoch} → {r.Epoch + 1}", r.Phase);
         s.Out.Write(table);
         return CliApp.Ok;
     }
 
     private static async Task<int> StatusAsync(Session s, string disk, bool watch)
     {
-        JsonNode? status;
-        try { status = await s.CallAsync("relocation.status", new JsonObject { ["disk"] = disk }); }
+        RelocationStatusView status;
+        try { status = await s.CallAsync((c, ct) => c.RelocationAsync(disk, ct)); }
         catch (ManagementException ex) when (ex.Message.Contains("is not relocating", StringComparison.Ordinal))
         {
             // Say why: no such disk at all, or where it is now.
-            var shown = await s.CallAsync("disk.show", new JsonObject { ["name"] = disk });
+            var shown = await s.CallAsync((c, ct) => c.DiskAsync(disk, ct));
             throw new ManagementException($"disk '{disk}' is not relocating ({OwnerText(shown)})");
         }
         if (!watch)
         {
-            if (s.Out.Json) { s.Out.PrintJson(status); return CliApp.Ok; }
-            var x = RelocationSample.FromStatus(status, TimeSpan.Zero);
+            if (s.Out.Json) { s.Out.PrintJson(status, ManagementJson.Default.RelocationStatusView); return CliApp.Ok; }
+            var x = RelocationSample.FromStatus(status.Info, status.Progress, TimeSpan.Zero);
             s.Out.Line($"{disk}: {x.From} → {x.To}, phase {x.Phase} (epoch {x.Epoch} → {x.Epoch + 1})");
             s.Out.WriteFields(
             [
                 ("local", $"{Fmt.Bytes(x.Local)} of {Fmt.Bytes(x.Total)} ({Fmt.Percent(x.Local, x.Total)}) at {x.To}"),
                 ("rate", $"{Fmt.Rate(x.RateBps)}, ETA {(x.Eta is { } e ? Fmt.Duration(e) : "-")}{(x.PrefetchPaused ? " (background copy paused)" : "")}"),
                 ("fetched", $"{Fmt.Bytes(x.Fetched)} ({x.Misses} on-demand misses), skipped {Fmt.Bytes(x.Skipped)} (holes, zeros), made local by whole-block writes at {x.To} {Fmt.Bytes(x.Written)}"),
-                ("state", J.Str(status?["progress"], "state")),
+                ("state", status.Progress.State),
             ]);
             return CliApp.Ok;
         }
         var result = await RelocationWatch.RunAsync(s, disk, RelocationWatch.ViewFor(s.Out));
-        var to = J.Str(status?["info"], "toSite");
-        bool moved = J.Str(result.Disk, "owner") == to;
+        bool moved = result.Disk?.Owner == status.Info.ToSite;
         if (s.Out.Json)
             s.Out.PrintJson(new JsonObject
             {
                 ["moved"] = moved, ["seconds"] = Math.Round(result.Elapsed.TotalSeconds, 3),
-                ["lastStatus"] = (result.LastStatus ?? status)?.DeepClone(), ["disk"] = result.Disk?.DeepClone(),
+                ["lastStatus"] = Node(result.LastStatus ?? status), ["disk"] = Node(result.Disk),
             });
         else PrintOutcome(s, disk, result, moved);
         return CliApp.Ok;
@@ -170,25 +169,28 @@ internal static class RelocationCommands
     private static async Task<int> RateAsync(Session s, string disk, string rateText)
     {
         long rate = ParseRate("relocation rate", rateText);
-        var info = await s.CallAsync("relocation.rate", new JsonObject { ["disk"] = disk, ["rate"] = rate });
-        if (s.Out.Json) { s.Out.PrintJson(info); return CliApp.Ok; }
-        s.Out.Line($"{disk}: background copy capped at {Fmt.Cap(rate)} (phase {J.Str(info, "phase")})");
+        var info = await s.CallAsync((c, ct) => c.SetRateAsync(disk, rate, ct));
+        if (s.Out.Json) { s.Out.PrintJson(info, ManagementJson.Default.RelocationView); return CliApp.Ok; }
+        s.Out.Line($"{disk}: background copy capped at {Fmt.Cap(rate)} (phase {info.Phase})");
         return CliApp.Ok;
     }
 
-    private static async Task<int> SimpleAsync(Session s, string command, string disk)
+    private static async Task<int> HandoverAsync(Session s, string disk)
     {
-        var result = await s.CallAsync(command, new JsonObject { ["disk"] = disk });
-        if (s.Out.Json) { s.Out.PrintJson(result); return CliApp.Ok; }
-        if (command == "relocation.handover")
-            s.Out.Line($"{disk}: handover to {J.Str(result, "toSite")} begun (phase {J.Str(result, "phase")}, epoch {J.Long(result, "epoch")} → {J.Long(result, "epoch") + 1})");
-        else
-        {
-            JsonNode? shown = null;
-            try { shown = await s.CallAsync("disk.show", new JsonObject { ["name"] = disk }); }
-            catch (ManagementException) { }
-            s.Out.Line($"{disk}: relocation cancelled; {OwnerText(shown)}");
-        }
+        var info = await s.CallAsync((c, ct) => c.HandoverAsync(disk, ct));
+        if (s.Out.Json) { s.Out.PrintJson(info, ManagementJson.Default.RelocationView); return CliApp.Ok; }
+        s.Out.Line($"{disk}: handover to {info.ToSite} begun (phase {info.Phase}, epoch {info.Epoch} → {info.Epoch + 1})");
+        return CliApp.Ok;
+    }
+
+    private static async Task<int> CancelAsync(Session s, string disk)
+    {
+        var cancelled = await s.CallAsync((c, ct) => c.CancelAsync(disk, ct));
+        if (s.Out.Json) { s.Out.PrintJson(cancelled, ManagementJson.Default.RelocationCancelled); return CliApp.Ok; }
+        DiskView? shown = null;
+        try { shown = await s.CallAsync((c, ct) => c.DiskAsync(disk, ct)); }
+        catch (ManagementException) { }
+        s.Out.Line($"{disk}: relocation cancelled; {OwnerText(shown)}");
         return CliApp.Ok;
     }
 }

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.Json.Nodes;
 using Reloc.Management;
 using Spectre.Console;
 using Spectre.Console.Rendering;
@@ -12,20 +11,14 @@ public sealed record RelocationSample(string Disk, string From, string To, long 
 {
     public TimeSpan? Eta => RateBps > 0 && Total > Local ? TimeSpan.FromSeconds((double)(Total - Local) / RateBps) : null;
 
-    public static RelocationSample FromStatus(JsonNode? status, TimeSpan elapsed)
-    {
-        var info = status?["info"];
-        var p = status?["progress"];
-        return new RelocationSample(J.Str(info, "disk"), J.Str(info, "fromSite"), J.Str(info, "toSite"), J.Long(info, "epoch"), J.Str(info, "phase"),
-            J.Long(p, "localBytes"), J.Long(p, "totalBytes"), J.Long(p, "fetchedBytes"), J.Long(p, "skippedBytes"), J.Long(p, "writtenBytes"),
-            J.Long(p, "onDemandFetches"), J.Long(p, "rateBps"), J.Bool(p, "prefetchPaused"), p is not null, elapsed);
-    }
+    public static RelocationSample FromStatus(RelocationView info, ProgressView p, TimeSpan elapsed) =>
+        new(info.Disk, info.FromSite, info.ToSite, info.Epoch, info.Phase, p.LocalBytes, p.TotalBytes, p.FetchedBytes, p.SkippedBytes,
+            p.WrittenBytes, p.OnDemandFetches, p.RateBps, p.PrefetchPaused, true, elapsed);
 
-    public static RelocationSample FromInfo(JsonNode? info, RelocationSample? last, TimeSpan elapsed) =>
+    public static RelocationSample FromInfo(RelocationView info, RelocationSample? last, TimeSpan elapsed) =>
         last is null
-            ? new RelocationSample(J.Str(info, "disk"), J.Str(info, "fromSite"), J.Str(info, "toSite"), J.Long(info, "epoch"), J.Str(info, "phase"),
-                0, 0, 0, 0, 0, 0, 0, false, false, elapsed)
-            : last with { Phase = J.Str(info, "phase"), Elapsed = elapsed };
+            ? new RelocationSample(info.Disk, info.FromSite, info.ToSite, info.Epoch, info.Phase, 0, 0, 0, 0, 0, 0, 0, false, false, elapsed)
+            : last with { Phase = info.Phase, Elapsed = elapsed };
 
     /// <summary>"128.0 MiB/256 MiB · 39.8 MB/s · ETA 3.2s · misses 12".</summary>
     public string Figures()
@@ -41,17 +34,18 @@ public sealed record RelocationSample(string Disk, string From, string To, long 
 
 public enum WatchView { Live, Plain, Quiet }
 
-public sealed record WatchResult(RelocationSample? Last, JsonNode? LastStatus, JsonNode? Disk, TimeSpan Elapsed);
+public sealed record WatchResult(RelocationSample? Last, RelocationStatusView? LastStatus, DiskView? Disk, TimeSpan Elapsed);
 
 /// <summary>
-/// Follows a relocation until the coordinator no longer lists it (finished, or cancelled), polling
-/// relocation.status about twice a second; shows it live with Spectre on a terminal, as plain lines
-/// otherwise, or not at all (JSON). Then reads the disk back (its final owner and epoch).
+/// Follows a relocation until the coordinator no longer lists it (finished, or cancelled) on the node's
+/// progress stream (server-sent events, a look about twice a second); shows it live with Spectre on a
+/// terminal, as plain lines otherwise, or not at all (JSON). The stream's last event is the disk as it
+/// ended (its final owner and epoch).
 /// </summary>
 public static class RelocationWatch
 {
     public static readonly TimeSpan DefaultPoll = TimeSpan.FromMilliseconds(500);
-    /// <summary>How long the coordinator may fail to answer (a fail-over) before the watch gives up.</summary>
+    /// <summary>How long a broken stream is followed again (the node restarting) before the watch gives up.</summary>
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
 
     public static WatchView ViewFor(Output output) => output.Json ? WatchView.Quiet : output.Interactive ? WatchView.Live : WatchView.Plain;
@@ -87,8 +81,8 @@ public static class RelocationWatch
                             task.Value = sample.Local;
                         }
                     });
-                    if (result.Last is { Total: > 0 } last && result.Disk is not null && J.Str(result.Disk, "owner") == last.To)
-                        task.Value = task.MaxValue; // finished: the last poll may have been just before the end
+                    if (result.Last is { Total: > 0 } last && result.Disk?.Owner == last.To)
+                        task.Value = task.MaxValue; // finished: the last look may have been just before the end
                     task.StopTask();
                     return result;
                 });
@@ -115,42 +109,38 @@ public static class RelocationWatch
     private static async Task<WatchResult> LoopAsync(Session s, string disk, TimeSpan interval, Stopwatch clock, TimeSpan started, Action<RelocationSample> show)
     {
         RelocationSample? last = null;
-        JsonNode? lastStatus = null;
-        var failingSince = (TimeSpan?)null;
+        RelocationStatusView? lastStatus = null;
+        TimeSpan? failingSince = null;
         while (true)
         {
-            JsonNode? entry;
             try
             {
-                var list = await s.CallAsync("relocation.list") as JsonArray ?? [];
-                entry = list.FirstOrDefault(r => J.Str(r, "disk") == disk);
-                failingSince = null;
+                await foreach (var item in s.Client.WatchAsync(disk, interval, s.Stopping))
+                {
+                    failingSince = null;
+                    switch (item)
+                    {
+                        case ProgressSample { Progress: { } p } sample:
+                            lastStatus = new RelocationStatusView(sample.Info, p);
+                            show(last = RelocationSample.FromStatus(sample.Info, p, clock.Elapsed));
+                            break;
+                        case ProgressSample sample: // between two steps, or it just ended
+                            show(last = RelocationSample.FromInfo(sample.Info, last, clock.Elapsed));
+                            break;
+                        case ProgressDone done:
+                            return new WatchResult(last, lastStatus, done.Disk, clock.Elapsed - started);
+                    }
+                }
+                throw new IOException("the node ended the progress stream early");
             }
-            catch (ManagementException) when (failingSince is null || clock.Elapsed - failingSince < Patience)
+            catch (Exception ex) when (ex is ManagementException or HttpRequestException or IOException && !s.Stopping.IsCancellationRequested
+                                       && (failingSince is null || clock.Elapsed - failingSince < Patience))
             {
-                failingSince ??= clock.Elapsed; // the coordinator may be moving to another node: keep asking
+                if (ex is NodeUnreachableException && last is null) throw new UnreachableException(ex.Message);
+                failingSince ??= clock.Elapsed; // the node may be restarting, or the coordinator moving: follow again
                 await Task.Delay(interval, s.Stopping);
-                continue;
             }
-            if (entry is null) break;
-            RelocationSample sample;
-            try
-            {
-                lastStatus = await s.CallAsync("relocation.status", new JsonObject { ["disk"] = disk });
-                sample = RelocationSample.FromStatus(lastStatus, clock.Elapsed);
-            }
-            catch (ManagementException)
-            {
-                sample = RelocationSample.FromInfo(entry, last, clock.Elapsed); // between two steps, or it just ended
-            }
-            last = sample;
-            show(sample);
-            await Task.Delay(interval, s.Stopping);
         }
-        JsonNode? final = null;
-        try { final = await s.CallAsync("disk.show", new JsonObject { ["name"] = disk }); }
-        catch (ManagementException) { } // deleted meanwhile
-        return new WatchResult(last, lastStatus, final, clock.Elapsed - started);
     }
 
     /// <summary>A progress column showing whatever text its function gives.</summary>

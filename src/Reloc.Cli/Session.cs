@@ -1,18 +1,17 @@
-using System.Text.Json.Nodes;
 using Reloc.Management;
 
 namespace Reloc.Cli;
 
-/// <summary>One command's connection to a node, opened at the first call (so a command line that is wrong
-/// fails before anything is sent), and its output.</summary>
+/// <summary>One command's client of a node's management API, and its output. The address is checked at
+/// once (so a command line that is wrong fails before anything is sent).</summary>
 public sealed class Session : IAsyncDisposable
 {
-    private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(5);
-    private ManagementClient? _client;
+    private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(30);
+    private readonly ManagementClient _client;
 
     public Session(string node, Output output, CancellationToken stopping)
     {
-        try { ManagementClient.ParseAddress(node); }
+        try { _client = new ManagementClient(node, RequestTimeout); }
         catch (ManagementException ex) { throw new UsageException(ex.Message); }
         Node = node;
         Out = output;
@@ -23,19 +22,18 @@ public sealed class Session : IAsyncDisposable
     public Output Out { get; }
     public CancellationToken Stopping { get; }
 
-    public async Task<JsonNode?> CallAsync(string command, JsonObject? args = null)
+    /// <summary>Calls the node; no node at the address is <see cref="UnreachableException"/> (exit code 3).</summary>
+    public async Task<T> CallAsync<T>(Func<ManagementClient, CancellationToken, Task<T>> call)
     {
-        if (_client is null)
-        {
-            try { _client = await ManagementClient.ConnectAsync(Node, ConnectTimeout, Stopping); }
-            catch (ManagementException ex) when (!Stopping.IsCancellationRequested) { throw new UnreachableException(ex.Message); }
-            Stopping.ThrowIfCancellationRequested();
-        }
-        return await _client.CallAsync(command, args, Stopping);
+        try { return await call(_client, Stopping); }
+        catch (NodeUnreachableException ex) when (!Stopping.IsCancellationRequested) { throw new UnreachableException(ex.Message); }
     }
 
-    public async ValueTask DisposeAsync()
+    public ManagementClient Client => _client;
+
+    public ValueTask DisposeAsync()
     {
-        if (_client is not null) await _client.DisposeAsync();
+        _client.Dispose();
+        return ValueTask.CompletedTask;
     }
 }

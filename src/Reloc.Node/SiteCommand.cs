@@ -47,7 +47,7 @@ internal static class SiteCommand
             await node.WhenReadyAsync(TimeSpan.FromMinutes(5)); // the listen line means: every disk is served
             Console.Out.WriteLine($"reloc-node: site {node.Settings.Name} serving NBD on {node.NbdEndPoint} (advertised as {node.Settings.NbdAdvertise}), " +
                                   $"cluster address {Akka.Cluster.Cluster.Get(node.System).SelfAddress}, " +
-                                  $"management {(node.Management is null ? "off" : node.Management.EndPoint.ToString())}");
+                                  $"management {(node.Management is null ? "off" : node.Management.ToString())}");
             Console.Out.Flush();
             // A node the cluster downed (split-brain resolver, `reloc cluster down`) has shut its ActorSystem
             // down: exit non-zero so a supervisor (systemd) starts it afresh and it rejoins.

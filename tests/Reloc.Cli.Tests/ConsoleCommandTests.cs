@@ -108,7 +108,7 @@ public sealed class ConsoleCommandTests(SiteCluster cluster)
         Assert.StartsWith($"created img2 on site-c: 4 MiB, epoch 1, {cluster.C.Uri("img2")}", imported);
         // Served at once (missing blocks come from the source), and complete in the end.
         Assert.Equal(Tool.Sha256Of(content), Tool.Sha256Of(await ReadAllAsync(cluster.C.Uri("img2"), content.Length)));
-        await SiteCluster.UntilAsync(async () => J.Str(await SiteCluster.CallAsync(A, "disk.show", new JsonObject { ["name"] = "img2" }), "phase") == "owned", "the import to finish");
+        await SiteCluster.UntilAsync(async () => (await SiteCluster.CallAsync(A, c => c.DiskAsync("img2"))).Phase == "owned", "the import to finish");
         await Cli.OkAsync(A.Node, "disk", "delete", "img2");
         await Cli.OkAsync(A.Node, "disk", "delete", "img1");
     }
@@ -168,7 +168,7 @@ public sealed class ConsoleCommandTests(SiteCluster cluster)
         var downed = await Cli.JsonAsync(A.Node, "cluster", "down", $"akka.tcp://reloc@127.0.0.1:{e.ClusterPort}");
         Assert.Equal(("site-e", "downed"), (J.Str(downed, "site"), J.Str(downed, "action")));
         foreach (var site in new[] { cluster.A, cluster.B, cluster.C }) // gone from every view, not only A's
-            await SiteCluster.WaitForAsync(site.Node, m => m.All(x => J.Str(x, "site") is not ("site-d" or "site-e")), TimeSpan.FromSeconds(60));
+            await SiteCluster.WaitForAsync(site.Node, m => m.All(x => x.Site is not ("site-d" or "site-e")), TimeSpan.FromSeconds(60));
         var text = await Cli.OkAsync(A.Node, "cluster", "show");
         Assert.Contains("3 members, 3 up", text);
         Assert.DoesNotContain("site-d", text);

@@ -23,7 +23,7 @@ public sealed class RelocationConsoleTests(SiteCluster cluster)
     }
 
     private static async Task<string> PhaseAsync(Site at, string disk) =>
-        (await SiteCluster.CallAsync(at, "relocation.list") as JsonArray ?? []).Where(r => J.Str(r, "disk") == disk).Select(r => J.Str(r, "phase")).FirstOrDefault() ?? "";
+        (await SiteCluster.CallAsync(at, c => c.RelocationsAsync())).Where(r => r.Disk == disk).Select(r => r.Phase).FirstOrDefault() ?? "";
 
     [Fact]
     public async Task A_relocation_is_driven_step_by_step_list_status_rate_handover_watch()

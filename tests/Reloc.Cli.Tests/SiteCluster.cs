@@ -41,7 +41,7 @@ public sealed class SiteCluster : IAsyncLifetime
     {
         var sites = await Task.WhenAll(names.Select(n => StartSiteAsync(n, Ports.Free())));
         _sites.AddRange(sites);
-        await WaitForAsync(A.Node, members => names.All(n => members.Any(m => J.Str(m, "site") == n && J.Str(m, "status") == "Up")), TimeSpan.FromSeconds(60));
+        await WaitForAsync(A.Node, members => names.All(n => members.Any(m => m.Site == n && m.Status == "Up")), TimeSpan.FromSeconds(60));
         return sites;
     }
 
@@ -71,32 +71,31 @@ public sealed class SiteCluster : IAsyncLifetime
     {
         foreach (var site in _sites)
         {
-            await WaitForAsync(site.Node, members => members.Count(m => J.Str(m, "status") == "Up") == count, TimeSpan.FromSeconds(90));
+            await WaitForAsync(site.Node, members => members.Count(m => m.Status == "Up") == count, TimeSpan.FromSeconds(90));
             // The coordinator singleton answers through this node's proxy.
-            await using var client = await ManagementClient.ConnectAsync(site.Node, TimeSpan.FromSeconds(5));
-            await client.CallAsync("relocation.list");
+            await CallAsync(site, c => c.RelocationsAsync());
         }
     }
 
-    /// <summary>Polls cluster.show on <paramref name="node"/> until its members satisfy <paramref name="done"/>.</summary>
-    public static async Task WaitForAsync(string node, Func<JsonArray, bool> done, TimeSpan timeout)
+    /// <summary>Polls the cluster's members on <paramref name="node"/> until they satisfy <paramref name="done"/>.</summary>
+    public static async Task WaitForAsync(string node, Func<IReadOnlyList<MemberView>, bool> done, TimeSpan timeout)
     {
         var deadline = DateTime.UtcNow + timeout;
-        await using var client = await ManagementClient.ConnectAsync(node, TimeSpan.FromSeconds(5));
+        using var client = new ManagementClient(node, TimeSpan.FromSeconds(10));
         while (true)
         {
-            var members = J.Arr(await client.CallAsync("cluster.show"), "members");
+            var members = (await client.ClusterAsync()).Members;
             if (done(members)) return;
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"cluster at {node} not as expected: {members.ToJsonString()}");
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"cluster at {node} not as expected: {string.Join(", ", members)}");
             await Task.Delay(100);
         }
     }
 
-    /// <summary>Calls the management endpoint directly (for waiting on conditions, not for what is under test).</summary>
-    public static async Task<JsonNode?> CallAsync(Site site, string command, JsonObject? args = null)
+    /// <summary>Calls the management API directly (for waiting on conditions, not for what is under test).</summary>
+    public static async Task<T> CallAsync<T>(Site site, Func<ManagementClient, Task<T>> call)
     {
-        await using var client = await ManagementClient.ConnectAsync(site.Node, TimeSpan.FromSeconds(5));
-        return await client.CallAsync(command, args);
+        using var client = new ManagementClient(site.Node, TimeSpan.FromSeconds(10));
+        return await call(client);
     }
 
     /// <summary>Polls until <paramref name="condition"/> holds (bounded).</summary>

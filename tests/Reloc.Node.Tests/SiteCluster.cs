@@ -72,25 +72,24 @@ public sealed class SiteCluster : IAsyncDisposable
             await WaitUpAsync(s, Sites.IndexOf(s) + 1);
         }
         foreach (var s in Sites) await WaitUpAsync(s, 3);
-        await WaitAsync(async () => await TryCallAsync('a', "relocation.list") is not null, TimeSpan.FromSeconds(60));
+        await WaitAsync(async () => await TryAsync('a', c => c.RelocationsAsync()) is not null, TimeSpan.FromSeconds(60));
     }
 
     public async Task WaitUpAsync(char via, int count)
     {
-        JsonNode? show = null;
+        ClusterView? show = null;
         try
         {
             await WaitAsync(async () =>
             {
-                show = await TryCallAsync(via, "cluster.show");
-                return show?["members"]!.AsArray().Count(m => (string)m!["status"]! == "Up" && (bool)m["reachable"]!) == count
-                       && show["members"]!.AsArray().Count == count;
+                show = await TryAsync(via, c => c.ClusterAsync());
+                return show?.Members.Count(m => m is { Status: "Up", Reachable: true }) == count && show.Members.Count == count;
             }, TimeSpan.FromSeconds(90));
         }
         catch (TimeoutException e)
         {
             var logs = string.Concat(_nodes.Select(n => $"\nsite-{n.Key}'s last lines:\n  " + string.Join("\n  ", n.Value.Lines.TakeLast(5))));
-            throw new TimeoutException($"{e.Message}: {count} members Up and reachable as site-{via} sees them; last seen: {show?["members"]?.ToJsonString() ?? "no answer"}{logs}");
+            throw new TimeoutException($"{e.Message}: {count} members Up and reachable as site-{via} sees them; last seen: {(show is null ? "no answer" : string.Join(", ", show.Members))}{logs}");
         }
     }
 
@@ -104,28 +103,31 @@ public sealed class SiteCluster : IAsyncDisposable
         _nodes.Remove(site);
     }
 
-    public async Task<JsonNode?> CallAsync(char via, string command, JsonObject? args = null)
+    /// <summary>Calls site <paramref name="via"/>'s management API.</summary>
+    public async Task<T> CallAsync<T>(char via, Func<ManagementClient, Task<T>> call)
     {
-        await using var client = await ManagementClient.ConnectAsync($"127.0.0.1:{_ports[via].Management}", TimeSpan.FromSeconds(5));
-        return await client.CallAsync(command, args);
+        using var client = new ManagementClient($"127.0.0.1:{_ports[via].Management}", TimeSpan.FromSeconds(10));
+        return await call(client);
     }
 
-    public async Task<JsonNode?> TryCallAsync(char via, string command, JsonObject? args = null)
+    /// <summary>As <see cref="CallAsync{T}"/>; null when the node refused or did not answer (it may be down on purpose).</summary>
+    public async Task<T?> TryAsync<T>(char via, Func<ManagementClient, Task<T>> call) where T : class
     {
-        try { return await CallAsync(via, command, args); }
+        try { return await CallAsync(via, call); }
         catch (ManagementException) { return null; }
+        catch (HttpRequestException) { return null; }
         catch (IOException) { return null; }
     }
 
     /// <summary>The relocation of <paramref name="disk"/> as the coordinator sees it, or null when there is none.</summary>
     public async Task<string?> PhaseAsync(char via, string disk)
     {
-        var list = await TryCallAsync(via, "relocation.list");
-        return list?.AsArray().FirstOrDefault(r => (string)r!["disk"]! == disk)?["phase"]?.GetValue<string>();
+        var list = await TryAsync(via, c => c.RelocationsAsync());
+        return list?.FirstOrDefault(r => r.Disk == disk)?.Phase;
     }
 
     public Task RelocateAsync(char via, string to, string mode, long rate) =>
-        CallAsync(via, "relocate", new JsonObject { ["disk"] = "vm", ["to"] = "site-" + to, ["mode"] = mode, ["rate"] = rate });
+        CallAsync(via, c => c.RelocateAsync(new RelocateRequest("vm", "site-" + to, mode == "hybrid" ? RelocationMode.Hybrid : RelocationMode.Postcopy, rate)));
 
     public Task WaitPhaseAsync(char via, string phase) =>
         WaitAsync(async () => await PhaseAsync(via, "vm") == phase, TimeSpan.FromSeconds(120), $"relocation phase {phase}");
@@ -134,15 +136,15 @@ public sealed class SiteCluster : IAsyncDisposable
     public async Task FinishAndVerifyAsync(char via, char owner, char source, Guest guest, long epoch)
     {
         // Full speed from here (it may be over already: a restarted destination resumes without the cap).
-        await TryCallAsync(via, "relocation.rate", new JsonObject { ["disk"] = "vm", ["rate"] = 0 });
-        JsonNode? show = null;
+        await TryAsync(via, c => c.SetRateAsync("vm", 0));
+        DiskView? show = null;
         await WaitAsync(async () =>
         {
-            show = await TryCallAsync(via, "disk.show", new JsonObject { ["name"] = "vm" });
-            return show is not null && (string?)show["owner"] == "site-" + owner && (string?)show["phase"] == "owned"
-                   && show["copies"]!.AsArray().Count == 1 && await PhaseAsync(via, "vm") is null;
+            show = await TryAsync(via, c => c.DiskAsync("vm"));
+            return show is not null && show.Owner == "site-" + owner && show.Phase == "owned"
+                   && show.Copies.Count == 1 && await PhaseAsync(via, "vm") is null;
         }, TimeSpan.FromSeconds(120), "relocation complete and source released");
-        Assert.Equal(epoch, (long)show!["epoch"]!);
+        Assert.Equal(epoch, show!.Epoch);
         Assert.False(File.Exists(ImagePath(source, "vm")), "the source's copy is released");
         var image = await Guest.ReadAllAsync(NbdUri(owner, "vm"), guest.Expected.Length);
         var mismatch = guest.Mismatch(image);

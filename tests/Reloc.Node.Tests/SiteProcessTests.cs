@@ -1,3 +1,4 @@
+using Reloc.Management;
 using System.Text.Json.Nodes;
 using Reloc.Testing;
 using Xunit;
@@ -18,7 +19,7 @@ public sealed class SiteProcessTests
         var initial = Tool.RandomBytes(Size, seed);
         var file = Path.Combine(c.Dir, "vm.raw");
         await File.WriteAllBytesAsync(file, initial);
-        await c.CallAsync('a', "disk.create", new JsonObject { ["name"] = "vm", ["site"] = "site-" + site, ["from"] = file });
+        await c.CallAsync('a', m => m.CreateDiskAsync(new CreateDiskRequest("vm", "site-" + site, From: file)));
         var guest = new Guest(initial, seed);
         await guest.ConnectAsync(c.NbdUri(site, "vm"));
         await guest.WriteAndFlushAsync(40);

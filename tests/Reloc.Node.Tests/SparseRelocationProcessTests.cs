@@ -1,3 +1,4 @@
+using Reloc.Management;
 using System.Text.Json.Nodes;
 using Xunit;
 
@@ -43,7 +44,7 @@ public sealed class SparseRelocationProcessTests
     {
         await using var c = new SiteCluster();
         await c.StartAllAsync();
-        await c.CallAsync('a', "disk.create", new JsonObject { ["name"] = "vm", ["site"] = "site-b", ["size"] = Size });
+        await c.CallAsync('a', m => m.CreateDiskAsync(new CreateDiskRequest("vm", "site-b", Size)));
         await using var guest = new Guest(new byte[Size], seed);
         await guest.ConnectAsync(c.NbdUri('b', "vm"));
         // Data in a few places; everything else stays a hole.
@@ -94,8 +95,7 @@ public sealed class SparseRelocationProcessTests
 
     private static async Task<long> LocalBytesAsync(SiteCluster c, char site)
     {
-        var show = await c.TryCallAsync('a', "disk.show", new JsonObject { ["name"] = "vm" });
-        var copy = show?["copies"]?.AsArray().FirstOrDefault(d => (string?)d!["site"] == "site-" + site);
-        return copy?["localBytes"]?.GetValue<long>() ?? 0;
+        var show = await c.TryAsync('a', m => m.DiskAsync("vm"));
+        return show?.Copies.FirstOrDefault(d => d.Site == "site-" + site)?.LocalBytes ?? 0;
     }
 }

@@ -7,6 +7,7 @@ using Akka.Configuration;
 using Akka.Hosting;
 using Akka.Pattern;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Reloc.Actors.Management;
@@ -26,7 +27,7 @@ public sealed class SiteNode : IAsyncDisposable
     private readonly IHost _host;
 
     private SiteNode(IHost host, ActorSystem system, SiteSettings settings, NbdServer nbd, IActorRef site, IActorRef coordinator,
-        IPEndPoint nbdEndPoint, ManagementEndpoint? management)
+        IPEndPoint nbdEndPoint, IPEndPoint? management)
     {
         Coordinator = coordinator;
         _host = host;
@@ -48,8 +49,13 @@ public sealed class SiteNode : IAsyncDisposable
     public IActorRef Coordinator { get; }
     public IPEndPoint NbdEndPoint { get; }
 
-    /// <summary>The console's endpoint (null when reloc.management.listen = off).</summary>
-    public ManagementEndpoint? Management { get; }
+    /// <summary>Where the management API listens (null when reloc.management.listen = off).</summary>
+    public IPEndPoint? Management { get; }
+
+    /// <summary>This build's version (from git, see Directory.Build.props): in <c>--version</c>, the API and the cluster's member list.</summary>
+    public static string Version { get; } = typeof(SiteNode).Assembly
+        .GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+        .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "0.0.0";
 
     /// <summary>The full configuration of a site: its own file, persistence chosen by reloc.persistence
     /// (SQLite under the data directory unless configured), then the defaults.</summary>
@@ -90,9 +96,10 @@ public sealed class SiteNode : IAsyncDisposable
         var siteSettings = settings;
         // Akka.Hosting owns the ActorSystem's lifecycle (start, CoordinatedShutdown on stop); the whole
         // configuration is still HOCON, the operator's language for Akka.NET.
-        var host = new HostBuilder()
+        var builder = new HostBuilder()
             .ConfigureServices(services => services.AddAkka(SystemName, builder => builder
                 .AddHocon(config, HoconAddMode.Replace)
+                .WithRelocHealthChecks()
                 .WithActors((system, registry) =>
                 {
                     // One coordinator in the cluster (on the oldest node, moving when it leaves); every node
@@ -103,26 +110,28 @@ public sealed class SiteNode : IAsyncDisposable
                         ClusterSingletonProxySettings.Create(system)), "coordinator");
                     registry.Register<MigrationCoordinator>(coordinator);
                     registry.Register<SiteActor>(system.ActorOf(SupervisedSiteProps(siteSettings, catalog, coordinator), "site"));
-                })))
-            .Build();
+                })));
+        if (settings.ManagementListen is { } listen)
+            builder.ConfigureWebHost(web => ManagementWeb.Configure(web, listen, Version));
+        var host = builder.Build();
         // Off any caller's synchronisation context: the host's start-up must not need it.
-        Task.Run(() => host.StartAsync()).GetAwaiter().GetResult();
-        var system = host.Services.GetRequiredService<ActorSystem>();
-        var registry = host.Services.GetRequiredService<ActorRegistry>();
-        var siteActor = registry.Get<SiteActor>();
-        var coordinatorProxy = registry.Get<MigrationCoordinator>();
-        ManagementEndpoint? management = null;
         try
         {
-            if (settings.ManagementListen is { } listen) management = ManagementEndpoint.Start(system, coordinatorProxy, listen, loggers);
+            Task.Run(() => host.StartAsync()).GetAwaiter().GetResult();
         }
-        catch (System.Net.Sockets.SocketException ex)
+        catch (IOException ex) when (settings.ManagementListen is not null)
         {
+            // Kestrel could not bind (address in use): the actor system is up already; stop it and say which key.
             Task.Run(() => host.StopAsync()).Wait(TimeSpan.FromSeconds(30));
             host.Dispose();
             nbd.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(10));
             throw new ArgumentException($"reloc.management.listen = {settings.ManagementListen}: {ex.Message}", ex);
         }
+        var system = host.Services.GetRequiredService<ActorSystem>();
+        var registry = host.Services.GetRequiredService<ActorRegistry>();
+        var siteActor = registry.Get<SiteActor>();
+        var coordinatorProxy = registry.Get<MigrationCoordinator>();
+        var management = settings.ManagementListen is null ? null : ManagementWeb.BoundEndPoint(host.Services);
         return new SiteNode(host, system, settings, nbd, siteActor, coordinatorProxy, endPoint, management);
     }
 
@@ -166,9 +175,8 @@ public sealed class SiteNode : IAsyncDisposable
     /// <summary>Stops serving (in-flight NBD requests finish, exports flush), then leaves the cluster gracefully.</summary>
     public async ValueTask DisposeAsync()
     {
-        if (Management is not null) await Management.DisposeAsync();
         await Nbd.DisposeAsync();
-        await _host.StopAsync(); // CoordinatedShutdown: leaves the cluster gracefully
+        await _host.StopAsync(); // Kestrel first (hosted services stop in reverse), then CoordinatedShutdown: leaves the cluster gracefully
         _host.Dispose();
     }
 }

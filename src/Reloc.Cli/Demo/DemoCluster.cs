@@ -27,7 +27,7 @@ internal sealed class DemoCluster : IAsyncDisposable
     public WanLink Link { get; }
     public SiteNode A { get; }
     public SiteNode B { get; }
-    public string ManagementAddress => $"127.0.0.1:{A.Management!.EndPoint.Port}";
+    public string ManagementAddress => $"127.0.0.1:{A.Management!.Port}";
 
     public static async Task<DemoCluster> StartAsync(string dir, WanLinkSettings link, CancellationToken ct)
     {

@@ -105,20 +105,20 @@ internal static class DemoCommand
             cluster = await DemoCluster.StartAsync(dir, link, stopping);
             Note($"site-a and site-b are up (data in {dir}); site-b reaches site-a's disks through the WAN link {cluster.Link.LocalEndPoint}");
             await using var session = new Session(cluster.ManagementAddress, output, stopping);
-            await session.CallAsync("relocation.list"); // the coordinator singleton is up
+            await session.CallAsync((c, ct) => c.RelocationsAsync(ct)); // the coordinator singleton is up
 
             // The disk: random data in extents, holes elsewhere, known to the guest as its model.
             var disk = SparseDisk.Generate(o.Size, o.Allocated, o.Seed);
             var seedFile = Path.Combine(dir, "seed.img");
             disk.WriteImage(seedFile);
-            var created = await session.CallAsync("disk.create", new JsonObject { ["name"] = DiskName, ["site"] = "site-a", ["from"] = seedFile });
+            var created = await session.CallAsync((c, ct) => c.CreateDiskAsync(new CreateDiskRequest(DiskName, "site-a", From: seedFile), ct));
             File.Delete(seedFile);
 
             // The guest at A: talks to A's NBD server directly (it is local there).
             atA = await NbdClient.ConnectAsync(new NbdClientOptions { Host = "127.0.0.1", Port = cluster.A.NbdEndPoint.Port, Export = DiskName }, stopping);
             long? sourceData = await SparseDisk.DataBytesAsync(atA, stopping);
-            Note($"disk {DiskName} created on site-a: {Fmt.Bytes(J.Long(created, "size"))}, {Fmt.Bytes(disk.AllocatedBytes)} of random data in {Extents(disk.Extents.Count)}, " +
-                 $"the rest holes (site-a's BLOCK_STATUS: {(sourceData is { } d ? Fmt.Bytes(d) + " data" : "not answered")}), epoch {J.Long(created, "epoch")}");
+            Note($"disk {DiskName} created on site-a: {Fmt.Bytes(created.Size)}, {Fmt.Bytes(disk.AllocatedBytes)} of random data in {Extents(disk.Extents.Count)}, " +
+                 $"the rest holes (site-a's BLOCK_STATUS: {(sourceData is { } d ? Fmt.Bytes(d) + " data" : "not answered")}), epoch {created.Epoch}");
             guest = new GuestWorkload(disk, atA, "site-a", o.Iops, o.Seed + 1) { SourceSite = "site-a" };
             guestTask = guest.RunAsync(guestStop.Token);
             Note($"guest running at site-a: random 4 KiB reads and writes anywhere (holes included) at {o.Iops} requests/s, FLUSH after every 4 writes, each read checked");
@@ -126,12 +126,10 @@ internal static class DemoCommand
             ThrowIfFailed(guest, guestTask);
 
             // Relocate, move the guest, follow it to the end.
-            var accepted = await session.CallAsync("relocate", new JsonObject
-            {
-                ["disk"] = DiskName, ["to"] = "site-b", ["mode"] = o.Mode, ["rate"] = 0, ["prefetch"] = true,
-            });
+            var accepted = await session.CallAsync((c, ct) => c.RelocateAsync(new RelocateRequest(DiskName, "site-b",
+                o.Mode == "hybrid" ? RelocationMode.Hybrid : RelocationMode.Postcopy), ct));
             var relocateAt = clock.Elapsed;
-            Note($"relocating {DiskName} from {J.Str(accepted, "fromSite")} to {J.Str(accepted, "toSite")} ({o.Mode}, epoch {J.Long(accepted, "epoch")} → {J.Long(accepted, "epoch") + 1})");
+            Note($"relocating {DiskName} from {accepted.FromSite} to {accepted.ToSite} ({o.Mode}, epoch {accepted.Epoch} → {accepted.Epoch + 1})");
 
             using var watchStop = CancellationTokenSource.CreateLinkedTokenSource(stopping);
             var deadline = TimeSpan.FromSeconds(Math.Max(60, double.IsNaN(limit) ? 60 : limit * 10 + 30));
@@ -203,8 +201,8 @@ internal static class DemoCommand
             // The destination's final counters, from its site (the last look may precede the end of a short relocation).
             var counters = await cluster.B.Site.Ask<object>(new RelocationProtocol.GetProgress(DiskName), TimeSpan.FromSeconds(10)) as RelocationProtocol.DiskProgress;
             allLocalAt ??= doneAt;
-            Note($"relocation over: {J.Str(final, "owner")} owns {DiskName} at epoch {J.Long(final, "epoch")}; copies left: " +
-                 string.Join(", ", J.Arr(final, "copies").Select(c => $"{J.Str(c, "site")} ({J.Str(c, "phase")})")));
+            Note($"relocation over: {final?.Owner} owns {DiskName} at epoch {final?.Epoch}; copies left: " +
+                 string.Join(", ", (final?.Copies ?? []).Select(c => $"{c.Site} ({c.Phase})")));
 
             // A little more work on the fully relocated disk, then the guest stops and flushes.
             long opsBefore = guest.Ops;
@@ -218,8 +216,7 @@ internal static class DemoCommand
 
             // Verification: B's image, byte for byte, against the initial data plus every acknowledged write.
             var mismatch = await VerifyAsync(destination, disk, stopping);
-            var ownerOk = J.Str(final, "owner") == "site-b" && J.Long(final, "epoch") == J.Long(accepted, "epoch") + 1
-                          && J.Arr(final, "copies").Count == 1;
+            var ownerOk = final is { Owner: "site-b", Copies.Count: 1 } && final.Epoch == accepted.Epoch + 1;
             bool passed = mismatch.Blocks == 0 && guest.Mismatches == 0 && ownerOk;
 
             var summary = Summarize(o, disk, sourceData, limit, relocateAt, movedAt, allLocalAt, doneAt, counters, guest, mismatch, final, passed, ownerOk);
@@ -302,7 +299,7 @@ internal static class DemoCommand
     private static string Pct(double share) => (share * 100).ToString("0.#", CultureInfo.InvariantCulture) + "%";
 
     private static JsonObject Summarize(Settings o, SparseDisk disk, long? sourceData, double limit, TimeSpan relocateAt, TimeSpan? movedAt, TimeSpan? allLocalAt,
-        TimeSpan doneAt, RelocationProtocol.DiskProgress? last, GuestWorkload guest, Mismatch mismatch, JsonNode? final, bool passed, bool ownerOk)
+        TimeSpan doneAt, RelocationProtocol.DiskProgress? last, GuestWorkload guest, Mismatch mismatch, DiskView? final, bool passed, bool ownerOk)
     {
         var holeWrites = guest.HoleWritesAt;
         double relocation = (doneAt - relocateAt).TotalSeconds;
@@ -333,7 +330,7 @@ internal static class DemoCommand
                 ["localReadsMedianMs"] = R(GuestWorkload.Percentile(quick, 50)),
                 ["readsAfterMedianMs"] = R(GuestWorkload.Percentile(after, 50)), ["readsAfter"] = after.Count,
             },
-            ["owner"] = J.Str(final, "owner"), ["epoch"] = J.Long(final, "epoch"), ["ownerCheck"] = ownerOk,
+            ["owner"] = final?.Owner, ["epoch"] = final?.Epoch, ["ownerCheck"] = ownerOk,
             ["mismatchedBlocks"] = mismatch.Blocks, ["mismatchedBlocksInHoles"] = mismatch.InHoles, ["mismatchedBytes"] = mismatch.Bytes,
             ["firstMismatchOffset"] = mismatch.First,
             ["verificationPassed"] = passed,

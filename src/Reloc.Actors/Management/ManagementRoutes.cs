@@ -1,0 +1,129 @@
+using System.Net;
+using System.Net.ServerSentEvents;
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using Akka.Actor;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Reloc.Management;
+
+namespace Reloc.Actors.Management;
+
+/// <summary>
+/// The management API's routes (<see cref="ManagementApi"/> names them): minimal APIs over
+/// <see cref="ManagementService"/>. Refusals become RFC 7807 problem details with the status the service
+/// chose; a cluster that does not answer in time is 503; a malformed body is 400.
+/// </summary>
+public static class ManagementRoutes
+{
+    /// <summary>How long a progress stream keeps looking while the coordinator does not answer (a fail-over)
+    /// before it ends with a problem.</summary>
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan DefaultInterval = TimeSpan.FromMilliseconds(500);
+
+    public static void Map(IEndpointRouteBuilder app)
+    {
+        var api = app.MapGroup(ManagementApi.Prefix).AddEndpointFilter(Problems);
+
+        api.MapGet("/cluster", (ManagementService s) => s.Cluster()).WithName("GetCluster");
+        api.MapPost("/cluster/members/{member}/leave", (ManagementService s, string member) => s.ChangeMember(member, leave: true)).WithName("LeaveMember");
+        api.MapPost("/cluster/members/{member}/down", (ManagementService s, string member) => s.ChangeMember(member, leave: false)).WithName("DownMember");
+
+        api.MapGet("/disks", (ManagementService s) => s.DisksAsync()).WithName("ListDisks");
+        api.MapPost("/disks", async (ManagementService s, CreateDiskRequest request) =>
+        {
+            var created = await s.CreateDiskAsync(request);
+            return TypedResults.Created(ManagementApi.Disk(created.Name), created);
+        }).WithName("CreateDisk");
+        api.MapGet("/disks/{name}", (ManagementService s, string name) => s.DiskAsync(name)).WithName("GetDisk");
+        api.MapDelete("/disks/{name}", (ManagementService s, string name) => s.DeleteDiskAsync(name)).WithName("DeleteDisk");
+
+        api.MapGet("/relocations", (ManagementService s) => s.RelocationsAsync()).WithName("ListRelocations");
+        api.MapPost("/relocations", async (ManagementService s, RelocateRequest request) =>
+        {
+            var accepted = await s.RelocateAsync(request);
+            return TypedResults.Accepted(ManagementApi.Relocation(accepted.Disk), accepted);
+        }).WithName("Relocate");
+        api.MapGet("/relocations/{disk}", (ManagementService s, string disk) => s.RelocationAsync(disk)).WithName("GetRelocation");
+        api.MapPost("/relocations/{disk}/rate", (ManagementService s, string disk, RateRequest request) => s.SetRateAsync(disk, request.Rate)).WithName("SetRelocationRate");
+        api.MapPost("/relocations/{disk}/handover", (ManagementService s, string disk) => s.HandoverAsync(disk)).WithName("Handover");
+        api.MapPost("/relocations/{disk}/cancel", (ManagementService s, string disk) => s.CancelAsync(disk)).WithName("CancelRelocation");
+        api.MapGet("/relocations/{disk}/progress", (ManagementService s, string disk, int? intervalMs, CancellationToken ct) =>
+        {
+            var interval = intervalMs is { } ms ? TimeSpan.FromMilliseconds(Math.Clamp(ms, 100, 10_000)) : DefaultInterval;
+            return TypedResults.ServerSentEvents(ProgressAsync(s, disk, interval, ct));
+        }).WithName("FollowRelocation");
+    }
+
+    /// <summary>
+    /// A relocation's progress as server-sent events: a <see cref="ProgressSample"/> per look, then
+    /// <see cref="ProgressDone"/> with the disk once the coordinator no longer lists it. Asks that fail (the
+    /// coordinator moving to another node) are retried for <see cref="Patience"/>, then the stream ends with
+    /// a problem event.
+    /// </summary>
+    private static async IAsyncEnumerable<SseItem<string>> ProgressAsync(ManagementService s, string disk, TimeSpan interval,
+        [EnumeratorCancellation] CancellationToken ct)
+    {
+        using var timer = new PeriodicTimer(interval);
+        DateTime? failingSince = null;
+        do
+        {
+            var list = await TryAsync(s.RelocationsAsync);
+            if (list is null)
+            {
+                failingSince ??= DateTime.UtcNow;
+                if (DateTime.UtcNow - failingSince < Patience) continue;
+                yield return Item(new Problem(null, "the coordinator does not answer", 503,
+                    $"no answer from the migration coordinator for {Patience.TotalSeconds:0} s"), ManagementJson.Default.Problem, ManagementApi.SseProblem);
+                yield break;
+            }
+            failingSince = null;
+            var entry = list.FirstOrDefault(r => r.Disk == disk);
+            if (entry is null)
+            {
+                var shown = await TryAsync(() => s.DiskAsync(disk));
+                yield return Item(new ProgressDone(shown), ManagementJson.Default.ProgressDone, ManagementApi.SseDone);
+                yield break;
+            }
+            var status = await TryAsync(() => s.RelocationAsync(disk)); // none between two steps, or as it ends
+            yield return Item(new ProgressSample(status?.Info ?? entry, status?.Progress), ManagementJson.Default.ProgressSample, ManagementApi.SseProgress);
+        } while (await timer.WaitForNextTickAsync(ct));
+    }
+
+    private static SseItem<string> Item<T>(T value, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type, string eventType) =>
+        new(JsonSerializer.Serialize(value, type), eventType);
+
+    private static async Task<T?> TryAsync<T>(Func<Task<T>> ask) where T : class
+    {
+        try { return await ask(); }
+        catch (Exception ex) when (ex is ManagementException or AskTimeoutException) { return null; }
+    }
+
+    /// <summary>Every refusal as a problem document, with the status its kind maps to.</summary>
+    private static async ValueTask<object?> Problems(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        try { return await next(context); }
+        catch (ManagementException ex)
+        {
+            return TypedResults.Problem(ex.Message, statusCode: (int)(ex.Status ?? HttpStatusCode.Conflict), title: Title(ex.Status ?? HttpStatusCode.Conflict));
+        }
+        catch (AskTimeoutException)
+        {
+            return TypedResults.Problem($"the cluster did not answer within {ManagementService.AskTimeout.TotalSeconds:0} s (is the coordinator's node up?)",
+                statusCode: StatusCodes.Status503ServiceUnavailable, title: "the cluster did not answer");
+        }
+        catch (Exception ex) when (ex is FormatException or ArgumentException or InvalidOperationException)
+        {
+            return TypedResults.Problem(ex.Message, statusCode: StatusCodes.Status400BadRequest, title: "bad request");
+        }
+    }
+
+    private static string Title(HttpStatusCode status) => status switch
+    {
+        HttpStatusCode.NotFound => "not found",
+        HttpStatusCode.Conflict => "refused",
+        HttpStatusCode.BadRequest => "bad request",
+        _ => "failed",
+    };
+}

@@ -1,0 +1,164 @@
+using System.Net;
+using Akka.Actor;
+using Akka.Cluster;
+using Reloc.Actors.Coordinator;
+using Reloc.Actors.Site;
+using Reloc.Management;
+using static Reloc.Actors.Coordinator.RelocationProtocol;
+
+namespace Reloc.Actors.Management;
+
+/// <summary>
+/// What the management API does (<see cref="ManagementRoutes"/> maps it to HTTP): any node answers for the
+/// whole cluster, as Petabridge.Cmd's host does for <c>pbm</c>. Disk requests go to the sites (the disks'
+/// authority), relocation requests to the migration coordinator. A refusal throws
+/// <see cref="ManagementException"/> with the HTTP status it maps to.
+/// </summary>
+public sealed class ManagementService(ActorSystem system, IActorRef coordinator, string? version = null)
+{
+    public static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan CreateTimeout = TimeSpan.FromMinutes(30); // a disk from a large image file
+    private static readonly TimeSpan CancelTimeout = TimeSpan.FromSeconds(60);
+
+    public ActorSystem System => system;
+
+    public ClusterView Cluster()
+    {
+        var cluster = Akka.Cluster.Cluster.Get(system);
+        var state = cluster.State;
+        var oldest = state.Members.Where(m => m.Status == MemberStatus.Up).OrderBy(m => m, Member.AgeOrdering).FirstOrDefault();
+        return new ClusterView(cluster.SelfAddress.ToString(), state.Leader?.ToString(), oldest?.Address.ToString(),
+            state.Members.Select(m => new MemberView(m.Address.ToString(), m.Status.ToString(), m.Roles.FirstOrDefault(),
+                !state.Unreachable.Contains(m), m.AppVersion.ToString())).ToList(), version);
+    }
+
+    public MemberChange ChangeMember(string text, bool leave)
+    {
+        var cluster = Akka.Cluster.Cluster.Get(system);
+        var member = cluster.State.Members.FirstOrDefault(m => m.Address.ToString() == text || m.Roles.Contains(text))
+                     ?? throw NotFound($"no cluster member '{text}' (give its address or site name)");
+        if (leave) cluster.Leave(member.Address);
+        else cluster.Down(member.Address);
+        return new MemberChange(member.Address.ToString(), member.Roles.FirstOrDefault(), leave ? "leaving" : "downed");
+    }
+
+    private ActorSelection SiteOf(string site)
+    {
+        var sites = SiteDirectory.Sites(system);
+        if (!sites.Contains(site)) throw NotFound($"unknown site '{site}' (sites: {string.Join(", ", sites)})");
+        return SiteDirectory.SiteOf(system, site);
+    }
+
+    public async Task<DiskCopy> CreateDiskAsync(CreateDiskRequest request)
+    {
+        if (string.IsNullOrWhiteSpace(request.Name)) throw BadRequest("missing the disk's name");
+        if (string.IsNullOrWhiteSpace(request.Site)) throw BadRequest("missing the disk's site");
+        if (request.From is null && request.Size <= 0) throw BadRequest($"disk size must be positive, not {request.Size}");
+        var all = await SiteDirectory.ListDisks(system, AskTimeout);
+        var existing = all.Answered.SelectMany(l => l.Disks).FirstOrDefault(d => d.Name == request.Name);
+        if (existing is not null) throw Conflict($"disk '{request.Name}' already exists (on site {existing.Site})");
+        var reply = await SiteOf(request.Site).Ask<object>(new SiteProtocol.CreateDisk(request.Name, request.From is null ? request.Size : 0, request.From), CreateTimeout);
+        return reply switch
+        {
+            SiteProtocol.DiskInfo info => Views.Copy(info),
+            SiteProtocol.Refused r => throw Conflict(r.Reason),
+            _ => throw Unexpected(reply),
+        };
+    }
+
+    public async Task<DiskListView> DisksAsync()
+    {
+        var all = await SiteDirectory.ListDisks(system, AskTimeout);
+        return new DiskListView(all.Answered.SelectMany(l => l.Disks).OrderBy(d => d.Name).ThenBy(d => d.Site).Select(Views.Copy).ToList(), all.Missing);
+    }
+
+    public async Task<DiskView> DiskAsync(string name)
+    {
+        var all = await SiteDirectory.ListDisks(system, AskTimeout);
+        var copies = all.Answered.SelectMany(l => l.Disks).Where(d => d.Name == name).OrderBy(d => d.Site).ToList();
+        if (copies.Count == 0)
+            throw NotFound($"unknown disk '{name}'{(all.Missing.Count > 0 ? $" (sites not answering: {string.Join(", ", all.Missing)})" : "")}");
+        var owner = Reconciler.OwnerOf(copies) ?? copies[0];
+        RelocationInfo? relocation = null;
+        try
+        {
+            var list = await coordinator.Ask<RelocationList>(new GetRelocations(), AskTimeout);
+            relocation = list.Relocations.FirstOrDefault(r => r.Disk == name);
+        }
+        catch (AskTimeoutException) { } // shown without relocation detail
+        return new DiskView(name, owner.Size, owner.Site, owner.Epoch, owner.Phase, owner.LocalBytes, owner.NbdUri,
+            relocation is null ? null : Views.Relocation(relocation), copies.Select(Views.Copy).ToList());
+    }
+
+    public async Task<DiskDeleted> DeleteDiskAsync(string name)
+    {
+        var all = await SiteDirectory.ListDisks(system, AskTimeout);
+        var copies = all.Answered.SelectMany(l => l.Disks).Where(d => d.Name == name).ToList();
+        if (copies.Count == 0) throw NotFound($"unknown disk '{name}'");
+        var owned = Reconciler.OwnerOf(copies) is { Phase: SiteDisk.Owned } owner ? owner
+                    : throw Conflict($"disk '{name}' is relocating ({string.Join(", ", copies.Select(c => $"{c.Phase} at {c.Site}"))}): cancel or finish the relocation first");
+        var reply = await SiteOf(owned.Site).Ask<object>(new SiteProtocol.DeleteDisk(name), AskTimeout);
+        return reply switch
+        {
+            SiteProtocol.Deleted d => new DiskDeleted(d.Name, owned.Site),
+            SiteProtocol.Refused r => throw Conflict(r.Reason),
+            _ => throw Unexpected(reply),
+        };
+    }
+
+    public Task<Reloc.Management.RelocationAccepted> RelocateAsync(RelocateRequest request)
+    {
+        if (string.IsNullOrWhiteSpace(request.Disk)) throw BadRequest("missing the disk to relocate");
+        if (string.IsNullOrWhiteSpace(request.To)) throw BadRequest("missing the destination site");
+        if (request.Rate < 0) throw BadRequest($"rate must not be negative, not {request.Rate}");
+        return AskCoordinatorAsync<RelocationProtocol.RelocationAccepted, Reloc.Management.RelocationAccepted>(
+            new Relocate(request.Disk, request.To, request.Mode == RelocationMode.Hybrid, request.Rate, request.Prefetch),
+            a => new Reloc.Management.RelocationAccepted(a.Disk, a.FromSite, a.ToSite, a.Epoch));
+    }
+
+    public Task<List<RelocationView>> RelocationsAsync() =>
+        AskCoordinatorAsync<RelocationList, List<RelocationView>>(new GetRelocations(), l => l.Relocations.Select(Views.Relocation).ToList());
+
+    public Task<RelocationStatusView> RelocationAsync(string disk) =>
+        AskCoordinatorAsync<RelocationStatus, RelocationStatusView>(new GetRelocationStatus(disk),
+            s => new RelocationStatusView(Views.Relocation(s.Info), Views.Progress(s.Progress)));
+
+    public Task<RelocationView> SetRateAsync(string disk, long rate) =>
+        rate < 0 ? throw BadRequest($"rate must not be negative, not {rate}")
+            : AskCoordinatorAsync<RelocationInfo, RelocationView>(new SetRelocationRate(disk, rate), Views.Relocation);
+
+    public Task<RelocationView> HandoverAsync(string disk) =>
+        AskCoordinatorAsync<RelocationInfo, RelocationView>(new RequestHandover(disk), Views.Relocation);
+
+    public Task<Reloc.Management.RelocationCancelled> CancelAsync(string disk) =>
+        AskCoordinatorAsync<RelocationProtocol.RelocationCancelled, Reloc.Management.RelocationCancelled>(new CancelRelocation(disk),
+            c => new Reloc.Management.RelocationCancelled(c.Disk), CancelTimeout);
+
+    private async Task<TView> AskCoordinatorAsync<T, TView>(object message, Func<T, TView> view, TimeSpan? timeout = null)
+    {
+        var reply = await coordinator.Ask<object>(message, timeout ?? AskTimeout);
+        return reply switch
+        {
+            T ok => view(ok),
+            RelocationRefused r => throw Conflict(r.Reason),
+            _ => throw Unexpected(reply),
+        };
+    }
+
+    private static ManagementException NotFound(string reason) => new(reason, HttpStatusCode.NotFound);
+    private static ManagementException Conflict(string reason) => new(reason, HttpStatusCode.Conflict);
+    public static ManagementException BadRequest(string reason) => new(reason, HttpStatusCode.BadRequest);
+    private static ManagementException Unexpected(object reply) => new($"unexpected reply {reply.GetType().Name}", HttpStatusCode.InternalServerError);
+}
+
+/// <summary>The API's views of the actors' records (the console never sees the actors' types).</summary>
+internal static class Views
+{
+    public static DiskCopy Copy(SiteProtocol.DiskInfo d) =>
+        new(d.Name, d.Size, d.Site, d.Epoch, d.Phase, d.NbdUri, d.Peer, d.LocalBytes, d.Clients, d.Writable, d.HandoverWanted, d.Relocation);
+
+    public static RelocationView Relocation(RelocationInfo r) => new(r.Disk, r.FromSite, r.ToSite, r.Epoch, r.Phase);
+
+    public static ProgressView Progress(DiskProgress p) =>
+        new(p.Disk, p.State, p.LocalBytes, p.TotalBytes, p.FetchedBytes, p.SkippedBytes, p.WrittenBytes, p.OnDemandFetches, p.RateBps, p.PrefetchWindow, p.PrefetchPaused);
+}

@@ -1,0 +1,117 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Reloc.Management;
+
+/// <summary>
+/// The management API of a site node (HTTP, default 127.0.0.1:9110): its routes, and the typed
+/// requests and answers below, serialised with <see cref="ManagementJson"/> (source-generated, camelCase).
+/// Any node answers for the whole cluster. Sizes and rates are plain numbers of bytes (per second):
+/// parsing "10GiB" is the console's job. Errors are RFC 7807 problem details (<see cref="Problem"/>).
+/// </summary>
+public static class ManagementApi
+{
+    public const int DefaultPort = 9110;
+    public const string Prefix = "/api/v1";
+    public const string Cluster = Prefix + "/cluster";
+    public const string Disks = Prefix + "/disks";
+    public const string Relocations = Prefix + "/relocations";
+    public const string Events = Prefix + "/events";
+    public const string OpenApi = "/openapi/v1.json";
+    public const string Health = "/healthz";
+    public const string Ready = "/readyz";
+    public const string Metrics = "/metrics";
+
+    public static string Member(string member, string action) => $"{Cluster}/members/{Uri.EscapeDataString(member)}/{action}";
+    public static string Disk(string name) => $"{Disks}/{Uri.EscapeDataString(name)}";
+    public static string DiskHistory(string name) => $"{Disk(name)}/history";
+    public static string Relocation(string disk) => $"{Relocations}/{Uri.EscapeDataString(disk)}";
+    /// <summary>Server-sent events: one <see cref="SseProgress"/> per look at the relocation, then one <see cref="SseDone"/>.</summary>
+    public static string RelocationProgress(string disk) => $"{Relocation(disk)}/progress";
+    public static string RelocationAction(string disk, string action) => $"{Relocation(disk)}/{action}";
+
+    /// <summary>The event names of a relocation's progress stream.</summary>
+    public const string SseProgress = "progress", SseDone = "done", SseProblem = "problem";
+    /// <summary>The event name of the cluster's event stream (<see cref="Events"/>?follow=true).</summary>
+    public const string SseRelocationEvent = "relocation";
+}
+
+public enum RelocationMode
+{
+    [JsonStringEnumMemberName("postcopy")] Postcopy,
+    [JsonStringEnumMemberName("hybrid")] Hybrid,
+}
+
+// ---- requests ----
+
+public sealed record CreateDiskRequest(string Name, string Site, long Size = 0, string? From = null);
+
+public sealed record RelocateRequest(string Disk, string To, RelocationMode Mode = RelocationMode.Postcopy, long Rate = 0, bool Prefetch = true);
+
+public sealed record RateRequest(long Rate);
+
+// ---- answers ----
+
+public sealed record MemberView(string Address, string Status, string? Site, bool Reachable, string? Version = null);
+
+public sealed record ClusterView(string Self, string? Leader, string? Coordinator, IReadOnlyList<MemberView> Members, string? Version = null);
+
+public sealed record MemberChange(string Address, string? Site, string Action);
+
+/// <summary>One copy of a disk at one site (a relocating disk has two).</summary>
+public sealed record DiskCopy(string Name, long Size, string Site, long Epoch, string Phase, string NbdUri, string Peer = "",
+    long LocalBytes = 0, int Clients = 0, bool Writable = false, bool HandoverWanted = false, string Relocation = "");
+
+public sealed record DiskListView(IReadOnlyList<DiskCopy> Disks, IReadOnlyList<string> UnreachableSites);
+
+public sealed record RelocationView(string Disk, string FromSite, string ToSite, long Epoch, string Phase);
+
+public sealed record DiskView(string Name, long Size, string Owner, long Epoch, string Phase, long LocalBytes, string NbdUri,
+    RelocationView? Relocation, IReadOnlyList<DiskCopy> Copies);
+
+public sealed record DiskDeleted(string Name, string Site);
+
+public sealed record RelocationAccepted(string Disk, string FromSite, string ToSite, long Epoch);
+
+public sealed record RelocationCancelled(string Disk);
+
+/// <summary>The destination's view of a relocating disk (bytes; rate in bytes per second).</summary>
+public sealed record ProgressView(string Disk, string State, long LocalBytes, long TotalBytes, long FetchedBytes, long SkippedBytes,
+    long WrittenBytes, long OnDemandFetches, long RateBps, int PrefetchWindow, bool PrefetchPaused);
+
+public sealed record RelocationStatusView(RelocationView Info, ProgressView Progress);
+
+/// <summary>One look at a relocation on its progress stream: the coordinator's phase, and the destination's
+/// progress when it answered (null between two steps).</summary>
+public sealed record ProgressSample(RelocationView Info, ProgressView? Progress);
+
+/// <summary>The last event of a progress stream: the relocation is no longer listed; where the disk is now
+/// (null when it was deleted).</summary>
+public sealed record ProgressDone(DiskView? Disk);
+
+/// <summary>RFC 7807 problem details, as the node sends them (application/problem+json).</summary>
+public sealed record Problem(string? Type, string? Title, int? Status, string? Detail);
+
+public sealed record Health(string Status, IReadOnlyDictionary<string, string> Checks);
+
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    UseStringEnumConverter = true)]
+[JsonSerializable(typeof(CreateDiskRequest))]
+[JsonSerializable(typeof(RelocateRequest))]
+[JsonSerializable(typeof(RateRequest))]
+[JsonSerializable(typeof(ClusterView))]
+[JsonSerializable(typeof(MemberChange))]
+[JsonSerializable(typeof(DiskCopy))]
+[JsonSerializable(typeof(DiskListView))]
+[JsonSerializable(typeof(DiskView))]
+[JsonSerializable(typeof(DiskDeleted))]
+[JsonSerializable(typeof(RelocationAccepted))]
+[JsonSerializable(typeof(RelocationCancelled))]
+[JsonSerializable(typeof(List<RelocationView>))]
+[JsonSerializable(typeof(RelocationStatusView))]
+[JsonSerializable(typeof(ProgressSample))]
+[JsonSerializable(typeof(ProgressDone))]
+[JsonSerializable(typeof(Problem))]
+[JsonSerializable(typeof(Health))]
+public sealed partial class ManagementJson : JsonSerializerContext;
