@@ -103,6 +103,9 @@ public sealed class SiteNode : IAsyncDisposable
                         ClusterSingletonProxySettings.Create(system)), "coordinator");
                     registry.Register<MigrationCoordinator>(coordinator);
                     registry.Register<SiteActor>(system.ActorOf(SupervisedSiteProps(siteSettings, catalog, coordinator), "site"));
+                    // Every node keeps the relocation history (published by the coordinator) for queries and live feeds.
+                    registry.Register<History.RelocationHistory>(system.ActorOf(
+                        History.RelocationHistory.Props(siteSettings.Name, History.HistorySettings.From(config)), "relocation-history"));
                 })))
             .Build();
         // Off any caller's synchronisation context: the host's start-up must not need it.
