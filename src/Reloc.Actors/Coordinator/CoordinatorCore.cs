@@ -188,7 +188,7 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
         };
         _flows[m.Disk] = flow;
         Moved(flow, null, FlowEvent.Accepted, found.Now);
-        Log(CoreLogLevel.Info, $"relocation accepted: {flow.View}");
+        Log(CoreLogLevel.Debug, $"relocation accepted: {flow.View}"); // at Information: its lifecycle event (Started)
         Answer(replyTo, new RelocationAccepted(m.Disk, flow.From, flow.To, flow.Epoch));
         // The source tracks writes before the destination copies anything, so no write escapes the invalidations.
         Tell(flow.From, new StartOutgoing(flow.Disk, flow.To, flow.Epoch, TrackingBlockSize, flow.Relocation));
@@ -294,7 +294,7 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
                 {
                     Move(released, FlowEvent.Released, now);
                     _out.Add(new Ended(released.Disk, released.Relocation, Cancelled: false));
-                    Log(CoreLogLevel.Info, $"relocation of {released.Disk} from {released.From} to {released.To} finished at epoch {released.NewEpoch}");
+                    Log(CoreLogLevel.Debug, $"relocation of {released.Disk} from {released.From} to {released.To} finished at epoch {released.NewEpoch}");
                 }
                 break;
             case OutgoingStopped m:
@@ -320,7 +320,7 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
                     Move(dropped, FlowEvent.IncomingDropped, now);
                     _out.Add(new Ended(dropped.Disk, dropped.Relocation, Cancelled: true));
                     if (dropped.CancelledBy is { } by) Answer(by, new RelocationCancelled(dropped.Disk));
-                    Log(CoreLogLevel.Info, $"relocation of {dropped.Disk} from {dropped.From} to {dropped.To} cancelled; {dropped.From} owns it at epoch {dropped.Epoch}");
+                    Log(CoreLogLevel.Debug, $"relocation of {dropped.Disk} from {dropped.From} to {dropped.To} cancelled; {dropped.From} owns it at epoch {dropped.Epoch}");
                 }
                 break;
             case SiteProtocol.Refused m:
@@ -361,7 +361,8 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
     private void BeginHandover(Flow f, HandoverTrigger trigger, string why, DateTime now, CoordinatorEvent e = CoordinatorEvent.None)
     {
         f.Trigger = trigger;
-        Log(CoreLogLevel.Info, $"handover of {f.Disk} from {f.From} to {f.To} at epoch {f.NewEpoch}: {why}", e);
+        // At Information: its lifecycle event (Handover, with its trigger); this line has the detail (which site).
+        Log(CoreLogLevel.Debug, $"handover of {f.Disk} from {f.From} to {f.To} at epoch {f.NewEpoch}: {why}", e);
         Move(f, FlowEvent.Handover, now);
         Tell(f.From, new Fence(f.Disk, f.NewEpoch, f.Relocation));
     }
@@ -396,7 +397,7 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
                 f = new Flow(d.Info.Disk, d.Info.FromSite, d.Info.ToSite, d.Info.Epoch, d.Size, d.SourceUri, d.Relocation, FlowEvent.Adopted, shown, now, OnMoved);
                 _flows[f.Disk] = f;
                 Moved(f, null, FlowEvent.Adopted, now);
-                Log(CoreLogLevel.Info, $"relocation of {f.Disk} from {f.From} to {f.To} picked up from the sites: {f.Phase.Name()}");
+                Log(CoreLogLevel.Debug, $"relocation of {f.Disk} from {f.From} to {f.To} picked up from the sites: {f.Phase.Name()}");
             }
             else if (f.Relocation != d.Relocation || Stale(f))
             {
@@ -438,7 +439,7 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
             Move(f, FlowEvent.SitesShowOver, now);
             _out.Add(new Ended(f.Disk, f.Relocation, Cancelled: f.Phase == Cancelling));
             if (f.CancelledBy is { } by) Answer(by, new RelocationCancelled(f.Disk));
-            Log(CoreLogLevel.Info, $"relocation of {f.Disk}: the sites show it over ({f.Phase.Name()})");
+            Log(CoreLogLevel.Debug, $"relocation of {f.Disk}: the sites show it over ({f.Phase.Name()})");
         }
         // A relocation whose first step got lost: the source never began tracking.
         foreach (var f in _flows.Values.Where(f => f.Phase == Starting && !Stale(f)))
