@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Configuration;
+using Akka.Event;
 using Reloc.Actors.Coordinator;
 using Reloc.Actors.History;
 using Xunit;
@@ -10,7 +11,7 @@ namespace Reloc.Actors.Tests;
 
 /// <summary>The history actor alone (events told to it directly): persisted once each, bounded, recovered after a
 /// restart (through a snapshot too), and followed by a feed whose slow reader loses the oldest, not the actor's time.</summary>
-public sealed class RelocationHistorySpecs() : Akka.TestKit.Xunit2.TestKit(ConfigurationFactory.ParseString("akka.actor.provider = cluster")
+public sealed class RelocationHistorySpecs() : Akka.TestKit.Xunit2.TestKit(ConfigurationFactory.ParseString("akka.actor.provider = cluster\nakka.loglevel = INFO")
     .WithFallback(RelocConfig.Node(RelocConfig.Sqlite(Path.Combine(Directory.CreateTempSubdirectory("reloc-history-db-").FullName, "reloc.db")))))
 {
     private static RelocationEvent E(int i, string disk = "vm") =>
@@ -90,6 +91,36 @@ public sealed class RelocationHistorySpecs() : Akka.TestKit.Xunit2.TestKit(Confi
         await feed.DisposeAsync();
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         await foreach (var _ in feed.ReadAllAsync(cts.Token)) Assert.Fail("no event after disposal");
+    }
+
+    /// <summary>The coordinator's part, in an actor of its own: a lifecycle decision is one Information line and reaches
+    /// the histories subscribed to the topic (this node's, here).</summary>
+    private sealed class Publishing : ReceiveActor
+    {
+        public Publishing()
+        {
+            var publisher = new RelocationEventPublisher(Context, Context.GetLogger(), TimeSpan.FromSeconds(5));
+            Receive<CoordinatorDecision.Lifecycle>(publisher.Handle);
+        }
+    }
+
+    [Fact]
+    public async Task The_coordinators_lifecycle_decisions_are_logged_at_information_and_reach_the_history()
+    {
+        var history = Sys.ActorOf(RelocationHistory.Props("t5", new HistorySettings()));
+        var publishing = Sys.ActorOf(Props.Create(() => new Publishing()));
+        await AwaitAssertAsync(async () =>
+        {
+            // The history's subscription reaches the mediator in its own time: publish until it hears.
+            await EventFilter.Info(start: "relocation r1 of vm1 site-a→site-b started (hybrid, epoch 3)").ExpectOneAsync(() =>
+            {
+                publishing.Tell(new CoordinatorDecision.Lifecycle(RelocationEventKind.Started, "r1", "vm1", "site-a", "site-b", RelocationMode.Hybrid, 3,
+                    RelocationPhase.Starting, DateTime.UtcNow));
+                return Task.CompletedTask;
+            });
+            var row = Assert.Single((await history.Ask<DiskHistory>(new GetDiskHistory("vm1"), TimeSpan.FromSeconds(10))).Relocations);
+            Assert.Equal(("site-a", RelocationMode.Hybrid, RelocationOutcome.InProgress), (row.FromSite, row.Mode, row.Outcome));
+        }, TimeSpan.FromSeconds(10));
     }
 
     [Fact]
