@@ -111,7 +111,7 @@ public sealed class ReconcilerTests
     [InlineData(false, -1, true, false, false)] // the source's count unknown
     [InlineData(false, 1, true, false, false)]
     public void The_handover_trigger(bool write, int sourceClients, bool destinationClients, bool idle, bool fires) =>
-        Assert.Equal(fires, Reconciler.HandoverTrigger(write, sourceClients, destinationClients, idle) is not null);
+        Assert.Equal(fires, Reconciler.TriggerOf(write, sourceClients, destinationClients, idle) is not null);
 
     [Fact]
     public void The_owner_is_the_copy_that_accepts_writes()

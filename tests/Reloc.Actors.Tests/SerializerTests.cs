@@ -1,3 +1,4 @@
+using RelocationMode = Reloc.Management.RelocationMode;
 using Akka.Actor;
 using Akka.Serialization;
 using Reloc.Actors;
@@ -73,6 +74,12 @@ public sealed class SerializerTests : IDisposable
         new RelocationProtocol.Release("vm1", 2, "r1"),
         new RelocationProtocol.Released("vm1", 2, "r1"),
         new RelocationProtocol.HandoverRequested("vm1", "r1"),
+        new RelocationProtocol.RelocationEvent(Guid.Parse("01890a5d-ac96-774b-bcce-b302099a8057"), new DateTime(2026, 12, 6, 13, 0, 0, DateTimeKind.Utc),
+            "r1", "vm1", "site-a", "site-b", RelocationMode.Hybrid, 3, RelocationEventKind.Started, RelocationPhase.Starting),
+        new RelocationProtocol.RelocationEvent(Guid.NewGuid(), DateTime.UnixEpoch, "r1", "vm1", "site-a", "site-b", null, 3,
+            RelocationEventKind.Completed, null, HandoverTrigger.Operator, TimeSpan.FromMilliseconds(12_345), new(1 << 30, 1 << 29, 1 << 29, 42), "détail"),
+        new RelocationProtocol.RelocationEvent(Guid.NewGuid(), DateTime.UnixEpoch, "r2", "vm1", "b", "c", RelocationMode.Postcopy, 4,
+            RelocationEventKind.Handover, RelocationPhase.Fencing, HandoverTrigger.GuestMoved),
     };
 
     [Fact]
@@ -94,6 +101,19 @@ public sealed class SerializerTests : IDisposable
             Assert.Equal(System.Text.Json.JsonSerializer.Serialize(m, new System.Text.Json.JsonSerializerOptions { IncludeFields = true }),
                 System.Text.Json.JsonSerializer.Serialize(back, new System.Text.Json.JsonSerializerOptions { IncludeFields = true }));
         }
+    }
+
+    [Fact]
+    public void The_history_snapshot_round_trips_with_its_events()
+    {
+        var e = new RelocationProtocol.RelocationEvent(Guid.NewGuid(), DateTime.UnixEpoch, "r1", "vm1", "a", "b", RelocationMode.Hybrid, 3,
+            RelocationEventKind.Cancelled, null, Duration: TimeSpan.FromSeconds(3));
+        var snapshot = new History.HistoryProtocol.HistorySnapshot([new(7, e), new(9, e with { Id = Guid.NewGuid(), Kind = RelocationEventKind.Stalled, Detail = "gone" })]);
+        var serializer = (SerializerWithStringManifest)_system.Serialization.FindSerializerFor(snapshot);
+        Assert.IsType<RelocSerializer>(serializer);
+        var back = (History.HistoryProtocol.HistorySnapshot)serializer.FromBinary(serializer.ToBinary(snapshot), serializer.Manifest(snapshot));
+        Assert.Equal(snapshot.Entries, back.Entries);
+        Assert.Equal(("REV1", "RHS1"), (serializer.Manifest(e), serializer.Manifest(snapshot)));
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using RelocationMode = Reloc.Management.RelocationMode;
 using Reloc.Actors.Site;
 using Reloc.Nbd.Client;
 using static Reloc.Actors.Coordinator.CoordinatorDecision;
@@ -24,7 +25,7 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
     public const int IdleRounds = 3;
 
     private sealed class Flow(string disk, string from, string to, long epoch, long size, string sourceUri, string relocation,
-        FlowEvent begun, RelocationPhase phase, DateTime now)
+        FlowEvent begun, RelocationPhase phase, DateTime now, Action<Flow, RelocationPhase?, FlowEvent, DateTime> moved)
     {
         /// <summary>This attempt's id: every step carries it, every answer must name it.</summary>
         public string Relocation { get; } = relocation;
@@ -41,6 +42,12 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
         public RelocationPhase Phase { get; private set; } = FlowTransitions.Allows(null, begun, phase) ? phase
             : throw new InvalidOperationException($"a relocation does not begin {phase.Name()} on {begun}");
         public DateTime PhaseSince { get; private set; } = now;
+        /// <summary>When this coordinator began (or adopted) the flow: its lifecycle's durations count from here.</summary>
+        public DateTime Began { get; } = now;
+        /// <summary>Null when adopted: the sites do not say.</summary>
+        public RelocationMode? Mode { get; init; }
+        /// <summary>What began the handover, once it has (for its lifecycle event).</summary>
+        public HandoverTrigger? Trigger { get; set; }
         public int SourceClients { get; set; } = -1;
         public bool DestinationHadClients { get; set; }
         /// <summary>A write arrived at the destination (kept until the destination serves, if it came earlier).</summary>
@@ -57,8 +64,10 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
         {
             if (!FlowTransitions.Allows(Phase, e, phase))
                 throw new InvalidOperationException($"relocation {Relocation} of {Disk}: {Phase.Name()} --{e}--> {phase.Name()} is not a transition");
+            var before = Phase;
             Phase = phase;
             PhaseSince = now;
+            moved(this, before, e, now);
         }
 
         public RelocationInfo Info => new(Disk, From, To, Epoch, Phase.Name());
@@ -94,7 +103,7 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
             case CoordinatorInput.FromSite s: OnSite(s.Message, s.From, s.Now); break;
             case CoordinatorInput.Tick t:
                 Know(t.Sites);
-                ReportGoneDestinations();
+                ReportGoneDestinations(t.Now);
                 if (_observing) break;
                 _observing = true;
                 _out.Add(new AskAllSites(t.Now));
@@ -123,7 +132,7 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
              + $"so it cannot be written until {f.To} is back; the relocation finishes then (a handover cannot be cancelled)",
     };
 
-    private void ReportGoneDestinations()
+    private void ReportGoneDestinations(DateTime now)
     {
         foreach (var f in _flows.Values)
         {
@@ -132,6 +141,7 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
             {
                 f.GoneReported = said;
                 Log(CoreLogLevel.Warning, $"relocation of {f.Disk} from {f.From} to {f.To} ({f.Phase.Name()}): {said}", CoordinatorEvent.DestinationGone);
+                _out.Add(LifecycleOf(f, RelocationEventKind.Stalled, f.Phase, now, detail: said));
             }
         }
     }
@@ -173,12 +183,13 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
             return;
         }
         if (_flows.ContainsKey(m.Disk)) { Answer(replyTo, new RelocationRefused($"disk '{m.Disk}' is already relocating")); return; }
-        var flow = new Flow(m.Disk, owner.Site, m.ToSite, owner.Epoch, owner.Size, owner.NbdUri, newRelocationId(), FlowEvent.Accepted, Starting, found.Now)
+        var flow = new Flow(m.Disk, owner.Site, m.ToSite, owner.Epoch, owner.Size, owner.NbdUri, newRelocationId(), FlowEvent.Accepted, Starting, found.Now, OnMoved)
         {
-            Hybrid = m.Hybrid, Rate = m.RateBytesPerSecond, Prefetch = m.Prefetch,
+            Hybrid = m.Hybrid, Rate = m.RateBytesPerSecond, Prefetch = m.Prefetch, Mode = m.Hybrid ? RelocationMode.Hybrid : RelocationMode.Postcopy,
         };
         _flows[m.Disk] = flow;
-        Log(CoreLogLevel.Info, $"relocation accepted: {flow.View}");
+        Moved(flow, null, FlowEvent.Accepted, found.Now);
+        Log(CoreLogLevel.Debug, $"relocation accepted: {flow.View}"); // at Information: its lifecycle event (Started)
         Answer(replyTo, new RelocationAccepted(m.Disk, flow.From, flow.To, flow.Epoch));
         // The source tracks writes before the destination copies anything, so no write escapes the invalidations.
         Tell(flow.From, new StartOutgoing(flow.Disk, flow.To, flow.Epoch, TrackingBlockSize, flow.Relocation));
@@ -221,7 +232,7 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
             case RequestHandover m:
                 if (!_flows.TryGetValue(m.Disk, out var asked)) { Answer(replyTo, NotRelocating(m.Disk)); return; }
                 if (!FlowTransitions.Allows(asked.Phase, FlowEvent.Handover)) { Answer(replyTo, new RelocationRefused($"disk '{m.Disk}' is {asked.Phase.Name()}, not waiting for a handover")); return; }
-                BeginHandover(asked, "operator", now);
+                BeginHandover(asked, HandoverTrigger.Operator, HandoverTrigger.Operator.Describe(), now);
                 Answer(replyTo, asked.Info);
                 break;
             default:
@@ -284,7 +295,7 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
                 {
                     Move(released, FlowEvent.Released, now);
                     _out.Add(new Ended(released.Disk, released.Relocation, Cancelled: false));
-                    Log(CoreLogLevel.Info, $"relocation of {released.Disk} from {released.From} to {released.To} finished at epoch {released.NewEpoch}");
+                    Log(CoreLogLevel.Debug, $"relocation of {released.Disk} from {released.From} to {released.To} finished at epoch {released.NewEpoch}");
                 }
                 break;
             case OutgoingStopped m:
@@ -310,7 +321,7 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
                     Move(dropped, FlowEvent.IncomingDropped, now);
                     _out.Add(new Ended(dropped.Disk, dropped.Relocation, Cancelled: true));
                     if (dropped.CancelledBy is { } by) Answer(by, new RelocationCancelled(dropped.Disk));
-                    Log(CoreLogLevel.Info, $"relocation of {dropped.Disk} from {dropped.From} to {dropped.To} cancelled; {dropped.From} owns it at epoch {dropped.Epoch}");
+                    Log(CoreLogLevel.Debug, $"relocation of {dropped.Disk} from {dropped.From} to {dropped.To} cancelled; {dropped.From} owns it at epoch {dropped.Epoch}");
                 }
                 break;
             case SiteProtocol.Refused m:
@@ -344,13 +355,15 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
     private void HandoverIfTriggered(Flow f, bool idle, DateTime now)
     {
         if (!FlowTransitions.Allows(f.Phase, FlowEvent.Handover)) return;
-        var why = Reconciler.HandoverTrigger(f.WriteAtDestination is not null, f.SourceClients, f.DestinationHadClients, idle);
-        if (why is not null) BeginHandover(f, f.WriteAtDestination ?? why, now);
+        if (Reconciler.TriggerOf(f.WriteAtDestination is not null, f.SourceClients, f.DestinationHadClients, idle) is { } trigger)
+            BeginHandover(f, trigger, f.WriteAtDestination ?? trigger.Describe(), now);
     }
 
-    private void BeginHandover(Flow f, string why, DateTime now, CoordinatorEvent e = CoordinatorEvent.None)
+    private void BeginHandover(Flow f, HandoverTrigger trigger, string why, DateTime now, CoordinatorEvent e = CoordinatorEvent.None)
     {
-        Log(CoreLogLevel.Info, $"handover of {f.Disk} from {f.From} to {f.To} at epoch {f.NewEpoch}: {why}", e);
+        f.Trigger = trigger;
+        // At Information: its lifecycle event (Handover, with its trigger); this line has the detail (which site).
+        Log(CoreLogLevel.Debug, $"handover of {f.Disk} from {f.From} to {f.To} at epoch {f.NewEpoch}: {why}", e);
         Move(f, FlowEvent.Handover, now);
         Tell(f.From, new Fence(f.Disk, f.NewEpoch, f.Relocation));
     }
@@ -382,9 +395,10 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
             }
             if (f is null)
             {
-                f = new Flow(d.Info.Disk, d.Info.FromSite, d.Info.ToSite, d.Info.Epoch, d.Size, d.SourceUri, d.Relocation, FlowEvent.Adopted, shown, now);
+                f = new Flow(d.Info.Disk, d.Info.FromSite, d.Info.ToSite, d.Info.Epoch, d.Size, d.SourceUri, d.Relocation, FlowEvent.Adopted, shown, now, OnMoved);
                 _flows[f.Disk] = f;
-                Log(CoreLogLevel.Info, $"relocation of {f.Disk} from {f.From} to {f.To} picked up from the sites: {f.Phase.Name()}");
+                Moved(f, null, FlowEvent.Adopted, now);
+                Log(CoreLogLevel.Debug, $"relocation of {f.Disk} from {f.From} to {f.To} picked up from the sites: {f.Phase.Name()}");
             }
             else if (f.Relocation != d.Relocation || Stale(f))
             {
@@ -426,7 +440,7 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
             Move(f, FlowEvent.SitesShowOver, now);
             _out.Add(new Ended(f.Disk, f.Relocation, Cancelled: f.Phase == Cancelling));
             if (f.CancelledBy is { } by) Answer(by, new RelocationCancelled(f.Disk));
-            Log(CoreLogLevel.Info, $"relocation of {f.Disk}: the sites show it over ({f.Phase.Name()})");
+            Log(CoreLogLevel.Debug, $"relocation of {f.Disk}: the sites show it over ({f.Phase.Name()})");
         }
         // A relocation whose first step got lost: the source never began tracking.
         foreach (var f in _flows.Values.Where(f => f.Phase == Starting && !Stale(f)))
@@ -450,11 +464,11 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
             case Preparing:
                 SendPrepare(f);
                 break;
-            case Serving when d.Trigger is not null:
-                BeginHandover(f, $"seen at the sites: {d.Trigger}", now);
+            case Serving when d.Trigger is { } trigger:
+                BeginHandover(f, trigger, $"seen at the sites: {trigger.Describe()}", now);
                 break;
             case Serving when f.IdleSince is { } since && askedAt - since >= interval * IdleRounds:
-                BeginHandover(f, $"the source has had no guest since {since:HH:mm:ss}", now, CoordinatorEvent.IdleHandover);
+                BeginHandover(f, HandoverTrigger.SourceIdle, $"the source has had no guest since {since:HH:mm:ss}", now, CoordinatorEvent.IdleHandover);
                 break;
             case Fencing or Releasing or Cancelling when d.Step is not null && d.StepTo is not null:
                 Tell(d.StepTo, d.Step);
@@ -474,12 +488,32 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
         return null;
     }
 
+    /// <summary>Every change of a flow's phase (its start and end too) passes here: the lifecycle event it is, if any.</summary>
+    private void OnMoved(Flow f, RelocationPhase? before, FlowEvent e, DateTime now) => Moved(f, before, e, now);
+
+    private void Moved(Flow f, RelocationPhase? before, FlowEvent e, DateTime now, bool ended = false)
+    {
+        RelocationPhase? from = ended ? f.Phase : before, to = ended ? null : f.Phase;
+        if (RelocationEvents.KindOf(from, e, to) is not { } kind) return;
+        var over = kind is RelocationEventKind.Completed or RelocationEventKind.Cancelled or RelocationEventKind.Superseded;
+        _out.Add(LifecycleOf(f, kind, to, now, detail: kind == RelocationEventKind.Superseded ? "the sites show another attempt of this disk's relocation" : null,
+            duration: over ? now - f.Began : null));
+    }
+
+    private static Lifecycle LifecycleOf(Flow f, RelocationEventKind kind, RelocationPhase? phase, DateTime now, string? detail = null, TimeSpan? duration = null) =>
+        new(kind, f.Relocation, f.Disk, f.From, f.To, f.Mode, f.Epoch, phase, now,
+            kind == RelocationEventKind.Handover ? f.Trigger : null, duration, detail);
+
     /// <summary>Moves a flow by an event whose target the table alone decides; a flow that ends leaves. An answer
     /// that keeps the phase does not restart its clock (the reconcile rounds judge by it).</summary>
     private void Move(Flow f, FlowEvent e, DateTime now)
     {
         var to = FlowTransitions.Next(f.Phase, e);
-        if (to is not { } phase) _flows.Remove(f.Disk);
+        if (to is not { } phase)
+        {
+            _flows.Remove(f.Disk);
+            Moved(f, null, e, now, ended: true);
+        }
         else if (phase != f.Phase || !FlowTransitions.IsSiteAnswer(e)) f.MoveTo(e, phase, now);
     }
 }

@@ -1,3 +1,4 @@
+using RelocationMode = Reloc.Management.RelocationMode;
 using Reloc.Actors.Site;
 
 namespace Reloc.Actors.Coordinator;
@@ -45,6 +46,16 @@ public abstract record CoordinatorDecision
     public sealed record AskProgress(string Site, string Disk, RelocationProtocol.RelocationInfo Info, object ReplyTo) : CoordinatorDecision;
 
     public sealed record Log(CoreLogLevel Level, string Text, CoordinatorEvent Event = CoordinatorEvent.None) : CoordinatorDecision;
+
+    /// <summary>A step of a relocation's lifecycle (<see cref="RelocationEvents.KindOf"/>): the shell stamps it with an id,
+    /// adds the destination's figures to a Completed one, logs and publishes it (<see cref="ToEvent"/>).
+    /// <paramref name="At"/>: the input's Now (the shell's clock).</summary>
+    public sealed record Lifecycle(RelocationEventKind Kind, string Relocation, string Disk, string From, string To, RelocationMode? Mode,
+        long Epoch, RelocationPhase? Phase, DateTime At, HandoverTrigger? Trigger = null, TimeSpan? Duration = null, string? Detail = null) : CoordinatorDecision
+    {
+        public RelocationProtocol.RelocationEvent ToEvent(Guid id, RelocationProtocol.RelocationTotals? totals = null) =>
+            new(id, At, Relocation, Disk, From, To, Mode, Epoch, Kind, Phase, Trigger, Duration, totals, Detail);
+    }
 
     /// <summary>A relocation left this coordinator (finished, cancelled, or shown over by the sites).</summary>
     public sealed record Ended(string Disk, string Relocation, bool Cancelled) : CoordinatorDecision;

@@ -10,7 +10,7 @@ public enum FlowEvent
     Accepted,
     OutgoingStarted,
     IncomingPrepared,
-    /// <summary>A handover trigger held (<see cref="Reconciler.HandoverTrigger"/>), or the operator asked for it.</summary>
+    /// <summary>A handover trigger held (<see cref="Reconciler.TriggerOf"/>), or the operator asked for it.</summary>
     Handover,
     Fenced,
     OwnershipMoved,

@@ -24,6 +24,7 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly TimeSpan _askTimeout = TimeSpan.FromSeconds(10);
     private readonly TimeSpan _interval;
+    private readonly RelocationEventPublisher _events;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -31,6 +32,8 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
     {
         _interval = reconcileInterval;
         _core = new CoordinatorCore(reconcileInterval, () => Guid.NewGuid().ToString("N"));
+        _events = new RelocationEventPublisher(Context, _log, _askTimeout);
+        Receive<RelocationEventPublisher.Ready>(m => _events.Publish(m.Event));
         Receive<Relocate>(m => Run(new CoordinatorInput.Relocate(m, Sender, Sites())));
         Receive<RequestHandover>(Command);
         Receive<CancelRelocation>(Command);
@@ -95,6 +98,9 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
                 break;
             case CoordinatorDecision.Log l:
                 _log.Write(l.Level, l.Text);
+                break;
+            case CoordinatorDecision.Lifecycle l:
+                _events.Handle(l); // logged at Information and published to every node's history
                 break;
             case CoordinatorDecision.Ended:
                 break; // its log line says it

@@ -24,7 +24,7 @@ public static class Reconciler
     /// <param name="DropAt">With a <see cref="StopOutgoing"/> step: the site whose copy of that attempt is dropped once the
     /// source confirms it no longer sends it (a fenced source refuses, so a copy about to own the disk is never dropped).</param>
     /// <param name="SourceIdle">Serving, and the source has no guest (not a trigger by itself: see <see cref="CoordinatorCore.IdleRounds"/>).</param>
-    public sealed record Derived(RelocationInfo Info, long Size, string SourceUri, object? Step, string? StepTo, string? Trigger,
+    public sealed record Derived(RelocationInfo Info, long Size, string SourceUri, object? Step, string? StepTo, HandoverTrigger? Trigger,
         string Relocation, string? Anomaly = null, string? DropAt = null, bool SourceIdle = false)
     {
         public bool Handover => Trigger is not null;
@@ -34,10 +34,10 @@ public static class Reconciler
     /// show. <paramref name="sourceClients"/>: -1 if not known. <paramref name="idle"/>: the source has had no guest
     /// since it began tracking (the caller's knowledge: one count of zero alone is no proof, a source that just
     /// restarted has none until its VM reconnects). Null: no trigger.</summary>
-    public static string? HandoverTrigger(bool writeAtDestination, int sourceClients, bool destinationHasClients, bool idle) =>
-        writeAtDestination ? "a write arrived at the destination"
-        : sourceClients == 0 && destinationHasClients ? "the source's last client left after a client connected at the destination"
-        : idle ? "the source has no clients"
+    public static HandoverTrigger? TriggerOf(bool writeAtDestination, int sourceClients, bool destinationHasClients, bool idle) =>
+        writeAtDestination ? HandoverTrigger.WriteAtDestination
+        : sourceClients == 0 && destinationHasClients ? HandoverTrigger.GuestMoved
+        : idle ? HandoverTrigger.SourceIdle
         : null;
 
     /// <summary>The copy that owns a disk now (the one whose site accepts its writes), else the one that owns it
@@ -99,7 +99,7 @@ public static class Reconciler
                     $"disk '{source.Name}' leaves {source.Site} by relocation {relocation} but {dest.Site} has it {dest.Phase} ({dest.Relocation})");
             // Not "the source has no guests" alone: a source that just restarted has none until its VM
             // reconnects, and fencing it then fails the VM's writes (the multi-process test caught this).
-            var trigger = HandoverTrigger(dest.HandoverWanted, source.Clients, dest.Clients > 0, idle: false);
+            var trigger = TriggerOf(dest.HandoverWanted, source.Clients, dest.Clients > 0, idle: false);
             return new Derived(info with { Phase = Serving }, source.Size, source.NbdUri, null, null, trigger, relocation,
                 SourceIdle: source.Clients == 0);
         }

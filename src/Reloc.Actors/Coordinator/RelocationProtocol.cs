@@ -1,3 +1,5 @@
+using RelocationMode = Reloc.Management.RelocationMode;
+
 namespace Reloc.Actors.Coordinator;
 
 /// <summary>Messages of a relocation between sites: operator requests to the
@@ -27,6 +29,23 @@ public static class RelocationProtocol
     /// <summary>The destination's view of a relocating disk (bytes; rate in bytes per second).</summary>
     public sealed record DiskProgress(string Disk, string State, long LocalBytes, long TotalBytes, long FetchedBytes, long SkippedBytes,
         long WrittenBytes, long OnDemandFetches, long RateBps, int PrefetchWindow, bool PrefetchPaused) : IRelocMessage;
+
+    // ---- coordinator → every node's history (DistributedPubSub topic RelocationEvents.Topic) ----
+    /// <summary>A step of a relocation's lifecycle, as the coordinator saw it. <see cref="Id"/> is a version-7 GUID
+    /// made from <see cref="Time"/>: unique whichever node runs the singleton (it moves on fail-over, so no counter
+    /// of its own would stay unique), and events of one relocation order by <see cref="Time"/> (the coordinator's
+    /// clock; the history also numbers events in the order it received them). <see cref="Epoch"/>: the source's
+    /// epoch at the start (the destination owns Epoch + 1 after the handover). <see cref="Mode"/> null: not known
+    /// (a coordinator that took over does not learn it from the sites). <see cref="Phase"/> null: the relocation is
+    /// over. <see cref="Duration"/>: with Completed and Cancelled, since its start as this coordinator knew it.
+    /// <see cref="Totals"/>: with Completed, the destination's last figures (null if it did not report them).</summary>
+    public sealed record RelocationEvent(Guid Id, DateTime Time, string Relocation, string Disk, string FromSite, string ToSite,
+        RelocationMode? Mode, long Epoch, RelocationEventKind Kind, RelocationPhase? Phase, HandoverTrigger? Trigger = null,
+        TimeSpan? Duration = null, RelocationTotals? Totals = null, string? Detail = null) : IRelocMessage;
+
+    /// <summary>A completed relocation's figures from its destination (<see cref="DiskProgress"/>): bytes fetched from
+    /// the source, skipped (holes: not sent), and the guest's on-demand fetches (misses).</summary>
+    public sealed record RelocationTotals(long TotalBytes, long FetchedBytes, long SkippedBytes, long Misses);
 
     /// <summary>The unit of the block runs a source reports (invalidations, final dirty set), whatever block
     /// size either site's relocation engine uses: the destination converts to its own.</summary>

@@ -38,7 +38,7 @@ public sealed class RelocSerializer(ExtendedActorSystem system) : SerializerWith
         SiteEvents.DiskFenced => "SF3",
         SiteEvents.OutgoingBegun => "SOB2",
         SiteEvents.OutgoingEnded => "SOE2",
-        _ => RelocationCodec.Manifest(o) ?? throw new ArgumentException($"{o.GetType()} has no Reloc manifest"),
+        _ => RelocationCodec.Manifest(o) ?? HistoryCodec.Manifest(o) ?? throw new ArgumentException($"{o.GetType()} has no Reloc manifest"),
     };
 
     public override byte[] ToBinary(object o)
@@ -84,7 +84,9 @@ public sealed class RelocSerializer(ExtendedActorSystem system) : SerializerWith
                 return b;
             }
             default:
-                return RelocationCodec.Manifest(o) is not null ? RelocationCodec.Write(o) : SiteCodec.Write(o);
+                return RelocationCodec.Manifest(o) is not null ? RelocationCodec.Write(o)
+                    : HistoryCodec.Manifest(o) is not null ? HistoryCodec.Write(o)
+                    : SiteCodec.Write(o);
         }
     }
 
@@ -110,7 +112,7 @@ public sealed class RelocSerializer(ExtendedActorSystem system) : SerializerWith
             "DS1" => new DiskSnapshot(b[25..].ToArray(), BinaryPrimitives.ReadInt64BigEndian(b), BinaryPrimitives.ReadInt64BigEndian(b[8..]),
                 BinaryPrimitives.ReadInt64BigEndian(b[16..]), b[24] == 1),
             "DS2" => ReadSnapshotV2(b),
-            _ => SiteCodec.Read(bytes, manifest) ?? RelocationCodec.Read(bytes, manifest) ?? throw new SerializationException($"unknown Reloc manifest '{manifest}'"),
+            _ => SiteCodec.Read(bytes, manifest) ?? RelocationCodec.Read(bytes, manifest) ?? HistoryCodec.Read(bytes, manifest) ?? throw new SerializationException($"unknown Reloc manifest '{manifest}'"),
         };
     }
 }

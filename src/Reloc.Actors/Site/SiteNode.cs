@@ -110,6 +110,9 @@ public sealed class SiteNode : IAsyncDisposable
                         ClusterSingletonProxySettings.Create(system)), "coordinator");
                     registry.Register<MigrationCoordinator>(coordinator);
                     registry.Register<SiteActor>(system.ActorOf(SupervisedSiteProps(siteSettings, catalog, coordinator), "site"));
+                    // Every node keeps the relocation history (published by the coordinator) for queries and live feeds.
+                    registry.Register<History.RelocationHistory>(system.ActorOf(
+                        History.RelocationHistory.Props(siteSettings.Name, History.HistorySettings.From(config)), "relocation-history"));
                 })));
         if (settings.ManagementListen is { } listen)
             builder.ConfigureWebHost(web => ManagementWeb.Configure(web, listen, Version));

@@ -106,6 +106,8 @@ internal sealed class CoordinatorModel
                 if (PathOf(l.Event) is { } path) _sim.Stats.Hit(path);
                 _sim.Trace($"  k{Incarnation}: {l.Text}");
                 break;
+            case CoordinatorDecision.Lifecycle:
+                break; // the history's concern, not the protocol's
             case CoordinatorDecision.Ended e:
                 _sim.EndedRelocations.Add(e.Relocation);
                 if (e.Cancelled) _sim.Stats.Cancels++;
