@@ -20,11 +20,15 @@ public sealed class MetricRecorder : IDisposable
     private readonly object _gate = new();
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public MetricRecorder(Meter meter)
+    public MetricRecorder(Meter meter) : this(m => ReferenceEquals(m, meter)) { }
+
+    /// <summary>Every meter <paramref name="listen"/> accepts: by name, for meters a component makes itself
+    /// (only where nothing else in the process makes meters of that name at the same time).</summary>
+    public MetricRecorder(Func<Meter, bool> listen)
     {
         _listener.InstrumentPublished = (instrument, listener) =>
         {
-            if (ReferenceEquals(instrument.Meter, meter)) listener.EnableMeasurementEvents(instrument);
+            if (listen(instrument.Meter)) listener.EnableMeasurementEvents(instrument);
         };
         _listener.SetMeasurementEventCallback<long>((i, v, tags, _) => Add(i, v, tags));
         _listener.SetMeasurementEventCallback<int>((i, v, tags, _) => Add(i, v, tags));
