@@ -81,6 +81,7 @@ public sealed class SiteNode : IAsyncDisposable
         var settings = SiteSettings.From(config);
         // A bad reloc.disk section fails here, at start, not when the first disk arrives.
         RelocConfig.DiskSettings(config).Validate();
+        var telemetrySettings = RelocTelemetrySettings.From(config);
         Directory.CreateDirectory(settings.DataDir);
         var catalog = new ExportCatalog();
         var telemetry = new RelocTelemetry(); // before the container: the NBD server starts first; the host disposes it
@@ -93,7 +94,7 @@ public sealed class SiteNode : IAsyncDisposable
         // Akka.Hosting owns the ActorSystem's lifecycle (start, CoordinatedShutdown on stop); the whole
         // configuration is still HOCON, the operator's language for Akka.NET.
         var host = new HostBuilder()
-            .ConfigureServices(services => services.AddRelocTelemetry(RelocTelemetrySettings.From(config), telemetry).AddAkka(SystemName, builder => builder
+            .ConfigureServices(services => services.AddRelocTelemetry(telemetrySettings, telemetry).AddAkka(SystemName, builder => builder
                 .AddHocon(config, HoconAddMode.Replace)
                 .WithActors((system, registry) =>
                 {
