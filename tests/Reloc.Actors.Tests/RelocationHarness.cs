@@ -2,6 +2,7 @@ using System.Net;
 using Akka.Actor;
 using Reloc.Actors.Disk;
 using Reloc.Actors.Source;
+using Reloc.Actors.Telemetry;
 using Reloc.Nbd.Client;
 using Reloc.Nbd.Server;
 using Reloc.Storage;
@@ -43,14 +44,17 @@ public sealed class RelocationHarness : IAsyncDisposable
 
     /// <summary>Starts (or resumes) the destination in <paramref name="system"/>.</summary>
     /// <param name="supervised">Under the backoff supervisor a site puts it under (<see cref="Disk"/> is the supervisor).</param>
-    public async Task StartDestinationAsync(ActorSystem system, DiskSettings settings, bool owner = true, NbdClientOptions? source = null, bool supervised = false)
+    /// <param name="metrics">The arrival's instruments (as a site passes them), or none.</param>
+    public async Task StartDestinationAsync(ActorSystem system, DiskSettings settings, bool owner = true, NbdClientOptions? source = null, bool supervised = false,
+        DiskMetrics? metrics = null)
     {
         Image = File.Exists(DestImagePath) ? RawImage.Open(DestImagePath, false) : RawImage.Create(DestImagePath, Content.Length);
         State = new DiskState(Content.Length, settings.BlockSize, owner);
         var props = VirtualDiskActor.Props(new DiskId("vm1"), State, Image, settings,
-            NbdBlockSource.Factory(source ?? SourceOptions, Content.Length, new ReconnectOptions { InitialDelay = TimeSpan.FromMilliseconds(50), MaxDelay = TimeSpan.FromMilliseconds(500) }));
+            NbdBlockSource.Factory(source ?? SourceOptions, Content.Length, new ReconnectOptions { InitialDelay = TimeSpan.FromMilliseconds(50), MaxDelay = TimeSpan.FromMilliseconds(500) }),
+            metrics: metrics);
         Disk = system.ActorOf(supervised ? VirtualDiskActor.Supervised(props, settings) : props);
-        Dest = new NbdServer(new ExportCatalog([new NbdExport("vm1", new RelocatingDisk(Image, State, Disk, settings))]));
+        Dest = new NbdServer(new ExportCatalog([new NbdExport("vm1", new RelocatingDisk(Image, State, Disk, settings, metrics))]));
         DestPort = ((IPEndPoint)Dest.ListenTcp(new IPEndPoint(IPAddress.Loopback, 0))).Port;
         await Task.CompletedTask;
     }

@@ -1,5 +1,6 @@
 using System.Net;
 using Reloc.Nbd.Server;
+using Reloc.Nbd.Telemetry;
 using Reloc.Storage;
 
 namespace Reloc.Testing;
@@ -27,11 +28,11 @@ public sealed class TestServer : IAsyncDisposable
     /// <summary>Starts a server with one writable export "disk" of <paramref name="size"/> bytes, a
     /// read-only export "ro" filled with <paramref name="roContent"/> if given, and any extra exports.</summary>
     public static Task<TestServer> StartAsync(long size = 64 << 20, byte[]? initial = null, byte[]? roContent = null,
-        NbdServerSettings? settings = null, int port = 0, string? dir = null)
+        NbdServerSettings? settings = null, int port = 0, string? dir = null, NbdMetrics? metrics = null)
     {
         dir ??= Directory.CreateTempSubdirectory("reloc-nbd-test-").FullName;
         var catalog = new ExportCatalog();
-        var server = new NbdServer(catalog, settings);
+        var server = new NbdServer(catalog, settings, metrics: metrics);
         var ts = new TestServer(dir, server);
         var disk = File.Exists(ts.ImagePath("disk")) ? ts.Reopen("disk") : ts.AddImage("disk", size, initial, readOnly: false);
         catalog.Add(new NbdExport("disk", disk, "test disk"));

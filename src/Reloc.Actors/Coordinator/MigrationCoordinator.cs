@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
 using Reloc.Actors.Site;
+using Reloc.Actors.Telemetry;
 using static Reloc.Actors.Coordinator.RelocationProtocol;
 
 namespace Reloc.Actors.Coordinator;
@@ -25,11 +26,13 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
     private readonly TimeSpan _askTimeout = TimeSpan.FromSeconds(10);
     private readonly TimeSpan _interval;
     private readonly RelocationEventPublisher _events;
+    private readonly RelocationTracing? _tracing;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public MigrationCoordinator(TimeSpan reconcileInterval)
+    public MigrationCoordinator(TimeSpan reconcileInterval, RelocTelemetry? telemetry = null)
     {
+        _tracing = telemetry is null ? null : new RelocationTracing(telemetry);
         _interval = reconcileInterval;
         _core = new CoordinatorCore(reconcileInterval, () => Guid.NewGuid().ToString("N"));
         _events = new RelocationEventPublisher(Context, _log, _askTimeout);
@@ -59,8 +62,10 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
         // At once: a coordinator that just took over learns what is under way before anything else.
         Timers.StartPeriodicTimer("reconcile", Reconcile.Instance, TimeSpan.Zero, _interval);
 
-    public static Props Props(TimeSpan? reconcileInterval = null) =>
-        Akka.Actor.Props.Create(() => new MigrationCoordinator(reconcileInterval ?? TimeSpan.FromSeconds(2)));
+    public static Props Props(TimeSpan? reconcileInterval = null, RelocTelemetry? telemetry = null) =>
+        Akka.Actor.Props.Create(() => new MigrationCoordinator(reconcileInterval ?? TimeSpan.FromSeconds(2), telemetry));
+
+    protected override void PostStop() => _tracing?.Stop();
 
     private void Command(object request) => Run(new CoordinatorInput.Command(request, Sender, DateTime.UtcNow, Sites()));
 
@@ -69,6 +74,7 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
     private void Run(CoordinatorInput input)
     {
         foreach (var decision in _core.Handle(input)) Execute(decision);
+        _tracing?.Observe(input, _core.Flows);
     }
 
     private void Execute(CoordinatorDecision decision)

@@ -1,5 +1,7 @@
 using System.Buffers;
+using System.Diagnostics;
 using Akka.Actor;
+using Reloc.Actors.Telemetry;
 using Reloc.Storage;
 using static Reloc.Actors.Disk.VirtualDiskProtocol;
 
@@ -11,8 +13,9 @@ namespace Reloc.Actors.Disk;
 /// read of a relocated block never waits for the actor, the network or the background copy. Only a
 /// request that touches missing blocks, and FLUSH, talk to the <see cref="VirtualDiskActor"/>.
 /// Once every block is local the fast path is all there is: clients stay connected throughout.
+/// A read that waits for missing blocks is reported to <paramref name="metrics"/> (the guest's wait on a miss).
 /// </summary>
-public sealed class RelocatingDisk(RawImage image, DiskState state, IActorRef disk, DiskSettings settings) : IBlockDevice
+public sealed class RelocatingDisk(RawImage image, DiskState state, IActorRef disk, DiskSettings settings, DiskMetrics? metrics = null) : IBlockDevice
 {
     private readonly TimeSpan _askTimeout = settings.MissTimeout + TimeSpan.FromSeconds(5);
     private readonly BlockMap map = state.Map;
@@ -28,12 +31,16 @@ public sealed class RelocatingDisk(RawImage image, DiskState state, IActorRef di
 
     public async ValueTask ReadAsync(long offset, Memory<byte> destination, CancellationToken ct)
     {
+        // Not a miss when the blocks are local and only the page cache made TryRead decline.
+        long missed = metrics is not null && !(state.IsOwner && map.AllLocal(offset, destination.Length)) ? Stopwatch.GetTimestamp() : 0;
         if (!state.IsOwner && await AskAsync(new ReadThrough(offset, destination.Length), ct) is ThroughData through)
         {
             through.Data.CopyTo(destination);
+            if (missed != 0) metrics!.Missed(missed);
             return;
         }
         await AskAsync(new EnsureLocal(offset, destination.Length), ct);
+        if (missed != 0) metrics!.Missed(missed);
         image.TryRead(offset, destination.Span);
     }
 

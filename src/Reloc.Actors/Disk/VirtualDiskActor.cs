@@ -1,8 +1,10 @@
+using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
 using Akka.Pattern;
 using Akka.Persistence;
 using Reloc.Actors.Source;
+using Reloc.Actors.Telemetry;
 using Reloc.Storage;
 using static Reloc.Actors.Disk.VirtualDiskProtocol;
 
@@ -26,9 +28,14 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly string _persistenceId;
     private IActorRef _fetcher = ActorRefs.Nobody, _prefetcher = ActorRefs.Nobody;
+    private readonly DiskMetrics? _metrics;
+    private long _rateFetched; // FetchedBytes at _rateSince: the landing rate is taken per tick
+    private DateTime _rateSince;
 
-    public VirtualDiskActor(DiskId id, DiskState state, RawImage image, DiskSettings settings, BlockSourceFactory sources, string? persistenceId = null)
+    public VirtualDiskActor(DiskId id, DiskState state, RawImage image, DiskSettings settings, BlockSourceFactory sources, string? persistenceId = null,
+        DiskMetrics? metrics = null)
     {
+        _metrics = metrics;
         _persistenceId = persistenceId ?? "disk-" + id.Value;
         _id = id;
         // Created again (by its site's backoff supervisor) over the state an earlier incarnation recovered: start
@@ -51,8 +58,22 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
 
     /// <param name="persistenceId">Journal key; a disk that comes back to a site it left gets a new one (per epoch).</param>
-    public static Props Props(DiskId id, DiskState state, RawImage image, DiskSettings settings, BlockSourceFactory sources, string? persistenceId = null) =>
-        Akka.Actor.Props.Create(() => new VirtualDiskActor(id, state, image, settings.Validate(), sources, persistenceId));
+    /// <param name="metrics">Where the disk's progress, link bytes and journal writes are reported; null: nowhere.</param>
+    public static Props Props(DiskId id, DiskState state, RawImage image, DiskSettings settings, BlockSourceFactory sources, string? persistenceId = null,
+        DiskMetrics? metrics = null) =>
+        Akka.Actor.Props.Create(() => new VirtualDiskActor(id, state, image, settings.Validate(), sources, persistenceId, metrics));
+
+    protected override void PreStart()
+    {
+        _metrics?.Attach();
+        base.PreStart();
+    }
+
+    protected override void PostStop()
+    {
+        _metrics?.Detach();
+        base.PostStop();
+    }
 
     /// <summary>The disk actor under a backoff supervisor: one that stops (Akka.Persistence stops it when its journal
     /// fails) or fails is created again after a backoff, and recovers from its journal. Its deliberate end
@@ -83,15 +104,28 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
         Command<PrepareWrite>(m => Feed(new DiskInput.PrepareWrite(m.Offset, m.Length, Sender, DateTime.UtcNow)));
         Command<WriteDone>(m => Feed(new DiskInput.WriteDone(m.Reserved)));
         Command<WriteAborted>(m => Feed(new DiskInput.WriteAborted(m.Reserved)));
-        Command<Landed>(m => Feed(new DiskInput.Landed(m.First, m.Count, m.Kind, m.Bytes)));
+        Command<Landed>(m =>
+        {
+            if (m.Kind == LandKind.Fetched) _metrics?.Transferred(m.Bytes); // it crossed the link, whatever the core keeps of it
+            Feed(new DiskInput.Landed(m.First, m.Count, m.Kind, m.Bytes));
+        });
         Command<FetchFailed>(m => Feed(new DiskInput.FetchFailed(m.First, m.Count, m.Reason)));
         Command<RequestWork>(m => Feed(new DiskInput.RequestWork(m.MaxBlocks, Sender)));
         Command<SourceZero>(m => Feed(new DiskInput.SourceZero(m.Scan, m.Runs)));
-        Command<PrefetchStats>(m => Feed(new DiskInput.PrefetchStats(m.Window, m.Paused)));
+        Command<PrefetchStats>(m =>
+        {
+            _metrics?.Prefetch(m.Window);
+            Feed(new DiskInput.PrefetchStats(m.Window, m.Paused));
+        });
         Command<Invalidate>(m => Feed(new DiskInput.Invalidate(m.Epoch, m.Blocks, Sender)));
         Command<TakeOwnership>(m => Feed(new DiskInput.TakeOwnership(m.Epoch, m.FinalDirty, Sender)));
         Command<Sync>(_ => Feed(new DiskInput.Sync(Sender, DateTime.UtcNow)));
-        Command<Tick>(_ => Feed(new DiskInput.Tick(DateTime.UtcNow)));
+        Command<Tick>(_ =>
+        {
+            var now = DateTime.UtcNow;
+            if (_metrics is not null) MeasureRate(now);
+            Feed(new DiskInput.Tick(now));
+        });
         Command<GetStatus>(_ => Feed(new DiskInput.GetStatus(Sender)));
         // The shell's own feedback: through the mailbox, as DiskDecision.Persist and StartSync say.
         Command<DiskInput.DataSynced>(Feed);
@@ -129,6 +163,16 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
     private void Feed(DiskInput input)
     {
         foreach (var d in _core.Handle(input)) Execute(d);
+        _metrics?.Progress(_state.Map.LocalBytes, _state.Map.DiskSize, _state.FetchedBytes, _state.SkippedBytes);
+    }
+
+    private void MeasureRate(DateTime now)
+    {
+        double seconds = (now - _rateSince).TotalSeconds;
+        long fetched = _state.FetchedBytes;
+        if (_rateSince != default && seconds > 0) _metrics!.Rate((long)((fetched - _rateFetched) / seconds));
+        _rateSince = now;
+        _rateFetched = fetched;
     }
 
     private void Execute(DiskDecision decision)
@@ -157,9 +201,14 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
                 // PersistAllAsync does not stash commands: guest misses keep flowing during the journal write.
                 if (p.HoldCommands) PersistAll(p.Events, _ => { });
                 else PersistAllAsync(p.Events, _ => { });
+                long persistStarted = Stopwatch.GetTimestamp();
                 // Persisted goes through the mailbox: a Persist from inside a Defer callback (the completion after
                 // a sync) leaves Akka.Persistence stashing commands for good (seen: FLUSHes never answered).
-                DeferAsync(p.Then, then => Self.Tell(new DiskInput.Persisted(then)));
+                DeferAsync(p.Then, then =>
+                {
+                    _metrics?.JournalWritten(Stopwatch.GetElapsedTime(persistStarted));
+                    Self.Tell(new DiskInput.Persisted(then));
+                });
                 break;
             case DiskDecision.SaveSnapshot s:
                 SaveSnapshot(s.Snapshot);

@@ -64,6 +64,7 @@ public static class ManagementWeb
             {
                 ManagementRoutes.Map(endpoints);
                 endpoints.MapOpenApi(ManagementApi.OpenApi.Replace("v1", "{documentName}"));
+                endpoints.MapPrometheusScrapingEndpoint(ManagementApi.Metrics); // OpenTelemetry's exporter (AddRelocTelemetry)
                 endpoints.MapHealthChecks(ManagementApi.Health, Checks(LiveTag));
                 endpoints.MapHealthChecks(ManagementApi.Ready, Checks(ReadyTag));
             });

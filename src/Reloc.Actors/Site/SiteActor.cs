@@ -1,8 +1,10 @@
+using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
 using Reloc.Actors.Coordinator;
 using Reloc.Actors.Site.Core;
+using Reloc.Actors.Telemetry;
 using Reloc.Nbd.Server;
 using P = Reloc.Actors.Disk.VirtualDiskProtocol;
 
@@ -34,17 +36,20 @@ public sealed class SiteActor : ReceivePersistentActor, IWithTimers
     private readonly SiteSettings _settings;
     private readonly SiteCore _core;
     private readonly SiteDevices _devices;
+    private readonly RelocTelemetry? _telemetry;
     private readonly ILoggingAdapter _log = Context.GetLogger();
 
     /// <param name="coordinator">The migration coordinator (this node's singleton proxy).</param>
-    public SiteActor(SiteSettings settings, ExportCatalog exports, IActorRef coordinator)
+    /// <param name="telemetry">Where the site's journal writes and its arriving disks report; null: nowhere.</param>
+    public SiteActor(SiteSettings settings, ExportCatalog exports, IActorRef coordinator, RelocTelemetry? telemetry = null)
     {
+        _telemetry = telemetry;
         _settings = settings;
         Coordinator = coordinator;
         var diskSettings = RelocConfig.DiskSettings(Context.System.Settings.Config);
         _core = new SiteCore(settings.Name, settings.DataDir, settings.NbdAdvertise, diskSettings.BlockSize, () => Guid.NewGuid().ToString("N"));
         var self = Self;
-        _devices = new SiteDevices(settings, exports, diskSettings, Context, disk => self.Tell(new ClientsChanged(disk)));
+        _devices = new SiteDevices(settings, exports, diskSettings, Context, disk => self.Tell(new ClientsChanged(disk)), telemetry);
         Recover<SiteEvents.DiskAdded>(_core.Recover);
         Recover<SiteEvents.DiskRemoved>(_core.Recover);
         Recover<SiteEvents.IncomingAdded>(_core.Recover);
@@ -66,8 +71,8 @@ public sealed class SiteActor : ReceivePersistentActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
     private IActorRef Coordinator { get; }
 
-    public static Props Props(SiteSettings settings, ExportCatalog exports, IActorRef coordinator) =>
-        Akka.Actor.Props.Create(() => new SiteActor(settings, exports, coordinator));
+    public static Props Props(SiteSettings settings, ExportCatalog exports, IActorRef coordinator, RelocTelemetry? telemetry = null) =>
+        Akka.Actor.Props.Create(() => new SiteActor(settings, exports, coordinator, telemetry));
 
     /// <summary>The export name other sites fetch a disk through.</summary>
     public static string PeerExport(string disk) => SiteCore.PeerExport(disk);
@@ -129,9 +134,11 @@ public sealed class SiteActor : ReceivePersistentActor, IWithTimers
         }
         // Nothing the input decided happens before its events are durable (Persist stashes other commands meanwhile).
         int left = events.Count;
+        long started = Stopwatch.GetTimestamp();
         PersistAll(events, _ =>
         {
             if (--left > 0) return;
+            _telemetry?.Relocation.JournalWritten("site", Stopwatch.GetElapsedTime(started));
             foreach (var d in decisions) if (d is not SiteDecision.Persist) Execute(d);
         });
     }

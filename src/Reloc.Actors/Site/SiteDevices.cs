@@ -2,6 +2,7 @@ using Akka.Actor;
 using Reloc.Actors.Disk;
 using Reloc.Actors.Site.Core;
 using Reloc.Actors.Source;
+using Reloc.Actors.Telemetry;
 using Reloc.Nbd.Client;
 using Reloc.Nbd.Server;
 using Reloc.Storage;
@@ -12,7 +13,8 @@ namespace Reloc.Actors.Site;
 /// The I/O side of <see cref="SiteActor"/>: the images it serves, their NBD exports (the guests' and, by
 /// <see cref="SiteCore.PeerExport"/>, other sites'), and the disk actors of arriving disks. It decides nothing.
 /// </summary>
-internal sealed class SiteDevices(SiteSettings settings, ExportCatalog exports, DiskSettings diskSettings, IActorContext context, Action<string> clientsChanged)
+internal sealed class SiteDevices(SiteSettings settings, ExportCatalog exports, DiskSettings diskSettings, IActorContext context, Action<string> clientsChanged,
+    RelocTelemetry? telemetry = null)
     : IDisposable
 {
     /// <param name="Owned">The export's device: the relocating disk behind the owned-disk layer (tracking, fence),
@@ -82,11 +84,12 @@ internal sealed class SiteDevices(SiteSettings settings, ExportCatalog exports, 
         bool import = disk.Peer.Length == 0; // from a foreign server: nobody else owns it
         var state = new DiskState(disk.Size, arrivalSettings.BlockSize, owner: import);
         var source = NbdBlockSource.Factory(NbdClientOptions.FromUri(disk.SourceUri!), disk.Size);
-        var actor = context.ActorOf(VirtualDiskActor.Supervised(VirtualDiskActor.Props(new DiskId(disk.Name), state, image, arrivalSettings, source, persistenceId), diskSettings),
+        var metrics = telemetry?.Relocation.ForArrival(disk.Name, import ? "external" : disk.Peer, settings.Name);
+        var actor = context.ActorOf(VirtualDiskActor.Supervised(VirtualDiskActor.Props(new DiskId(disk.Name), state, image, arrivalSettings, source, persistenceId, metrics), diskSettings),
             "disk-" + disk.Name + "-" + (disk.Journal.Length > 0 ? disk.Journal : "e" + disk.Epoch));
         // Post-copy: no background copy before the handover (the source still changes); hybrid pre-copies.
         if (!options.Hybrid) actor.Tell(new VirtualDiskProtocol.PausePrefetch());
-        var owned = new OwnedDisk(image, new RelocatingDisk(image, state, actor, arrivalSettings));
+        var owned = new OwnedDisk(image, new RelocatingDisk(image, state, actor, arrivalSettings, metrics));
         _arrivals[disk.Name] = new Arrival(actor, image, state, owned);
         Export(new NbdExport(disk.Name, owned.ForGuests,
             import ? $"disk {disk.Name} imported to site {settings.Name}" : $"disk {disk.Name} arriving at site {settings.Name}"), disk.Name);

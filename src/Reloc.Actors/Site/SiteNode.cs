@@ -11,6 +11,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Reloc.Actors.Management;
+using Reloc.Actors.Telemetry;
 using Reloc.Nbd.Server;
 
 namespace Reloc.Actors.Site;
@@ -86,9 +87,11 @@ public sealed class SiteNode : IAsyncDisposable
         var settings = SiteSettings.From(config);
         // A bad reloc.disk section fails here, at start, not when the first disk arrives.
         RelocConfig.DiskSettings(config).Validate();
+        var telemetrySettings = RelocTelemetrySettings.From(config);
         Directory.CreateDirectory(settings.DataDir);
         var catalog = new ExportCatalog();
-        var nbd = new NbdServer(catalog, null, loggers);
+        var telemetry = new RelocTelemetry(); // before the container: the NBD server starts first; the host disposes it
+        var nbd = new NbdServer(catalog, null, loggers, telemetry.Nbd);
         var endPoint = (IPEndPoint)nbd.ListenTcp(settings.NbdListen);
         settings = settings.WithListenPort(endPoint.Port);
         var reconcile = config.GetTimeSpan("reloc.coordinator.reconcile-interval", TimeSpan.FromSeconds(2));
@@ -97,19 +100,19 @@ public sealed class SiteNode : IAsyncDisposable
         // Akka.Hosting owns the ActorSystem's lifecycle (start, CoordinatedShutdown on stop); the whole
         // configuration is still HOCON, the operator's language for Akka.NET.
         var builder = new HostBuilder()
-            .ConfigureServices(services => services.AddAkka(SystemName, builder => builder
+            .ConfigureServices(services => services.AddRelocTelemetry(telemetrySettings, telemetry).AddAkka(SystemName, builder => builder
                 .AddHocon(config, HoconAddMode.Replace)
                 .WithRelocHealthChecks()
                 .WithActors((system, registry) =>
                 {
                     // One coordinator in the cluster (on the oldest node, moving when it leaves); every node
                     // talks to it through its local proxy, handed to whoever talks to it (no path strings).
-                    system.ActorOf(ClusterSingletonManager.Props(MigrationCoordinator.Props(reconcile), PoisonPill.Instance,
+                    system.ActorOf(ClusterSingletonManager.Props(MigrationCoordinator.Props(reconcile, telemetry), PoisonPill.Instance,
                         ClusterSingletonManagerSettings.Create(system)), "coordinator-singleton");
                     var coordinator = system.ActorOf(ClusterSingletonProxy.Props("/user/coordinator-singleton",
                         ClusterSingletonProxySettings.Create(system)), "coordinator");
                     registry.Register<MigrationCoordinator>(coordinator);
-                    registry.Register<SiteActor>(system.ActorOf(SupervisedSiteProps(siteSettings, catalog, coordinator), "site"));
+                    registry.Register<SiteActor>(system.ActorOf(SupervisedSiteProps(siteSettings, catalog, coordinator, telemetry), "site"));
                     // Every node keeps the relocation history (published by the coordinator) for queries and live feeds.
                     registry.Register<History.RelocationHistory>(system.ActorOf(
                         History.RelocationHistory.Props(siteSettings.Name, History.HistorySettings.From(config)), "relocation-history"));
@@ -131,6 +134,7 @@ public sealed class SiteNode : IAsyncDisposable
             throw new ArgumentException($"reloc.management.listen = {settings.ManagementListen}: {ex.Message}", ex);
         }
         var system = host.Services.GetRequiredService<ActorSystem>();
+        host.Services.GetRequiredService<RelocTelemetry>().Relocation.ObserveCluster(Cluster.Get(system));
         var registry = host.Services.GetRequiredService<ActorRegistry>();
         var siteActor = registry.Get<SiteActor>();
         var coordinatorProxy = registry.Get<MigrationCoordinator>();
@@ -149,8 +153,8 @@ public sealed class SiteNode : IAsyncDisposable
     /// current site actor (sender kept), so SitePath and the registered ref keep working; while it is
     /// stopped they are dropped and askers time out and retry as they do for an unreachable site.
     /// </summary>
-    public static Props SupervisedSiteProps(SiteSettings settings, ExportCatalog catalog, IActorRef coordinator) =>
-        BackoffSupervisor.Props(Backoff.OnStop(SiteActor.Props(settings, catalog, coordinator), SiteActorName,
+    public static Props SupervisedSiteProps(SiteSettings settings, ExportCatalog catalog, IActorRef coordinator, RelocTelemetry? telemetry = null) =>
+        BackoffSupervisor.Props(Backoff.OnStop(SiteActor.Props(settings, catalog, coordinator, telemetry), SiteActorName,
             settings.RestartMinBackoff, settings.RestartMaxBackoff, randomFactor: 0.2, maxNrOfRetries: -1)); // -1: no limit
 
     /// <summary>The site (its supervisor, which forwards to the site actor) of the (Up) member whose role is <paramref name="site"/>; a path on this node

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Reloc.Nbd.Protocol;
 using Reloc.Storage;
@@ -48,6 +49,7 @@ internal sealed partial class NbdConnection
                     }
                     var status = RequestCodec.TryParse(buffer, out var req);
                     if (status == ParseStatus.Incomplete) break;
+                    long started = _metrics is null ? 0 : Stopwatch.GetTimestamp();
                     if (status == ParseStatus.BadMagic) throw new ProtocolViolation("bad request magic");
 
                     var error = Validate(req);
@@ -65,6 +67,7 @@ internal sealed partial class NbdConnection
                         await LockAsync();
                         try { WriteStatusReply(req, error); }
                         finally { _writeLock.Release(); }
+                        Record(req, error, 0, started);
                         wrote = true;
                         if (req.HasPayload) drain = req.Length;
                         continue;
@@ -83,7 +86,7 @@ internal sealed partial class NbdConnection
                         wrote = false;
                         await _slots.WaitAsync();
                     }
-                    wrote |= await DispatchAsync(req, payload);
+                    wrote |= await DispatchAsync(req, payload, started);
                 }
                 _reader.AdvanceTo(buffer.Start, buffer.End);
                 if (wrote) await FlushRepliesAsync();
@@ -125,10 +128,10 @@ internal sealed partial class NbdConnection
 
     /// <summary>Runs a validated request that holds a slot.</summary>
     /// <returns>True when its reply was written (not yet flushed) before returning.</returns>
-    private async ValueTask<bool> DispatchAsync(NbdRequest req, ReadOnlySequence<byte> payload)
+    private async ValueTask<bool> DispatchAsync(NbdRequest req, ReadOnlySequence<byte> payload, long started)
     {
-        if (req.Command == NbdCommand.Read) return await ReadAsync(req);
-        if (req.Command == NbdCommand.BlockStatus) return await BlockStatusAsync(req);
+        if (req.Command == NbdCommand.Read) return await ReadAsync(req, started);
+        if (req.Command == NbdCommand.BlockStatus) return await BlockStatusAsync(req, started);
         ValueTask op;
         try
         {
@@ -148,7 +151,7 @@ internal sealed partial class NbdConnection
         }
         catch (Exception ex)
         {
-            await ReplyAndReleaseAsync(req, NbdErrors.FromException(ex, _log, req), flush: false);
+            await ReplyAndReleaseAsync(req, NbdErrors.FromException(ex, _log, req), flush: false, started);
             return true;
         }
         if (op.IsCompleted)
@@ -156,24 +159,24 @@ internal sealed partial class NbdConnection
             var error = NbdError.None;
             try { op.GetAwaiter().GetResult(); }
             catch (Exception ex) { error = NbdErrors.FromException(ex, _log, req); }
-            await ReplyAndReleaseAsync(req, error, flush: false);
+            await ReplyAndReleaseAsync(req, error, flush: false, started);
             return true;
         }
         // Answered on completion; its slot is what the end of TransmitAsync waits on.
-        _ = CompleteLaterAsync(req, op.AsTask());
+        _ = CompleteLaterAsync(req, op.AsTask(), started);
         return false;
     }
 
-    private async Task CompleteLaterAsync(NbdRequest req, Task op)
+    private async Task CompleteLaterAsync(NbdRequest req, Task op, long started)
     {
         var error = NbdError.None;
         try { await op; }
         catch (Exception ex) { error = NbdErrors.FromException(ex, _log, req); }
-        try { await ReplyAndReleaseAsync(req, error, flush: true); }
+        try { await ReplyAndReleaseAsync(req, error, flush: true, started); }
         catch (Exception ex) { _log.LogDebug("{Peer}: reply to {Command} not sent: {Reason}", _peer, req.Command, ex.Message); }
     }
 
-    private async ValueTask ReplyAndReleaseAsync(NbdRequest req, NbdError error, bool flush)
+    private async ValueTask ReplyAndReleaseAsync(NbdRequest req, NbdError error, bool flush, long started)
     {
         try
         {
@@ -181,6 +184,7 @@ internal sealed partial class NbdConnection
             try
             {
                 WriteStatusReply(req, error);
+                Record(req, error, req.Command == NbdCommand.Write ? req.Length : 0, started);
                 if (flush) await _writer.FlushAsync();
             }
             finally { _writeLock.Release(); }
@@ -188,13 +192,13 @@ internal sealed partial class NbdConnection
         finally { _slots.Release(); }
     }
 
-    private async ValueTask<bool> ReadAsync(NbdRequest req)
+    private async ValueTask<bool> ReadAsync(NbdRequest req, long started)
     {
         int len = (int)req.Length;
         long off = (long)req.Offset;
         if (len == 0)
         {
-            await ReplyAndReleaseAsync(req, NbdError.None, flush: false);
+            await ReplyAndReleaseAsync(req, NbdError.None, flush: false, started);
             return true;
         }
         int hdr = _structured ? StructuredReadHeader : NbdLimits.SimpleReplyHeaderSize;
@@ -210,6 +214,7 @@ internal sealed partial class NbdConnection
             if (_device.TryRead(off, span.Slice(hdr, len)))
             {
                 _writer.Advance(EncodeRead(span, req, len));
+                Record(req, NbdError.None, len, started);
                 _slots.Release();
                 return true;
             }
@@ -221,7 +226,7 @@ internal sealed partial class NbdConnection
         finally { _writeLock.Release(); }
         if (error != NbdError.None)
         {
-            await ReplyAndReleaseAsync(req, error, flush: false);
+            await ReplyAndReleaseAsync(req, error, flush: false, started);
             return true;
         }
 
@@ -231,14 +236,14 @@ internal sealed partial class NbdConnection
         catch (Exception ex) { op = ValueTask.FromException(ex); }
         if (op.IsCompleted)
         {
-            await FinishReadAsync(req, op.AsTask(), buffer, flush: false);
+            await FinishReadAsync(req, op.AsTask(), buffer, flush: false, started);
             return true;
         }
-        _ = FinishReadAsync(req, op.AsTask(), buffer, flush: true);
+        _ = FinishReadAsync(req, op.AsTask(), buffer, flush: true, started);
         return false;
     }
 
-    private async Task FinishReadAsync(NbdRequest req, Task op, byte[] buffer, bool flush)
+    private async Task FinishReadAsync(NbdRequest req, Task op, byte[] buffer, bool flush, long started)
     {
         int len = (int)req.Length;
         try
@@ -248,7 +253,7 @@ internal sealed partial class NbdConnection
             catch (Exception ex) { error = NbdErrors.FromException(ex, _log, req); }
             if (error != NbdError.None)
             {
-                await ReplyAndReleaseAsync(req, error, flush);
+                await ReplyAndReleaseAsync(req, error, flush, started);
                 return;
             }
             try
@@ -260,6 +265,7 @@ internal sealed partial class NbdConnection
                     var span = _writer.GetSpan(hdr + len);
                     buffer.AsSpan(0, len).CopyTo(span[hdr..]);
                     _writer.Advance(EncodeRead(span, req, len));
+                    Record(req, NbdError.None, len, started);
                     if (flush) await _writer.FlushAsync();
                 }
                 finally { _writeLock.Release(); }
@@ -294,7 +300,7 @@ internal sealed partial class NbdConnection
         return StructuredReadHeader + len;
     }
 
-    private async ValueTask<bool> BlockStatusAsync(NbdRequest req)
+    private async ValueTask<bool> BlockStatusAsync(NbdRequest req, long started)
     {
         IReadOnlyList<Extent> extents;
         try
@@ -304,7 +310,7 @@ internal sealed partial class NbdConnection
         }
         catch (Exception ex)
         {
-            await ReplyAndReleaseAsync(req, NbdErrors.FromException(ex, _log, req), flush: false);
+            await ReplyAndReleaseAsync(req, NbdErrors.FromException(ex, _log, req), flush: false, started);
             return true;
         }
         var clipped = Clip(extents, req.Length);
@@ -323,6 +329,7 @@ internal sealed partial class NbdConnection
                     BinaryPrimitives.WriteUInt32BigEndian(span[(28 + 8 * i)..], (uint)clipped[i].Flags);
                 }
                 _writer.Advance(NbdLimits.StructuredReplyHeaderSize + bodyLen);
+                Record(req, NbdError.None, 0, started);
             }
             finally { _writeLock.Release(); }
         }
@@ -368,6 +375,10 @@ internal sealed partial class NbdConnection
         BinaryPrimitives.WriteUInt16BigEndian(span[24..], 0);
         _writer.Advance(NbdLimits.StructuredReplyHeaderSize + 6);
     }
+
+    /// <summary>Every reply point calls this once its reply is queued: one count per answered request.</summary>
+    private void Record(in NbdRequest req, NbdError error, long bytes, long started) =>
+        _metrics?.Completed(_export.Name, req.Command, error == NbdError.None, bytes, started);
 
     private ValueTask LockAsync() => _writeLock.Wait(0) ? ValueTask.CompletedTask : new ValueTask(_writeLock.WaitAsync());
 

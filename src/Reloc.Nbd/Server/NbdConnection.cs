@@ -4,6 +4,7 @@ using System.IO.Pipelines;
 using System.Text;
 using Microsoft.Extensions.Logging;
 using Reloc.Nbd.Protocol;
+using Reloc.Nbd.Telemetry;
 
 namespace Reloc.Nbd.Server;
 
@@ -23,13 +24,15 @@ internal sealed partial class NbdConnection : IAsyncDisposable
     private readonly ILogger _log;
     private readonly CancellationTokenSource _stop = new();
     private readonly string _peer;
+    private readonly NbdMetrics? _metrics;
 
     private bool _noZeroes;
     private bool _structured;
     private string? _metaContextExport; // export for which base:allocation was selected
 
-    public NbdConnection(Stream stream, string peer, ExportCatalog catalog, NbdServerSettings settings, ILogger log)
+    public NbdConnection(Stream stream, string peer, ExportCatalog catalog, NbdServerSettings settings, ILogger log, NbdMetrics? metrics = null)
     {
+        _metrics = metrics;
         _stream = stream;
         _peer = peer;
         _catalog = catalog;
@@ -55,12 +58,14 @@ internal sealed partial class NbdConnection : IAsyncDisposable
             if (export is null) return;
             _log.LogDebug("{Peer} entered transmission on export {Export}", _peer, export.Name);
             export.Clients.Connected();
+            _metrics?.Connected(export.Name);
             try
             {
                 await TransmitAsync(export);
             }
             finally
             {
+                _metrics?.Disconnected(export.Name);
                 export.Clients.Disconnected();
             }
         }

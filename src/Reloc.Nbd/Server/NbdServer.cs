@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Reloc.Nbd.Telemetry;
 
 namespace Reloc.Nbd.Server;
 
@@ -20,10 +21,13 @@ public sealed class NbdServer : IAsyncDisposable
     private readonly List<Task> _acceptLoops = [];
     private readonly ConcurrentDictionary<NbdConnection, Task> _connections = new();
     private readonly CancellationTokenSource _stopping = new();
+    private readonly NbdMetrics? _metrics;
     private int _stopped;
 
-    public NbdServer(ExportCatalog catalog, NbdServerSettings? settings = null, ILoggerFactory? loggers = null)
+    /// <param name="metrics">Where requests and connections are counted; null: nowhere.</param>
+    public NbdServer(ExportCatalog catalog, NbdServerSettings? settings = null, ILoggerFactory? loggers = null, NbdMetrics? metrics = null)
     {
+        _metrics = metrics;
         _catalog = catalog;
         _settings = (settings ?? new NbdServerSettings()).Validate();
         _log = (loggers ?? NullLoggerFactory.Instance).CreateLogger<NbdServer>();
@@ -86,7 +90,7 @@ public sealed class NbdServer : IAsyncDisposable
             }
             if (client.AddressFamily != AddressFamily.Unix) client.NoDelay = true;
             var peer = client.RemoteEndPoint?.ToString() ?? "unix";
-            var connection = new NbdConnection(new NetworkStream(client, ownsSocket: true), peer, _catalog, _settings, _log);
+            var connection = new NbdConnection(new NetworkStream(client, ownsSocket: true), peer, _catalog, _settings, _log, _metrics);
             _connections[connection] = ServeAsync(connection);
         }
     }
