@@ -53,6 +53,7 @@ public static class CliApp
         root.Subcommands.Add(DiskCommands.Create(stopping));
         root.Subcommands.Add(RelocationCommands.CreateRelocate(stopping));
         root.Subcommands.Add(RelocationCommands.CreateGroup(stopping));
+        root.Subcommands.Add(EventCommands.Create(stopping));
         root.Subcommands.Add(DemoCommand.Create(stopping));
         return root;
     }

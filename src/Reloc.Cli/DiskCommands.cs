@@ -29,6 +29,11 @@ internal static class DiskCommands
         show.SetAction((r, _) => CliApp.Execute(r, stopping, s => ShowAsync(s, r.GetValue(showName)!)));
         group.Subcommands.Add(show);
 
+        var historyName = new Argument<string>("NAME") { Description = "the disk" };
+        var history = new Command("history", "Every relocation of a disk this node recorded: when, from, to, mode, trigger, duration, bytes, misses, outcome") { historyName };
+        history.SetAction((r, _) => CliApp.Execute(r, stopping, s => HistoryAsync(s, r.GetValue(historyName)!)));
+        group.Subcommands.Add(history);
+
         var deleteName = new Argument<string>("NAME") { Description = "the disk" };
         var delete = new Command("delete", "Delete a disk (not while it relocates) and its image") { deleteName };
         delete.SetAction((r, _) => CliApp.Execute(r, stopping, s => DeleteAsync(s, r.GetValue(deleteName)!)));
@@ -115,6 +120,20 @@ internal static class DiskCommands
                                            $"{c.Clients} client(s){(c.Writable ? ", takes writes" : "")}"));
         s.Out.Line(d.Name);
         s.Out.WriteFields(rows);
+        return CliApp.Ok;
+    }
+
+    private static async Task<int> HistoryAsync(Session s, string name)
+    {
+        var h = await s.CallAsync((c, ct) => c.DiskHistoryAsync(name, ct));
+        if (s.Out.Json) { s.Out.PrintJson(h, ManagementJson.Default.DiskHistoryView); return CliApp.Ok; }
+        if (h.Relocations.Count == 0) { s.Out.Line($"no relocations of {name} recorded at this node"); return CliApp.Ok; }
+        var table = Output.Table("Started", "From", "To", "Mode", "Trigger", "Duration", "Fetched", "Skipped", "Misses", "Outcome");
+        foreach (var r in h.Relocations)
+            table.AddRow(r.Started.ToLocalTime().ToString("yyyy-MM-dd HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture), r.FromSite, r.ToSite,
+                r.Mode ?? "-", r.Trigger ?? "-", EventCommands.Duration(r.DurationSeconds), r.FetchedBytes is { } f ? Fmt.Bytes(f) : "-",
+                r.SkippedBytes is { } k ? Fmt.Bytes(k) : "-", r.Misses?.ToString() ?? "-", r.Outcome + (r.Outcome == "in-progress" && r.Phase is { } p ? $" ({p})" : ""));
+        s.Out.Write(table);
         return CliApp.Ok;
     }
 

@@ -40,6 +40,13 @@ public sealed class Output
         System.Console.Out.Flush();
     }
 
+    /// <summary>One compact JSON document on one line (a stream of results, e.g. followed events).</summary>
+    public void JsonLine<T>(T value, JsonTypeInfo<T> type)
+    {
+        System.Console.Out.WriteLine(JsonSerializer.Serialize(value, type));
+        System.Console.Out.Flush();
+    }
+
     public void PrintJson(JsonNode? node)
     {
         System.Console.Out.WriteLine(node?.ToJsonString(Indented) ?? "null");

@@ -29,6 +29,18 @@ public sealed class Session : IAsyncDisposable
         catch (NodeUnreachableException ex) when (!Stopping.IsCancellationRequested) { throw new UnreachableException(ex.Message); }
     }
 
+    /// <summary>Follows a stream; no node at the address is <see cref="UnreachableException"/>.</summary>
+    public async IAsyncEnumerable<T> CallStream<T>(Func<ManagementClient, IAsyncEnumerable<T>> stream)
+    {
+        await using var items = stream(_client).GetAsyncEnumerator(Stopping);
+        while (true)
+        {
+            try { if (!await items.MoveNextAsync()) yield break; }
+            catch (NodeUnreachableException ex) when (!Stopping.IsCancellationRequested) { throw new UnreachableException(ex.Message); }
+            yield return items.Current;
+        }
+    }
+
     public ManagementClient Client => _client;
 
     public ValueTask DisposeAsync()

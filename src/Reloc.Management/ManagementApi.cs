@@ -94,6 +94,24 @@ public sealed record Problem(string? Type, string? Title, int? Status, string? D
 
 public sealed record Health(string Status, IReadOnlyDictionary<string, string> Checks);
 
+/// <summary>
+/// One relocation lifecycle event as this node recorded it. <paramref name="Seq"/>: this node's order of receipt
+/// (rising across its restarts; the SSE id, so Last-Event-ID resumes). <paramref name="Kind"/>: started, adopted,
+/// phase-changed, handover, completed, cancelled, superseded, stalled. Names are kebab-case.
+/// </summary>
+public sealed record RelocationEventView(long Seq, Guid Id, DateTime Time, string Relocation, string Disk, string FromSite, string ToSite,
+    string? Mode, long Epoch, string Kind, string? Phase, string? Trigger = null, double? DurationSeconds = null,
+    long? TotalBytes = null, long? FetchedBytes = null, long? SkippedBytes = null, long? Misses = null, string? Detail = null);
+
+public sealed record EventListView(IReadOnlyList<RelocationEventView> Events);
+
+/// <summary>One relocation of a disk: when, from, to, mode, what triggered its handover, how long it took, what it
+/// moved, and how it ended (completed, cancelled, superseded, in-progress).</summary>
+public sealed record RelocationHistoryRow(string Relocation, DateTime Started, string FromSite, string ToSite, string? Mode, string? Trigger,
+    double? DurationSeconds, long? TotalBytes, long? FetchedBytes, long? SkippedBytes, long? Misses, string Outcome, string? Phase);
+
+public sealed record DiskHistoryView(string Disk, IReadOnlyList<RelocationHistoryRow> Relocations);
+
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web,
     DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     UseStringEnumConverter = true)]
@@ -114,4 +132,7 @@ public sealed record Health(string Status, IReadOnlyDictionary<string, string> C
 [JsonSerializable(typeof(ProgressDone))]
 [JsonSerializable(typeof(Problem))]
 [JsonSerializable(typeof(Health))]
+[JsonSerializable(typeof(RelocationEventView))]
+[JsonSerializable(typeof(EventListView))]
+[JsonSerializable(typeof(DiskHistoryView))]
 public sealed partial class ManagementJson : JsonSerializerContext;

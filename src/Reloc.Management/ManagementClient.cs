@@ -82,6 +82,22 @@ public sealed class ManagementClient : IDisposable
     public Task<RelocationCancelled> CancelAsync(string disk, CancellationToken ct = default) =>
         PostAsync(ManagementApi.RelocationAction(disk, "cancel"), null, J.RelocationCancelled, ct, TimeSpan.FromSeconds(70));
 
+    /// <summary>The relocation events this node recorded after <paramref name="after"/> (a Seq), oldest first, at most <paramref name="limit"/>.</summary>
+    public Task<EventListView> EventsAsync(long? after = null, int limit = 100, CancellationToken ct = default) =>
+        GetAsync($"{ManagementApi.Events}?limit={limit}{(after is { } a ? $"&after={a}" : "")}", J.EventListView, ct);
+
+    /// <summary>Follows the cluster's relocation events (server-sent events): those after <paramref name="after"/> first, then
+    /// each new one as it happens, until cancelled.</summary>
+    public async IAsyncEnumerable<RelocationEventView> FollowEventsAsync(long? after = null, [EnumeratorCancellation] CancellationToken ct = default)
+    {
+        await foreach (var item in StreamAsync($"{ManagementApi.Events}?follow=true{(after is { } a ? $"&after={a}" : "")}", ct))
+            if (item.EventType == ManagementApi.SseRelocationEvent && JsonSerializer.Deserialize(item.Data, J.RelocationEventView) is { } e)
+                yield return e;
+    }
+
+    public Task<DiskHistoryView> DiskHistoryAsync(string disk, CancellationToken ct = default) =>
+        GetAsync(ManagementApi.DiskHistory(disk), J.DiskHistoryView, ct);
+
     /// <summary>
     /// Follows a relocation's progress stream (server-sent events): one sample per look (about two a second)
     /// until the relocation is no longer listed, then its <see cref="ProgressDone"/>. Ends when the node ends

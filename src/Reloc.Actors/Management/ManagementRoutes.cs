@@ -38,7 +38,10 @@ public static class ManagementRoutes
             return TypedResults.Created(ManagementApi.Disk(created.Name), created);
         }).WithName("CreateDisk");
         api.MapGet("/disks/{name}", (ManagementService s, string name) => s.DiskAsync(name)).WithName("GetDisk");
+        api.MapGet("/disks/{name}/history", (ManagementService s, string name) => s.DiskHistoryAsync(name)).WithName("GetDiskHistory");
         api.MapDelete("/disks/{name}", (ManagementService s, string name) => s.DeleteDiskAsync(name)).WithName("DeleteDisk");
+
+        api.MapGet("/events", Events).WithName("Events");
 
         api.MapGet("/relocations", (ManagementService s) => s.RelocationsAsync()).WithName("ListRelocations");
         api.MapPost("/relocations", async (ManagementService s, RelocateRequest request) =>
@@ -55,6 +58,23 @@ public static class ManagementRoutes
             var interval = intervalMs is { } ms ? TimeSpan.FromMilliseconds(Math.Clamp(ms, 100, 10_000)) : DefaultInterval;
             return TypedResults.ServerSentEvents(ProgressAsync(s, disk, interval, ct));
         }).WithName("FollowRelocation");
+    }
+
+    /// <summary>The relocation events this node recorded (JSON), or with follow=true (or an event-stream Accept) as server-sent
+    /// events: those after <c>after</c> (or Last-Event-ID, as a reconnecting EventSource sends it) first, then each new one.</summary>
+    private static async Task<IResult> Events(ManagementService s, HttpRequest request, long? after, int? limit, bool? follow, CancellationToken ct)
+    {
+        bool stream = follow ?? request.Headers.Accept.Any(a => a?.Contains("text/event-stream", StringComparison.OrdinalIgnoreCase) == true);
+        if (!stream) return TypedResults.Ok(await s.EventsAsync(after, limit ?? 100));
+        if (after is null && long.TryParse(request.Headers["Last-Event-ID"], out var last)) after = last;
+        return TypedResults.ServerSentEvents(EventItemsAsync(s, after, ct));
+    }
+
+    private static async IAsyncEnumerable<SseItem<string>> EventItemsAsync(ManagementService s, long? after, [EnumeratorCancellation] CancellationToken ct)
+    {
+        await foreach (var e in s.FollowEventsAsync(after, ct))
+            yield return new SseItem<string>(JsonSerializer.Serialize(e, ManagementJson.Default.RelocationEventView), ManagementApi.SseRelocationEvent)
+                { EventId = e.Seq.ToString(System.Globalization.CultureInfo.InvariantCulture) };
     }
 
     /// <summary>

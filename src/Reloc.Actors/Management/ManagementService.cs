@@ -1,7 +1,9 @@
 using System.Net;
 using Akka.Actor;
 using Akka.Cluster;
+using Akka.Hosting;
 using Reloc.Actors.Coordinator;
+using Reloc.Actors.History;
 using Reloc.Actors.Site;
 using Reloc.Management;
 using static Reloc.Actors.Coordinator.RelocationProtocol;
@@ -133,6 +135,30 @@ public sealed class ManagementService(ActorSystem system, IActorRef coordinator,
     public Task<Reloc.Management.RelocationCancelled> CancelAsync(string disk) =>
         AskCoordinatorAsync<RelocationProtocol.RelocationCancelled, Reloc.Management.RelocationCancelled>(new CancelRelocation(disk),
             c => new Reloc.Management.RelocationCancelled(c.Disk), CancelTimeout);
+
+    private IActorRef History => ActorRegistry.For(system).Get<RelocationHistory>();
+
+    public async Task<EventListView> EventsAsync(long? after, int limit)
+    {
+        if (limit is < 1 or > 10_000) throw BadRequest($"limit must be 1..10000, not {limit}");
+        var events = await History.Ask<HistoryProtocol.HistoryEvents>(new HistoryProtocol.GetEvents(after, limit), AskTimeout);
+        return new EventListView(events.Events.Select(HistoryViews.Event).ToList());
+    }
+
+    public async Task<DiskHistoryView> DiskHistoryAsync(string disk)
+    {
+        var history = await History.Ask<HistoryProtocol.DiskHistory>(new HistoryProtocol.GetDiskHistory(disk), AskTimeout);
+        return new DiskHistoryView(disk, history.Relocations.Select(HistoryViews.Row).ToList());
+    }
+
+    /// <summary>The relocation events after <paramref name="after"/> (none when null: only new ones), then each new one; ends when
+    /// <paramref name="ct"/> is cancelled. A reader that falls more than a feed's capacity behind loses the oldest (bounded).</summary>
+    public async IAsyncEnumerable<RelocationEventView> FollowEventsAsync(long? after, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
+        await using var feed = await RelocationEventFeed.OpenAsync(system, History, after, cancellation: ct);
+        await foreach (var entry in feed.ReadAllAsync(ct))
+            yield return HistoryViews.Event(entry);
+    }
 
     private async Task<TView> AskCoordinatorAsync<T, TView>(object message, Func<T, TView> view, TimeSpan? timeout = null)
     {
