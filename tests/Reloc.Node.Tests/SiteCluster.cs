@@ -45,6 +45,8 @@ public sealed class SiteCluster : IAsyncDisposable
     }
 
     public string Dir { get; }
+    /// <summary>Site <paramref name="site"/>'s management API: http://127.0.0.1:PORT.</summary>
+    public string ApiUrl(char site) => $"http://127.0.0.1:{_ports[site].Management}";
     public string ConfigPath(char site) => Path.Combine(Dir, $"site-{site}.conf");
     public string NbdUri(char site, string disk) => $"nbd://127.0.0.1:{_ports[site].Nbd}/{disk}";
     public string ImagePath(char site, string disk) => Path.Combine(Dir, "site-" + site, disk + ".img");
