@@ -1,17 +1,30 @@
-"""Tiny management client for the benchmarks (the protocol of src/Reloc.Management: JSON lines over TCP).
-Usage: mgmt.py HOST:PORT COMMAND [JSON_ARGS]          -> prints the result JSON, exit 1 with the reason on error
+"""Tiny management client for the benchmarks, over the node's HTTP API (src/Reloc.Management/ManagementApi.cs).
+Usage: mgmt.py HOST:PORT COMMAND [JSON_BODY]          -> prints the result JSON, exit 1 with the problem's detail on error
        mgmt.py HOST:PORT wait-relocated DISK SITE T  -> polls until DISK is owned by SITE with no relocation left;
-                                                        prints the wall clock (epoch seconds) when first seen"""
-import json, socket, sys, time
+                                                        prints the wall clock (epoch seconds) when first seen
+Commands: cluster.show, disk.create BODY, disk.show NAME, relocate BODY, relocation.list (the routes below)."""
+import json, sys, time, urllib.error, urllib.request
 
-def call(addr, command, args=None):
-    host, port = addr.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=30) as s:
-        s.sendall((json.dumps({"command": command, "args": args or {}}) + "\n").encode())
-        reply = json.loads(s.makefile().readline())
-    if not reply.get("ok"):
-        raise RuntimeError(reply.get("error", "refused"))
-    return reply.get("result")
+ROUTES = {  # command -> (method, path); {name} is taken from the body
+    "cluster.show": ("GET", "/api/v1/cluster"),
+    "disk.create": ("POST", "/api/v1/disks"),
+    "disk.show": ("GET", "/api/v1/disks/{name}"),
+    "relocate": ("POST", "/api/v1/relocations"),
+    "relocation.list": ("GET", "/api/v1/relocations"),
+}
+
+def call(addr, command, body=None):
+    method, path = ROUTES[command]
+    if "{name}" in path:
+        path = path.replace("{name}", urllib.request.quote(body.pop("name")))
+    data = json.dumps(body).encode() if method == "POST" else None
+    request = urllib.request.Request(f"http://{addr}{path}", data=data, method=method, headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as reply:
+            return json.loads(reply.read() or b"null")
+    except urllib.error.HTTPError as e:
+        problem = json.loads(e.read() or b"{}")
+        raise RuntimeError(problem.get("detail") or problem.get("title") or f"HTTP {e.code}")
 
 if __name__ == "__main__":
     addr, command = sys.argv[1], sys.argv[2]

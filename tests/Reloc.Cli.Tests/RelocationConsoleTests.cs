@@ -125,7 +125,60 @@ public sealed class RelocationConsoleTests(SiteCluster cluster)
             @"^wait1: relocated in [0-9.]+s: site-c owns it at epoch 2, nbd://127\.0\.0\.1:\d+/wait1(; fetched .*, skipped 2 MiB, \d+ on-demand misses)?$"), text.StdOut);
         Assert.Equal(Tool.Sha256Of(content), Tool.Sha256Of(await ConsoleCommandTests.ReadAllAsync(cluster.C.Uri("wait1"), content.Length)));
         Assert.Equal("", await Tool.CheckAsync("qemu-img", "compare", "-q", "-f", "raw", "-F", "raw", cluster.C.Uri("wait1"), WriteTemp(content)));
+
+        // Its history, as any node recorded it: one completed relocation with what it moved.
+        var history = await Cli.JsonAsync(cluster.C.Node, "disk", "history", "wait1");
+        var row = Assert.Single(J.Arr(history, "relocations"));
+        Assert.Equal(("site-a", "site-c", "postcopy", "completed", "source-idle"),
+            (J.Str(row, "fromSite"), J.Str(row, "toSite"), J.Str(row, "mode"), J.Str(row, "outcome"), J.Str(row, "trigger")));
+        Assert.Equal(16L << 20, J.Long(row, "fetchedBytes") + J.Long(row, "skippedBytes"));
+        var table = await Cli.OkAsync(cluster.C.Node, "disk", "history", "wait1");
+        Assert.Contains("completed", table);
+        Assert.Contains("source-idle", table);
         await Cli.OkAsync(A.Node, "disk", "delete", "wait1");
+    }
+
+    [Fact]
+    public async Task Events_lists_the_lifecycle_and_follow_prints_new_ones_as_they_happen()
+    {
+        await SeedAsync(cluster.B, "ev1", 4 << 20, 68);
+        // Follow: recorded events first (all of them here), then live ones, with no gap between the two, so whenever
+        // the console subscribes, every event of the relocation below is printed once.
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { Cli.RelocDll, "--node", A.Node, "events", "--follow", "--json", "--limit", "1000" }) psi.ArgumentList.Add(a);
+        using var follow = System.Diagnostics.Process.Start(psi)!;
+        var seen = new List<JsonNode>();
+        var completed = new TaskCompletionSource();
+        var reader = Task.Run(async () =>
+        {
+            while (await follow.StandardOutput.ReadLineAsync() is { } line)
+            {
+                var e = JsonNode.Parse(line)!;
+                lock (seen) seen.Add(e);
+                if (J.Str(e, "disk") == "ev1" && J.Str(e, "kind") == "completed") completed.TrySetResult();
+            }
+        });
+        await Cli.OkAsync(A.Node, "relocate", "ev1", "--to", "site-a", "--wait");
+        await completed.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        follow.Kill();
+        await reader;
+        List<string> kinds;
+        lock (seen) kinds = seen.Where(e => J.Str(e, "disk") == "ev1").Select(e => J.Str(e, "kind")).ToList();
+        Assert.Equal("started", kinds[0]);
+        Assert.Contains("handover", kinds);
+        Assert.Equal("completed", kinds[^1]);
+        List<long> seqs;
+        lock (seen) seqs = seen.Select(e => J.Long(e, "seq")).ToList();
+        Assert.Equal(seqs.Order(), seqs); // each once, in order: the recorded ones, then the live ones
+        Assert.Equal(seqs.Count, seqs.Distinct().Count());
+
+        // Listed afterwards, as text, one line each.
+        var text = await Cli.OkAsync(A.Node, "events", "--limit", "1000");
+        var lines = text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => l.Contains(" ev1 site-b→site-a ")).ToList();
+        Assert.Contains(lines, l => l.Contains("started (postcopy, epoch 1)"));
+        Assert.Contains(lines, l => l.Contains("handover (source-idle) at epoch 2"));
+        Assert.Matches(@"completed in [0-9.]+s: fetched .*, skipped .*, \d+ misses", lines[^1]);
+        await Cli.OkAsync(A.Node, "disk", "delete", "ev1");
     }
 
     [Fact]
