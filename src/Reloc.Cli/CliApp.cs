@@ -7,7 +7,7 @@ namespace Reloc.Cli;
 
 /// <summary>
 /// The <c>reloc</c> console: <c>reloc [--node HOST:PORT] [--json] COMMAND</c>. Talks to any site node's
-/// management endpoint (<see cref="ManagementWire"/>). Exit codes: 0 success, 1 the cluster refused or the
+/// management API over HTTP (<see cref="ManagementApi"/>). Exit codes: 0 success, 1 the cluster refused or the
 /// operation failed, 2 bad command line (sizes and rates are checked before connecting), 3 no node at the
 /// address tried, 130 interrupted. Failures print one line, <c>reloc: REASON</c>, on stderr.
 /// </summary>
