@@ -35,7 +35,9 @@ public static class TelemetryServiceCollectionExtensions
     private static IServiceCollection AddOpenTelemetryPipeline(this IServiceCollection services, RelocTelemetrySettings settings)
     {
         services.AddOpenTelemetry()
-            .ConfigureResource(r => r.AddService("reloc"))
+            // One series per site in a shared Prometheus/OTLP backend: the instance is the site's name.
+            .ConfigureResource(r => r.AddService("reloc", serviceVersion: Site.SiteNode.Version,
+                serviceInstanceId: settings.Instance, autoGenerateServiceInstanceId: settings.Instance is null))
             .WithMetrics(m =>
             {
                 m.AddMeter(NbdMetrics.MeterName, RelocMetrics.MeterName)
