@@ -141,6 +141,23 @@ public sealed class HttpApiTests
         Assert.Contains("/api/v1/disks/{name}/history", paths);
     }
 
+    [Fact]
+    public async Task Readyz_says_not_ready_until_the_node_is_an_Up_member_while_healthz_says_alive()
+    {
+        await using var c = new SiteCluster();
+        await c.StartAsync('c'); // not a seed: with both seeds down it cannot join
+        var (status, body) = await CurlAsync(c.ApiUrl('c') + "/healthz");
+        Assert.Equal((200, "Healthy"), (status, Str(body, "status")));
+        (status, body) = await CurlAsync(c.ApiUrl('c') + "/readyz");
+        Assert.Equal((503, "Unhealthy"), (status, Str(body, "status")));
+        Assert.StartsWith("Unhealthy", (string?)JsonNode.Parse(body)!["checks"]!["member-up"]);
+        Assert.StartsWith("Healthy", (string?)JsonNode.Parse(body)!["checks"]!["site-serving"]); // its disks are served meanwhile
+
+        await c.StartAsync('a');
+        await c.StartAsync('b');
+        await SiteCluster.WaitAsync(async () => (await CurlAsync(c.ApiUrl('c') + "/readyz")).Status == 200, TimeSpan.FromSeconds(90), "site-c ready");
+    }
+
     private static string Str(string json, string key) => (string?)JsonNode.Parse(json)?[key] ?? "";
     private static long Long(string json, string key) => JsonNode.Parse(json)?[key]?.GetValue<long>() ?? -1;
 

@@ -134,7 +134,7 @@ public static class ManagementRoutes
             return TypedResults.Problem($"the cluster did not answer within {ManagementService.AskTimeout.TotalSeconds:0} s (is the coordinator's node up?)",
                 statusCode: StatusCodes.Status503ServiceUnavailable, title: "the cluster did not answer");
         }
-        catch (Exception ex) when (ex is FormatException or ArgumentException or InvalidOperationException)
+        catch (Exception ex) when (ex is FormatException or ArgumentException)
         {
             return TypedResults.Problem(ex.Message, statusCode: StatusCodes.Status400BadRequest, title: "bad request");
         }
