@@ -3,6 +3,7 @@
 
 const API = '/api/v1';
 const REFRESH_MS = 5000;
+const BUSY_REFRESH_MS = 2000; // while a relocation runs, so the disks' local bytes keep up with its bar
 const KEEP_DONE_MS = 60000; // a finished relocation stays visible a while, so its outcome can be read
 const MAX_EVENTS = 50;
 
@@ -242,13 +243,17 @@ function renderEvent(e) {
 function followEvents() {
   // From the start of this node's kept history, so the list is not empty on load; then live.
   const source = new EventSource(`${API}/events?follow=true&after=0`);
-  source.onopen = () => setLive('live', 'live');
-  source.onerror = () => setLive('reconnecting', 'reconnecting…');
+  // The node sends the stream's headers with its first event, so a quiet stream stays "connecting":
+  // live means the API answers and the stream has not failed.
+  source.onopen = () => { streamFailed = false; setLive('live', 'live'); };
+  source.onerror = () => { streamFailed = true; setLive('reconnecting', 'reconnecting…'); };
   source.addEventListener('relocation', (e) => {
     renderEvent(JSON.parse(e.data));
     scheduleRefresh();
   });
 }
+
+let streamFailed = false;
 
 function setLive(state, text) {
   $('live').dataset.state = state;
@@ -273,6 +278,8 @@ async function refresh() {
       ? `not answering: ${failed.map((f) => f.reason.message).join('; ')}`
       : `updated ${new Date().toLocaleTimeString([], { hour12: false })}`;
     $('updated').classList.toggle('warning', failed.length > 0);
+    if (failed.length === 3) setLive('offline', 'node not answering');
+    else if (!streamFailed) setLive('live', 'live');
   })().finally(() => { refreshing = null; });
   return refreshing;
 }
@@ -287,6 +294,12 @@ function scheduleRefresh() {
   }, 250);
 }
 
+/** Refreshes on a timer, sooner while a relocation runs. */
+async function poll() {
+  await refresh();
+  const busy = [...relocations.values()].some((r) => r.state === 'running');
+  setTimeout(poll, busy ? BUSY_REFRESH_MS : REFRESH_MS);
+}
+
 followEvents();
-refresh();
-setInterval(refresh, REFRESH_MS);
+poll();
