@@ -60,6 +60,32 @@ public sealed class DashboardTests(SiteCluster cluster, ITestOutputHelper output
         await SiteCluster.CallAsync(cluster.A, c => c.DeleteDiskAsync(Disk));
     }
 
+    [Fact]
+    public async Task The_dashboard_is_served_at_the_root_from_the_node_itself()
+    {
+        using var http = new HttpClient { BaseAddress = new Uri($"http://{cluster.B.Node}/") };
+        using var index = await http.GetAsync("");
+        Assert.Equal(System.Net.HttpStatusCode.OK, index.StatusCode);
+        Assert.Equal("text/html", index.Content.Headers.ContentType?.MediaType);
+        Assert.Equal("default-src 'self'", Assert.Single(index.Headers.GetValues("Content-Security-Policy")));
+        var html = await index.Content.ReadAsStringAsync();
+        Assert.Contains("<script type=\"module\" src=\"dashboard.js\"></script>", html);
+        Assert.DoesNotContain("http", html); // nothing from elsewhere
+
+        using var script = await http.GetAsync("dashboard.js");
+        Assert.Equal("text/javascript", script.Content.Headers.ContentType?.MediaType);
+        // Data goes in as text only.
+        var js = await script.Content.ReadAsStringAsync();
+        Assert.DoesNotContain("innerHTML", js);
+        Assert.DoesNotContain("insertAdjacentHTML", js);
+        using var css = await http.GetAsync("dashboard.css");
+        Assert.Equal("text/css", css.Content.Headers.ContentType?.MediaType);
+
+        // The API beside it is unchanged.
+        Assert.Equal(3, (await SiteCluster.CallAsync(cluster.B, c => c.ClusterAsync())).Members.Count);
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, (await http.GetAsync("nothing.js")).StatusCode);
+    }
+
     /// <summary>Reads the page through scripts: its rows are rebuilt twice a second, so elements found earlier go stale.</summary>
     private sealed class Page(ChromeDriver driver, ITestOutputHelper output)
     {
