@@ -213,11 +213,11 @@ function renderRelocations() {
 
 // ---- events ----
 
-const seen = new Set();
+/** seq -> event: the newest shown, plus those arrived since the last render (a replay brings the whole kept history). */
+const events = new Map();
+let eventsPending = null;
 
-function renderEvent(e) {
-  if (seen.has(e.seq)) return; // a reconnect replays what this page already shows
-  seen.add(e.seq);
+function eventItem(e) {
   const details = [];
   if (e.phase) details.push(`phase ${e.phase}`);
   if (e.trigger) details.push(`trigger ${e.trigger}`);
@@ -226,18 +226,27 @@ function renderEvent(e) {
   if (e.misses !== undefined && e.misses !== null) details.push(`${e.misses} misses`);
   if (e.detail) details.push(e.detail);
   const time = new Date(e.time);
-  const item = el('li', { 'data-seq': e.seq, 'data-kind': e.kind, 'data-disk': e.disk },
+  return el('li', { 'data-seq': e.seq, 'data-kind': e.kind, 'data-disk': e.disk },
     el('time', { datetime: e.time, class: 'muted' }, isNaN(time) ? '' : time.toLocaleTimeString([], { hour12: false })),
     el('span', { class: 'pill', 'data-state': e.kind }, e.kind),
     el('span', { class: 'name' }, e.disk),
     el('span', {}, `${e.fromSite} → ${e.toSite}`),
     details.length ? el('span', { class: 'muted small' }, details.join(' · ')) : null);
-  // Newest first, by seq (a replay can interleave with live events).
-  const list = $('events');
-  const before = [...list.children].find((li) => Number(li.dataset.seq) < e.seq);
-  list.insertBefore(item, before ?? null);
-  while (list.children.length > MAX_EVENTS) list.lastElementChild.remove();
-  $('events-empty').hidden = true;
+}
+
+/** Keyed by seq, so a reconnect's replay shows nothing twice; rendered once per burst, newest first. */
+function addEvent(e) {
+  events.set(e.seq, e);
+  eventsPending ??= setTimeout(renderEvents, 100);
+}
+
+function renderEvents() {
+  eventsPending = null;
+  const newest = [...events.values()].sort((a, b) => b.seq - a.seq).slice(0, MAX_EVENTS);
+  events.clear();
+  for (const e of newest) events.set(e.seq, e);
+  $('events').replaceChildren(...newest.map(eventItem));
+  $('events-empty').hidden = newest.length > 0;
 }
 
 function followEvents() {
@@ -248,7 +257,7 @@ function followEvents() {
   source.onopen = () => { streamFailed = false; setLive('live', 'live'); };
   source.onerror = () => { streamFailed = true; setLive('reconnecting', 'reconnecting…'); };
   source.addEventListener('relocation', (e) => {
-    renderEvent(JSON.parse(e.data));
+    addEvent(JSON.parse(e.data));
     scheduleRefresh();
   });
 }
