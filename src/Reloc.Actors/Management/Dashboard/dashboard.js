@@ -127,7 +127,7 @@ function renderDisks(list) {
 
 // ---- relocations, each fed by its own progress stream ----
 
-/** disk -> { info, progress, state: running|done|ended|problem, outcome, source, row, doneAt } */
+/** disk -> { info, progress, state: running|done|ended|problem, outcome, source, doneAt } */
 const relocations = new Map();
 
 /** Adds a listed relocation; <asked> is when the list was asked for (a list older than a row's end is stale). */
