@@ -59,6 +59,7 @@ public static class ManagementWeb
         {
             app.UseExceptionHandler();
             app.UseStatusCodePages();
+            app.UseRelocDashboard();
             app.UseRouting();
             app.UseEndpoints(endpoints =>
             {
