@@ -15,17 +15,14 @@ public sealed partial class GrafanaDashboardTests
 
     public static JsonObject Dashboard() => JsonNode.Parse(File.ReadAllText(DashboardPath))!.AsObject();
 
-    /// <summary>Every PromQL expression of the dashboard: panel targets and template variable queries.</summary>
-    public static IEnumerable<string> Expressions()
-    {
-        var dashboard = Dashboard();
-        foreach (var panel in dashboard["panels"]!.AsArray())
-            foreach (var target in panel!["targets"]?.AsArray() ?? [])
-                yield return (string)target!["expr"]!;
-        foreach (var variable in dashboard["templating"]!["list"]!.AsArray())
-            if ((string?)variable!["type"] == "query")
-                yield return (string)variable["definition"]!;
-    }
+    /// <summary>The PromQL of every panel's queries.</summary>
+    public static IEnumerable<string> PanelExpressions() =>
+        Dashboard()["panels"]!.AsArray().SelectMany(p => p!["targets"]?.AsArray() ?? []).Select(t => (string)t!["expr"]!);
+
+    /// <summary>Panel queries and template variable queries (Grafana's label_values(metric, label)).</summary>
+    public static IEnumerable<string> Expressions() =>
+        PanelExpressions().Concat(Dashboard()["templating"]!["list"]!.AsArray()
+            .Where(v => (string?)v!["type"] == "query").Select(v => (string)v!["definition"]!));
 
     /// <summary>The metric names the expressions select.</summary>
     public static IReadOnlySet<string> MetricNames() => Expressions().SelectMany(MetricNamesIn).ToHashSet();

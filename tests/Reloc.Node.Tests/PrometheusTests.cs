@@ -69,6 +69,9 @@ public sealed class PrometheusTests(ITestOutputHelper output)
         output.WriteLine("exported: " + string.Join(' ', exported.Order()));
         var unknown = GrafanaDashboardTests.MetricNames().Where(n => !exported.Contains(n)).Order().ToList();
         Assert.True(unknown.Count == 0, $"the dashboard queries metrics no node exported: {string.Join(", ", unknown)}");
+        // And Prometheus parses and evaluates each panel's query, with Grafana's variables as it would fill them in.
+        foreach (var expr in GrafanaDashboardTests.PanelExpressions())
+            await prometheus.QueryAsync(expr.Replace("$__rate_interval", "1m").Replace("$site", ".*"));
     }
 
     /// <summary>Polls the query until it returns a single sample that satisfies <paramref name="ok"/>.</summary>
