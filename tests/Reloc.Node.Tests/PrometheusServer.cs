@@ -62,7 +62,7 @@ public sealed class PrometheusServer : IAsyncDisposable
         return server;
     }
 
-    /// <summary>The scrape configuration docs/metrics.md shows, with these targets and a 1 s interval.</summary>
+    /// <summary>docs/metrics.md's scrape configuration for these targets, scraped every second so that a relocation of a few seconds is seen under way.</summary>
     public static string Config(IReadOnlyDictionary<string, string> targets) =>
         """
         global:
