@@ -48,6 +48,8 @@ public sealed class SiteCluster : IAsyncDisposable
     /// <summary>Site <paramref name="site"/>'s management API: http://127.0.0.1:PORT.</summary>
     public string ApiUrl(char site) => $"http://127.0.0.1:{_ports[site].Management}";
     public string ConfigPath(char site) => Path.Combine(Dir, $"site-{site}.conf");
+    /// <summary>host:port of the site's management API, which also serves /metrics.</summary>
+    public string ManagementEndpoint(char site) => $"127.0.0.1:{_ports[site].Management}";
     public string NbdUri(char site, string disk) => $"nbd://127.0.0.1:{_ports[site].Nbd}/{disk}";
     public string ImagePath(char site, string disk) => Path.Combine(Dir, "site-" + site, disk + ".img");
 
