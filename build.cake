@@ -17,15 +17,15 @@ Task("Build").Does(() =>
 // The tests talk NBD to real clients; on a fresh Debian machine (as root) install them.
 Task("TestDependencies").Does(() =>
 {
-    var needed = new[] { "qemu-io", "qemu-img", "nbdinfo", "nbdcopy", "nbdsh", "fio", "nbdkit", "qemu-system-x86_64", "as", "ld" };
+    var needed = new[] { "qemu-io", "qemu-img", "nbdinfo", "nbdcopy", "nbdsh", "fio", "nbdkit", "qemu-system-x86_64", "as", "ld", "systemd-analyze" };
     var missing = needed.Where(t => StartProcess("sh", new ProcessSettings { Arguments = $"-c \"command -v {t} >/dev/null\"" }) != 0).ToList();
     var pythonNbd = StartProcess("/usr/bin/python3", new ProcessSettings { Arguments = "-c \"import nbd\"", RedirectStandardError = true }) == 0;
     var postgres = FileExists("/usr/lib/postgresql/15/bin/initdb"); // the persistence tests start their own server
     if (missing.Count == 0 && pythonNbd && postgres) return;
     Information($"missing test tools: {string.Join(", ", missing)}{(pythonNbd ? "" : " python3-libnbd")}{(postgres ? "" : " postgresql")}; installing with apt-get");
-    var install = "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-utils libnbd-bin nbdkit fio python3-libnbd postgresql qemu-system-x86 binutils >/dev/null";
+    var install = "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-utils libnbd-bin nbdkit fio python3-libnbd postgresql qemu-system-x86 binutils systemd >/dev/null";
     if (StartProcess("sh", new ProcessSettings { Arguments = $"-c \"{install}\"" }) != 0)
-        throw new Exception("could not install what the tests need (run as root on Debian, or install qemu-utils libnbd-bin nbdkit fio python3-libnbd postgresql qemu-system-x86 binutils)");
+        throw new Exception("could not install what the tests need (run as root on Debian, or install qemu-utils libnbd-bin nbdkit fio python3-libnbd postgresql qemu-system-x86 binutils systemd)");
 });
 
 Task("Test").IsDependentOn("Build").IsDependentOn("TestDependencies").Does(() =>

@@ -56,16 +56,21 @@ internal static class SiteCommand
 
     private static async Task<int> RunAsync(string path, LogLevel level, LogFormat format)
     {
+        // stdout carries the ready line only (scripts and tests wait for it). Akka writes its standard-out
+        // logger's lines to Console.Out while its loggers start and stop, whatever akka.stdout-loglevel says:
+        // this process's Console.Out is stderr from here on, and the ready line goes to the real stdout.
+        var stdout = Console.Out;
+        Console.SetOut(Console.Error);
         using var loggers = HostSupport.Loggers(level, format);
         try
         {
             using var stop = new StopSignal();
             await using var node = SiteNode.Start(OwnSignals.WithFallback(Load(path)), loggers);
             await node.WhenReadyAsync(TimeSpan.FromMinutes(5)); // the listen line means: every disk is served
-            Console.Out.WriteLine($"reloc-node: site {node.Settings.Name} serving NBD on {node.NbdEndPoint} (advertised as {node.Settings.NbdAdvertise}), " +
+            stdout.WriteLine($"reloc-node: site {node.Settings.Name} serving NBD on {node.NbdEndPoint} (advertised as {node.Settings.NbdAdvertise}), " +
                                   $"cluster address {Akka.Cluster.Cluster.Get(node.System).SelfAddress}, " +
                                   $"management {(node.Management is null ? "off" : node.Management.ToString())}");
-            Console.Out.Flush();
+            stdout.Flush();
             node.NotifyReady();
             // A node the cluster downed (split-brain resolver, `reloc cluster down`) has shut its ActorSystem
             // down: exit non-zero so a supervisor (systemd) starts it afresh and it rejoins.

@@ -1,3 +1,5 @@
+using Akka;
+using Akka.Actor;
 using Akka.Hosting;
 using Microsoft.Extensions.Logging;
 using AkkaLogLevel = Akka.Event.LogLevel;
@@ -8,10 +10,6 @@ namespace Reloc.Actors.Site;
 /// one level setting for the whole node.</summary>
 public static class NodeLogging
 {
-    /// <summary>Akka's standard-out logger prints before the loggers start and after they stop; stdout is for
-    /// the node's machine-readable lines only. Over the node's configuration when it logs through MEL.</summary>
-    public static Akka.Configuration.Config Quiet { get; } = Akka.Configuration.ConfigurationFactory.ParseString("akka.stdout-loglevel = OFF");
-
     /// <summary>The category probed for Akka's level: Akka's own loggers' categories start with it.</summary>
     public const string AkkaCategory = "Akka";
 
@@ -29,6 +27,16 @@ public static class NodeLogging
                 setup.AddLogger<MelLogger>();
             });
     }
+
+    /// <summary>When the actor system terminates, Akka stops its loggers and prints what is logged after that
+    /// (remoting's "shut down" lines) on its standard-out logger, at the level in force, in its own format.
+    /// From the last shutdown phase on only warnings and errors are logged: those few lines are then worth the odd format.</summary>
+    public static void QuietAfterLoggersStop(ActorSystem system) =>
+        CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseBeforeActorSystemTerminate, "reloc-quiet-stdout-logger", () =>
+        {
+            if (system.EventStream.LogLevel < AkkaLogLevel.WarningLevel) system.EventStream.SetLogLevel(AkkaLogLevel.WarningLevel);
+            return Task.FromResult(Done.Instance);
+        });
 
     /// <summary>The most detailed Akka level the factory lets through for Akka's categories: Akka filters
     /// first (an event it drops costs nothing), so it must not drop what the factory would print.</summary>

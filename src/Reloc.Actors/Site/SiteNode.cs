@@ -98,7 +98,7 @@ public sealed class SiteNode : IAsyncDisposable
     /// without it Akka keeps its own loggers and akka.loglevel.</param>
     public static SiteNode Start(Config site, ILoggerFactory? loggers = null)
     {
-        var config = loggers is null ? Configure(site) : NodeLogging.Quiet.WithFallback(Configure(site));
+        var config = Configure(site);
         var settings = SiteSettings.From(config);
         // A bad reloc.disk section fails here, at start, not when the first disk arrives.
         RelocConfig.DiskSettings(config).Validate();
@@ -154,6 +154,7 @@ public sealed class SiteNode : IAsyncDisposable
             throw new ArgumentException($"reloc.management.listen = {settings.ManagementListen}: {ex.Message}", ex);
         }
         var system = host.Services.GetRequiredService<ActorSystem>();
+        if (loggers is not null) NodeLogging.QuietAfterLoggersStop(system);
         var registry = host.Services.GetRequiredService<ActorRegistry>();
         var siteActor = registry.Get<SiteActor>();
         var coordinatorProxy = registry.Get<MigrationCoordinator>();
