@@ -1,7 +1,9 @@
 // Reloc build script (Cake). Targets:
 //   Build  - compile the solution (Release)
 //   Test   - install the real NBD clients the tests drive if missing, run every test, print "N passed, N failed"
-//   Serve  - the main job for now: serve a demo image over NBD on 127.0.0.1:10809 until Ctrl-C
+//   Serve  - serve a demo image over NBD on 127.0.0.1:10809 until Ctrl-C
+//   Demo   - the main job: reloc-node demo (two sites, a WAN link, a live disk relocated and verified)
+//   Publish - artifacts/reloc-node/ (the node, self-contained linux-x64) and artifacts/packages/ (the reloc dotnet tool)
 using System.Xml.Linq;
 
 var target = Argument("target", "Test");
@@ -85,9 +87,31 @@ Task("Demo").IsDependentOn("Build").Does(() =>
 {
     var exit = StartProcess("dotnet", new ProcessSettings
     {
-        Arguments = $"src/Reloc.Cli/bin/{configuration}/net10.0/reloc.dll demo {Argument("demo-args", "")}",
+        Arguments = $"src/Reloc.Node/bin/{configuration}/net10.0/reloc-node.dll demo {Argument("demo-args", "")}",
     });
-    if (exit != 0) throw new Exception($"reloc demo failed (exit {exit})");
+    if (exit != 0) throw new Exception($"reloc-node demo failed (exit {exit})");
+});
+
+// What deploy/README.md installs: the node self-contained (no .NET runtime on the sites) and the console as a
+// dotnet tool package. Versions come from git (MinVer): `git tag v0.1.0` first for a release.
+Task("Publish").Does(() =>
+{
+    var artifacts = MakeAbsolute(Directory("./artifacts"));
+    CleanDirectory(artifacts.Combine("reloc-node"));
+    CleanDirectory(artifacts.Combine("packages"));
+    DotNetPublish("./src/Reloc.Node/Reloc.Node.csproj", new DotNetPublishSettings
+    {
+        Configuration = configuration,
+        Runtime = "linux-x64",
+        SelfContained = true,
+        OutputDirectory = artifacts.Combine("reloc-node"),
+    });
+    DotNetPack("./src/Reloc.Cli/Reloc.Cli.csproj", new DotNetPackSettings
+    {
+        Configuration = configuration,
+        OutputDirectory = artifacts.Combine("packages"),
+    });
+    Information($"node: {artifacts}/reloc-node/reloc-node; console: {string.Join(", ", GetFiles($"{artifacts}/packages/*.nupkg").Select(f => f.GetFilename().ToString()))}");
 });
 
 RunTarget(target);
