@@ -27,8 +27,9 @@ public static class ManagementRoutes
         var api = app.MapGroup(ManagementApi.Prefix).AddEndpointFilter(Problems);
 
         api.MapGet("/cluster", (ManagementService s) => s.Cluster()).WithName("GetCluster");
-        api.MapPost("/cluster/members/{member}/leave", (ManagementService s, string member) => s.ChangeMember(member, leave: true)).WithName("LeaveMember");
-        api.MapPost("/cluster/members/{member}/down", (ManagementService s, string member) => s.ChangeMember(member, leave: false)).WithName("DownMember");
+        // A member is named by its address (akka.tcp://reloc@host:port): routing leaves its escaped slashes (%2F) escaped.
+        api.MapPost("/cluster/members/{member}/leave", (ManagementService s, string member) => s.ChangeMember(Uri.UnescapeDataString(member), leave: true)).WithName("LeaveMember");
+        api.MapPost("/cluster/members/{member}/down", (ManagementService s, string member) => s.ChangeMember(Uri.UnescapeDataString(member), leave: false)).WithName("DownMember");
 
         api.MapGet("/disks", (ManagementService s) => s.DisksAsync()).WithName("ListDisks");
         api.MapPost("/disks", async (ManagementService s, CreateDiskRequest request) =>
