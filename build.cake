@@ -1,7 +1,9 @@
 // Reloc build script (Cake). Targets:
 //   Build  - compile the solution (Release)
 //   Test   - install the real NBD clients the tests drive if missing, run every test, print "N passed, N failed"
-//   Serve  - the main job for now: serve a demo image over NBD on 127.0.0.1:10809 until Ctrl-C
+//   Serve  - serve a demo image over NBD on 127.0.0.1:10809 until Ctrl-C
+//   Demo   - the main job: reloc-node demo (two sites, a WAN link, a live disk relocated and verified)
+//   Publish - artifacts/reloc-node/ (the node, self-contained linux-x64) and artifacts/packages/ (the reloc dotnet tool)
 using System.Xml.Linq;
 
 var target = Argument("target", "Test");
@@ -17,16 +19,16 @@ Task("Build").Does(() =>
 // The tests talk NBD to real clients (and drive the dashboard in chromium); on a fresh Debian machine (as root) install them.
 Task("TestDependencies").Does(() =>
 {
-    var needed = new[] { "qemu-io", "qemu-img", "nbdinfo", "nbdcopy", "nbdsh", "fio", "nbdkit", "qemu-system-x86_64", "as", "ld", "chromium", "chromedriver", "prometheus" };
+    var needed = new[] { "qemu-io", "qemu-img", "nbdinfo", "nbdcopy", "nbdsh", "fio", "nbdkit", "qemu-system-x86_64", "as", "ld", "chromium", "chromedriver", "prometheus", "systemd-analyze" };
     var missing = needed.Where(t => StartProcess("sh", new ProcessSettings { Arguments = $"-c \"command -v {t} >/dev/null\"" }) != 0).ToList();
     var pythonNbd = StartProcess("/usr/bin/python3", new ProcessSettings { Arguments = "-c \"import nbd\"", RedirectStandardError = true }) == 0;
     var postgres = FileExists("/usr/lib/postgresql/15/bin/initdb"); // the persistence tests start their own server
     if (missing.Count == 0 && pythonNbd && postgres) return;
     Information($"missing test tools: {string.Join(", ", missing)}{(pythonNbd ? "" : " python3-libnbd")}{(postgres ? "" : " postgresql")}; installing with apt-get");
     // prometheus: the metrics test runs /usr/bin/prometheus itself, on a free port and a temporary store.
-    var install = "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-utils libnbd-bin nbdkit fio python3-libnbd postgresql qemu-system-x86 binutils chromium chromium-driver prometheus >/dev/null";
+    var install = "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-utils libnbd-bin nbdkit fio python3-libnbd postgresql qemu-system-x86 binutils chromium chromium-driver prometheus systemd >/dev/null";
     if (StartProcess("sh", new ProcessSettings { Arguments = $"-c \"{install}\"" }) != 0)
-        throw new Exception("could not install what the tests need (run as root on Debian, or install qemu-utils libnbd-bin nbdkit fio python3-libnbd postgresql qemu-system-x86 binutils chromium chromium-driver prometheus)");
+        throw new Exception("could not install what the tests need (run as root on Debian, or install qemu-utils libnbd-bin nbdkit fio python3-libnbd postgresql qemu-system-x86 binutils chromium chromium-driver prometheus systemd)");
 });
 
 Task("Test").IsDependentOn("Build").IsDependentOn("TestDependencies").Does(() =>
@@ -86,9 +88,31 @@ Task("Demo").IsDependentOn("Build").Does(() =>
 {
     var exit = StartProcess("dotnet", new ProcessSettings
     {
-        Arguments = $"src/Reloc.Cli/bin/{configuration}/net10.0/reloc.dll demo {Argument("demo-args", "")}",
+        Arguments = $"src/Reloc.Node/bin/{configuration}/net10.0/reloc-node.dll demo {Argument("demo-args", "")}",
     });
-    if (exit != 0) throw new Exception($"reloc demo failed (exit {exit})");
+    if (exit != 0) throw new Exception($"reloc-node demo failed (exit {exit})");
+});
+
+// What deploy/README.md installs: the node self-contained (no .NET runtime on the sites) and the console as a
+// dotnet tool package. Versions come from git (MinVer): `git tag v0.1.0` first for a release.
+Task("Publish").Does(() =>
+{
+    var artifacts = MakeAbsolute(Directory("./artifacts"));
+    CleanDirectory(artifacts.Combine("reloc-node"));
+    CleanDirectory(artifacts.Combine("packages"));
+    DotNetPublish("./src/Reloc.Node/Reloc.Node.csproj", new DotNetPublishSettings
+    {
+        Configuration = configuration,
+        Runtime = "linux-x64",
+        SelfContained = true,
+        OutputDirectory = artifacts.Combine("reloc-node"),
+    });
+    DotNetPack("./src/Reloc.Cli/Reloc.Cli.csproj", new DotNetPackSettings
+    {
+        Configuration = configuration,
+        OutputDirectory = artifacts.Combine("packages"),
+    });
+    Information($"node: {artifacts}/reloc-node/reloc-node; console: {string.Join(", ", GetFiles($"{artifacts}/packages/*.nupkg").Select(f => f.GetFilename().ToString()))}");
 });
 
 RunTarget(target);

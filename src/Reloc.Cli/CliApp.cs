@@ -1,6 +1,4 @@
 using System.CommandLine;
-using System.Runtime.InteropServices;
-using Reloc.Cli.Demo;
 using Reloc.Management;
 
 namespace Reloc.Cli;
@@ -13,7 +11,8 @@ namespace Reloc.Cli;
 /// </summary>
 public static class CliApp
 {
-    public const int Ok = 0, Failed = 1, Usage = 2, Unreachable = 3, Interrupted = 130;
+    public const int Ok = ExitCode.Ok, Failed = ExitCode.Failed, Usage = ExitCode.Usage, Unreachable = ExitCode.Unreachable,
+        Interrupted = ExitCode.Interrupted;
     public const string DefaultNode = "127.0.0.1:9110";
 
     public static readonly Option<string?> NodeOption = new("--node")
@@ -40,7 +39,7 @@ public static class CliApp
             Console.Error.WriteLine($"reloc: {string.Join("; ", errors)} (see reloc --help)");
             return Usage;
         }
-        // Signals are ours (Interrupt): a demo cleans up after Ctrl-C instead of being cut off.
+        // Signals are ours (Interrupt): a watch stops cleanly after Ctrl-C instead of being cut off.
         return await parsed.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
     }
 
@@ -54,7 +53,6 @@ public static class CliApp
         root.Subcommands.Add(RelocationCommands.CreateRelocate(stopping));
         root.Subcommands.Add(RelocationCommands.CreateGroup(stopping));
         root.Subcommands.Add(EventCommands.Create(stopping));
-        root.Subcommands.Add(DemoCommand.Create(stopping));
         return root;
     }
 
@@ -97,42 +95,5 @@ public static class CliApp
         }
     }
 
-    public static string OneLine(string text) =>
-        string.Join(' ', text.ReplaceLineEndings("\n").Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0));
-}
-
-/// <summary>The command line is wrong (a size, a rate, an address): nothing was sent.</summary>
-public sealed class UsageException(string message) : Exception(message);
-
-/// <summary>No node answered at the address tried.</summary>
-public sealed class UnreachableException(string message) : Exception(message);
-
-/// <summary>The first SIGINT/SIGTERM cancels <see cref="Token"/> (commands stop and clean up); a second one
-/// terminates the process as usual.</summary>
-internal sealed class Interrupt : IDisposable
-{
-    private readonly CancellationTokenSource _cts = new();
-    private readonly PosixSignalRegistration _int, _term;
-
-    public Interrupt()
-    {
-        _int = PosixSignalRegistration.Create(PosixSignal.SIGINT, Handle);
-        _term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Handle);
-    }
-
-    public CancellationToken Token => _cts.Token;
-
-    private void Handle(PosixSignalContext ctx)
-    {
-        if (_cts.IsCancellationRequested) return; // the second one: default action, the process ends
-        ctx.Cancel = true;
-        _cts.Cancel();
-    }
-
-    public void Dispose()
-    {
-        _int.Dispose();
-        _term.Dispose();
-        _cts.Dispose();
-    }
+    public static string OneLine(string text) => Args.OneLine(text);
 }

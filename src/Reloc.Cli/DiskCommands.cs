@@ -1,6 +1,5 @@
 using System.CommandLine;
 using Reloc.Management;
-using Reloc.Wan;
 using Spectre.Console;
 
 namespace Reloc.Cli;
@@ -41,19 +40,9 @@ internal static class DiskCommands
         return group;
     }
 
-    /// <summary>Client-side check of a size argument: nothing is sent when it is wrong.</summary>
-    public static long ParseSize(string option, string text)
-    {
-        long bytes;
-        try { bytes = Units.ParseSize(text); }
-        catch (FormatException ex) { throw new UsageException($"{option}: {ex.Message}"); }
-        if (bytes <= 0) throw new UsageException($"{option}: '{text}' is not a size: it must be above 0");
-        return bytes;
-    }
-
     private static async Task<int> CreateAsync(Session s, string name, string? site, string? sizeText, string? from)
     {
-        long? size = sizeText is null ? null : ParseSize("--size", sizeText);
+        long? size = sizeText is null ? null : Args.Size("--size", sizeText);
         if (size is null && from is null) throw new UsageException("disk create: give --size (e.g. --size 10GiB) or --from FILE|nbd://HOST:PORT/EXPORT");
         if (from is not null && !from.Contains("://", StringComparison.Ordinal)) from = Path.GetFullPath(from); // the node's working directory is not ours
         site ??= await SiteOfNodeAsync(s);

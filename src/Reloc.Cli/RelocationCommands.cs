@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Reloc.Management;
-using Reloc.Wan;
 using Spectre.Console;
 
 namespace Reloc.Cli;
@@ -61,16 +60,9 @@ internal static class RelocationCommands
         return group;
     }
 
-    /// <summary>Client-side check of a rate argument (0 = no cap).</summary>
-    public static long ParseRate(string what, string text)
-    {
-        try { return Units.ParseRate(text); }
-        catch (FormatException ex) { throw new UsageException($"{what}: {ex.Message}"); }
-    }
-
     private static async Task<int> RelocateAsync(Session s, string disk, string to, string mode, string? rateText, bool prefetch, bool wait)
     {
-        long rate = rateText is null ? 0 : ParseRate("--rate", rateText);
+        long rate = rateText is null ? 0 : Args.Rate("--rate", rateText);
         var request = new RelocateRequest(disk, to, mode == "hybrid" ? RelocationMode.Hybrid : RelocationMode.Postcopy, rate, prefetch);
         var accepted = await s.CallAsync((c, ct) => c.RelocateAsync(request, ct));
         var what = $"relocating {disk} from {accepted.FromSite} to {accepted.ToSite} ({mode}, " +
@@ -168,7 +160,7 @@ internal static class RelocationCommands
 
     private static async Task<int> RateAsync(Session s, string disk, string rateText)
     {
-        long rate = ParseRate("relocation rate", rateText);
+        long rate = Args.Rate("relocation rate", rateText);
         var info = await s.CallAsync((c, ct) => c.SetRateAsync(disk, rate, ct));
         if (s.Out.Json) { s.Out.PrintJson(info, ManagementJson.Default.RelocationView); return CliApp.Ok; }
         s.Out.Line($"{disk}: background copy capped at {Fmt.Cap(rate)} (phase {info.Phase})");

@@ -7,10 +7,28 @@ namespace Reloc.Node;
 /// <summary>What every long-running reloc-node command shares: argument forms, logging, stop signals.</summary>
 internal static class HostSupport
 {
-    public static ILoggerFactory Loggers(LogLevel level) => LoggerFactory.Create(b => b
-        .SetMinimumLevel(level)
-        .AddSimpleConsole(o => o.SingleLine = true)
-        .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace)); // stdout is for machine-readable lines
+    /// <summary>The node's one logging pipeline: every line on stderr (stdout is for machine-readable lines),
+    /// one line per event, as text or as JSON objects (for journald/log shippers).</summary>
+    public static ILoggerFactory Loggers(LogLevel level, LogFormat format = LogFormat.Text) => LoggerFactory.Create(b =>
+    {
+        b.SetMinimumLevel(level);
+        // ASP.NET Core logs two Information lines per HTTP request: health probes would drown the node's own lines.
+        if (level >= LogLevel.Information) b.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        if (format == LogFormat.Json)
+            b.AddJsonConsole(o =>
+            {
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+                o.UseUtcTimestamp = true;
+            });
+        else
+            b.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+                o.UseUtcTimestamp = true;
+            });
+        b.AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+    });
 
     public static (string Name, string Path, bool ReadOnly) ParseExport(string spec)
     {
@@ -32,6 +50,9 @@ internal static class HostSupport
         return new IPEndPoint(address, port);
     }
 }
+
+/// <summary>How log lines are written: <c>text</c> (one line per event) or <c>json</c> (one JSON object per line).</summary>
+internal enum LogFormat { Text, Json }
 
 /// <summary>Completes <see cref="Task"/> on the first SIGTERM or SIGINT (from creation on); the command
 /// then drains and exits by itself instead of being killed mid-request.</summary>

@@ -12,13 +12,27 @@ internal static class SiteCommand
     public static void AddTo(RootCommand root)
     {
         var config = new Option<string?>("--config") { Description = "site configuration (HOCON), e.g. hocon/site-a.conf" };
-        var logLevel = new Option<LogLevel>("--log-level") { Description = "NBD log level on stderr", DefaultValueFactory = _ => LogLevel.Warning };
+        var logLevel = new Option<LogLevel>("--log-level")
+        {
+            Description = "least level logged on stderr (Akka's included: akka.loglevel follows it)",
+            DefaultValueFactory = _ => LogLevel.Information,
+        };
+        var logFormat = new Option<LogFormat>("--log-format")
+        {
+            Description = "log lines on stderr: text (one line per event) or json (one JSON object per line)",
+            DefaultValueFactory = _ => LogFormat.Text,
+        };
         root.Options.Add(config);
         root.Options.Add(logLevel);
+        root.Options.Add(logFormat);
         root.SetAction((r, ct) => r.GetValue(config) is { } path
-            ? RunAsync(path, r.GetValue(logLevel))
+            ? RunAsync(path, r.GetValue(logLevel), r.GetValue(logFormat))
             : Task.FromResult(Usage()));
     }
+
+    /// <summary>SIGTERM is this command's (StopSignal): NBD clients drain first, then the node leaves the cluster
+    /// (SiteNode.DisposeAsync). Akka's own hook would start leaving at once, and the node would look removed (exit 3).</summary>
+    private static readonly Config OwnSignals = ConfigurationFactory.ParseString("akka.coordinated-shutdown.run-by-clr-shutdown-hook = off");
 
     private static int Usage()
     {
@@ -26,8 +40,11 @@ internal static class SiteCommand
         return 2;
     }
 
-    /// <summary>The site file, with reloc.conf from the same folder (when there) as its fallback.</summary>
-    public static Config Load(string path)
+    /// <summary>The site's configuration: the RELOC_* environment variables (<see cref="EnvironmentConfig"/>) over
+    /// the site file, with reloc.conf from the same folder (when there) as its fallback.</summary>
+    public static Config Load(string path) => EnvironmentConfig.FromProcess().WithFallback(LoadFile(path));
+
+    private static Config LoadFile(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"configuration {path} does not exist", path);
         var config = ConfigurationFactory.ParseString(File.ReadAllText(path));
@@ -37,21 +54,27 @@ internal static class SiteCommand
         return config;
     }
 
-    private static async Task<int> RunAsync(string path, LogLevel level)
+    private static async Task<int> RunAsync(string path, LogLevel level, LogFormat format)
     {
-        using var loggers = HostSupport.Loggers(level);
+        // stdout carries the ready line only (scripts and tests wait for it). Akka writes its standard-out
+        // logger's lines to Console.Out while its loggers start and stop, whatever akka.stdout-loglevel says:
+        // this process's Console.Out is stderr from here on, and the ready line goes to the real stdout.
+        var stdout = Console.Out;
+        Console.SetOut(Console.Error);
+        using var loggers = HostSupport.Loggers(level, format);
         try
         {
             using var stop = new StopSignal();
-            await using var node = SiteNode.Start(Load(path), loggers);
+            await using var node = SiteNode.Start(OwnSignals.WithFallback(Load(path)), loggers);
             await node.WhenReadyAsync(TimeSpan.FromMinutes(5)); // the listen line means: every disk is served
-            Console.Out.WriteLine($"reloc-node: site {node.Settings.Name} serving NBD on {node.NbdEndPoint} (advertised as {node.Settings.NbdAdvertise}), " +
+            stdout.WriteLine($"reloc-node: site {node.Settings.Name} serving NBD on {node.NbdEndPoint} (advertised as {node.Settings.NbdAdvertise}), " +
                                   $"cluster address {Akka.Cluster.Cluster.Get(node.System).SelfAddress}, " +
                                   $"management {(node.Management is null ? "off" : node.Management.ToString())}");
-            Console.Out.Flush();
+            stdout.Flush();
+            node.NotifyReady();
             // A node the cluster downed (split-brain resolver, `reloc cluster down`) has shut its ActorSystem
             // down: exit non-zero so a supervisor (systemd) starts it afresh and it rejoins.
-            if (await Task.WhenAny(stop.Task, node.System.WhenTerminated) == stop.Task) return 0;
+            if (await Task.WhenAny(stop.Task, node.System.WhenTerminated) == stop.Task || stop.Task.IsCompleted) return 0;
             Console.Error.WriteLine("reloc-node: this node was removed from the cluster; exiting so that it can be restarted");
             return 3;
         }

@@ -9,6 +9,7 @@ using Akka.Pattern;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Hosting.Systemd;
 using Microsoft.Extensions.Logging;
 using Reloc.Actors.Management;
 using Reloc.Actors.Telemetry;
@@ -58,6 +59,16 @@ public sealed class SiteNode : IAsyncDisposable
         .GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
         .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "0.0.0";
 
+    /// <summary>A version as Akka's AppVersion takes it: without the build metadata (+sha), and with no dot in the
+    /// pre-release part (Akka allows three dot-separated parts): 0.1.0-alpha.0.3+abc → 0.1.0-alpha-0-3.</summary>
+    public static string AppVersion(string informational)
+    {
+        int plus = informational.IndexOf('+');
+        var version = plus < 0 ? informational : informational[..plus];
+        int dash = version.IndexOf('-');
+        return dash < 0 ? version : version[..dash] + version[dash..].Replace('.', '-');
+    }
+
     /// <summary>The full configuration of a site: its own file, persistence chosen by reloc.persistence
     /// (SQLite under the data directory unless configured), then the defaults.</summary>
     public static Config Configure(Config site)
@@ -77,10 +88,15 @@ public sealed class SiteNode : IAsyncDisposable
             "postgresql" => RelocConfig.Persistence(connection, "PostgreSQL.15"),
             _ => throw new ArgumentException($"reloc.persistence.provider = '{provider}': expected sqlite or postgresql"),
         };
-        return RelocConfig.Node(persistence, site)
+        // Each member's build shows in the cluster's member list (reloc cluster show) unless the site sets its own.
+        var appVersion = ConfigurationFactory.ParseString($"akka.cluster.app-version = \"{AppVersion(Version)}\"");
+        return RelocConfig.Node(persistence, site.WithFallback(appVersion))
             .WithFallback(ClusterSingleton.DefaultConfig());
     }
 
+    /// <param name="loggers">the node's logging: when given, the host (Kestrel, the hosting lifetime) and Akka log through it,
+    /// Akka at the most detailed level it lets through for the "Akka" category (<see cref="NodeLogging.AkkaLevel"/>);
+    /// without it Akka keeps its own loggers and akka.loglevel.</param>
     public static SiteNode Start(Config site, ILoggerFactory? loggers = null)
     {
         var config = Configure(site);
@@ -100,8 +116,18 @@ public sealed class SiteNode : IAsyncDisposable
         // Akka.Hosting owns the ActorSystem's lifecycle (start, CoordinatedShutdown on stop); the whole
         // configuration is still HOCON, the operator's language for Akka.NET.
         var builder = new HostBuilder()
-            .ConfigureServices(services => services.AddRelocTelemetry(telemetrySettings, telemetry).AddAkka(SystemName, builder => builder
-                .AddHocon(config, HoconAddMode.Replace)
+            // Under systemd: its notifier (READY=1 and STOPPING=1, see NotifyReady). Elsewhere it changes nothing.
+            .UseSystemd()
+            .ConfigureServices(services =>
+            {
+                services.AddSingleton<IHostLifetime, NodeLifetime>(); // instead of the console's or systemd's: signals are the caller's
+                if (loggers is null) return;
+                // One pipeline: whatever the host resolves ILogger from is the node's factory (the caller owns it).
+                services.AddSingleton(loggers);
+                services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
+            })
+            .ConfigureServices(services => services.AddRelocTelemetry(telemetrySettings, telemetry).AddAkka(SystemName, builder => NodeLogging.Configure(builder
+                .AddHocon(config, HoconAddMode.Replace), loggers)
                 .WithRelocHealthChecks()
                 .WithActors((system, registry) =>
                 {
@@ -135,6 +161,7 @@ public sealed class SiteNode : IAsyncDisposable
         }
         var system = host.Services.GetRequiredService<ActorSystem>();
         host.Services.GetRequiredService<RelocTelemetry>().Relocation.ObserveCluster(Cluster.Get(system));
+        if (loggers is not null) NodeLogging.QuietAfterLoggersStop(system);
         var registry = host.Services.GetRequiredService<ActorRegistry>();
         var siteActor = registry.Get<SiteActor>();
         var coordinatorProxy = registry.Get<MigrationCoordinator>();
@@ -179,9 +206,14 @@ public sealed class SiteNode : IAsyncDisposable
         return up.Task;
     }
 
+    /// <summary>Tells systemd (Type=notify) that the site is ready: call it once its disks are served
+    /// (<see cref="WhenReadyAsync"/>). Outside systemd it does nothing.</summary>
+    public void NotifyReady() => _host.Services.GetService<ISystemdNotifier>()?.Notify(ServiceState.Ready);
+
     /// <summary>Stops serving (in-flight NBD requests finish, exports flush), then leaves the cluster gracefully.</summary>
     public async ValueTask DisposeAsync()
     {
+        _host.Services.GetService<ISystemdNotifier>()?.Notify(ServiceState.Stopping);
         await Nbd.DisposeAsync();
         await _host.StopAsync(); // Kestrel first (hosted services stop in reverse), then CoordinatedShutdown: leaves the cluster gracefully
         _host.Dispose();

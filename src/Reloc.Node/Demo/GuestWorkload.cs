@@ -1,8 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
+using Reloc.Cli;
 using Reloc.Nbd.Client;
 
-namespace Reloc.Cli.Demo;
+namespace Reloc.Node.Demo;
 
 /// <summary>
 /// A guest-like NBD workload at queue depth 1: random 4 KiB reads and writes anywhere on the disk (its

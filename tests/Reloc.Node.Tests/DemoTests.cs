@@ -1,17 +1,27 @@
 using System.Text.Json.Nodes;
+using Reloc.Cli;
+using Reloc.Testing;
 using Xunit;
 
-namespace Reloc.Cli.Tests;
+namespace Reloc.Node.Tests;
 
-/// <summary><c>reloc demo</c>, small: on its sparse disk (guest writes into holes before and after the handover)
+/// <summary>Two in-process sites and a guest workload compete for two cores: no other test class beside them.</summary>
+[CollectionDefinition(nameof(DemoTests), DisableParallelization = true)]
+public sealed class DemoCollection;
+
+/// <summary><c>reloc-node demo</c>, small: on its sparse disk (guest writes into holes before and after the handover)
 /// it must pass its own byte-for-byte verification in both modes, and clean up.</summary>
+[Collection(nameof(DemoTests))]
 public sealed class DemoTests
 {
+    private static Task<ToolResult> Demo(IEnumerable<string> args, TimeSpan? timeout = null) =>
+        Tool.RunAsync("dotnet", [NodeProcess.NodeDll, "demo", .. args], timeout ?? TimeSpan.FromSeconds(60));
+
     [Fact]
     public async Task The_demo_relocates_a_live_disk_and_verifies_it()
     {
         var before = TempDemoDirs();
-        var r = await Cli.RunAsync(null, ["demo", "--size", "16MiB", "--rtt", "5ms"], TimeSpan.FromSeconds(120));
+        var r = await Demo(["--size", "16MiB", "--rtt", "5ms"], TimeSpan.FromSeconds(120));
         Assert.True(r.ExitCode == 0, r.ToString());
         Assert.Contains("demo: verification passed (16777216 bytes at site-b equal the guest's model;", r.StdOut);
         Assert.Contains("guest moved: connected at site-b, wrote 40 more blocks at site-a (its memory migrating), then flushed and disconnected at site-a", r.StdOut);
@@ -26,7 +36,7 @@ public sealed class DemoTests
     [Fact]
     public async Task The_hybrid_demo_reports_its_figures_as_json()
     {
-        var r = await Cli.RunAsync(null, ["--json", "demo", "--size", "16MiB", "--rtt", "5ms", "--rate", "80MB/s", "--mode", "hybrid"], TimeSpan.FromSeconds(120));
+        var r = await Demo(["--json", "--size", "16MiB", "--rtt", "5ms", "--rate", "80MB/s", "--mode", "hybrid"], TimeSpan.FromSeconds(120));
         Assert.True(r.ExitCode == 0, r.ToString());
         var s = JsonNode.Parse(r.StdOut)!;
         Assert.True(J.Bool(s, "verificationPassed"));
@@ -44,17 +54,17 @@ public sealed class DemoTests
     [Fact]
     public async Task Bad_demo_options_are_refused_before_anything_starts()
     {
-        var r = await Cli.RunAsync(null, ["demo", "--size", "3MiB+1"]);
+        var r = await Demo(["--size", "3MiB+1"]);
         Assert.Equal(2, r.ExitCode);
-        Assert.StartsWith("reloc: --size", r.StdErr);
-        r = await Cli.RunAsync(null, ["demo", "--rtt", "50"]);
+        Assert.StartsWith("reloc-node demo: --size", r.StdErr);
+        r = await Demo(["--rtt", "50"]);
         Assert.Equal(2, r.ExitCode);
         Assert.Contains("is not a duration", r.StdErr);
         foreach (var bad in new[] { "120%", "0.5", "x%" })
         {
-            r = await Cli.RunAsync(null, ["demo", "--allocated", bad]);
+            r = await Demo(["--allocated", bad]);
             Assert.Equal(2, r.ExitCode);
-            Assert.Equal($"reloc: --allocated: {bad} must be a percentage from 0% to 100%, e.g. 25%", r.StdErr.Trim());
+            Assert.Equal($"reloc-node demo: --allocated: {bad} must be a percentage from 0% to 100%, e.g. 25%", r.StdErr.Trim());
         }
     }
 

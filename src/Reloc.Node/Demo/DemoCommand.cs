@@ -4,15 +4,16 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using Akka.Actor;
 using Reloc.Actors.Coordinator;
+using Reloc.Cli;
 using Reloc.Management;
 using Reloc.Nbd.Client;
 using Reloc.Wan;
 using Spectre.Console;
 
-namespace Reloc.Cli.Demo;
+namespace Reloc.Node.Demo;
 
 /// <summary>
-/// <c>reloc demo</c>: the whole mission in one process and one command. Two sites on loopback (SQLite in a
+/// <c>reloc-node demo</c>: the whole mission in one process and one command. Two sites on loopback (SQLite in a
 /// temporary directory) with the WAN link emulator between them; a sparse disk on site A (random data in
 /// part of it, holes elsewhere) with a guest-like workload reading and writing anywhere on it, holes
 /// included; a relocation to site B during which the workload moves as a migrating VM does (it connects
@@ -25,8 +26,9 @@ internal static class DemoCommand
 
     private sealed record Settings(long Size, double Allocated, TimeSpan Rtt, long Rate, string Mode, double Iops, int Seed);
 
-    public static Command Create(CancellationToken stopping)
+    public static Command Create()
     {
+        var json = new Option<bool>("--json") { Description = "print the summary as one JSON document (for scripts)" };
         var size = new Option<string>("--size") { Description = "disk size, e.g. 256MiB; at most 1GiB", DefaultValueFactory = _ => "256MiB" };
         var allocated = new Option<string>("--allocated") { Description = "share of the disk holding random data (in 1-4 MiB extents; the rest are holes), 0% to 100%", DefaultValueFactory = _ => "25%" };
         var rtt = new Option<string>("--rtt") { Description = "round-trip time of the emulated WAN link, e.g. 50ms", DefaultValueFactory = _ => "50ms" };
@@ -35,24 +37,26 @@ internal static class DemoCommand
         mode.AcceptOnlyFromAmong("postcopy", "hybrid");
         var iops = new Option<int>("--iops") { Description = "the guest workload's request rate (4 KiB reads and writes)", DefaultValueFactory = _ => 200 };
         var seed = new Option<int>("--seed") { Description = "seed of the disk's data and the workload", DefaultValueFactory = _ => 1 };
-        var command = new Command("demo", "Relocate a live disk between two sites over an emulated WAN, in one process, and verify it") { size, allocated, rtt, rate, mode, iops, seed };
+        var command = new Command("demo", "Relocate a live disk between two sites over an emulated WAN, in one process, and verify it") { size, allocated, rtt, rate, mode, iops, seed, json };
         command.SetAction(async (r, _) =>
         {
             Settings settings;
             try
             {
-                settings = new Settings(DiskCommands.ParseSize("--size", r.GetValue(size)!), ParsePercent("--allocated", r.GetValue(allocated)!), ParseDuration("--rtt", r.GetValue(rtt)!),
-                    RelocationCommands.ParseRate("--rate", r.GetValue(rate)!), r.GetValue(mode)!, r.GetValue(iops), r.GetValue(seed));
+                settings = new Settings(Args.Size("--size", r.GetValue(size)!), ParsePercent("--allocated", r.GetValue(allocated)!), Args.Duration("--rtt", r.GetValue(rtt)!),
+                    Args.Rate("--rate", r.GetValue(rate)!), r.GetValue(mode)!, r.GetValue(iops), r.GetValue(seed));
                 if (settings.Size % 65536 != 0 || settings.Size < 1 << 20 || settings.Size > 1L << 30)
                     throw new UsageException($"--size: {r.GetValue(size)} must be a multiple of 64 KiB from 1 MiB to 1 GiB");
                 if (settings.Iops is < 1 or > 100_000) throw new UsageException($"--iops: {settings.Iops} must be from 1 to 100000");
             }
             catch (UsageException ex)
             {
-                Console.Error.WriteLine($"reloc: {ex.Message}");
-                return CliApp.Usage;
+                Console.Error.WriteLine($"reloc-node demo: {ex.Message}");
+                return ExitCode.Usage;
             }
-            return await RunAsync(settings, Output.Create(r.GetValue(CliApp.JsonOption)), stopping);
+            // Ctrl-C stops the demo and cleans up (its sites leave, its temporary directory goes); a second one ends it at once.
+            using var interrupt = new Interrupt();
+            return await RunAsync(settings, Output.Create(r.GetValue(json)), interrupt.Token);
         });
         return command;
     }
@@ -64,12 +68,6 @@ internal static class DemoCommand
         if (t.EndsWith('%') && double.TryParse(t[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out var p) && p is >= 0 and <= 100)
             return p / 100;
         throw new UsageException($"{option}: {text} must be a percentage from 0% to 100%, e.g. 25%");
-    }
-
-    private static TimeSpan ParseDuration(string option, string text)
-    {
-        try { return Units.ParseDuration(text); }
-        catch (FormatException ex) { throw new UsageException($"{option}: {ex.Message}"); }
     }
 
     private static async Task<int> RunAsync(Settings o, Output output, CancellationToken stopping)
@@ -90,7 +88,7 @@ internal static class DemoCommand
         var link = new WanLinkSettings { Rtt = o.Rtt, RateBytesPerSecond = o.Rate };
         double limit = o.Rate > 0 ? (double)o.Size / o.Rate : double.NaN;
         if (!output.Json)
-            output.Line($"reloc demo: a {Fmt.Bytes(o.Size)} {(o.Allocated < 1 ? $"sparse disk ({Pct(o.Allocated)} random data in 1-4 MiB extents, the rest holes)" : "disk of random data")} moves from site-a to site-b ({o.Mode}) over an emulated WAN " +
+            output.Line($"reloc-node demo: a {Fmt.Bytes(o.Size)} {(o.Allocated < 1 ? $"sparse disk ({Pct(o.Allocated)} random data in 1-4 MiB extents, the rest holes)" : "disk of random data")} moves from site-a to site-b ({o.Mode}) over an emulated WAN " +
                         $"(RTT {Units.FormatDuration(o.Rtt)}, {Fmt.Cap(o.Rate)}; the link's limit for the disk: {(double.IsNaN(limit) ? "none" : Fmt.Duration(TimeSpan.FromSeconds(limit)))}) " +
                         "while a guest keeps reading and writing it");
 
@@ -228,17 +226,17 @@ internal static class DemoCommand
                     : $"demo: verification FAILED ({mismatch.Blocks} mismatched 4 KiB blocks ({mismatch.InHoles} of them holes at the start, {mismatch.Bytes} bytes differ)" +
                       $"{(mismatch.First is { } b ? $", first at offset {b}" : "")}, " +
                       $"{guest.Mismatches} read mismatches, owner check {(ownerOk ? "ok" : "failed")})");
-            return passed ? CliApp.Ok : CliApp.Failed;
+            return passed ? ExitCode.Ok : ExitCode.Failed;
         }
         catch (OperationCanceledException) when (stopping.IsCancellationRequested)
         {
-            Console.Error.WriteLine("reloc demo: interrupted; cleaning up");
-            return CliApp.Interrupted;
+            Console.Error.WriteLine("reloc-node demo: interrupted; cleaning up");
+            return ExitCode.Interrupted;
         }
-        catch (Exception ex) when (ex is ManagementException or UnreachableException or IOException or InvalidOperationException or ArgumentException)
+        catch (Exception ex) when (ex is ManagementException or Reloc.Cli.UnreachableException or IOException or InvalidOperationException or ArgumentException)
         {
-            Console.Error.WriteLine($"reloc demo: {CliApp.OneLine(ex.Message)}");
-            return CliApp.Failed;
+            Console.Error.WriteLine($"reloc-node demo: {Args.OneLine(ex.Message)}");
+            return ExitCode.Failed;
         }
         finally
         {
@@ -249,7 +247,7 @@ internal static class DemoCommand
             if (guestTask is not null) try { await guestTask; } catch (Exception) { /* reported above, or interrupted */ }
             if (cluster is not null) await cluster.DisposeAsync();
             try { Directory.Delete(dir, recursive: true); }
-            catch (IOException ex) { Console.Error.WriteLine($"reloc demo: could not remove {dir}: {ex.Message}"); }
+            catch (IOException ex) { Console.Error.WriteLine($"reloc-node demo: could not remove {dir}: {ex.Message}"); }
         }
     }
 

@@ -1,7 +1,7 @@
 using Reloc.Nbd.Client;
 using Reloc.Storage;
 
-namespace Reloc.Cli.Demo;
+namespace Reloc.Node.Demo;
 
 /// <summary>
 /// The demo's disk: random data in extents of 1 to 4 MiB that make up a given share of it, holes

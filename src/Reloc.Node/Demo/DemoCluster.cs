@@ -5,7 +5,7 @@ using Akka.Configuration;
 using Reloc.Actors.Site;
 using Reloc.Wan;
 
-namespace Reloc.Cli.Demo;
+namespace Reloc.Node.Demo;
 
 /// <summary>
 /// Two sites in this process on loopback, each with its own SQLite database under a temporary
