@@ -94,6 +94,13 @@ public sealed class HttpApiTests
         var replayed = ParseSse(resumed.StdOut);
         Assert.Equal(kinds.Count - 1, replayed.Count);
         Assert.All(replayed, e => Assert.Equal("relocation", e.Type));
+
+        // The coordinator (on site-a, the oldest) logged the lifecycle at Information, by default.
+        var log = await c.StopAsync('a');
+        var relocation = (string)row["relocation"]!;
+        Assert.Matches($@"info: .*relocation {relocation} of vm site-b→site-c started \(hybrid, epoch 1\)", log);
+        Assert.Matches($@"info: .*relocation {relocation} of vm site-b→site-c: handover \(.+\) at epoch 2", log);
+        Assert.Matches($@"info: .*relocation {relocation} of vm site-b→site-c completed in [0-9.]+ ?m?s: \d+ bytes fetched, \d+ skipped, \d+ misses \({Size} bytes in all\)", log);
     }
 
     [Fact]

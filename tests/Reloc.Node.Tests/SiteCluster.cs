@@ -107,6 +107,18 @@ public sealed class SiteCluster : IAsyncDisposable
         _nodes.Remove(site);
     }
 
+    /// <summary>SIGTERM (a graceful stop: drain, leave the cluster); returns what the node logged on stderr.</summary>
+    public async Task<string> StopAsync(char site)
+    {
+        var node = _nodes[site];
+        await node.SignalAsync("TERM");
+        Assert.Equal(0, await node.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        var log = await node.StdErr;
+        await node.DisposeAsync();
+        _nodes.Remove(site);
+        return log;
+    }
+
     /// <summary>Calls site <paramref name="via"/>'s management API.</summary>
     public async Task<T> CallAsync<T>(char via, Func<ManagementClient, Task<T>> call)
     {

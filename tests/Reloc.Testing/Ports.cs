@@ -5,11 +5,24 @@ namespace Reloc.Testing;
 
 public static class Ports
 {
-    /// <summary>A loopback port free right now (the OS picks it; a race with other processes is possible but rare).</summary>
+    /// <summary>Below Linux's ephemeral range (32768-60999): a port picked here is never taken meanwhile as the local
+    /// end of some process's outgoing connection (a node retrying a seed that is not up yet makes many), which a
+    /// port the OS picks from that range can be, between the pick and the listen.</summary>
+    private const int First = 20000, End = 32768;
+
+    /// <summary>A loopback port free right now, at random below the ephemeral range (two picks in parallel rarely meet).</summary>
     public static int Free()
     {
-        using var l = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        l.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)l.LocalEndPoint!).Port;
+        for (int attempt = 0; ; attempt++)
+        {
+            int port = Random.Shared.Next(First, End);
+            using var l = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            try
+            {
+                l.Bind(new IPEndPoint(IPAddress.Loopback, port));
+                return port;
+            }
+            catch (SocketException) when (attempt < 1000) { } // taken: another
+        }
     }
 }

@@ -108,7 +108,13 @@ public sealed class SiteNode : IAsyncDisposable
         var catalog = new ExportCatalog();
         var telemetry = new RelocTelemetry(); // before the container: the NBD server starts first; the host disposes it
         var nbd = new NbdServer(catalog, null, loggers, telemetry.Nbd);
-        var endPoint = (IPEndPoint)nbd.ListenTcp(settings.NbdListen);
+        IPEndPoint endPoint;
+        try { endPoint = (IPEndPoint)nbd.ListenTcp(settings.NbdListen); }
+        catch (System.Net.Sockets.SocketException ex)
+        {
+            nbd.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(10));
+            throw new ArgumentException($"reloc.site.nbd.listen = {settings.NbdListen}: {ex.Message}", ex); // say which address
+        }
         settings = settings.WithListenPort(endPoint.Port);
         var reconcile = config.GetTimeSpan("reloc.coordinator.reconcile-interval", TimeSpan.FromSeconds(2));
         if (reconcile <= TimeSpan.Zero) throw new ArgumentException("reloc.coordinator.reconcile-interval must be positive");
