@@ -105,6 +105,8 @@ Task("Publish").Does(() =>
         Configuration = configuration,
         Runtime = "linux-x64",
         SelfContained = true,
+        // ReadyToRun: start-up to the ready line 2.5 s -> 1.6-1.9 s (docs/benchmarks.md, Start-up); LanguageExt.Core excluded (Reloc.Node.csproj).
+        PublishReadyToRun = true,
         OutputDirectory = artifacts.Combine("reloc-node"),
     });
     DotNetPack("./src/Reloc.Cli/Reloc.Cli.csproj", new DotNetPackSettings
