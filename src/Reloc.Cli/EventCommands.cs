@@ -19,27 +19,18 @@ internal static class EventCommands
     private static async Task<int> RunAsync(Session s, bool follow, int limit)
     {
         if (limit is < 1 or > 10_000) throw new UsageException($"--limit {limit}: expected 1..10000");
-        // The newest `limit`: the node answers oldest first from a point, so read all kept and keep the tail.
-        var all = new List<RelocationEventView>();
-        long? after = null;
-        while (true)
-        {
-            var page = await s.CallAsync((c, ct) => c.EventsAsync(after, 1000, ct));
-            all.AddRange(page.Events);
-            if (page.Events.Count < 1000) break;
-            after = page.Events[^1].Seq;
-        }
-        var shown = all.Skip(Math.Max(0, all.Count - limit)).ToList();
+        var shown = (await s.CallAsync((c, ct) => c.EventsAsync(null, limit, newest: true, ct))).Events;
         foreach (var e in shown) Print(s, e);
         if (!follow)
         {
             if (shown.Count == 0 && !s.Out.Json) s.Out.Line("no relocation events recorded at this node");
             return CliApp.Ok;
         }
-        var last = all.Count > 0 ? all[^1].Seq : (long?)null;
+        // Then every later one, with no gap: the stream starts after the last one shown (after 0: from the first).
+        long last = shown.Count > 0 ? shown[^1].Seq : 0;
         try
         {
-            await foreach (var e in s.CallStream(c => c.FollowEventsAsync(last ?? 0, s.Stopping)))
+            await foreach (var e in s.CallStream(c => c.FollowEventsAsync(last, s.Stopping)))
                 Print(s, e);
         }
         catch (OperationCanceledException) when (s.Stopping.IsCancellationRequested) { return CliApp.Ok; } // Ctrl-C ends a follow

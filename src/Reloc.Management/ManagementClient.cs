@@ -82,9 +82,10 @@ public sealed class ManagementClient : IDisposable
     public Task<RelocationCancelled> CancelAsync(string disk, CancellationToken ct = default) =>
         PostAsync(ManagementApi.RelocationAction(disk, "cancel"), null, J.RelocationCancelled, ct, TimeSpan.FromSeconds(70));
 
-    /// <summary>The relocation events this node recorded after <paramref name="after"/> (a Seq), oldest first, at most <paramref name="limit"/>.</summary>
-    public Task<EventListView> EventsAsync(long? after = null, int limit = 100, CancellationToken ct = default) =>
-        GetAsync($"{ManagementApi.Events}?limit={limit}{(after is { } a ? $"&after={a}" : "")}", J.EventListView, ct);
+    /// <summary>The relocation events this node recorded after <paramref name="after"/> (a Seq), oldest first, at most <paramref name="limit"/>;
+    /// with <paramref name="newest"/> (and no <paramref name="after"/>) the newest <paramref name="limit"/>.</summary>
+    public Task<EventListView> EventsAsync(long? after = null, int limit = 100, bool newest = false, CancellationToken ct = default) =>
+        GetAsync($"{ManagementApi.Events}?limit={limit}{(after is { } a ? $"&after={a}" : "")}{(newest ? "&newest=true" : "")}", J.EventListView, ct);
 
     /// <summary>Follows the cluster's relocation events (server-sent events): those after <paramref name="after"/> first, then
     /// each new one as it happens, until cancelled.</summary>

@@ -68,6 +68,9 @@ public sealed class HistoryLogTests
         Assert.Equal([3L, 4, 5], log.All.Select(e => e.Seq));
         Assert.Equal([4L, 5], log.After(3, 10).Select(e => e.Seq));
         Assert.Equal([3L], log.After(null, 1).Select(e => e.Seq));
+        Assert.Equal([4L, 5], log.Newest(2).Select(e => e.Seq)); // the newest, oldest first
+        Assert.Equal([3L, 4, 5], log.Newest(10).Select(e => e.Seq));
+        Assert.Empty(log.Newest(0));
         Assert.False(log.Contains(events[0].Id)); // dropped with its entry
         Assert.Equal(5, log.LastSeq);
     }

@@ -89,6 +89,8 @@ public sealed class HttpApiTests
         Assert.Contains("handover", kinds);
         Assert.Equal("completed", kinds[^1]);
         var firstSeq = (long)JsonNode.Parse(body)!["events"]![0]!["seq"]!;
+        (status, body) = await CurlAsync(c.ApiUrl('a') + "/api/v1/events?newest=true&limit=2"); // the dashboard's list on load
+        Assert.Equal(kinds.TakeLast(2), JsonNode.Parse(body)!["events"]!.AsArray().Select(e => (string)e!["kind"]!));
         var resumed = await Tool.RunAsync("curl", ["-sSN", "--max-time", "3", "-H", $"Last-Event-ID: {firstSeq}", c.ApiUrl('a') + "/api/v1/events?follow=true"],
             TimeSpan.FromSeconds(20));
         var replayed = ParseSse(resumed.StdOut);

@@ -30,6 +30,9 @@ public sealed class HistoryLog(int maxEvents)
     public IReadOnlyList<HistoryEntry> After(long? afterSequence, int limit) =>
         _entries.Where(e => afterSequence is not { } after || e.Seq > after).Take(Math.Max(0, limit)).ToList();
 
+    /// <summary>The newest <paramref name="count"/> entries, oldest first (a dashboard's list on load).</summary>
+    public IReadOnlyList<HistoryEntry> Newest(int count) => _entries.Skip(Math.Max(0, _entries.Count - Math.Max(0, count))).ToList();
+
     public IReadOnlyList<HistoryEntry> All => [.. _entries];
 
     public IEnumerable<RelocationEvent> OfDisk(string disk) => _entries.Select(e => e.Event).Where(e => e.Disk == disk);

@@ -20,7 +20,8 @@ public static class HistoryProtocol
 
     /// <summary>Answered with <see cref="HistoryEvents"/>: up to <paramref name="Limit"/> events with Seq greater than
     /// <paramref name="AfterSequence"/> (null: from the oldest kept), oldest first.</summary>
-    public sealed record GetEvents(long? AfterSequence = null, int Limit = 100);
+    /// <param name="Newest">Without <paramref name="AfterSequence"/>: the newest <paramref name="Limit"/> events instead of the oldest (still oldest first).</param>
+    public sealed record GetEvents(long? AfterSequence = null, int Limit = 100, bool Newest = false);
 
     public sealed record HistoryEvents(IReadOnlyList<HistoryEntry> Events);
 

@@ -47,7 +47,7 @@ public sealed class RelocationHistory : ReceivePersistentActor
                 if (++_sinceSnapshot >= _settings.SnapshotEvery) SaveSnapshot(new HistorySnapshot(_log.All));
             });
         });
-        Command<GetEvents>(q => Sender.Tell(new HistoryEvents(_log.After(q.AfterSequence, q.Limit))));
+        Command<GetEvents>(q => Sender.Tell(new HistoryEvents(q is { Newest: true, AfterSequence: null } ? _log.Newest(q.Limit) : _log.After(q.AfterSequence, q.Limit))));
         Command<GetDiskHistory>(q => Sender.Tell(new DiskHistory(q.Disk, HistoryLog.Summarize(_log.OfDisk(q.Disk)))));
         Command<Subscribe>(s =>
         {

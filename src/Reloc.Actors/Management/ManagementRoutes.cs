@@ -60,12 +60,13 @@ public static class ManagementRoutes
         }).WithName("FollowRelocation");
     }
 
-    /// <summary>The relocation events this node recorded (JSON), or with follow=true (or an event-stream Accept) as server-sent
+    /// <summary>The relocation events this node recorded (JSON; oldest first: the first <c>limit</c> after <c>after</c>, or with
+    /// newest=true the newest <c>limit</c>), or with follow=true (or an event-stream Accept) as server-sent
     /// events: those after <c>after</c> (or Last-Event-ID, as a reconnecting EventSource sends it) first, then each new one.</summary>
-    private static async Task<IResult> Events(ManagementService s, HttpRequest request, long? after, int? limit, bool? follow, CancellationToken ct)
+    private static async Task<IResult> Events(ManagementService s, HttpRequest request, long? after, int? limit, bool? newest, bool? follow, CancellationToken ct)
     {
         bool stream = follow ?? request.Headers.Accept.Any(a => a?.Contains("text/event-stream", StringComparison.OrdinalIgnoreCase) == true);
-        if (!stream) return TypedResults.Ok(await s.EventsAsync(after, limit ?? 100));
+        if (!stream) return TypedResults.Ok(await s.EventsAsync(after, limit ?? 100, newest ?? false));
         if (after is null && long.TryParse(request.Headers["Last-Event-ID"], out var last)) after = last;
         return TypedResults.ServerSentEvents(EventItemsAsync(s, after, ct));
     }

@@ -138,10 +138,11 @@ public sealed class ManagementService(ActorSystem system, IActorRef coordinator,
 
     private IActorRef History => ActorRegistry.For(system).Get<RelocationHistory>();
 
-    public async Task<EventListView> EventsAsync(long? after, int limit)
+    /// <param name="newest">Without <paramref name="after"/>: the newest <paramref name="limit"/> events (still oldest first).</param>
+    public async Task<EventListView> EventsAsync(long? after, int limit, bool newest = false)
     {
         if (limit is < 1 or > 10_000) throw BadRequest($"limit must be 1..10000, not {limit}");
-        var events = await History.Ask<HistoryProtocol.HistoryEvents>(new HistoryProtocol.GetEvents(after, limit), AskTimeout);
+        var events = await History.Ask<HistoryProtocol.HistoryEvents>(new HistoryProtocol.GetEvents(after, limit, newest), AskTimeout);
         return new EventListView(events.Events.Select(HistoryViews.Event).ToList());
     }
 

@@ -81,10 +81,16 @@ internal sealed partial class NbdConnection : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        // The writer first: completing it flushes replies still buffered, and completing the reader disposes the
+        // stream (the pipes own it). A peer that is gone makes that flush fail: nothing is left to tell it, and the
+        // server's stop must not fail for it.
+        try { await _writer.CompleteAsync(); }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or OperationCanceledException)
+        {
+            _log.LogDebug("{Peer}: replies left unsent at close: {Reason}", _peer, ex.Message);
+        }
         await _reader.CompleteAsync();
-        await _writer.CompleteAsync();
         await _stream.DisposeAsync();
-
     }
 
     /// <summary>A client broke the protocol in a way that leaves no choice but to hang up.</summary>

@@ -249,9 +249,22 @@ function renderEvents() {
   $('events-empty').hidden = newest.length > 0;
 }
 
-function followEvents() {
-  // From the start of this node's kept history, so the list is not empty on load; then live.
-  const source = new EventSource(`${API}/events?follow=true&after=0`);
+async function followEvents() {
+  // The newest few first (not the node's whole kept history), then live from the last of them with no gap; a
+  // reconnect replays from there too (the URL's `after` wins over Last-Event-ID), and keying by seq drops repeats.
+  let after = 0;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const recent = await getJson(`/events?newest=true&limit=${MAX_EVENTS}`);
+      for (const e of recent.events) addEvent(e);
+      if (recent.events.length) after = recent.events[recent.events.length - 1].seq;
+      break;
+    } catch {
+      if (attempt >= 4) break; // the stream below replays from the first then: nothing is missed
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+  const source = new EventSource(`${API}/events?follow=true&after=${after}`);
   // The node sends the stream's headers with its first event, so a quiet stream stays "connecting":
   // live means the API answers and the stream has not failed.
   source.onopen = () => { streamFailed = false; setLive('live', 'live'); };
