@@ -10,19 +10,23 @@ public static class Ports
     /// port the OS picks from that range can be, between the pick and the listen.</summary>
     private const int First = 20000, End = 32768;
 
-    /// <summary>A loopback port free right now, at random below the ephemeral range (two picks in parallel rarely meet).</summary>
+    /// <summary>The next candidate: one counter for the test process, from a random start, so no two picks of one run
+    /// are the same port (random picks met once in CI: site-b's NBD port was site-c's cluster port, and both listened).</summary>
+    private static int _next = Random.Shared.Next(End - First);
+
+    /// <summary>A loopback port free right now, below the ephemeral range, never one this process picked before.</summary>
     public static int Free()
     {
         for (int attempt = 0; ; attempt++)
         {
-            int port = Random.Shared.Next(First, End);
+            int port = First + (int)((uint)Interlocked.Increment(ref _next) % (End - First));
             using var l = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
             try
             {
                 l.Bind(new IPEndPoint(IPAddress.Loopback, port));
                 return port;
             }
-            catch (SocketException) when (attempt < 1000) { } // taken: another
+            catch (SocketException) when (attempt < 1000) { } // taken by another process: the next one
         }
     }
 }
