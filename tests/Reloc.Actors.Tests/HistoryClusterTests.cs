@@ -18,39 +18,13 @@ namespace Reloc.Actors.Tests;
 /// with the destination's figures when it completed, and a feed follows it live.</summary>
 public sealed class HistoryClusterTests : IAsyncLifetime
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("reloc-history-cluster-").FullName;
-    private readonly int[] _ports = [Ports.Free(), Ports.Free()];
-    private readonly List<SiteNode> _nodes = [];
+    private readonly InProcessSites _sites = new(2, "reloc-history-cluster-", _ => "reloc.coordinator.reconcile-interval = 500ms");
+    private List<SiteNode> _nodes => _sites.Nodes;
+    private string _dir => _sites.Dir;
 
-    private Config SiteConfig(int i) => ConfigurationFactory.ParseString($$"""
-        akka.loglevel = WARNING
-        akka.actor.provider = cluster
-        akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = {{_ports[i]}} }
-        akka.cluster.seed-nodes = ["akka.tcp://reloc@127.0.0.1:{{_ports[0]}}"]
-        akka.cluster.roles = [site-{{(char)('a' + i)}}]
-        reloc.site { name = site-{{(char)('a' + i)}}, data-dir = "{{Path.Combine(_dir, "site-" + i)}}", nbd.listen = "127.0.0.1:0" }
-        reloc.management.listen = off
-        reloc.coordinator.reconcile-interval = 500ms
-        """);
+    public Task InitializeAsync() => _sites.InitializeAsync();
 
-    public async Task InitializeAsync()
-    {
-        for (int i = 0; i < 2; i++) _nodes.Add(SiteNode.Start(SiteConfig(i)));
-        await Task.WhenAll(_nodes.Select(n => n.WhenUpAsync())).WaitAsync(TimeSpan.FromSeconds(60));
-        await AwaitAsync(() => Task.FromResult(_nodes.All(n => Cluster.Get(n.System).State.Members.Count(m => m.Status == MemberStatus.Up) == 2)));
-        foreach (var n in _nodes)
-            await AwaitAsync(async () =>
-            {
-                try { return await n.Coordinator.Ask<object>(new GetRelocations(), TimeSpan.FromSeconds(2)) is not null; }
-                catch (AskTimeoutException) { return false; }
-            });
-    }
-
-    public async Task DisposeAsync()
-    {
-        foreach (var n in _nodes) await n.DisposeAsync();
-        Directory.Delete(_dir, recursive: true);
-    }
+    public Task DisposeAsync() => _sites.DisposeAsync();
 
     private static IActorRef HistoryOf(SiteNode node) => ActorRegistry.For(node.System).Get<RelocationHistory>();
 
@@ -120,15 +94,5 @@ public sealed class HistoryClusterTests : IAsyncLifetime
         Assert.Equal((RelocationMode.Postcopy, (HandoverTrigger?)null, (RelocationTotals?)null), (row.Mode, row.Trigger, row.Totals));
     }
 
-    /// <summary>Polls a condition the cluster reaches by itself, as SiteClusterTests does (bounded: 90 s).</summary>
-    private static async Task AwaitAsync(Func<Task<bool>> condition)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
-        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(200));
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("condition not met within 90 s");
-            await timer.WaitForNextTickAsync();
-        }
-    }
+    private static Task AwaitAsync(Func<Task<bool>> condition) => InProcessSites.AwaitAsync(condition);
 }

@@ -11,42 +11,15 @@ namespace Reloc.Actors.Tests;
 /// <summary>Three site nodes forming a real cluster over loopback TCP, driven across nodes.</summary>
 public sealed class SiteClusterTests : IAsyncLifetime
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("reloc-site-test-").FullName;
-    private readonly int[] _ports = [Ports.Free(), Ports.Free(), Ports.Free()];
-    private readonly List<SiteNode> _nodes = [];
+    // site-c copies in 1 MiB blocks while sources report 64 KiB ones: invalidations must be converted.
+    private readonly InProcessSites _sites = new(3, "reloc-site-test-", i => "reloc.management.listen = \"127.0.0.1:0\"\n"
+        + (i == 2 ? "reloc.disk { block-size = 1MiB, prefetch-chunk = 1MiB }" : ""));
+    private List<SiteNode> _nodes => _sites.Nodes;
+    private string _dir => _sites.Dir;
 
-    private Config SiteConfig(int i) => ConfigurationFactory.ParseString($$"""
-        akka.loglevel = WARNING
-        akka.actor.provider = cluster
-        akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = {{_ports[i]}} }
-        akka.cluster.seed-nodes = ["akka.tcp://reloc@127.0.0.1:{{_ports[0]}}", "akka.tcp://reloc@127.0.0.1:{{_ports[1]}}"]
-        akka.cluster.roles = [site-{{(char)('a' + i)}}]
-        reloc.site { name = site-{{(char)('a' + i)}}, data-dir = "{{Path.Combine(_dir, "site-" + i)}}", nbd.listen = "127.0.0.1:0" }
-        reloc.management.listen = "127.0.0.1:0"
-        # site-c copies in 1 MiB blocks while sources report 64 KiB ones: invalidations must be converted.
-        {{(i == 2 ? "reloc.disk { block-size = 1MiB, prefetch-chunk = 1MiB }" : "")}}
-        """);
+    public Task InitializeAsync() => _sites.InitializeAsync();
 
-    public async Task InitializeAsync()
-    {
-        for (int i = 0; i < 3; i++) _nodes.Add(SiteNode.Start(SiteConfig(i)));
-        await Task.WhenAll(_nodes.Select(n => n.WhenUpAsync())).WaitAsync(TimeSpan.FromSeconds(60));
-        // Every node must see all three sites Up (the coordinator judges sites by its own node's view).
-        await AwaitAsync(() => Task.FromResult(_nodes.All(n => Cluster.Get(n.System).State.Members.Count(m => m.Status == MemberStatus.Up) == 3)));
-        // The coordinator singleton starts once the oldest node is up; wait until every proxy reaches it.
-        foreach (var n in _nodes)
-            await AwaitAsync(async () =>
-            {
-                try { return await n.Coordinator.Ask<object>(new Coordinator.RelocationProtocol.GetRelocations(), TimeSpan.FromSeconds(2)) is not null; }
-                catch (Akka.Actor.AskTimeoutException) { return false; }
-            });
-    }
-
-    public async Task DisposeAsync()
-    {
-        foreach (var n in _nodes) await n.DisposeAsync();
-        Directory.Delete(_dir, recursive: true);
-    }
+    public Task DisposeAsync() => _sites.DisposeAsync();
 
     private static ActorSelection SiteOf(SiteNode from, SiteNode to) =>
         from.System.ActorSelection(new RootActorPath(Cluster.Get(to.System).SelfAddress) / "user" / "site");
@@ -94,7 +67,7 @@ public sealed class SiteClusterTests : IAsyncLifetime
         Assert.Equal(content.Length, created.Size);
 
         await c.DisposeAsync();
-        _nodes[2] = SiteNode.Start(SiteConfig(2));
+        _nodes[2] = SiteNode.Start(_sites.SiteConfig(2));
         var list = Assert.IsType<DiskList>(await _nodes[2].Site.Ask<object>(new ListDisks(), TimeSpan.FromSeconds(20)));
         var disk = Assert.Single(list.Disks);
         var copy = Path.Combine(_dir, "copy.img");
@@ -291,14 +264,5 @@ public sealed class SiteClusterTests : IAsyncLifetime
         return client;
     }
 
-    private static async Task AwaitAsync(Func<Task<bool>> condition)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
-        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(200));
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("condition not met within 90 s");
-            await timer.WaitForNextTickAsync();
-        }
-    }
+    private static Task AwaitAsync(Func<Task<bool>> condition) => InProcessSites.AwaitAsync(condition);
 }

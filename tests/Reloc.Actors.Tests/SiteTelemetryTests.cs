@@ -19,9 +19,9 @@ namespace Reloc.Actors.Tests;
 /// </summary>
 public sealed class SiteTelemetryTests : IAsyncLifetime
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("reloc-telemetry-test-").FullName;
-    private readonly int[] _ports = [Ports.Free(), Ports.Free()];
-    private readonly List<SiteNode> _nodes = [];
+    private readonly InProcessSites _sites = new(2, "reloc-telemetry-test-");
+    private List<SiteNode> _nodes => _sites.Nodes;
+    private string _dir => _sites.Dir;
     private readonly List<Activity> _stopped = [];
     private readonly ActivityListener _listener;
     private readonly MetricRecorder _metrics = new(m => m.Name is RelocMetrics.MeterName or NbdMetrics.MeterName);
@@ -37,35 +37,13 @@ public sealed class SiteTelemetryTests : IAsyncLifetime
         ActivitySource.AddActivityListener(_listener);
     }
 
-    private Config SiteConfig(int i) => ConfigurationFactory.ParseString($$"""
-        akka.loglevel = WARNING
-        akka.actor.provider = cluster
-        akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = {{_ports[i]}} }
-        akka.cluster.seed-nodes = ["akka.tcp://reloc@127.0.0.1:{{_ports[0]}}"]
-        akka.cluster.roles = [site-{{(char)('a' + i)}}]
-        reloc.site { name = site-{{(char)('a' + i)}}, data-dir = "{{Path.Combine(_dir, "site-" + i)}}", nbd.listen = "127.0.0.1:0" }
-        reloc.management.listen = off
-        """);
-
-    public async Task InitializeAsync()
-    {
-        for (int i = 0; i < 2; i++) _nodes.Add(SiteNode.Start(SiteConfig(i)));
-        await Task.WhenAll(_nodes.Select(n => n.WhenUpAsync())).WaitAsync(TimeSpan.FromSeconds(60));
-        await AwaitAsync(() => Task.FromResult(_nodes.All(n => Cluster.Get(n.System).State.Members.Count(m => m.Status == MemberStatus.Up) == 2)));
-        foreach (var n in _nodes)
-            await AwaitAsync(async () =>
-            {
-                try { return await n.Coordinator.Ask<object>(new GetRelocations(), TimeSpan.FromSeconds(2)) is not null; }
-                catch (Akka.Actor.AskTimeoutException) { return false; }
-            });
-    }
+    public Task InitializeAsync() => _sites.InitializeAsync();
 
     public async Task DisposeAsync()
     {
-        foreach (var n in _nodes) await n.DisposeAsync();
+        await _sites.DisposeAsync();
         _listener.Dispose();
         _metrics.Dispose();
-        Directory.Delete(_dir, recursive: true);
     }
 
     [Fact]
@@ -107,14 +85,5 @@ public sealed class SiteTelemetryTests : IAsyncLifetime
         lock (_stopped) return _stopped.Where(a => a.ParentSpanId == default && a.GetTagItem("reloc.relocation.id") is not null).ToList();
     }
 
-    private static async Task AwaitAsync(Func<Task<bool>> condition)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
-        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(200));
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("condition not met within 90 s");
-            await timer.WaitForNextTickAsync();
-        }
-    }
+    private static Task AwaitAsync(Func<Task<bool>> condition) => InProcessSites.AwaitAsync(condition);
 }
