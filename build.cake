@@ -19,16 +19,17 @@ Task("Build").Does(() =>
 // The tests talk NBD to real clients (and drive the dashboard in chromium); on a fresh Debian machine (as root) install them.
 Task("TestDependencies").Does(() =>
 {
-    var needed = new[] { "qemu-io", "qemu-img", "nbdinfo", "nbdcopy", "nbdsh", "fio", "nbdkit", "qemu-system-x86_64", "as", "ld", "chromium", "chromedriver", "prometheus", "systemd-analyze" };
+    var needed = new[] { "qemu-io", "qemu-img", "nbdinfo", "nbdcopy", "nbdsh", "fio", "nbdkit", "qemu-system-x86_64", "as", "ld", "chromium", "chromedriver", "prometheus", "systemd-analyze", "certtool" };
     var missing = needed.Where(t => StartProcess("sh", new ProcessSettings { Arguments = $"-c \"command -v {t} >/dev/null\"" }) != 0).ToList();
     var pythonNbd = StartProcess("/usr/bin/python3", new ProcessSettings { Arguments = "-c \"import nbd\"", RedirectStandardError = true }) == 0;
     var postgres = FileExists("/usr/lib/postgresql/15/bin/initdb"); // the persistence tests start their own server
     if (missing.Count == 0 && pythonNbd && postgres) return;
     Information($"missing test tools: {string.Join(", ", missing)}{(pythonNbd ? "" : " python3-libnbd")}{(postgres ? "" : " postgresql")}; installing with apt-get");
     // prometheus: the metrics test runs /usr/bin/prometheus itself, on a free port and a temporary store.
-    var install = "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-utils libnbd-bin nbdkit fio python3-libnbd postgresql qemu-system-x86 binutils chromium chromium-driver prometheus systemd >/dev/null";
+    // gnutls-bin: certtool makes the throwaway PKI of the TLS tests (tests/Reloc.Testing/TestPki.cs).
+    var install = "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-utils libnbd-bin nbdkit fio python3-libnbd postgresql qemu-system-x86 binutils chromium chromium-driver prometheus systemd gnutls-bin >/dev/null";
     if (StartProcess("sh", new ProcessSettings { Arguments = $"-c \"{install}\"" }) != 0)
-        throw new Exception("could not install what the tests need (run as root on Debian, or install qemu-utils libnbd-bin nbdkit fio python3-libnbd postgresql qemu-system-x86 binutils chromium chromium-driver prometheus systemd)");
+        throw new Exception("could not install what the tests need (run as root on Debian, or install qemu-utils libnbd-bin nbdkit fio python3-libnbd postgresql qemu-system-x86 binutils chromium chromium-driver prometheus systemd gnutls-bin)");
 });
 
 Task("Test").IsDependentOn("Build").IsDependentOn("TestDependencies").Does(() =>
