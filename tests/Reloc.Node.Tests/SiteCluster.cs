@@ -20,7 +20,8 @@ public sealed class SiteCluster : IAsyncDisposable
 
     /// <param name="postgres">A PostgreSQL connection string every site persists to (one database,
     /// distinct persistence ids); null: each site's embedded SQLite file.</param>
-    public SiteCluster(string? postgres = null)
+    /// <param name="extra">HOCON appended to a site's file last (it wins), e.g. its reloc.tls section.</param>
+    public SiteCluster(string? postgres = null, Func<char, string>? extra = null)
     {
         Dir = Directory.CreateTempSubdirectory("reloc-sites-").FullName;
         var hocon = Path.Combine(RepoRoot(), "hocon");
@@ -40,6 +41,7 @@ public sealed class SiteCluster : IAsyncDisposable
                 akka.cluster.seed-nodes = {{seeds}}
                 akka.cluster.split-brain-resolver.stable-after = 3s
                 {{(postgres is null ? "" : $"reloc.persistence {{ provider = postgresql, connection-string = \"{postgres}\" }}")}}
+                {{extra?.Invoke(s) ?? ""}}
                 """);
         }
     }
@@ -60,11 +62,15 @@ public sealed class SiteCluster : IAsyncDisposable
         throw new InvalidOperationException("cannot find the repository's hocon/ folder above " + AppContext.BaseDirectory);
     }
 
-    public async Task StartAsync(char site)
+    /// <summary>The running process of <paramref name="site"/> (its log lines, its pid).</summary>
+    public NodeProcess Node(char site) => _nodes[site];
+
+    /// <param name="waitReady">false: return once the process runs (a node that may never get ready, or may exit).</param>
+    public async Task StartAsync(char site, bool waitReady = true)
     {
         var node = NodeProcess.Start("--config", ConfigPath(site));
         _nodes[site] = node;
-        await node.WaitForLineAsync(l => l.StartsWith("reloc-node: site", StringComparison.Ordinal), TimeSpan.FromSeconds(60));
+        if (waitReady) await node.WaitForLineAsync(l => l.StartsWith("reloc-node: site", StringComparison.Ordinal), TimeSpan.FromSeconds(60));
     }
 
     /// <summary>Starts every site (a first: the oldest node hosts the coordinator) and waits until all see three Up members.</summary>

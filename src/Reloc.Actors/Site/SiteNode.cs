@@ -90,8 +90,8 @@ public sealed class SiteNode : IAsyncDisposable
         };
         // Each member's build shows in the cluster's member list (reloc cluster show) unless the site sets its own.
         var appVersion = ConfigurationFactory.ParseString($"akka.cluster.app-version = \"{AppVersion(Version)}\"");
-        return RelocConfig.Node(persistence, site.WithFallback(appVersion))
-            .WithFallback(ClusterSingleton.DefaultConfig());
+        var node = RelocConfig.Node(persistence, site.WithFallback(appVersion)).WithFallback(ClusterSingleton.DefaultConfig());
+        return Security.SiteTlsSettings.From(withDefaults).RemotingEnabled ? Security.RemotingTls.Configure(node) : node;
     }
 
     /// <param name="loggers">the node's logging: when given, the host (Kestrel, the hosting lifetime) and Akka log through it,
@@ -104,6 +104,7 @@ public sealed class SiteNode : IAsyncDisposable
         // A bad reloc.disk section fails here, at start, not when the first disk arrives.
         RelocConfig.DiskSettings(config).Validate();
         var telemetrySettings = RelocTelemetrySettings.From(config);
+        var tls = Security.SiteTlsSettings.From(config);
         Directory.CreateDirectory(settings.DataDir);
         var catalog = new ExportCatalog();
         var telemetry = new RelocTelemetry(); // before the container: the NBD server starts first; the host disposes it
@@ -132,8 +133,8 @@ public sealed class SiteNode : IAsyncDisposable
                 services.AddSingleton(loggers);
                 services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
             })
-            .ConfigureServices(services => services.AddRelocTelemetry(telemetrySettings, telemetry).AddAkka(SystemName, builder => NodeLogging.Configure(builder
-                .AddHocon(config, HoconAddMode.Replace), loggers)
+            .ConfigureServices(services => services.AddRelocTelemetry(telemetrySettings, telemetry).AddAkka(SystemName, builder => NodeLogging.Configure(
+                WithRemotingTls(builder.AddHocon(config, HoconAddMode.Replace), tls), loggers)
                 .WithRelocHealthChecks()
                 .WithActors((system, registry) =>
                 {
@@ -174,6 +175,10 @@ public sealed class SiteNode : IAsyncDisposable
         var management = settings.ManagementListen is null ? null : ManagementWeb.BoundEndPoint(host.Services);
         return new SiteNode(host, system, settings, nbd, siteActor, coordinatorProxy, endPoint, management);
     }
+
+    /// <summary>The site certificate and its peers' validation for Akka.Remote, when the site has TLS.</summary>
+    private static AkkaConfigurationBuilder WithRemotingTls(AkkaConfigurationBuilder builder, Security.SiteTlsSettings tls) =>
+        tls.RemotingEnabled ? builder.AddSetup(Security.RemotingTls.Setup(tls)) : builder;
 
     /// <summary>The name of the <see cref="SiteActor"/> under its supervisor: /user/site/site.</summary>
     public const string SiteActorName = "site";
