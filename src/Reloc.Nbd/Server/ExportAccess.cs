@@ -62,7 +62,8 @@ public sealed record ExportAclRule(string Export, IReadOnlyList<string> Identiti
         bool identity = Identities.Count == 0
                         || (peer.CertificateCommonName is { } cn && Identities.Contains(cn, StringComparer.Ordinal))
                         || (peer.CertificateSubject is { } subject && Identities.Contains(subject, StringComparer.Ordinal));
-        bool network = Networks.Count == 0 || (peer.Address is { } a && Networks.Any(n => n.Contains(a)));
+        var address = peer.Address is { IsIPv4MappedToIPv6: true } mapped ? mapped.MapToIPv4() : peer.Address;
+        bool network = Networks.Count == 0 || (address is not null && Networks.Any(n => n.Contains(address)));
         return identity && network;
     }
 
