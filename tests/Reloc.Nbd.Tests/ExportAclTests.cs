@@ -61,4 +61,36 @@ public sealed class ExportAclTests
         Assert.True(Acl.Decide(peer, "vm-2").Allowed);
         Assert.True(NbdPeer.FromEndPoint(null).IsUnix);
     }
+
+    [Fact]
+    public void Parses_the_text_form()
+    {
+        var acl = ExportAcl.Parse("""
+            # site B's certificates, or the site LAN
+            vm-*    cert=site-b
+            vm-*    net=10.1.0.0/16
+            backup  cert="CN=backup, O=Reloc" net=192.168.5.0/24   # both
+            public?
+            default allow
+            """);
+        Assert.True(acl.DefaultAllow);
+        Assert.Equal(4, acl.Rules.Count);
+        Assert.Equal(["CN=backup, O=Reloc"], acl.Rules[2].Identities);
+        Assert.Equal([IPNetwork.Parse("192.168.5.0/24")], acl.Rules[2].Networks);
+        Assert.True(acl.Decide(Peer("10.1.2.3"), "vm-9").Allowed);
+        Assert.False(acl.Decide(Peer("10.2.2.3"), "vm-9").Allowed);
+        Assert.False(ExportAcl.Parse("x cert=a").DefaultAllow);
+    }
+
+    [Theory]
+    [InlineData("vm-* user=alice", "line 1")]
+    [InlineData("ok\nvm-* net=10.0.0.0/33", "line 2")]
+    [InlineData("default maybe", "default allow")]
+    [InlineData("default allow\ndefault deny", "second")]
+    [InlineData("x cert=\"CN=a", "unterminated")]
+    public void Rejects_bad_lines_with_their_number(string text, string reason)
+    {
+        var ex = Assert.Throws<FormatException>(() => ExportAcl.Parse(text));
+        Assert.Contains(reason, ex.Message);
+    }
 }

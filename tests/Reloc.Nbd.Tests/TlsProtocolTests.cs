@@ -53,7 +53,7 @@ public sealed class TlsProtocolTests(TlsFixture pki) : IClassFixture<TlsFixture>
     [Fact]
     public async Task Bytes_sent_after_starttls_before_the_tls_handshake_end_the_connection()
     {
-        var (server, _) = await TlsFixture.StartAsync(TlsFixture.Settings(NbdTlsMode.Require, pki.Good));
+        var (server, log) = await TlsFixture.StartAsync(TlsFixture.Settings(NbdTlsMode.Require, pki.Good));
         await using var _s = server;
         await using var c = await RawClient.ConnectAsync(server.Port);
         await c.GreetAsync();
@@ -65,6 +65,7 @@ public sealed class TlsProtocolTests(TlsFixture pki) : IClassFixture<TlsFixture>
         await c.WriteAsync([.. first, .. second]);
         Assert.Equal(OptionReplyType.Ack, (await c.ReadOptionReplyAsync()).Type);
         Assert.True(await c.IsClosedByServerAsync());
+        await log.WaitForAsync(LogLevel.Debug, "data sent after NBD_OPT_STARTTLS before the TLS handshake");
     }
 
     [Fact]

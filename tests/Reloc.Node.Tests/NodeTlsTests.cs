@@ -44,7 +44,29 @@ public sealed class NodeTlsTests : IDisposable
         Assert.Equal(0, await node.WaitForExitAsync(TimeSpan.FromSeconds(30)));
     }
 
+    [Fact]
+    public async Task Serve_with_an_acl_file_refuses_and_hides_exports_by_client_certificate()
+    {
+        var img = Path.Combine(_dir, "a.img");
+        File.WriteAllBytes(img, new byte[1 << 20]);
+        var acl = Path.Combine(_dir, "acl");
+        File.WriteAllText(acl, "# the client certificate's CN\na cert=client\nb cert=someone-else\n");
+        await using var node = NodeProcess.Start("serve", "--listen", "127.0.0.1:0", "--export", $"a={img}", "--export", $"b={img}:ro",
+            "--tls", "require", "--tls-certificates", _certs, "--tls-verify-peer", "--acl", acl, "--log-level", "Warning");
+        int port = PortOf(await node.WaitForLineAsync(l => l.Contains("listening on"), TimeSpan.FromSeconds(30)));
+        await Tool.CheckAsync("nbdinfo", $"nbds://127.0.0.1:{port}/a?tls-certificates={_certs}");
+        var refused = await Tool.RunAsync("nbdinfo", $"nbds://127.0.0.1:{port}/b?tls-certificates={_certs}");
+        Assert.NotEqual(0, refused.ExitCode);
+        var list = await Tool.CheckAsync("nbdinfo", "--list", $"nbds://127.0.0.1:{port}/?tls-certificates={_certs}");
+        Assert.Contains("export=\"a\"", list);
+        Assert.DoesNotContain("export=\"b\"", list);
+        var err = await StopAsync(node);
+        Assert.Contains("refused export b", err);
+        Assert.Contains("CN=client", err);
+    }
+
     [Theory]
+    [InlineData("--acl", "/nonexistent/acl")]
     [InlineData("--tls", "require")]                                  // no certificates folder
     [InlineData("--tls-verify-peer")]                                 // verify-peer without TLS
     [InlineData("--tls", "allow", "--tls-certificates", "/nonexistent")]

@@ -80,6 +80,66 @@ public sealed record ExportAclRule(string Export, IReadOnlyList<string> Identiti
 /// </summary>
 public sealed record ExportAcl(IReadOnlyList<ExportAclRule> Rules, bool DefaultAllow = false) : IExportAccessPolicy
 {
+    /// <summary>
+    /// Reads the text form (<c>reloc-node serve --acl FILE</c>): one rule a line, <c>EXPORT-GLOB [cert=NAME]... [net=CIDR]...</c>,
+    /// where NAME is a certificate CN or full subject (double quotes around one with spaces), plus at most one
+    /// <c>default allow</c> or <c>default deny</c> line (deny when absent). <c>#</c> starts a comment.
+    /// </summary>
+    /// <exception cref="FormatException">A line that does not parse, with its number.</exception>
+    public static ExportAcl Parse(string text)
+    {
+        var rules = new List<ExportAclRule>();
+        bool? defaultAllow = null;
+        var lines = text.Split('\n');
+        for (int n = 1; n <= lines.Length; n++)
+        {
+            var line = lines[n - 1];
+            int hash = line.IndexOf('#');
+            var tokens = Tokens(hash >= 0 ? line[..hash] : line, n);
+            if (tokens.Count == 0) continue;
+            if (tokens[0] == "default")
+            {
+                if (tokens.Count != 2 || tokens[1] is not ("allow" or "deny")) throw Bad(n, "expected 'default allow' or 'default deny'");
+                if (defaultAllow is not null) throw Bad(n, "a second 'default' line");
+                defaultAllow = tokens[1] == "allow";
+                continue;
+            }
+            var identities = new List<string>();
+            var networks = new List<IPNetwork>();
+            foreach (var t in tokens.Skip(1))
+            {
+                if (t.StartsWith("cert=", StringComparison.Ordinal) && t.Length > 5) identities.Add(t[5..]);
+                else if (t.StartsWith("net=", StringComparison.Ordinal) && IPNetwork.TryParse(t[4..], out var net)) networks.Add(net);
+                else throw Bad(n, $"'{t}': expected cert=NAME or net=CIDR (e.g. net=10.0.0.0/8)");
+            }
+            rules.Add(new ExportAclRule(tokens[0], identities, networks));
+        }
+        return new ExportAcl(rules, defaultAllow ?? false);
+    }
+
+    private static List<string> Tokens(string line, int n)
+    {
+        var tokens = new List<string>();
+        var current = new System.Text.StringBuilder();
+        bool quoted = false, any = false;
+        foreach (var c in line.TrimEnd('\r'))
+        {
+            if (c == '"') { quoted = !quoted; any = true; }
+            else if (char.IsWhiteSpace(c) && !quoted)
+            {
+                if (any) tokens.Add(current.ToString());
+                current.Clear();
+                any = false;
+            }
+            else { current.Append(c); any = true; }
+        }
+        if (quoted) throw Bad(n, "unterminated quote");
+        if (any) tokens.Add(current.ToString());
+        return tokens;
+    }
+
+    private static FormatException Bad(int line, string why) => new($"ACL line {line}: {why}");
+
     public AccessDecision Decide(NbdPeer peer, string export)
     {
         var covering = Rules.Where(r => r.Covers(export)).ToList();
