@@ -8,6 +8,7 @@ using Reloc.Actors.Disk;
 using Reloc.Actors.Source;
 using Reloc.Nbd.Client;
 using Reloc.Nbd.Server;
+using Reloc.Nbd.Tls;
 using Reloc.Storage;
 using Reloc.Wan;
 
@@ -26,7 +27,12 @@ internal static class ProxyCommand
     {
         var listen = new Option<string>("--listen") { Description = "TCP address to serve on (HOST:PORT)", DefaultValueFactory = _ => "127.0.0.1:10809" };
         var export = new Option<string>("--export") { Description = "NAME=IMAGE: the export and its local image (created sparse at the source's size if missing)", Required = true };
-        var source = new Option<string>("--source") { Description = "where the disk is now: nbd://HOST:PORT/EXPORT or nbd+unix:///EXPORT?socket=PATH", Required = true };
+        var source = new Option<string>("--source")
+        {
+            Description = "where the disk is now: nbd://HOST:PORT/EXPORT, nbd+unix:///EXPORT?socket=PATH, or over TLS "
+                          + "nbds://HOST:PORT/EXPORT?tls-certificates=DIR (DIR: ca-cert.pem, optionally client-cert.pem and client-key.pem)",
+            Required = true,
+        };
         var stateDir = new Option<string>("--state-dir") { Description = "directory for the relocation's durable state (SQLite)", Required = true };
         var prefetch = new Option<string>("--prefetch") { Description = "background copy: on or off", DefaultValueFactory = _ => "on" };
         var rate = new Option<string?>("--rate") { Description = "cap on background copy, e.g. 40MB/s (default: none)" };
@@ -35,19 +41,22 @@ internal static class ProxyCommand
         var logLevel = new Option<LogLevel>("--log-level") { Description = "log level on stderr", DefaultValueFactory = _ => LogLevel.Warning };
         var command = new Command("proxy", "Serve a disk here while relocating it from an NBD source")
             { listen, export, source, stateDir, prefetch, rate, blockSize, missTimeout, logLevel };
+        var tls = new TlsCli();
+        tls.AddTo(command);
         command.SetAction((r, ct) => RunAsync(r.GetValue(listen)!, r.GetValue(export)!, r.GetValue(source)!, r.GetValue(stateDir)!,
-            r.GetValue(prefetch)!, r.GetValue(rate), r.GetValue(blockSize)!, r.GetValue(missTimeout)!, r.GetValue(logLevel)));
+            r.GetValue(prefetch)!, r.GetValue(rate), r.GetValue(blockSize)!, r.GetValue(missTimeout)!, r.GetValue(logLevel), () => tls.Settings(r)));
         return command;
     }
 
     private static async Task<int> RunAsync(string listen, string exportSpec, string sourceUri, string stateDir,
-        string prefetch, string? rate, string blockSize, string missTimeout, LogLevel level)
+        string prefetch, string? rate, string blockSize, string missTimeout, LogLevel level, Func<NbdTlsSettings> tlsSettings)
     {
         using var loggers = HostSupport.Loggers(level);
         RawImage? image = null;
         ActorSystem? system = null;
         try
         {
+            var tls = tlsSettings();
             var (name, imagePath, _) = HostSupport.ParseExport(exportSpec);
             var endPoint = HostSupport.ParseEndPoint(listen);
             if (prefetch is not ("on" or "off")) throw new ArgumentException($"--prefetch '{prefetch}': expected on or off");
@@ -78,9 +87,10 @@ internal static class ProxyCommand
             var device = new RelocatingDisk(image, state, disk, settings);
 
             using var stop = new StopSignal();
-            await using var server = new NbdServer(new ExportCatalog([new NbdExport(name, device, $"relocating from {sourceUri}")]), null, loggers);
+            await using var server = new NbdServer(new ExportCatalog([new NbdExport(name, device, $"relocating from {sourceUri}")]),
+                new NbdServerSettings { Tls = tls }, loggers);
             var tcp = server.ListenTcp(endPoint);
-            Console.Error.WriteLine($"reloc-node proxy: serving nbd://{tcp}/{name}, relocating from {sourceUri}");
+            Console.Error.WriteLine($"reloc-node proxy: serving {TlsCli.Scheme(tls)}://{tcp}/{name}, relocating from {sourceUri}");
 
             await ReportProgressAsync(system, disk, stop.Task);
             await stop.Task;
@@ -88,7 +98,8 @@ internal static class ProxyCommand
             await system.Terminate();
             return 0;
         }
-        catch (Exception ex) when (ex is ArgumentException or FormatException or IOException or SocketException or UnauthorizedAccessException or InvalidDataException)
+        catch (Exception ex) when (ex is ArgumentException or FormatException or IOException or SocketException or UnauthorizedAccessException
+                                       or InvalidDataException or System.Security.Cryptography.CryptographicException)
         {
             Console.Error.WriteLine($"reloc-node proxy: {ex.Message}");
             return 2;

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Reloc.Nbd.Server;
+using Reloc.Nbd.Tls;
 using Reloc.Storage;
 
 namespace Reloc.Node;
@@ -28,18 +29,29 @@ internal static class ServeCommand
             Description = "log level on stderr",
             DefaultValueFactory = _ => LogLevel.Warning,
         };
-        var command = new Command("serve", "Serve raw image files over NBD") { listen, exports, unix, logLevel };
+        var acl = new Option<string?>("--acl")
+        {
+            Description = "export access rules, one a line: EXPORT-GLOB [cert=CN-OR-SUBJECT]... [net=CIDR]..., and 'default allow|deny' "
+                          + "(deny when absent); certificates count only with --tls-verify-peer",
+        };
+        var command = new Command("serve", "Serve raw image files over NBD") { listen, exports, unix, logLevel, acl };
+        var tls = new TlsCli();
+        tls.AddTo(command);
         command.SetAction((result, ct) => RunAsync(
-            result.GetValue(listen)!, result.GetValue(exports)!, result.GetValue(unix), result.GetValue(logLevel)));
+            result.GetValue(listen)!, result.GetValue(exports)!, result.GetValue(unix), result.GetValue(logLevel), () => tls.Settings(result),
+            result.GetValue(acl)));
         return command;
     }
 
-    private static async Task<int> RunAsync(string listen, string[] exportSpecs, string? unixPath, LogLevel level)
+    private static async Task<int> RunAsync(string listen, string[] exportSpecs, string? unixPath, LogLevel level, Func<NbdTlsSettings> tlsSettings,
+        string? aclFile)
     {
         using var loggers = HostSupport.Loggers(level);
         var images = new List<RawImage>();
         try
         {
+            var tls = tlsSettings();
+            IExportAccessPolicy access = aclFile is null ? AllowAllExports.Instance : ExportAcl.Parse(File.ReadAllText(aclFile));
             var catalog = new ExportCatalog();
             foreach (var spec in exportSpecs)
             {
@@ -51,11 +63,12 @@ internal static class ServeCommand
             var endPoint = HostSupport.ParseEndPoint(listen);
             using var stop = new StopSignal();
 
-            await using var server = new NbdServer(catalog, new NbdServerSettings(), loggers);
+            await using var server = new NbdServer(catalog, new NbdServerSettings { Tls = tls, ExportAccess = access }, loggers);
             var tcp = server.ListenTcp(endPoint);
             var unix = unixPath is null ? null : server.ListenUnix(unixPath);
 
-            Console.Out.WriteLine($"reloc-node: listening on nbd://{tcp}{(unix is null ? "" : $" and nbd+unix:///?socket={unixPath}")} " +
+            var scheme = TlsCli.Scheme(tls);
+            Console.Out.WriteLine($"reloc-node: listening on {scheme}://{tcp}{(unix is null ? "" : $" and {scheme}+unix:///?socket={unixPath}")} " +
                                   $"exports: {string.Join(", ", catalog.All.Select(e => e.Name))}");
             Console.Out.Flush();
             await stop.Task;
@@ -63,7 +76,8 @@ internal static class ServeCommand
             Console.Error.WriteLine("reloc-node: stopped, exports flushed");
             return 0;
         }
-        catch (Exception ex) when (ex is ArgumentException or FormatException or IOException or SocketException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is ArgumentException or FormatException or IOException or SocketException or UnauthorizedAccessException
+                                       or System.Security.Cryptography.CryptographicException)
         {
             Console.Error.WriteLine($"reloc-node serve: {ex.Message}");
             return 2;

@@ -29,8 +29,10 @@ public sealed class NbdUriTests
     [InlineData("", "empty")]
     [InlineData("disk", "expected nbd://")]
     [InlineData("http://host/disk", "unknown scheme 'http'")]
-    [InlineData("nbds://host/disk", "TLS")]
-    [InlineData("nbds+unix:///disk?socket=/s", "TLS")]
+    [InlineData("nbd://host/disk?tls-certificates=/d", "need a TLS scheme")]
+    [InlineData("nbds://host/disk?tls-verify-peer=maybe", "true or false")]
+    [InlineData("nbds://host/disk?tls-certificates=", "must not be empty")]
+    [InlineData("nbds+unix:///disk", "needs ?socket=")]
     [InlineData("nbd:///disk", "needs a host")]
     [InlineData("nbd://host:0/disk", "port '0'")]
     [InlineData("nbd://host:65536/disk", "port '65536'")]
@@ -55,5 +57,22 @@ public sealed class NbdUriTests
         if (uri.Length > 0) Assert.Contains(uri, ex.Message);
         Assert.False(NbdUri.TryParse(uri, out var none));
         Assert.Null(none);
+    }
+
+    [Theory]
+    [InlineData("nbds://127.0.0.1:10810/disk?tls-certificates=/etc/reloc/tls", "127.0.0.1", null, "/etc/reloc/tls", null, true)]
+    [InlineData("nbds://site-a.example/vm1", "site-a.example", null, null, null, true)]
+    [InlineData("nbds://h/x?tls-certificates=/d&tls-hostname=localhost&tls-verify-peer=false", "h", null, "/d", "localhost", false)]
+    [InlineData("nbds+unix:///disk?socket=/run/r.sock&tls-certificates=/a%20b", null, "/run/r.sock", "/a b", null, true)]
+    public void Parses_and_formats_tls_uris(string uri, string? host, string? socket, string? certificates, string? hostname, bool verify)
+    {
+        var u = NbdUri.Parse(uri);
+        Assert.True(u.Tls);
+        Assert.Equal((host, socket, certificates, hostname, verify), (u.Host, u.SocketPath, u.TlsCertificates, u.TlsHostname, u.TlsVerifyPeer));
+        Assert.StartsWith("nbds", u.ToString());
+        Assert.Equal(u, NbdUri.Parse(u.ToString()));
+        var o = NbdClientOptions.FromUri(u);
+        Assert.Equal(NbdClientTlsMode.Require, o.Tls);
+        Assert.Equal(u, o.ToUri());
     }
 }

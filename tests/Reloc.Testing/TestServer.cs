@@ -28,11 +28,12 @@ public sealed class TestServer : IAsyncDisposable
     /// <summary>Starts a server with one writable export "disk" of <paramref name="size"/> bytes, a
     /// read-only export "ro" filled with <paramref name="roContent"/> if given, and any extra exports.</summary>
     public static Task<TestServer> StartAsync(long size = 64 << 20, byte[]? initial = null, byte[]? roContent = null,
-        NbdServerSettings? settings = null, int port = 0, string? dir = null, NbdMetrics? metrics = null)
+        NbdServerSettings? settings = null, int port = 0, string? dir = null, NbdMetrics? metrics = null,
+        Microsoft.Extensions.Logging.ILoggerFactory? loggers = null)
     {
         dir ??= Directory.CreateTempSubdirectory("reloc-nbd-test-").FullName;
         var catalog = new ExportCatalog();
-        var server = new NbdServer(catalog, settings, metrics: metrics);
+        var server = new NbdServer(catalog, settings, loggers, metrics);
         var ts = new TestServer(dir, server);
         var disk = File.Exists(ts.ImagePath("disk")) ? ts.Reopen("disk") : ts.AddImage("disk", size, initial, readOnly: false);
         catalog.Add(new NbdExport("disk", disk, "test disk"));

@@ -1,8 +1,12 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.IO.Pipelines;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Authentication;
 using System.Text;
 using Reloc.Nbd.Protocol;
+using Reloc.Nbd.Tls;
 
 namespace Reloc.Nbd.Client;
 
@@ -56,7 +60,11 @@ public sealed partial class NbdClient
 
     private static async Task DisposeFailedAsync(NbdClient? client, Socket socket)
     {
-        if (client is not null) await client._reader.CompleteAsync();
+        if (client is not null)
+        {
+            await client._reader.CompleteAsync();
+            if (client._stream is SslStream ssl) await ssl.DisposeAsync();
+        }
         socket.Dispose();
     }
 
@@ -75,6 +83,9 @@ public sealed partial class NbdClient
         var clientFlags = new byte[4];
         BinaryPrimitives.WriteUInt32BigEndian(clientFlags, (uint)(ClientFlags.FixedNewstyle | (_noZeroes ? ClientFlags.NoZeroes : 0)));
         await _stream.WriteAsync(clientFlags, ct);
+
+        // STARTTLS first, so that no option is exchanged in plain text (the spec's advice against downgrades).
+        if (_options.Tls == NbdClientTlsMode.Require) await StartTlsAsync(ct);
 
         if (_options.StructuredReplies)
         {
@@ -137,6 +148,37 @@ public sealed partial class NbdClient
         }
         if (!gotExport) throw HandshakeError("NBD_OPT_GO succeeded without NBD_INFO_EXPORT");
         SetBlockSizes(blockSize);
+    }
+
+    private async Task StartTlsAsync(CancellationToken ct)
+    {
+        await SendOptionAsync(NbdOption.StartTls, [], ct);
+        var (reply, data) = await ReadOptionReplyAsync(NbdOption.StartTls, ct);
+        if (reply.Type != OptionReplyType.Ack)
+        {
+            var message = Encoding.UTF8.GetString(data);
+            throw new NbdHandshakeException($"server {_options.ToUri() with { Export = "" }} refused TLS (NBD_OPT_STARTTLS): {Describe(reply.Type)}"
+                                            + (message.Length > 0 ? $" ({message})" : ""), Export, reply.Type);
+        }
+        if (_reader.TryRead(out var early))
+        {
+            bool extra = !early.Buffer.IsEmpty;
+            _reader.AdvanceTo(early.Buffer.Start);
+            if (extra) throw HandshakeError("the server sent data after acknowledging STARTTLS");
+        }
+        await _reader.CompleteAsync();
+        var ssl = new SslStream(_stream, leaveInnerStreamOpen: false);
+        _stream = ssl;
+        try
+        {
+            await ssl.AuthenticateAsClientAsync(ClientTls.Options(_options), ct);
+        }
+        catch (AuthenticationException ex)
+        {
+            throw new NbdHandshakeException($"TLS handshake with {_options} failed: {ex.Message}"
+                                            + (ex.InnerException is { } inner ? $" ({inner.Message})" : ""), Export, null, ex);
+        }
+        _reader = CreateReader(ssl);
     }
 
     private async Task ExportNameAsync(CancellationToken ct)
@@ -234,7 +276,7 @@ public sealed partial class NbdClient
     {
         OptionReplyType.ErrUnknown => "no such export",
         OptionReplyType.ErrPolicy => "forbidden by server policy",
-        OptionReplyType.ErrTlsReqd => "TLS required",
+        OptionReplyType.ErrTlsReqd => "TLS required (use nbds://)",
         OptionReplyType.ErrShutdown => "server shutting down",
         OptionReplyType.ErrInvalid => "request rejected as invalid",
         OptionReplyType.ErrPlatform => "not supported on the server's platform",

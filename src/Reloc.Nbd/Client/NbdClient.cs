@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.IO.Pipelines;
+using System.Net.Security;
 using System.Net.Sockets;
 using Reloc.Nbd.Protocol;
 using Reloc.Storage;
@@ -24,8 +25,8 @@ public sealed partial class NbdClient : IAsyncDisposable
     private const int SendBufferSize = 64 * 1024;
 
     private readonly Socket _socket;
-    private readonly NetworkStream _stream;
-    private readonly PipeReader _reader;
+    private Stream _stream;      // the SslStream after STARTTLS
+    private PipeReader _reader;  // rebuilt over it
     private readonly NbdClientOptions _options;
     private readonly SemaphoreSlim _slots;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
@@ -47,9 +48,15 @@ public sealed partial class NbdClient : IAsyncDisposable
         _socket = socket;
         _options = options;
         _stream = new NetworkStream(socket, ownsSocket: false);
-        _reader = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 256 * 1024, minimumReadSize: 64 * 1024, leaveOpen: true));
+        _reader = CreateReader(_stream);
         _slots = new SemaphoreSlim(options.MaxInFlight, options.MaxInFlight);
     }
+
+    private static PipeReader CreateReader(Stream stream) =>
+        PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 256 * 1024, minimumReadSize: 64 * 1024, leaveOpen: true));
+
+    /// <summary>The connection runs over TLS (NBD_OPT_STARTTLS succeeded).</summary>
+    public bool IsTls => _stream is SslStream;
 
     public string Export => _options.Export;
     public long Size { get; private set; }

@@ -5,12 +5,25 @@ namespace Reloc.Nbd.Client;
 
 /// <summary>
 /// An NBD URI as libnbd, qemu and nbdkit write them (NetworkBlockDevice/nbd doc/uri.md):
-/// <c>nbd://host[:port][/export]</c> over TCP or <c>nbd+unix:///export?socket=/path</c> over a Unix socket.
-/// TLS schemes are refused rather than silently downgraded.
+/// <c>nbd://host[:port][/export]</c> over TCP or <c>nbd+unix:///export?socket=/path</c> over a Unix socket;
+/// <c>nbds://</c> and <c>nbds+unix://</c> require TLS, with libnbd's query parameters <c>tls-certificates=DIR</c>,
+/// <c>tls-hostname=NAME</c> and <c>tls-verify-peer=false</c>.
 /// </summary>
 public sealed record NbdUri(string? Host, int Port, string Export, string? SocketPath)
 {
     public const int DefaultPort = 10809;
+
+    /// <summary>nbds: STARTTLS is required.</summary>
+    public bool Tls { get; init; }
+
+    /// <summary>tls-certificates: the folder with ca-cert.pem and, optionally, client-cert.pem and client-key.pem.</summary>
+    public string? TlsCertificates { get; init; }
+
+    /// <summary>tls-hostname: the name the server certificate must carry instead of the host.</summary>
+    public string? TlsHostname { get; init; }
+
+    /// <summary>tls-verify-peer: false skips the server certificate check (tests, never production).</summary>
+    public bool TlsVerifyPeer { get; init; } = true;
 
     public bool IsUnix => SocketPath is not null;
 
@@ -21,9 +34,9 @@ public sealed record NbdUri(string? Host, int Port, string Export, string? Socke
         if (sep <= 0)
             throw Bad(uri, "expected nbd://host[:port]/export or nbd+unix:///export?socket=PATH");
         var scheme = uri[..sep].ToLowerInvariant();
-        if (scheme.StartsWith("nbds", StringComparison.Ordinal)) throw Bad(uri, $"TLS ({scheme}://) is not supported");
-        if (scheme is not ("nbd" or "nbd+unix"))
-            throw Bad(uri, $"unknown scheme '{scheme}' (expected nbd or nbd+unix)");
+        if (scheme is not ("nbd" or "nbd+unix" or "nbds" or "nbds+unix"))
+            throw Bad(uri, $"unknown scheme '{scheme}' (expected nbd, nbd+unix, nbds or nbds+unix)");
+        bool tls = scheme.StartsWith("nbds", StringComparison.Ordinal);
 
         var rest = uri[(sep + 3)..];
         if (rest.Contains('#')) throw Bad(uri, "a fragment (#) is not allowed");
@@ -34,19 +47,40 @@ public sealed record NbdUri(string? Host, int Port, string Export, string? Socke
         var authority = slash < 0 ? rest : rest[..slash];
         var export = slash < 0 ? "" : Unescape(uri, rest[(slash + 1)..]);
         var parameters = ParseQuery(uri, query);
+        var withTls = ParseTls(uri, tls, parameters);
 
-        if (scheme == "nbd+unix")
+        if (scheme.EndsWith("+unix", StringComparison.Ordinal))
         {
-            if (authority.Length != 0) throw Bad(uri, "nbd+unix takes no host or port (write nbd+unix:///export?socket=PATH)");
+            if (authority.Length != 0) throw Bad(uri, $"{scheme} takes no host or port (write {scheme}:///export?socket=PATH)");
             if (!parameters.Remove("socket", out var socket) || socket.Length == 0)
-                throw Bad(uri, "nbd+unix needs ?socket=PATH");
+                throw Bad(uri, $"{scheme} needs ?socket=PATH");
             RejectUnknown(uri, parameters);
-            return new NbdUri(null, DefaultPort, export, socket);
+            return withTls(new NbdUri(null, DefaultPort, export, socket));
         }
 
         RejectUnknown(uri, parameters);
         var (host, port) = ParseAuthority(uri, authority);
-        return new NbdUri(host, port, export, null);
+        return withTls(new NbdUri(host, port, export, null));
+    }
+
+    private static Func<NbdUri, NbdUri> ParseTls(string uri, bool tls, Dictionary<string, string> parameters)
+    {
+        parameters.Remove("tls-certificates", out var certificates);
+        parameters.Remove("tls-hostname", out var hostname);
+        bool verify = true;
+        if (parameters.Remove("tls-verify-peer", out var v))
+        {
+            verify = v switch
+            {
+                "true" or "1" => true,
+                "false" or "0" => false,
+                _ => throw Bad(uri, $"tls-verify-peer must be true or false, not '{v}'"),
+            };
+        }
+        if (!tls && (certificates is not null || hostname is not null || !verify))
+            throw Bad(uri, "tls-* parameters need a TLS scheme (nbds:// or nbds+unix://)");
+        if (certificates is { Length: 0 } || hostname is { Length: 0 }) throw Bad(uri, "tls-certificates and tls-hostname must not be empty");
+        return u => u with { Tls = tls, TlsCertificates = certificates, TlsHostname = hostname, TlsVerifyPeer = verify };
     }
 
     public static bool TryParse(string uri, out NbdUri? result)
@@ -66,10 +100,17 @@ public sealed record NbdUri(string? Host, int Port, string Export, string? Socke
     public override string ToString()
     {
         var export = Uri.EscapeDataString(Export).Replace("%2F", "/", StringComparison.Ordinal);
-        if (SocketPath is not null) return $"nbd+unix:///{export}?socket={SocketPath}";
+        var scheme = Tls ? "nbds" : "nbd";
+        var tls = new List<string>();
+        if (TlsCertificates is not null) tls.Add($"tls-certificates={EscapeValue(TlsCertificates)}");
+        if (TlsHostname is not null) tls.Add($"tls-hostname={EscapeValue(TlsHostname)}");
+        if (!TlsVerifyPeer) tls.Add("tls-verify-peer=false");
+        if (SocketPath is not null) return $"{scheme}+unix:///{export}?{string.Join('&', tls.Prepend($"socket={SocketPath}"))}";
         var host = Host!.Contains(':') ? $"[{Host}]" : Host;
-        return $"nbd://{host}:{Port}/{export}";
+        return $"{scheme}://{host}:{Port}/{export}" + (tls.Count > 0 ? "?" + string.Join('&', tls) : "");
     }
+
+    private static string EscapeValue(string value) => Uri.EscapeDataString(value).Replace("%2F", "/", StringComparison.Ordinal);
 
     private static (string Host, int Port) ParseAuthority(string uri, string authority)
     {

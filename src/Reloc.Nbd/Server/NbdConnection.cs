@@ -1,10 +1,13 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Pipelines;
+using System.Net.Security;
+using System.Security.Authentication;
 using System.Text;
 using Microsoft.Extensions.Logging;
 using Reloc.Nbd.Protocol;
 using Reloc.Nbd.Telemetry;
+using Reloc.Nbd.Tls;
 
 namespace Reloc.Nbd.Server;
 
@@ -16,32 +19,43 @@ namespace Reloc.Nbd.Server;
 internal sealed partial class NbdConnection : IAsyncDisposable
 {
     private const uint BaseAllocationContextId = 1;
-    private readonly Stream _stream;
-    private readonly PipeReader _reader;
-    private readonly PipeWriter _writer;
+    // Replaced once by STARTTLS: the SslStream over the socket, and pipes over it.
+    private Stream _stream;
+    private PipeReader _reader;
+    private PipeWriter _writer;
     private readonly ExportCatalog _catalog;
     private readonly NbdServerSettings _settings;
     private readonly ILogger _log;
     private readonly CancellationTokenSource _stop = new();
-    private readonly string _peer;
     private readonly NbdMetrics? _metrics;
+    private readonly ServerTlsCredentials? _tls;
+    private CancellationTokenSource _handshake = null!; // set by RunAsync: the stop token plus HandshakeTimeout
+    private NbdPeer _who;
 
     private bool _noZeroes;
     private bool _structured;
     private string? _metaContextExport; // export for which base:allocation was selected
 
-    public NbdConnection(Stream stream, string peer, ExportCatalog catalog, NbdServerSettings settings, ILogger log, NbdMetrics? metrics = null)
+    public NbdConnection(Stream stream, NbdPeer peer, ExportCatalog catalog, NbdServerSettings settings, ILogger log,
+        NbdMetrics? metrics = null, ServerTlsCredentials? tls = null)
     {
         _metrics = metrics;
         _stream = stream;
-        _peer = peer;
+        _who = peer;
         _catalog = catalog;
         _settings = settings;
         _log = log;
-        _reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 256 * 1024, minimumReadSize: 64 * 1024));
-        _writer = PipeWriter.Create(stream, new StreamPipeWriterOptions(minimumBufferSize: 64 * 1024));
+        _tls = tls;
+        (_reader, _writer) = CreatePipes(stream);
         _slots = new SemaphoreSlim(settings.MaxInFlightPerConnection, settings.MaxInFlightPerConnection);
     }
+
+    private string _peer => _who.Display;
+
+    // leaveOpen: STARTTLS drops the plain pipes and keeps the socket; DisposeAsync disposes the stream itself.
+    private static (PipeReader, PipeWriter) CreatePipes(Stream stream) =>
+        (PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 256 * 1024, minimumReadSize: 64 * 1024, leaveOpen: true)),
+         PipeWriter.Create(stream, new StreamPipeWriterOptions(minimumBufferSize: 64 * 1024, leaveOpen: true)));
 
     /// <summary>Asks the connection to stop reading new requests; in-flight ones still complete.</summary>
     public void Stop()
@@ -52,9 +66,30 @@ internal sealed partial class NbdConnection : IAsyncDisposable
 
     public async Task RunAsync()
     {
+        _handshake = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        _handshake.CancelAfter(_settings.HandshakeTimeout);
         try
         {
-            var export = await NegotiateAsync();
+            NbdExport? export;
+            try
+            {
+                export = await NegotiateAsync();
+            }
+            catch (OperationCanceledException) when (_handshake.IsCancellationRequested && !_stop.IsCancellationRequested)
+            {
+                _log.LogInformation("{Peer}: handshake not finished within {Timeout} s; connection closed",
+                    _peer, _settings.HandshakeTimeout.TotalSeconds);
+                return;
+            }
+            catch (AuthenticationException ex)
+            {
+                _log.LogInformation("{Peer}: TLS handshake failed: {Reason}", _peer, ex.Message);
+                return;
+            }
+            finally
+            {
+                _handshake.Dispose();
+            }
             if (export is null) return;
             _log.LogDebug("{Peer} entered transmission on export {Export}", _peer, export.Name);
             export.Clients.Connected();
@@ -90,7 +125,11 @@ internal sealed partial class NbdConnection : IAsyncDisposable
             _log.LogDebug("{Peer}: replies left unsent at close: {Reason}", _peer, ex.Message);
         }
         await _reader.CompleteAsync();
-        await _stream.DisposeAsync();
+        try { await _stream.DisposeAsync(); }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+        {
+            _log.LogDebug("{Peer}: closing the stream failed: {Reason}", _peer, ex.Message); // e.g. TLS close_notify to a gone peer
+        }
     }
 
     /// <summary>A client broke the protocol in a way that leaves no choice but to hang up.</summary>
@@ -106,7 +145,7 @@ internal sealed partial class NbdConnection : IAsyncDisposable
         BinaryPrimitives.WriteUInt64BigEndian(greeting[8..], NbdMagic.IHaveOpt);
         BinaryPrimitives.WriteUInt16BigEndian(greeting[16..], (ushort)(HandshakeFlags.FixedNewstyle | HandshakeFlags.NoZeroes));
         _writer.Write(greeting);
-        await _writer.FlushAsync(_stop.Token);
+        await _writer.FlushAsync(_handshake.Token);
 
         var flagBytes = await ReadExactAsync(4);
         var clientFlags = (ClientFlags)BinaryPrimitives.ReadUInt32BigEndian(flagBytes);
@@ -127,8 +166,19 @@ internal sealed partial class NbdConnection : IAsyncDisposable
             }
             var body = new ReadOnlySequence<byte>(await ReadExactAsync((int)header.Length));
             var option = (NbdOption)header.Option;
+            if (_settings.Tls.Mode == NbdTlsMode.Require && !_who.IsTls && option is not (NbdOption.StartTls or NbdOption.Abort))
+            {
+                // FORCEDTLS: EXPORT_NAME cannot be answered with an error, so the spec's answer is to hang up.
+                if (option == NbdOption.ExportName) throw new ProtocolViolation("NBD_OPT_EXPORT_NAME before STARTTLS on a TLS-only server");
+                _log.LogDebug("{Peer}: option {Option} before STARTTLS refused (TLS required)", _peer, option);
+                await ReplyOptionAsync(header.Option, OptionReplyType.ErrTlsReqd, "TLS is required: send NBD_OPT_STARTTLS first");
+                continue;
+            }
             switch (option)
             {
+                case NbdOption.StartTls:
+                    await HandleStartTlsAsync(header.Option, body);
+                    break;
                 case NbdOption.ExportName:
                     return await HandleExportNameAsync(body);
                 case NbdOption.Abort:
@@ -167,11 +217,13 @@ internal sealed partial class NbdConnection : IAsyncDisposable
         // NBD_OPT_EXPORT_NAME has no error reply: the spec's only answer to an unknown name is to hang up.
         if (!OptionCodec.TryDecode(body, out var name) || !_catalog.TryGet(name, out var export))
             throw new ProtocolViolation("unknown export requested with NBD_OPT_EXPORT_NAME");
+        if (!Permits(export.Name, NbdOption.ExportName, out _))
+            throw new ProtocolViolation("export refused by the access policy (NBD_OPT_EXPORT_NAME)");
         var buf = new byte[10 + (_noZeroes ? 0 : 124)];
         BinaryPrimitives.WriteUInt64BigEndian(buf, (ulong)export.Device.Size);
         BinaryPrimitives.WriteUInt16BigEndian(buf.AsSpan(8), (ushort)export.FlagsFor(_structured));
         _writer.Write(buf);
-        await _writer.FlushAsync(_stop.Token);
+        await _writer.FlushAsync(_handshake.Token);
         return export;
     }
 
@@ -182,7 +234,8 @@ internal sealed partial class NbdConnection : IAsyncDisposable
             await ReplyOptionAsync(option, OptionReplyType.ErrInvalid, "NBD_OPT_LIST takes no payload");
             return;
         }
-        foreach (var e in _catalog.All)
+        // Exports this peer may not open are not shown either; refusals here are not logged one by one.
+        foreach (var e in _catalog.All.Where(e => _settings.ExportAccess.Decide(_who, e.Name).Allowed))
         {
             var name = Encoding.UTF8.GetBytes(e.Name);
             var desc = Encoding.UTF8.GetBytes(e.Description);
@@ -206,6 +259,11 @@ internal sealed partial class NbdConnection : IAsyncDisposable
         if (!_catalog.TryGet(request.Name, out var export))
         {
             await ReplyOptionAsync(option, OptionReplyType.ErrUnknown, $"no export named '{request.Name}'");
+            return null;
+        }
+        if (!Permits(export.Name, (NbdOption)option, out var refusal))
+        {
+            await ReplyOptionAsync(option, OptionReplyType.ErrPolicy, refusal);
             return null;
         }
 
@@ -261,6 +319,11 @@ internal sealed partial class NbdConnection : IAsyncDisposable
             await ReplyOptionAsync(option, OptionReplyType.ErrUnknown, $"no export named '{request.ExportName}'");
             return;
         }
+        if (!Permits(export.Name, (NbdOption)option, out var refusal))
+        {
+            await ReplyOptionAsync(option, OptionReplyType.ErrPolicy, refusal);
+            return;
+        }
         // base:allocation is the only context; a LIST with no query or the namespace query "base:" lists it.
         bool matches = request.Queries.Any(q => q == NbdLimits.BaseAllocation || (!set && q == "base:"))
                        || (!set && request.Queries.Count == 0);
@@ -276,6 +339,60 @@ internal sealed partial class NbdConnection : IAsyncDisposable
         await ReplyOptionAsync(option, OptionReplyType.Ack);
     }
 
+    /// <summary>Asks the access policy; a refusal is logged once, naming peer, identity and export.</summary>
+    private bool Permits(string export, NbdOption option, out string refusal)
+    {
+        var decision = _settings.ExportAccess.Decide(_who, export);
+        refusal = "";
+        if (decision.Allowed) return true;
+        _log.LogWarning("{Peer} ({Identity}, {Transport}) refused export {Export} ({Option}): {Reason}",
+            _peer, _who.Identity, _who.IsTls ? "TLS" : "plain", export, option, decision.Reason);
+        refusal = $"access to export '{export}' is not permitted";
+        return false;
+    }
+
+    /// <summary>NBD_OPT_STARTTLS: acknowledge, then the TLS handshake, then the rest of the option phase
+    /// over new pipes on the SslStream.</summary>
+    private async Task HandleStartTlsAsync(uint option, ReadOnlySequence<byte> body)
+    {
+        if (_tls is null)
+        {
+            await ReplyOptionAsync(option, OptionReplyType.ErrPolicy, "TLS is not enabled on this server");
+            return;
+        }
+        if (_who.IsTls)
+        {
+            await ReplyOptionAsync(option, OptionReplyType.ErrInvalid, "TLS is already negotiated");
+            return;
+        }
+        if (body.Length != 0)
+        {
+            await ReplyOptionAsync(option, OptionReplyType.ErrInvalid, "NBD_OPT_STARTTLS takes no payload");
+            return;
+        }
+        await ReplyOptionAsync(option, OptionReplyType.Ack);
+        // The client must wait for the ack before its ClientHello; plain bytes already here would be
+        // options smuggled in front of the TLS session.
+        if (_reader.TryRead(out var pending))
+        {
+            bool smuggled = !pending.Buffer.IsEmpty;
+            _reader.AdvanceTo(pending.Buffer.Start);
+            if (smuggled) throw new ProtocolViolation("data sent after NBD_OPT_STARTTLS before the TLS handshake");
+        }
+        await _writer.CompleteAsync();
+        await _reader.CompleteAsync();
+        var ssl = new SslStream(_stream, leaveInnerStreamOpen: false);
+        _stream = ssl;
+        await ssl.AuthenticateAsServerAsync(_tls.Options(), _handshake.Token);
+        (_reader, _writer) = CreatePipes(ssl);
+        var (subject, cn) = _tls.VerifyPeer ? TlsCredentials.Identity(ssl.RemoteCertificate) : (null, null);
+        _who = _who with { IsTls = true, CertificateSubject = subject, CertificateCommonName = cn };
+        // The spec leaves what survives STARTTLS open; nothing negotiated in plain text is kept.
+        _structured = false;
+        _metaContextExport = null;
+        _log.LogDebug("{Peer}: TLS {Protocol} {Cipher}, client {Identity}", _peer, ssl.SslProtocol, ssl.NegotiatedCipherSuite, _who.Identity);
+    }
+
     private void WriteOptionReply(uint option, OptionReplyType type, ReadOnlySpan<byte> data)
     {
         var span = _writer.GetSpan(NbdLimits.OptionReplyHeaderSize + data.Length);
@@ -287,14 +404,14 @@ internal sealed partial class NbdConnection : IAsyncDisposable
     private async Task ReplyOptionAsync(uint option, OptionReplyType type, string? message = null)
     {
         WriteOptionReply(option, type, message is null ? [] : Encoding.UTF8.GetBytes(message));
-        await _writer.FlushAsync(_stop.Token);
+        await _writer.FlushAsync(_handshake.Token);
     }
 
     private async Task<OptionHeader> ReadOptionHeaderAsync()
     {
         while (true)
         {
-            var result = await _reader.ReadAsync(_stop.Token);
+            var result = await _reader.ReadAsync(_handshake.Token);
             if (result.IsCanceled) throw new OperationCanceledException("server stopping");
             var buffer = result.Buffer;
             var status = OptionCodec.TryParseHeader(buffer, out var header);
@@ -314,7 +431,7 @@ internal sealed partial class NbdConnection : IAsyncDisposable
         if (count == 0) return []; // a read would wait for bytes the client never sends
         while (true)
         {
-            var result = await _reader.ReadAsync(_stop.Token);
+            var result = await _reader.ReadAsync(_handshake.Token);
             if (result.IsCanceled) throw new OperationCanceledException("server stopping");
             var buffer = result.Buffer;
             if (buffer.Length >= count)
@@ -333,7 +450,7 @@ internal sealed partial class NbdConnection : IAsyncDisposable
     {
         while (count > 0)
         {
-            var result = await _reader.ReadAsync(_stop.Token);
+            var result = await _reader.ReadAsync(_handshake.Token);
             if (result.IsCanceled) throw new OperationCanceledException("server stopping");
             long n = Math.Min(count, result.Buffer.Length);
             _reader.AdvanceTo(result.Buffer.GetPosition(n));

@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Reloc.Nbd.Telemetry;
+using Reloc.Nbd.Tls;
 
 namespace Reloc.Nbd.Server;
 
@@ -22,6 +23,7 @@ public sealed class NbdServer : IAsyncDisposable
     private readonly ConcurrentDictionary<NbdConnection, Task> _connections = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly NbdMetrics? _metrics;
+    private readonly ServerTlsCredentials? _tls;
     private int _stopped;
 
     /// <param name="metrics">Where requests and connections are counted; null: nowhere.</param>
@@ -31,7 +33,11 @@ public sealed class NbdServer : IAsyncDisposable
         _catalog = catalog;
         _settings = (settings ?? new NbdServerSettings()).Validate();
         _log = (loggers ?? NullLoggerFactory.Instance).CreateLogger<NbdServer>();
+        // Loaded now so that a broken certificates folder fails the start, not the first client.
+        if (_settings.Tls.Enabled) _tls = new ServerTlsCredentials(_settings.Tls, _log);
     }
+
+    public NbdServerSettings Settings => _settings;
 
     public ExportCatalog Catalog => _catalog;
 
@@ -89,8 +95,8 @@ public sealed class NbdServer : IAsyncDisposable
                 continue;
             }
             if (client.AddressFamily != AddressFamily.Unix) client.NoDelay = true;
-            var peer = client.RemoteEndPoint?.ToString() ?? "unix";
-            var connection = new NbdConnection(new NetworkStream(client, ownsSocket: true), peer, _catalog, _settings, _log, _metrics);
+            var peer = NbdPeer.FromEndPoint(client.RemoteEndPoint);
+            var connection = new NbdConnection(new NetworkStream(client, ownsSocket: true), peer, _catalog, _settings, _log, _metrics, _tls);
             _connections[connection] = ServeAsync(connection);
         }
     }

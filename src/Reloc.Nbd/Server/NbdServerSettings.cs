@@ -1,3 +1,5 @@
+using Reloc.Nbd.Tls;
+
 namespace Reloc.Nbd.Server;
 
 /// <summary>Validated, immutable settings of the NBD server.</summary>
@@ -19,8 +21,23 @@ public sealed record NbdServerSettings
     /// <summary>Most extents one BLOCK_STATUS reply carries.</summary>
     public int MaxExtentsPerReply { get; init; } = 4096;
 
+    /// <summary>NBD_OPT_STARTTLS: off, allow or require, and the certificates.</summary>
+    public NbdTlsSettings Tls { get; init; } = NbdTlsSettings.Disabled;
+
+    /// <summary>A connection that has not reached the transmission phase within this time (TLS handshake
+    /// included) is closed: an idle or trickling client cannot hold a connection forever.</summary>
+    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Who may see and open which export; checked in the option phase.</summary>
+    public IExportAccessPolicy ExportAccess { get; init; } = AllowAllExports.Instance;
+
     public NbdServerSettings Validate()
     {
+        ArgumentNullException.ThrowIfNull(Tls);
+        ArgumentNullException.ThrowIfNull(ExportAccess);
+        Tls.Validate();
+        if (HandshakeTimeout <= TimeSpan.Zero || HandshakeTimeout > TimeSpan.FromHours(1))
+            throw new ArgumentOutOfRangeException(nameof(HandshakeTimeout), HandshakeTimeout, "must be more than 0 and at most 1 h");
         if (MaxInFlightPerConnection is < 1 or > 4096) throw new ArgumentOutOfRangeException(nameof(MaxInFlightPerConnection));
         if (MaxRequestBytes is < 4096 or > 256 * 1024 * 1024) throw new ArgumentOutOfRangeException(nameof(MaxRequestBytes));
         if (PreferredBlockSize < 1 || PreferredBlockSize > MaxRequestBytes || !int.IsPow2(PreferredBlockSize))

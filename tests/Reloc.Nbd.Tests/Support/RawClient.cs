@@ -9,13 +9,14 @@ namespace Reloc.Nbd.Tests.Support;
 public sealed class RawClient : IAsyncDisposable
 {
     private readonly TcpClient _tcp;
-    private readonly NetworkStream _s;
+    private Stream _s;
 
     private RawClient(TcpClient tcp)
     {
         _tcp = tcp;
-        _s = tcp.GetStream();
-        _s.ReadTimeout = 10_000;
+        var s = tcp.GetStream();
+        s.ReadTimeout = 10_000;
+        _s = s;
     }
 
     public static async Task<RawClient> ConnectAsync(int port)
@@ -137,6 +138,28 @@ public sealed class RawClient : IAsyncDisposable
         var len = BinaryPrimitives.ReadUInt32BigEndian(h.AsSpan(16));
         return ((ReplyFlags)BinaryPrimitives.ReadUInt16BigEndian(h.AsSpan(4)), (ReplyType)BinaryPrimitives.ReadUInt16BigEndian(h.AsSpan(6)),
             BinaryPrimitives.ReadUInt64BigEndian(h.AsSpan(8)), await ReadAsync((int)len));
+    }
+
+    /// <summary>After an acknowledged NBD_OPT_STARTTLS: the TLS handshake (server checked against ca-cert.pem in
+    /// <paramref name="dir"/>), then everything goes over TLS.</summary>
+    public async Task UpgradeToTlsAsync(string dir)
+    {
+        var roots = new System.Security.Cryptography.X509Certificates.X509Certificate2Collection();
+        roots.ImportFromPemFile(Path.Combine(dir, "ca-cert.pem"));
+        var policy = new System.Security.Cryptography.X509Certificates.X509ChainPolicy
+        {
+            TrustMode = System.Security.Cryptography.X509Certificates.X509ChainTrustMode.CustomRootTrust,
+            RevocationMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
+        };
+        policy.CustomTrustStore.AddRange(roots);
+        var ssl = new System.Net.Security.SslStream(_s, leaveInnerStreamOpen: false);
+        await ssl.AuthenticateAsClientAsync(new System.Net.Security.SslClientAuthenticationOptions
+        {
+            TargetHost = "localhost",
+            CertificateChainPolicy = policy,
+            RemoteCertificateValidationCallback = (_, _, _, errors) => errors == System.Net.Security.SslPolicyErrors.None,
+        });
+        _s = ssl;
     }
 
     public async Task WriteU32Async(uint v)
