@@ -26,6 +26,7 @@ internal static class EnvironmentConfig
         ("RELOC_MANAGEMENT_LISTEN", "reloc.management.listen"),
         ("RELOC_PERSISTENCE_PROVIDER", "reloc.persistence.provider"),
         ("RELOC_PERSISTENCE_CONNECTION_STRING", "reloc.persistence.connection-string"),
+        ("RELOC_TLS_CERTIFICATES", "reloc.tls.certificates"),
     ];
 
     public static Config FromProcess() =>

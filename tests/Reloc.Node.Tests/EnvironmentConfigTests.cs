@@ -9,6 +9,7 @@ public sealed class EnvironmentConfigTests
     [Theory]
     [InlineData("RELOC_SITE_NAME", "site-b", "reloc.site.name", "site-b")]
     [InlineData("RELOC_SITE_NAME", "site-b", "akka.cluster.roles", "[site-b]")]
+    [InlineData("RELOC_TLS_CERTIFICATES", "/etc/reloc/tls/site-b", "reloc.tls.certificates", "/etc/reloc/tls/site-b")]
     [InlineData("RELOC_DATA_DIR", "/var/lib/reloc/b/data", "reloc.site.data-dir", "/var/lib/reloc/b/data")]
     [InlineData("RELOC_NBD_LISTEN", "0.0.0.0:10809", "reloc.site.nbd.listen", "0.0.0.0:10809")]
     [InlineData("RELOC_NBD_ADVERTISE", "203.0.113.2:10809", "reloc.site.nbd.advertise", "203.0.113.2:10809")]

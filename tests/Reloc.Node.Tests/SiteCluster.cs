@@ -52,7 +52,13 @@ public sealed class SiteCluster : IAsyncDisposable
     public string ConfigPath(char site) => Path.Combine(Dir, $"site-{site}.conf");
     /// <summary>host:port of the site's management API, which also serves /metrics.</summary>
     public string ManagementEndpoint(char site) => $"127.0.0.1:{_ports[site].Management}";
-    public string NbdUri(char site, string disk) => $"nbd://127.0.0.1:{_ports[site].Nbd}/{disk}";
+    public string NbdUri(char site, string disk) => GuestCertificates is null
+        ? $"nbd://127.0.0.1:{_ports[site].Nbd}/{disk}"
+        : $"nbds://127.0.0.1:{_ports[site].Nbd}/{disk}?tls-certificates={GuestCertificates}";
+
+    /// <summary>When set, guests (and the checks that read disks back) connect over TLS with this folder's
+    /// ca-cert.pem and client certificate.</summary>
+    public string? GuestCertificates { get; init; }
     public string ImagePath(char site, string disk) => Path.Combine(Dir, "site-" + site, disk + ".img");
 
     public static string RepoRoot()

@@ -3,25 +3,29 @@ using System.Threading.Channels;
 
 namespace Reloc.Testing;
 
-/// <summary>A <c>reloc-node</c> process: its stdout lines as they come, signals, exit.</summary>
+/// <summary>A <c>reloc-node</c> process: its stdout lines as they come, its log (stderr) lines, signals, exit.</summary>
 public sealed class NodeProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly Channel<string> _lines = Channel.CreateUnbounded<string>();
     private readonly List<string> _all = [];
+    private readonly List<string> _log = [];
     private readonly Task _pump;
 
     private NodeProcess(Process process)
     {
         _process = process;
         _pump = PumpAsync();
-        StdErr = process.StandardError.ReadToEndAsync();
+        StdErr = LogAsync();
     }
 
     public static string NodeDll => Path.Combine(AppContext.BaseDirectory, "reloc-node.dll");
     public int Id => _process.Id;
     public Task<string> StdErr { get; }
     public IReadOnlyList<string> Lines { get { lock (_all) return _all.ToList(); } }
+
+    /// <summary>The stderr (log) lines so far.</summary>
+    public IReadOnlyList<string> LogLines { get { lock (_log) return _log.ToList(); } }
 
     public static NodeProcess Start(params string[] args)
     {
@@ -39,6 +43,14 @@ public sealed class NodeProcess : IAsyncDisposable
             _lines.Writer.TryWrite(line);
         }
         _lines.Writer.TryComplete();
+    }
+
+    /// <summary>Collects stderr line by line (for <see cref="LogLines"/>); all of it once the process closed it.</summary>
+    private async Task<string> LogAsync()
+    {
+        while (await _process.StandardError.ReadLineAsync() is { } line)
+            lock (_log) _log.Add(line);
+        lock (_log) return string.Join('\n', _log);
     }
 
     /// <summary>Waits for the next stdout line matching <paramref name="match"/>; fails with the process's stderr on exit or timeout.</summary>

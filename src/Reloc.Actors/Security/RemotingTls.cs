@@ -2,6 +2,7 @@ using System.Security.Cryptography.X509Certificates;
 using Akka.Configuration;
 using Akka.Event;
 using Akka.Remote.Transport.DotNetty;
+using Reloc.Nbd.Tls;
 
 namespace Reloc.Actors.Security;
 
@@ -34,8 +35,7 @@ public static class RemotingTls
     public static DotNettySslSetup Setup(SiteTlsSettings tls)
     {
         var certificate = X509Certificate2.CreateFromPemFile(tls.CertPath, tls.KeyPath);
-        var ca = new X509Certificate2Collection();
-        ca.ImportFromPemFile(tls.CaPath); // one CA or several (during a CA change)
+        var ca = TlsCredentials.LoadRoots(tls.CertificatesDirectory); // one CA or several (during a CA change)
         return new DotNettySslSetup(certificate, suppressValidation: false, requireMutualAuthentication: true,
             validateCertificateHostname: false, customValidator: (peerCert, _, peer, _, log) => Accept(tls, ca, peerCert, peer, log));
     }
@@ -52,13 +52,10 @@ public static class RemotingTls
     public static string? Refusal(SiteTlsSettings tls, X509Certificate2Collection ca, X509Certificate2? peer)
     {
         if (peer is null) return "no certificate";
-        using var chain = new X509Chain();
-        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.AddRange(ca);
-        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        using var chain = new X509Chain { ChainPolicy = TlsCredentials.ChainPolicy(ca) };
         if (!chain.Build(peer))
             return $"certificate '{peer.Subject}' does not chain to the site CA ({string.Join(", ", chain.ChainStatus.Select(s => s.Status))})";
-        var cn = peer.GetNameInfo(X509NameType.SimpleName, forIssuer: false);
+        var (_, cn) = TlsCredentials.Identity(peer);
         return tls.IsSiteName(cn) ? null : $"certificate '{peer.Subject}' is from the CA but '{cn}' is not a site's name (reloc.tls.site-names)";
     }
 }

@@ -47,7 +47,7 @@ public sealed class SiteActor : ReceivePersistentActor, IWithTimers
         _settings = settings;
         Coordinator = coordinator;
         var diskSettings = RelocConfig.DiskSettings(Context.System.Settings.Config);
-        _core = new SiteCore(settings.Name, settings.DataDir, settings.NbdAdvertise, diskSettings.BlockSize, () => Guid.NewGuid().ToString("N"));
+        _core = new SiteCore(settings.Name, settings.DataDir, settings.NbdBaseUri, diskSettings.BlockSize, () => Guid.NewGuid().ToString("N"));
         var self = Self;
         _devices = new SiteDevices(settings, exports, diskSettings, Context, disk => self.Tell(new ClientsChanged(disk)), telemetry);
         Recover<SiteEvents.DiskAdded>(_core.Recover);

@@ -83,7 +83,10 @@ internal sealed class SiteDevices(SiteSettings settings, ExportCatalog exports, 
         var arrivalSettings = diskSettings with { RateBytesPerSecond = options.Rate, Prefetch = options.Prefetch };
         bool import = disk.Peer.Length == 0; // from a foreign server: nobody else owns it
         var state = new DiskState(disk.Size, arrivalSettings.BlockSize, owner: import);
-        var source = NbdBlockSource.Factory(NbdClientOptions.FromUri(disk.SourceUri!), disk.Size);
+        // Another site's peer export is fetched over TLS with this site's certificate when the site has TLS; an
+        // import takes the operator's URI as it is (nbds://...?tls-certificates=DIR for a TLS server).
+        var sourceOptions = NbdClientOptions.FromUri(disk.SourceUri!);
+        var source = NbdBlockSource.Factory(import ? sourceOptions : settings.Tls.ForPeer(sourceOptions), disk.Size);
         var metrics = telemetry?.Relocation.ForArrival(disk.Name, import ? "external" : disk.Peer, settings.Name);
         var actor = context.ActorOf(VirtualDiskActor.Supervised(VirtualDiskActor.Props(new DiskId(disk.Name), state, image, arrivalSettings, source, persistenceId, metrics), diskSettings),
             "disk-" + disk.Name + "-" + (disk.Journal.Length > 0 ? disk.Journal : "e" + disk.Epoch));

@@ -91,7 +91,7 @@ public sealed class SiteNode : IAsyncDisposable
         // Each member's build shows in the cluster's member list (reloc cluster show) unless the site sets its own.
         var appVersion = ConfigurationFactory.ParseString($"akka.cluster.app-version = \"{AppVersion(Version)}\"");
         var node = RelocConfig.Node(persistence, site.WithFallback(appVersion)).WithFallback(ClusterSingleton.DefaultConfig());
-        return Security.SiteTlsSettings.From(withDefaults).RemotingEnabled ? Security.RemotingTls.Configure(node) : node;
+        return Security.SiteTlsSettings.From(withDefaults).Enabled ? Security.RemotingTls.Configure(node) : node;
     }
 
     /// <param name="loggers">the node's logging: when given, the host (Kestrel, the hosting lifetime) and Akka log through it,
@@ -108,7 +108,12 @@ public sealed class SiteNode : IAsyncDisposable
         Directory.CreateDirectory(settings.DataDir);
         var catalog = new ExportCatalog();
         var telemetry = new RelocTelemetry(); // before the container: the NBD server starts first; the host disposes it
-        var nbd = new NbdServer(catalog, null, loggers, telemetry.Nbd);
+        var nbdSettings = new NbdServerSettings
+        {
+            Tls = settings.Tls.Nbd,
+            ExportAccess = new Security.SiteExportAccess(settings.Tls, Security.SiteExportAccess.GuestAcl(config)),
+        };
+        var nbd = new NbdServer(catalog, nbdSettings, loggers, telemetry.Nbd);
         IPEndPoint endPoint;
         try { endPoint = (IPEndPoint)nbd.ListenTcp(settings.NbdListen); }
         catch (System.Net.Sockets.SocketException ex)
@@ -178,7 +183,7 @@ public sealed class SiteNode : IAsyncDisposable
 
     /// <summary>The site certificate and its peers' validation for Akka.Remote, when the site has TLS.</summary>
     private static AkkaConfigurationBuilder WithRemotingTls(AkkaConfigurationBuilder builder, Security.SiteTlsSettings tls) =>
-        tls.RemotingEnabled ? builder.AddSetup(Security.RemotingTls.Setup(tls)) : builder;
+        tls.Enabled ? builder.AddSetup(Security.RemotingTls.Setup(tls)) : builder;
 
     /// <summary>The name of the <see cref="SiteActor"/> under its supervisor: /user/site/site.</summary>
     public const string SiteActorName = "site";

@@ -33,6 +33,7 @@ public sealed record SiteSettings(string Name, string DataDir, IPEndPoint NbdLis
         {
             RestartMinBackoff = minBackoff,
             RestartMaxBackoff = maxBackoff,
+            Tls = Security.SiteTlsSettings.From(config),
         };
     }
 
@@ -42,7 +43,13 @@ public sealed record SiteSettings(string Name, string DataDir, IPEndPoint NbdLis
         NbdAdvertise = NbdAdvertise == $"{NbdListen.Address}:{NbdListen.Port}" ? $"{NbdListen.Address}:{port}" : NbdAdvertise,
     };
 
-    public string UriOf(string disk) => $"nbd://{NbdAdvertise}/{disk}";
+    /// <summary>reloc.tls: TLS of the NBD server, the site-to-site fetches and the cluster's remoting.</summary>
+    public Security.SiteTlsSettings Tls { get; init; } = Security.SiteTlsSettings.Off;
+
+    /// <summary>scheme://host:port of the site's disks as guests and other sites reach them.</summary>
+    public string NbdBaseUri => $"{Tls.UriScheme}://{NbdAdvertise}";
+
+    public string UriOf(string disk) => $"{NbdBaseUri}/{disk}";
 
     private static IPEndPoint ParseEndPoint(string? text, string key)
     {

@@ -9,7 +9,7 @@ namespace Reloc.Nbd.Server;
 /// <param name="Display">The remote end point as text ("unix" for a Unix socket), for logs.</param>
 /// <param name="Address">The remote IP address; null for a Unix socket.</param>
 /// <param name="IsTls">STARTTLS completed.</param>
-/// <param name="CertificateSubject">Subject of the client certificate, only when it was verified (verify-peer).</param>
+/// <param name="CertificateSubject">Subject of the client certificate, only when one was presented and verified against the CA.</param>
 /// <param name="CertificateCommonName">Its common name (CN), likewise.</param>
 public sealed record NbdPeer(string Display, IPAddress? Address, bool IsTls = false, string? CertificateSubject = null,
     string? CertificateCommonName = null)

@@ -385,7 +385,8 @@ internal sealed partial class NbdConnection : IAsyncDisposable
         _stream = ssl;
         await ssl.AuthenticateAsServerAsync(_tls.Options(), _handshake.Token);
         (_reader, _writer) = CreatePipes(ssl);
-        var (subject, cn) = _tls.VerifyPeer ? TlsCredentials.Identity(ssl.RemoteCertificate) : (null, null);
+        // A certificate is here only if it verified against the CA (see ServerTlsCredentials.Options).
+        var (subject, cn) = TlsCredentials.Identity(ssl.RemoteCertificate);
         _who = _who with { IsTls = true, CertificateSubject = subject, CertificateCommonName = cn };
         // The spec leaves what survives STARTTLS open; nothing negotiated in plain text is kept.
         _structured = false;

@@ -6,7 +6,7 @@ using Microsoft.Extensions.Logging;
 namespace Reloc.Nbd.Tls;
 
 /// <summary>Loading certificates from an nbdkit/QEMU-layout folder and the TLS policy both ends share.</summary>
-internal static class TlsCredentials
+public static class TlsCredentials
 {
     /// <summary>TLS 1.3, with 1.2 as the floor the NBD spec makes mandatory; every client met here (libnbd,
     /// qemu, .NET) negotiates 1.3.</summary>
@@ -87,18 +87,21 @@ internal sealed class ServerTlsCredentials
         {
             ServerCertificateContext = loaded.Identity,
             EnabledSslProtocols = TlsCredentials.Protocols,
-            ClientCertificateRequired = _settings.VerifyPeer,
+            // With a CA a certificate is always asked for: without verify-peer it is optional (guests need none),
+            // but one that is presented must verify, and it is the identity access rules see (a site fetching).
+            ClientCertificateRequired = loaded.Roots is not null,
             CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
         };
-        if (_settings.VerifyPeer)
+        if (loaded.Roots is not null)
         {
-            options.CertificateChainPolicy = TlsCredentials.ChainPolicy(loaded.Roots!);
+            options.CertificateChainPolicy = TlsCredentials.ChainPolicy(loaded.Roots);
             // A missing certificate shows as RemoteCertificateNotAvailable, a foreign CA as a chain error.
-            options.RemoteCertificateValidationCallback = (_, _, _, errors) => errors == SslPolicyErrors.None;
+            options.RemoteCertificateValidationCallback = (_, _, _, errors) =>
+                errors == SslPolicyErrors.None || (!_settings.VerifyPeer && errors == SslPolicyErrors.RemoteCertificateNotAvailable);
         }
         else
         {
-            options.RemoteCertificateValidationCallback = (_, _, _, _) => true; // no client certificate is asked for
+            options.RemoteCertificateValidationCallback = (_, _, _, _) => true; // no CA: no client certificate is asked for
         }
         return options;
     }
@@ -128,7 +131,7 @@ internal sealed class ServerTlsCredentials
 
     private Loaded Load() =>
         new(TlsCredentials.LoadIdentity(_dir, TlsFiles.ServerCert, TlsFiles.ServerKey),
-            _settings.VerifyPeer ? TlsCredentials.LoadRoots(_dir) : null);
+            _settings.VerifyPeer || File.Exists(Path.Combine(_dir, TlsFiles.CaCert)) ? TlsCredentials.LoadRoots(_dir) : null);
 
     private string Stamp() => string.Join('|', Files.Select(f =>
     {

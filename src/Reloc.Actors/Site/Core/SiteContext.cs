@@ -42,7 +42,7 @@ internal sealed class SiteContext(string site, string dataDir, string nbdAdverti
 
     public string NewId() => newId();
     public string ImagePathOf(string disk) => Path.Combine(dataDir, disk + ".img");
-    public string UriOf(string disk) => $"nbd://{nbdAdvertise}/{disk}";
+    public string UriOf(string disk) => $"{nbdAdvertise}/{disk}";
 
     /// <summary>The persistence id of an arriving disk's actor: fresh for every arrival (older arrivals: by epoch).</summary>
     public string ArrivalJournalOf(SiteDisk d) => d.Journal.Length > 0 ? $"disk-{d.Name}-{Site}-{d.Journal}" : $"disk-{d.Name}-{Site}-e{d.Epoch}";

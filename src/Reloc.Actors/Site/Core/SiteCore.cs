@@ -16,7 +16,7 @@ namespace Reloc.Actors.Site.Core;
 /// </remarks>
 /// <param name="site">This site's name.</param>
 /// <param name="dataDir">Where its images live.</param>
-/// <param name="nbdAdvertise">host:port of its NBD server as other sites and guests reach it.</param>
+/// <param name="nbdAdvertise">scheme://host:port of its NBD server as other sites and guests reach it (nbds:// when it requires TLS).</param>
 /// <param name="arrivalBlockSize">The block size of arriving disks' block maps.</param>
 /// <param name="newId">A fresh id (arrival journals, imports), unique across restarts.</param>
 public sealed class SiteCore
@@ -36,7 +36,12 @@ public sealed class SiteCore
 
     /// <summary>The export name other sites fetch a disk through (not a valid disk name, so it never clashes):
     /// their connections never count as the disk's guests.</summary>
-    public static string PeerExport(string disk) => disk + "@peer";
+    public static string PeerExport(string disk) => disk + PeerSuffix;
+
+    /// <summary>Whether an export name is a disk's peer export.</summary>
+    public static bool IsPeerExport(string export) => export.EndsWith(PeerSuffix, StringComparison.Ordinal);
+
+    private const string PeerSuffix = "@peer";
 
     /// <summary>The registry (durable) as recovered and changed so far.</summary>
     public SiteState State => _c.State;
