@@ -86,7 +86,22 @@ public sealed partial class NbdClient
 
         // STARTTLS first, so that no option is exchanged in plain text (the spec's advice against downgrades).
         if (_options.Tls == NbdClientTlsMode.Require) await StartTlsAsync(ct);
+        try
+        {
+            await NegotiateOptionsAsync(ct);
+        }
+        catch (IOException ex) when (IsTls && ex is not NbdHandshakeException)
+        {
+            // TLS 1.3: a server that refuses our client certificate does so after our side of the handshake
+            // has finished, so it shows here, on the first read.
+            throw new NbdHandshakeException($"the TLS session with {_options} ended during the option phase: the server may not "
+                                            + $"accept our client certificate (client-cert.pem in {_options.TlsCertificates ?? "no folder"}): {ex.Message}",
+                Export, null, ex);
+        }
+    }
 
+    private async Task NegotiateOptionsAsync(CancellationToken ct)
+    {
         if (_options.StructuredReplies)
         {
             await SendOptionAsync(NbdOption.StructuredReply, [], ct);
