@@ -146,5 +146,6 @@ public sealed record AuditListView(IReadOnlyList<AuditRecordView> Records);
 [JsonSerializable(typeof(RelocationEventView))]
 [JsonSerializable(typeof(EventListView))]
 [JsonSerializable(typeof(DiskHistoryView))]
+[JsonSerializable(typeof(AuditRecordView))]
 [JsonSerializable(typeof(AuditListView))]
 public sealed partial class ManagementJson : JsonSerializerContext;
