@@ -13,7 +13,9 @@ public static class AuditMapping
 {
     public static (AuditAction Action, string Target, string Detail) Describe(string? route, IReadOnlyDictionary<string, string?> values, string? body)
     {
-        string V(string key) => values.TryGetValue(key, out var v) && v is not null ? Uri.UnescapeDataString(v) : "?";
+        string V(string key) => values.TryGetValue(key, out var v) && v is not null ? v : "?";
+        // As the member routes read it: an address's '/' arrives escaped.
+        string Member() => Uri.UnescapeDataString(V("member"));
         switch (route)
         {
             case "CreateDisk":
@@ -38,9 +40,9 @@ public static class AuditMapping
             case "CancelRelocation":
                 return (AuditAction.CancelRelocation, V("disk"), $"cancel the relocation of {V("disk")}");
             case "LeaveMember":
-                return (AuditAction.LeaveMember, V("member"), $"member {V("member")} leaves");
+                return (AuditAction.LeaveMember, Member(), $"member {Member()} leaves");
             case "DownMember":
-                return (AuditAction.DownMember, V("member"), $"down member {V("member")}");
+                return (AuditAction.DownMember, Member(), $"down member {Member()}");
             default:
                 return (AuditAction.Other, "", $"route {route ?? "unknown"}");
         }
