@@ -200,7 +200,7 @@ public sealed class ManagementClient : IDisposable
             Problem? problem = null;
             try { problem = await response.Content.ReadFromJsonAsync(J.Problem, ct); }
             catch (Exception ex) when (ex is JsonException or NotSupportedException) { } // not a problem document: say the status
-            var what = $"{request.Method} {request.RequestUri}";
+            var what = $"{request.Method} {(request.RequestUri is { IsAbsoluteUri: true } uri ? uri.PathAndQuery : request.RequestUri)}";
             throw response.StatusCode switch
             {
                 // The node's answer to these says little (no body, or its status text): say what to do instead.
