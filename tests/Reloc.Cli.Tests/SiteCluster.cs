@@ -75,7 +75,12 @@ public class SiteCluster : IAsyncLifetime
             {{ExtraConfig(name)}}
             """);
         var process = NodeProcess.Start("--config", config);
-        await process.WaitForLineAsync(l => l.StartsWith("reloc-node: site ", StringComparison.Ordinal), TimeSpan.FromSeconds(60));
+        try { await process.WaitForLineAsync(l => l.StartsWith("reloc-node: site ", StringComparison.Ordinal), TimeSpan.FromSeconds(60)); }
+        catch
+        {
+            await process.DisposeAsync(); // not in the cluster's list yet: nobody else would stop it
+            throw;
+        }
         return new Site(name, process, mgmt, nbd, clusterPort, Https, Options);
     }
 
