@@ -7,7 +7,8 @@ namespace Reloc.Cli;
 /// operation failed, 2 bad command line, 3 no node at the address tried, 130 interrupted.</summary>
 public static class ExitCode
 {
-    public const int Ok = 0, Failed = 1, Usage = 2, Unreachable = 3, Interrupted = 130;
+    /// <summary>4: the node wants credentials (HTTP 401: none given, or not accepted); 5: the credentials lack the role (HTTP 403).</summary>
+    public const int Ok = 0, Failed = 1, Usage = 2, Unreachable = 3, NotAuthenticated = 4, NotAllowed = 5, Interrupted = 130;
 }
 
 /// <summary>The command line is wrong (a size, a rate, an address): nothing was sent.</summary>

@@ -9,9 +9,9 @@ public sealed class Session : IAsyncDisposable
     private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(30);
     private readonly ManagementClient _client;
 
-    public Session(string node, Output output, CancellationToken stopping)
+    public Session(string node, Output output, CancellationToken stopping, ManagementClientOptions? options = null)
     {
-        try { _client = new ManagementClient(node, RequestTimeout); }
+        try { _client = new ManagementClient(node, RequestTimeout, options); }
         catch (ManagementException ex) { throw new UsageException(ex.Message); }
         Node = node;
         Out = output;

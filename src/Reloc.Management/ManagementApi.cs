@@ -17,6 +17,7 @@ public static class ManagementApi
     public const string Disks = Prefix + "/disks";
     public const string Relocations = Prefix + "/relocations";
     public const string Events = Prefix + "/events";
+    public const string Audit = Prefix + "/audit";
     public const string OpenApi = "/openapi/v1.json";
     public const string Health = "/healthz";
     public const string Ready = "/readyz";
@@ -112,6 +113,16 @@ public sealed record RelocationHistoryRow(string Relocation, DateTime Started, s
 
 public sealed record DiskHistoryView(string Disk, IReadOnlyList<RelocationHistoryRow> Relocations);
 
+/// <summary>One change asked of a node's API, allowed or not: who (<paramref name="Principal"/>: a token's name, CN=... of a
+/// certificate, or anonymous; <paramref name="Auth"/>: none, token, certificate, cookie; <paramref name="Source"/>: the
+/// client's address), what (<paramref name="Action"/>: create-disk, delete-disk, relocate, set-rate, handover,
+/// cancel-relocation, leave-member, down-member; <paramref name="Detail"/>: one line), when, at which node, and how it ended
+/// (<paramref name="Outcome"/>: accepted or refused, with the HTTP <paramref name="Status"/>).</summary>
+public sealed record AuditRecordView(long Seq, Guid Id, DateTime Time, string Node, string Principal, string Auth, string Source,
+    string Action, string Target, string Detail, string Outcome, int Status);
+
+public sealed record AuditListView(IReadOnlyList<AuditRecordView> Records);
+
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web,
     DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     UseStringEnumConverter = true)]
@@ -135,4 +146,6 @@ public sealed record DiskHistoryView(string Disk, IReadOnlyList<RelocationHistor
 [JsonSerializable(typeof(RelocationEventView))]
 [JsonSerializable(typeof(EventListView))]
 [JsonSerializable(typeof(DiskHistoryView))]
+[JsonSerializable(typeof(AuditRecordView))]
+[JsonSerializable(typeof(AuditListView))]
 public sealed partial class ManagementJson : JsonSerializerContext;

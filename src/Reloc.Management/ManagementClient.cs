@@ -3,6 +3,8 @@ using System.Net.Http.Json;
 using System.Net.ServerSentEvents;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 
@@ -15,19 +17,37 @@ public sealed class ManagementClient : IDisposable
 {
     private readonly HttpClient _http;
 
-    /// <param name="address">HOST:PORT of any site node's management endpoint.</param>
+    /// <param name="address">HOST:PORT of any site node's management endpoint (plain HTTP), or its URL (http:// or https://).</param>
     /// <param name="timeout">For one request; streams (<see cref="WatchAsync"/>, <see cref="EventsAsync"/>) are not limited.</param>
-    public ManagementClient(string address, TimeSpan timeout)
+    /// <param name="options">Credentials and the CA to trust; null: none.</param>
+    public ManagementClient(string address, TimeSpan timeout, ManagementClientOptions? options = null)
     {
-        var (host, port) = ParseAddress(address);
-        Address = $"{host}:{port}";
+        var baseUri = ParseBase(address);
+        Address = baseUri.Scheme == Uri.UriSchemeHttps ? baseUri.GetLeftPart(UriPartial.Authority) : $"{baseUri.Host.Trim('[', ']')}:{baseUri.Port}";
         RequestTimeout = timeout;
-        var hostText = host.Contains(':') ? $"[{host}]" : host;
-        _http = new HttpClient(new SocketsHttpHandler { ConnectTimeout = timeout })
+        var handler = new SocketsHttpHandler { ConnectTimeout = timeout };
+        options?.Apply(handler);
+        _http = new HttpClient(handler)
         {
-            BaseAddress = new Uri($"http://{hostText}:{port}"),
+            BaseAddress = baseUri,
             Timeout = Timeout.InfiniteTimeSpan, // per call below: a stream is open for as long as it is followed
         };
+        if (options?.Token is { Length: > 0 } token)
+            _http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+    }
+
+    /// <summary>http(s)://HOST:PORT as given, or HOST:PORT as http://HOST:PORT.</summary>
+    public static Uri ParseBase(string address)
+    {
+        if (address.Contains("://", StringComparison.Ordinal))
+        {
+            if (!Uri.TryCreate(address, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps)
+                || uri.AbsolutePath is not ("/" or ""))
+                throw new ManagementException($"node URL '{address}': expected http://HOST:PORT or https://HOST:PORT");
+            return new Uri(uri.GetLeftPart(UriPartial.Authority));
+        }
+        var (host, port) = ParseAddress(address);
+        return new Uri($"http://{(host.Contains(':') ? $"[{host}]" : host)}:{port}");
     }
 
     public string Address { get; }
@@ -96,6 +116,10 @@ public sealed class ManagementClient : IDisposable
                 yield return e;
     }
 
+    /// <summary>The newest <paramref name="limit"/> changes asked of the cluster's APIs (allowed or refused), oldest first.</summary>
+    public Task<AuditListView> AuditAsync(int limit = 50, CancellationToken ct = default) =>
+        GetAsync($"{ManagementApi.Audit}?limit={limit}", J.AuditListView, ct);
+
     public Task<DiskHistoryView> DiskHistoryAsync(string disk, CancellationToken ct = default) =>
         GetAsync(ManagementApi.DiskHistory(disk), J.DiskHistoryView, ct);
 
@@ -153,9 +177,18 @@ public sealed class ManagementClient : IDisposable
         if (timeout != Timeout.InfiniteTimeSpan) cts.CancelAfter(timeout);
         HttpResponseMessage response;
         try { response = await _http.SendAsync(request, completion, cts.Token); }
+        catch (HttpRequestException ex) when (ex.HttpRequestError == HttpRequestError.SecureConnectionError)
+        {
+            throw new ManagementException($"TLS with {Address} failed: {ex.InnerException?.Message ?? ex.Message} " +
+                                          "(an https node needs --ca-cert for a private CA; a plain http node needs http://)");
+        }
         catch (HttpRequestException ex) when (ex.InnerException is SocketException || ex.HttpRequestError == HttpRequestError.ConnectionError)
         {
             throw new NodeUnreachableException($"cannot reach a reloc node at {Address}: {ex.InnerException?.Message ?? ex.Message}");
+        }
+        catch (HttpRequestException ex) when (ex.HttpRequestError is HttpRequestError.InvalidResponse or HttpRequestError.ResponseEnded)
+        {
+            throw new ManagementException($"{Address} did not answer as HTTP: {ex.Message} (an https node needs https://)");
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
@@ -167,12 +200,52 @@ public sealed class ManagementClient : IDisposable
             Problem? problem = null;
             try { problem = await response.Content.ReadFromJsonAsync(J.Problem, ct); }
             catch (Exception ex) when (ex is JsonException or NotSupportedException) { } // not a problem document: say the status
-            throw new ManagementException(problem?.Detail ?? problem?.Title ?? $"{request.Method} {request.RequestUri}: HTTP {(int)response.StatusCode} {response.ReasonPhrase}",
-                response.StatusCode);
+            var what = $"{request.Method} {(request.RequestUri is { IsAbsoluteUri: true } uri ? uri.PathAndQuery : request.RequestUri)}";
+            throw response.StatusCode switch
+            {
+                // The node's answer to these says little (no body, or its status text): say what to do instead.
+                HttpStatusCode.Unauthorized => new ManagementException($"not authenticated: {what} needs credentials the node accepts " +
+                    "(--token-file, $RELOC_TOKEN_FILE, $RELOC_TOKEN or --client-cert)", response.StatusCode),
+                HttpStatusCode.Forbidden => new ManagementException($"not allowed: {what} needs the operator role; these credentials have only the viewer role",
+                    response.StatusCode),
+                _ => new ManagementException(problem?.Detail ?? problem?.Title ?? $"{what}: HTTP {(int)response.StatusCode} {response.ReasonPhrase}",
+                    response.StatusCode),
+            };
         }
     }
 
     public void Dispose() => _http.Dispose();
+}
+
+/// <summary>
+/// How the console authenticates and whom it trusts: <paramref name="Token"/> a bearer token (viewer or operator, per the
+/// node's tokens file); <paramref name="CaCert"/> a PEM CA to trust for an https node (instead of the system's);
+/// <paramref name="ClientCert"/>/<paramref name="ClientKey"/> a PEM certificate and key for certificate authentication.
+/// </summary>
+public sealed record ManagementClientOptions(string? Token = null, string? CaCert = null, string? ClientCert = null, string? ClientKey = null)
+{
+    public void Apply(SocketsHttpHandler handler)
+    {
+        if (CaCert is not null)
+        {
+            X509Certificate2 ca;
+            try { ca = X509CertificateLoader.LoadCertificateFromFile(CaCert); }
+            catch (Exception ex) when (ex is CryptographicException or IOException) { throw new ManagementException($"--ca-cert {CaCert}: {ex.Message}"); }
+            // Only this CA (and the host name still checked): a private CA need not be in the system's store.
+            handler.SslOptions.CertificateChainPolicy = new X509ChainPolicy
+            {
+                TrustMode = X509ChainTrustMode.CustomRootTrust,
+                CustomTrustStore = { ca },
+                RevocationMode = X509RevocationMode.NoCheck,
+            };
+        }
+        if (ClientCert is not null || ClientKey is not null)
+        {
+            if (ClientCert is null || ClientKey is null) throw new ManagementException("--client-cert and --client-key go together");
+            try { handler.SslOptions.ClientCertificates = [X509Certificate2.CreateFromPemFile(ClientCert, ClientKey)]; }
+            catch (Exception ex) when (ex is CryptographicException or IOException) { throw new ManagementException($"--client-cert {ClientCert}: {ex.Message}"); }
+        }
+    }
 }
 
 /// <summary>A request failed: refused with a reason (the node's problem detail), or the node did not answer.</summary>

@@ -108,12 +108,33 @@ public sealed class SerializerTests : IDisposable
     {
         var e = new RelocationProtocol.RelocationEvent(Guid.NewGuid(), DateTime.UnixEpoch, "r1", "vm1", "a", "b", RelocationMode.Hybrid, 3,
             RelocationEventKind.Cancelled, null, Duration: TimeSpan.FromSeconds(3));
-        var snapshot = new History.HistoryProtocol.HistorySnapshot([new(7, e), new(9, e with { Id = Guid.NewGuid(), Kind = RelocationEventKind.Stalled, Detail = "gone" })]);
+        var audit = new History.AuditRecord(Guid.NewGuid(), DateTime.UnixEpoch, "site-a", "alice", History.AuditAuth.Token, "127.0.0.1:5000",
+            History.AuditAction.Relocate, "vm1", "relocate vm1 → site-b hybrid", History.AuditOutcome.Refused, 403);
+        var snapshot = new History.HistoryProtocol.HistorySnapshot([new(7, e), new(9, e with { Id = Guid.NewGuid(), Kind = RelocationEventKind.Stalled, Detail = "gone" })],
+            [new(8, audit)]);
         var serializer = (SerializerWithStringManifest)_system.Serialization.FindSerializerFor(snapshot);
         Assert.IsType<RelocSerializer>(serializer);
         var back = (History.HistoryProtocol.HistorySnapshot)serializer.FromBinary(serializer.ToBinary(snapshot), serializer.Manifest(snapshot));
         Assert.Equal(snapshot.Entries, back.Entries);
-        Assert.Equal(("REV1", "RHS1"), (serializer.Manifest(e), serializer.Manifest(snapshot)));
+        Assert.Equal(snapshot.Audit, back.Audit);
+        Assert.Equal(("REV1", "RHS2"), (serializer.Manifest(e), serializer.Manifest(snapshot)));
+
+        // A snapshot taken before the audit (RHS1: its events only) still reads, with no audit records.
+        var old = (History.HistoryProtocol.HistorySnapshot)serializer.FromBinary(serializer.ToBinary(snapshot)[..^(4 + 8 + serializer.ToBinary(audit).Length)], "RHS1");
+        Assert.Equal(snapshot.Entries, old.Entries);
+        Assert.Empty(old.Audit!);
+    }
+
+    [Fact]
+    public void An_audit_record_round_trips()
+    {
+        var audit = new History.AuditRecord(Guid.CreateVersion7(), new DateTime(2026, 12, 6, 16, 0, 0, DateTimeKind.Utc), "site-b", "CN=ops ünï",
+            History.AuditAuth.Certificate, "[::1]:41000", History.AuditAction.CancelRelocation, "vm2", "cancel the relocation of vm2",
+            History.AuditOutcome.Accepted, 200);
+        var serializer = (SerializerWithStringManifest)_system.Serialization.FindSerializerFor(audit);
+        Assert.IsType<RelocSerializer>(serializer);
+        Assert.Equal("RAU1", serializer.Manifest(audit));
+        Assert.Equal(audit, serializer.FromBinary(serializer.ToBinary(audit), "RAU1"));
     }
 
     [Fact]

@@ -6,9 +6,11 @@ using Xunit;
 namespace Reloc.Cli.Tests;
 
 /// <summary>One reloc-node process of a test cluster, with the ports it was given.</summary>
-public sealed record Site(string Name, NodeProcess Process, int ManagementPort, int NbdPort, int ClusterPort)
+/// <param name="Options">The credentials (and CA) the test's own calls use; null: none (auth off).</param>
+public sealed record Site(string Name, NodeProcess Process, int ManagementPort, int NbdPort, int ClusterPort, bool Https = false,
+    ManagementClientOptions? Options = null)
 {
-    public string Node => $"127.0.0.1:{ManagementPort}";
+    public string Node => Https ? $"https://127.0.0.1:{ManagementPort}" : $"127.0.0.1:{ManagementPort}";
     public string Uri(string disk) => $"nbd://127.0.0.1:{NbdPort}/{disk}";
 }
 
@@ -17,8 +19,17 @@ public sealed record Site(string Name, NodeProcess Process, int ManagementPort, 
 /// data in a temporary directory. Ready when every node's management endpoint shows all sites Up and the
 /// coordinator answers. More sites can join it (and are killed at the end).
 /// </summary>
-public sealed class SiteCluster : IAsyncLifetime
+public class SiteCluster : IAsyncLifetime
 {
+    /// <summary>HOCON appended to each site's file (a secured cluster's TLS and auth).</summary>
+    protected virtual string ExtraConfig(string site) => "";
+
+    /// <summary>Whether the management API is served over HTTPS (ExtraConfig sets reloc.management.tls).</summary>
+    protected virtual bool Https => false;
+
+    /// <summary>What the fixture's own calls (waiting for the cluster) authenticate with.</summary>
+    protected virtual ManagementClientOptions? Options => null;
+
     private readonly List<Site> _sites = [];
     private int _seedA, _seedB;
 
@@ -27,7 +38,7 @@ public sealed class SiteCluster : IAsyncLifetime
     public Site B => _sites[1];
     public Site C => _sites[2];
 
-    public async Task InitializeAsync()
+    public virtual async Task InitializeAsync()
     {
         _seedA = Ports.Free();
         _seedB = Ports.Free();
@@ -41,7 +52,7 @@ public sealed class SiteCluster : IAsyncLifetime
     {
         var sites = await Task.WhenAll(names.Select(n => StartSiteAsync(n, Ports.Free())));
         _sites.AddRange(sites);
-        await WaitForAsync(A.Node, members => names.All(n => members.Any(m => m.Site == n && m.Status == "Up")), TimeSpan.FromSeconds(60));
+        await WaitForAsync(A.Node, members => names.All(n => members.Any(m => m.Site == n && m.Status == "Up")), TimeSpan.FromSeconds(60), Options);
         return sites;
     }
 
@@ -61,27 +72,33 @@ public sealed class SiteCluster : IAsyncLifetime
                 roles = [{{name}}]
               }
             }
+            {{ExtraConfig(name)}}
             """);
         var process = NodeProcess.Start("--config", config);
-        await process.WaitForLineAsync(l => l.StartsWith("reloc-node: site ", StringComparison.Ordinal), TimeSpan.FromSeconds(60));
-        return new Site(name, process, mgmt, nbd, clusterPort);
+        try { await process.WaitForLineAsync(l => l.StartsWith("reloc-node: site ", StringComparison.Ordinal), TimeSpan.FromSeconds(60)); }
+        catch
+        {
+            await process.DisposeAsync(); // not in the cluster's list yet: nobody else would stop it
+            throw;
+        }
+        return new Site(name, process, mgmt, nbd, clusterPort, Https, Options);
     }
 
     private async Task WaitUntilAllUpAsync(int count)
     {
         foreach (var site in _sites)
         {
-            await WaitForAsync(site.Node, members => members.Count(m => m.Status == "Up") == count, TimeSpan.FromSeconds(90));
+            await WaitForAsync(site.Node, members => members.Count(m => m.Status == "Up") == count, TimeSpan.FromSeconds(90), Options);
             // The coordinator singleton answers through this node's proxy.
             await CallAsync(site, c => c.RelocationsAsync());
         }
     }
 
     /// <summary>Polls the cluster's members on <paramref name="node"/> until they satisfy <paramref name="done"/>.</summary>
-    public static async Task WaitForAsync(string node, Func<IReadOnlyList<MemberView>, bool> done, TimeSpan timeout)
+    public static async Task WaitForAsync(string node, Func<IReadOnlyList<MemberView>, bool> done, TimeSpan timeout, ManagementClientOptions? options = null)
     {
         var deadline = DateTime.UtcNow + timeout;
-        using var client = new ManagementClient(node, TimeSpan.FromSeconds(10));
+        using var client = new ManagementClient(node, TimeSpan.FromSeconds(10), options);
         while (true)
         {
             var members = (await client.ClusterAsync()).Members;
@@ -94,7 +111,7 @@ public sealed class SiteCluster : IAsyncLifetime
     /// <summary>Calls the management API directly (for waiting on conditions, not for what is under test).</summary>
     public static async Task<T> CallAsync<T>(Site site, Func<ManagementClient, Task<T>> call)
     {
-        using var client = new ManagementClient(site.Node, TimeSpan.FromSeconds(10));
+        using var client = new ManagementClient(site.Node, TimeSpan.FromSeconds(10), site.Options);
         return await call(client);
     }
 
@@ -109,7 +126,7 @@ public sealed class SiteCluster : IAsyncLifetime
         }
     }
 
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
         foreach (var site in _sites) await site.Process.DisposeAsync();
         try { Directory.Delete(Dir, recursive: true); }

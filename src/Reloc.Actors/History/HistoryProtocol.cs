@@ -42,6 +42,14 @@ public static class HistoryProtocol
 
     public sealed record Unsubscribe(IActorRef Subscriber);
 
-    /// <summary>Persisted: the events kept when it was taken (the journal before it is deleted).</summary>
-    public sealed record HistorySnapshot(IReadOnlyList<HistoryEntry> Entries) : IRelocMessage;
+    /// <summary>An audit record as this node's history holds it (<paramref name="Seq"/>: its journal sequence number).</summary>
+    public sealed record AuditEntry(long Seq, AuditRecord Record);
+
+    /// <summary>Answered with <see cref="AuditRecords"/>: the newest <paramref name="Limit"/> audit records, oldest first.</summary>
+    public sealed record GetAudit(int Limit = 100);
+
+    public sealed record AuditRecords(IReadOnlyList<AuditEntry> Records);
+
+    /// <summary>Persisted: the events and audit records kept when it was taken (the journal before it is deleted).</summary>
+    public sealed record HistorySnapshot(IReadOnlyList<HistoryEntry> Entries, IReadOnlyList<AuditEntry>? Audit = null) : IRelocMessage;
 }

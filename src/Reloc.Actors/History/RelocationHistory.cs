@@ -13,13 +13,15 @@ namespace Reloc.Actors.History;
 /// <see cref="HistorySettings.MaxEvents"/>, answers <see cref="GetEvents"/> and <see cref="GetDiskHistory"/>, and
 /// pushes new events to its subscribers (<see cref="Subscribe"/>, e.g. a <see cref="RelocationEventFeed"/>). Every node
 /// runs one, so any node answers for the whole cluster's history since it ran; its journal is the node's own
-/// (persistence id relocation-history-SITE). The journal stays bounded: a snapshot every
+/// (persistence id relocation-history-SITE). It keeps the management API's <see cref="AuditRecord"/>s the same way
+/// (published on <see cref="AuditTopic.Name"/> by whichever node's API answered), answering <see cref="GetAudit"/>. The journal stays bounded: a snapshot every
 /// <see cref="HistorySettings.SnapshotEvery"/> events, then the messages before it are deleted.
 /// </summary>
 public sealed class RelocationHistory : ReceivePersistentActor
 {
     private readonly HistorySettings _settings;
     private readonly HistoryLog _log;
+    private readonly AuditLog _audit;
     private readonly HashSet<IActorRef> _subscribers = [];
     private readonly ILoggingAdapter _logger = Context.GetLogger();
     private long _sinceSnapshot;
@@ -29,12 +31,16 @@ public sealed class RelocationHistory : ReceivePersistentActor
         PersistenceId = PersistenceIdOf(site);
         _settings = settings.Validate();
         _log = new HistoryLog(settings.MaxEvents);
+        _audit = new AuditLog(settings.MaxEvents);
 
         Recover<SnapshotOffer>(o =>
         {
-            if (o.Snapshot is HistorySnapshot s) foreach (var e in s.Entries) _log.Add(e);
+            if (o.Snapshot is not HistorySnapshot s) return;
+            foreach (var e in s.Entries) _log.Add(e);
+            foreach (var a in s.Audit ?? []) _audit.Add(a);
         });
         Recover<RelocationEvent>(e => { _log.Add(new HistoryEntry(LastSequenceNr, e)); _sinceSnapshot++; });
+        Recover<AuditRecord>(a => { _audit.Add(new AuditEntry(LastSequenceNr, a)); _sinceSnapshot++; });
 
         Command<RelocationEvent>(e =>
         {
@@ -44,9 +50,19 @@ public sealed class RelocationHistory : ReceivePersistentActor
                 var entry = new HistoryEntry(LastSequenceNr, persisted);
                 _log.Add(entry);
                 foreach (var s in _subscribers) s.Tell(entry);
-                if (++_sinceSnapshot >= _settings.SnapshotEvery) SaveSnapshot(new HistorySnapshot(_log.All));
+                if (++_sinceSnapshot >= _settings.SnapshotEvery) SaveSnapshot(new HistorySnapshot(_log.All, _audit.All));
             });
         });
+        Command<AuditRecord>(a =>
+        {
+            if (_audit.Contains(a.Id)) return;
+            Persist(a, persisted =>
+            {
+                _audit.Add(new AuditEntry(LastSequenceNr, persisted));
+                if (++_sinceSnapshot >= _settings.SnapshotEvery) SaveSnapshot(new HistorySnapshot(_log.All, _audit.All));
+            });
+        });
+        Command<GetAudit>(q => Sender.Tell(new AuditRecords(_audit.Newest(q.Limit))));
         Command<GetEvents>(q => Sender.Tell(new HistoryEvents(q is { Newest: true, AfterSequence: null } ? _log.Newest(q.Limit) : _log.After(q.AfterSequence, q.Limit))));
         Command<GetDiskHistory>(q => Sender.Tell(new DiskHistory(q.Disk, HistoryLog.Summarize(_log.OfDisk(q.Disk)))));
         Command<Subscribe>(s =>
@@ -85,6 +101,8 @@ public sealed class RelocationHistory : ReceivePersistentActor
     protected override void PreStart()
     {
         base.PreStart();
-        PubSub.DistributedPubSub.Get(Context.System).Mediator.Tell(new PubSub.Subscribe(Coordinator.RelocationEvents.Topic, Self));
+        var mediator = PubSub.DistributedPubSub.Get(Context.System).Mediator;
+        mediator.Tell(new PubSub.Subscribe(Coordinator.RelocationEvents.Topic, Self));
+        mediator.Tell(new PubSub.Subscribe(AuditTopic.Name, Self));
     }
 }

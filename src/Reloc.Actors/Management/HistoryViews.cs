@@ -22,4 +22,11 @@ internal static class HistoryViews
         new(r.Relocation, r.Started, r.FromSite, r.ToSite, r.Mode is { } mode ? Name(mode) : null, r.Trigger is { } t ? Name(t) : null,
             r.Duration?.TotalSeconds, r.Totals?.TotalBytes, r.Totals?.FetchedBytes, r.Totals?.SkippedBytes, r.Totals?.Misses,
             Name(r.Outcome), r.Phase?.Name());
+
+    public static AuditRecordView Audit(HistoryProtocol.AuditEntry entry)
+    {
+        var a = entry.Record;
+        return new AuditRecordView(entry.Seq, a.Id, a.Time, a.Node, a.Principal, Name(a.Auth), a.Source, Name(a.Action), a.Target, a.Detail,
+            Name(a.Outcome), a.Status);
+    }
 }

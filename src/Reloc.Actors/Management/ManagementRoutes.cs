@@ -24,36 +24,40 @@ public static class ManagementRoutes
 
     public static void Map(IEndpointRouteBuilder app)
     {
-        var api = app.MapGroup(ManagementApi.Prefix).AddEndpointFilter(Problems);
+        var root = app.MapGroup(ManagementApi.Prefix).AddEndpointFilter(Problems);
+        // Two groups on one prefix: reading needs the viewer role, changing the operator role (both let anyone through with auth off).
+        var read = root.MapGroup("").RequireAuthorization(ManagementAuth.ViewerPolicy);
+        var change = root.MapGroup("").RequireAuthorization(ManagementAuth.OperatorPolicy);
 
-        api.MapGet("/cluster", (ManagementService s) => s.Cluster()).WithName("GetCluster");
+        read.MapGet("/cluster", (ManagementService s) => s.Cluster()).WithName("GetCluster");
         // A member is named by its site or its address; Kestrel leaves an escaped '/' of an address escaped in a route value.
-        api.MapPost("/cluster/members/{member}/leave", (ManagementService s, string member) => s.ChangeMember(Uri.UnescapeDataString(member), leave: true)).WithName("LeaveMember");
-        api.MapPost("/cluster/members/{member}/down", (ManagementService s, string member) => s.ChangeMember(Uri.UnescapeDataString(member), leave: false)).WithName("DownMember");
+        change.MapPost("/cluster/members/{member}/leave", (ManagementService s, string member) => s.ChangeMember(Uri.UnescapeDataString(member), leave: true)).WithName("LeaveMember");
+        change.MapPost("/cluster/members/{member}/down", (ManagementService s, string member) => s.ChangeMember(Uri.UnescapeDataString(member), leave: false)).WithName("DownMember");
 
-        api.MapGet("/disks", (ManagementService s) => s.DisksAsync()).WithName("ListDisks");
-        api.MapPost("/disks", async (ManagementService s, CreateDiskRequest request) =>
+        read.MapGet("/disks", (ManagementService s) => s.DisksAsync()).WithName("ListDisks");
+        change.MapPost("/disks", async (ManagementService s, CreateDiskRequest request) =>
         {
             var created = await s.CreateDiskAsync(request);
             return TypedResults.Created(ManagementApi.Disk(created.Name), created);
         }).WithName("CreateDisk");
-        api.MapGet("/disks/{name}", (ManagementService s, string name) => s.DiskAsync(name)).WithName("GetDisk");
-        api.MapGet("/disks/{name}/history", (ManagementService s, string name) => s.DiskHistoryAsync(name)).WithName("GetDiskHistory");
-        api.MapDelete("/disks/{name}", (ManagementService s, string name) => s.DeleteDiskAsync(name)).WithName("DeleteDisk");
+        read.MapGet("/disks/{name}", (ManagementService s, string name) => s.DiskAsync(name)).WithName("GetDisk");
+        read.MapGet("/disks/{name}/history", (ManagementService s, string name) => s.DiskHistoryAsync(name)).WithName("GetDiskHistory");
+        change.MapDelete("/disks/{name}", (ManagementService s, string name) => s.DeleteDiskAsync(name)).WithName("DeleteDisk");
 
-        api.MapGet("/events", Events).WithName("Events");
+        read.MapGet("/events", Events).WithName("Events");
+        read.MapGet("/audit", (ManagementService s, int? limit) => s.AuditAsync(limit ?? 100)).WithName("Audit");
 
-        api.MapGet("/relocations", (ManagementService s) => s.RelocationsAsync()).WithName("ListRelocations");
-        api.MapPost("/relocations", async (ManagementService s, RelocateRequest request) =>
+        read.MapGet("/relocations", (ManagementService s) => s.RelocationsAsync()).WithName("ListRelocations");
+        change.MapPost("/relocations", async (ManagementService s, RelocateRequest request) =>
         {
             var accepted = await s.RelocateAsync(request);
             return TypedResults.Accepted(ManagementApi.Relocation(accepted.Disk), accepted);
         }).WithName("Relocate");
-        api.MapGet("/relocations/{disk}", (ManagementService s, string disk) => s.RelocationAsync(disk)).WithName("GetRelocation");
-        api.MapPost("/relocations/{disk}/rate", (ManagementService s, string disk, RateRequest request) => s.SetRateAsync(disk, request.Rate)).WithName("SetRelocationRate");
-        api.MapPost("/relocations/{disk}/handover", (ManagementService s, string disk) => s.HandoverAsync(disk)).WithName("Handover");
-        api.MapPost("/relocations/{disk}/cancel", (ManagementService s, string disk) => s.CancelAsync(disk)).WithName("CancelRelocation");
-        api.MapGet("/relocations/{disk}/progress", (ManagementService s, string disk, int? intervalMs, CancellationToken ct) =>
+        read.MapGet("/relocations/{disk}", (ManagementService s, string disk) => s.RelocationAsync(disk)).WithName("GetRelocation");
+        change.MapPost("/relocations/{disk}/rate", (ManagementService s, string disk, RateRequest request) => s.SetRateAsync(disk, request.Rate)).WithName("SetRelocationRate");
+        change.MapPost("/relocations/{disk}/handover", (ManagementService s, string disk) => s.HandoverAsync(disk)).WithName("Handover");
+        change.MapPost("/relocations/{disk}/cancel", (ManagementService s, string disk) => s.CancelAsync(disk)).WithName("CancelRelocation");
+        read.MapGet("/relocations/{disk}/progress", (ManagementService s, string disk, int? intervalMs, CancellationToken ct) =>
         {
             var interval = intervalMs is { } ms ? TimeSpan.FromMilliseconds(Math.Clamp(ms, 100, 10_000)) : DefaultInterval;
             return TypedResults.ServerSentEvents(ProgressAsync(s, disk, interval, ct));

@@ -146,6 +146,14 @@ public sealed class ManagementService(ActorSystem system, IActorRef coordinator,
         return new EventListView(events.Events.Select(HistoryViews.Event).ToList());
     }
 
+    /// <summary>The newest <paramref name="limit"/> changes asked of any node's API (this node's copy of the audit), oldest first.</summary>
+    public async Task<AuditListView> AuditAsync(int limit)
+    {
+        if (limit is < 1 or > 10_000) throw BadRequest($"limit {limit}: expected 1..10000");
+        var records = await History.Ask<HistoryProtocol.AuditRecords>(new HistoryProtocol.GetAudit(limit), AskTimeout);
+        return new AuditListView(records.Records.Select(HistoryViews.Audit).ToList());
+    }
+
     public async Task<DiskHistoryView> DiskHistoryAsync(string disk)
     {
         var history = await History.Ask<HistoryProtocol.DiskHistory>(new HistoryProtocol.GetDiskHistory(disk), AskTimeout);

@@ -11,6 +11,8 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Logging;
+using Microsoft.OpenApi;
 using Reloc.Actors.Coordinator;
 using Reloc.Actors.Site;
 using Reloc.Management;
@@ -27,12 +29,19 @@ public static class ManagementWeb
     public const string LiveTag = "live", ReadyTag = "ready";
 
     /// <summary>Adds the management port to a generic host (Akka.Hosting's services must be registered first, so the actor system starts before Kestrel).</summary>
-    public static void Configure(IWebHostBuilder web, IPEndPoint listen, string version)
+    /// <param name="security">TLS and authentication (<see cref="ManagementAuth"/>); <see cref="ManagementSecuritySettings.Open"/>: plain HTTP, no authentication.</param>
+    /// <param name="site">This node's site, named in the audit records of the changes its API was asked for.</param>
+    public static void Configure(IWebHostBuilder web, IPEndPoint listen, string version, ManagementSecuritySettings security, string site)
     {
-        web.UseKestrel(k => k.Listen(listen));
+        web.UseKestrel((context, k) => k.Listen(listen, l =>
+        {
+            if (security.Tls)
+                ManagementAuth.UseTls(l, security, k.ApplicationServices.GetRequiredService<ILoggerFactory>().CreateLogger("Reloc.Management"));
+        }));
         web.ConfigureServices(services =>
         {
             services.AddRouting();
+            services.AddRelocAuth(security);
             // A body that does not bind (malformed JSON, a wrong type) is a 400 problem that says why.
             services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
             services.AddProblemDetails(o => o.CustomizeProblemDetails = c =>
@@ -49,6 +58,7 @@ public static class ManagementWeb
                 doc.Info.Title = "Reloc management API";
                 doc.Info.Version = version;
                 doc.Info.Description = "Disks, relocations and the cluster of a Reloc site node; any node answers for the whole cluster.";
+                if (security.Enabled) DeclareSecurity(doc, security);
                 return Task.CompletedTask;
             }));
             services.AddHealthChecks();
@@ -59,17 +69,44 @@ public static class ManagementWeb
         {
             app.UseExceptionHandler();
             app.UseStatusCodePages();
-            app.UseRelocDashboard();
+            app.UseRelocDashboard(); // its files hold no data: open, so a browser can show the login form
             app.UseRouting();
+            app.UseAuthentication();
+            app.UseAudit(site); // knows who (after authentication), sees refusals (before authorization)
+            app.UseAuthorization();
             app.UseEndpoints(endpoints =>
             {
                 ManagementRoutes.Map(endpoints);
-                endpoints.MapOpenApi(ManagementApi.OpenApi.Replace("v1", "{documentName}"));
-                endpoints.MapPrometheusScrapingEndpoint(ManagementApi.Metrics); // OpenTelemetry's exporter (AddRelocTelemetry)
-                endpoints.MapHealthChecks(ManagementApi.Health, Checks(LiveTag));
-                endpoints.MapHealthChecks(ManagementApi.Ready, Checks(ReadyTag));
+                ManagementAuth.MapLogin(endpoints);
+                endpoints.MapOpenApi(ManagementApi.OpenApi.Replace("v1", "{documentName}")).AllowAnonymous();
+                // OpenTelemetry's exporter (AddRelocTelemetry); Prometheus sends a bearer token (authorization.credentials_file).
+                endpoints.MapPrometheusScrapingEndpoint(ManagementApi.Metrics).RequireAuthorization(ManagementAuth.ViewerPolicy);
+                // Status only: open to load balancers and systemd checks.
+                endpoints.MapHealthChecks(ManagementApi.Health, Checks(LiveTag)).AllowAnonymous();
+                endpoints.MapHealthChecks(ManagementApi.Ready, Checks(ReadyTag)).AllowAnonymous();
             });
         });
+    }
+
+    /// <summary>The OpenAPI document names how to authenticate: a bearer token, or a client certificate (mutual TLS).</summary>
+    private static void DeclareSecurity(OpenApiDocument doc, ManagementSecuritySettings security)
+    {
+        doc.Components ??= new OpenApiComponents();
+        doc.Components.SecuritySchemes ??= new Dictionary<string, IOpenApiSecurityScheme>();
+        doc.Components.SecuritySchemes["bearer"] = new OpenApiSecurityScheme
+        {
+            Type = SecuritySchemeType.Http, Scheme = "bearer",
+            Description = "A token of reloc.management.auth.tokens-file; viewer: every GET, operator: every change.",
+        };
+        doc.Security ??= [];
+        doc.Security.Add(new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference("bearer", doc)] = [] });
+        if (!security.ClientCertificates) return;
+        doc.Components.SecuritySchemes["mutualTLS"] = new OpenApiSecurityScheme
+        {
+            Type = SecuritySchemeType.MutualTLS,
+            Description = "A client certificate of the node's CA whose CN reloc.management.auth.certificates maps to a role.",
+        };
+        doc.Security.Add(new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference("mutualTLS", doc)] = [] });
     }
 
     /// <summary>One line (the console prints problems on one line).</summary>

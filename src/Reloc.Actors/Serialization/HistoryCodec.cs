@@ -7,8 +7,8 @@ using static Reloc.Actors.Coordinator.RelocationProtocol;
 namespace Reloc.Actors.Serialization;
 
 /// <summary>
-/// Binary layouts of the relocation history: <see cref="RelocationEvent"/> (published to every node and persisted by
-/// each node's history) and <see cref="HistoryProtocol.HistorySnapshot"/> (persisted). Version story: a layout change
+/// Binary layouts of the relocation history: <see cref="RelocationEvent"/> and <see cref="AuditRecord"/> (published to
+/// every node and persisted by each node's history) and <see cref="HistoryProtocol.HistorySnapshot"/> (persisted). Version story: a layout change
 /// gets a new manifest (REV2 ...) and every manifest ever written stays readable here; enums are written as their
 /// numbers, so their members are only ever appended. The history's queries are local to a node and have no layout.
 /// </summary>
@@ -17,7 +17,9 @@ internal static class HistoryCodec
     public static string? Manifest(object o) => o switch
     {
         RelocationEvent => "REV1",
-        HistoryProtocol.HistorySnapshot => "RHS1",
+        AuditRecord => "RAU1",
+        // RHS1 (events only, before the audit) stays readable.
+        HistoryProtocol.HistorySnapshot => "RHS2",
         _ => null,
     };
 
@@ -29,9 +31,13 @@ internal static class HistoryCodec
             switch (o)
             {
                 case RelocationEvent e: WriteEvent(w, e); break;
+                case AuditRecord a: WriteAudit(w, a); break;
                 case HistoryProtocol.HistorySnapshot s:
                     w.Write(s.Entries.Count);
                     foreach (var entry in s.Entries) { w.Write(entry.Seq); WriteEvent(w, entry.Event); }
+                    var audit = s.Audit ?? [];
+                    w.Write(audit.Count);
+                    foreach (var entry in audit) { w.Write(entry.Seq); WriteAudit(w, entry.Record); }
                     break;
                 default: throw new ArgumentException($"cannot serialize {o.GetType()}");
             }
@@ -45,10 +51,34 @@ internal static class HistoryCodec
         return manifest switch
         {
             "REV1" => ReadEvent(r),
-            "RHS1" => new HistoryProtocol.HistorySnapshot(Enumerable.Range(0, Count(r)).Select(_ => new HistoryProtocol.HistoryEntry(r.ReadInt64(), ReadEvent(r))).ToList()),
+            "RAU1" => ReadAudit(r),
+            "RHS1" => new HistoryProtocol.HistorySnapshot(ReadEntries(r), []),
+            "RHS2" => new HistoryProtocol.HistorySnapshot(ReadEntries(r),
+                Enumerable.Range(0, Count(r)).Select(_ => new HistoryProtocol.AuditEntry(r.ReadInt64(), ReadAudit(r))).ToList()),
             _ => null,
         };
     }
+
+    private static List<HistoryProtocol.HistoryEntry> ReadEntries(BinaryReader r) =>
+        Enumerable.Range(0, Count(r)).Select(_ => new HistoryProtocol.HistoryEntry(r.ReadInt64(), ReadEvent(r))).ToList();
+
+    private static void WriteAudit(BinaryWriter w, AuditRecord a)
+    {
+        w.Write(a.Id.ToByteArray());
+        w.Write(a.Time.ToUniversalTime().Ticks);
+        w.Write(a.Node); w.Write(a.Principal);
+        w.Write((int)a.Auth);
+        w.Write(a.Source);
+        w.Write((int)a.Action);
+        w.Write(a.Target); w.Write(a.Detail);
+        w.Write((int)a.Outcome);
+        w.Write(a.Status);
+    }
+
+    private static AuditRecord ReadAudit(BinaryReader r) => new(
+        new Guid(r.ReadBytes(16)), new DateTime(r.ReadInt64(), DateTimeKind.Utc), r.ReadString(), r.ReadString(),
+        Defined((AuditAuth)r.ReadInt32()), r.ReadString(), Defined((AuditAction)r.ReadInt32()), r.ReadString(), r.ReadString(),
+        Defined((AuditOutcome)r.ReadInt32()), r.ReadInt32());
 
     private static void WriteEvent(BinaryWriter w, RelocationEvent e)
     {

@@ -156,7 +156,14 @@ public sealed class SiteNode : IAsyncDisposable
                         History.RelocationHistory.Props(siteSettings.Name, History.HistorySettings.From(config)), "relocation-history"));
                 })));
         if (settings.ManagementListen is { } listen)
-            builder.ConfigureWebHost(web => ManagementWeb.Configure(web, listen, Version));
+        {
+            var security = ManagementSecuritySettings.From(config);
+            if (security.ExposedWithoutAuth(listen))
+                (loggers ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance).CreateLogger("Reloc.Management").LogWarning(
+                    "reloc.management.listen = {Listen} is not loopback and reloc.management.auth is off: anyone who reaches it can create, delete and relocate disks",
+                    listen);
+            builder.ConfigureWebHost(web => ManagementWeb.Configure(web, listen, Version, security, siteSettings.Name));
+        }
         var host = builder.Build();
         // Off any caller's synchronisation context: the host's start-up must not need it.
         try

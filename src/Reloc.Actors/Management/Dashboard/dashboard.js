@@ -65,6 +65,8 @@ function bar(pct, label) {
 
 async function getJson(path) {
   const response = await fetch(API + path, { headers: { Accept: 'application/json' }, cache: 'no-store' });
+  // The node wants credentials: its login form sets the session cookie, then brings the browser back here.
+  if (response.status === 401) { location.assign('login.html'); throw new Error('not logged in'); }
   if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
   return response.json();
 }
