@@ -69,7 +69,8 @@ public sealed record RelocationView(string Disk, string FromSite, string ToSite,
 public sealed record DiskView(string Name, long Size, string Owner, long Epoch, string Phase, long LocalBytes, string NbdUri,
     RelocationView? Relocation, IReadOnlyList<DiskCopy> Copies);
 
-public sealed record DiskDeleted(string Name, string Site);
+/// <param name="ClientsCut">Guest connections a forced delete cut off (their requests fail from then on).</param>
+public sealed record DiskDeleted(string Name, string Site, int ClientsCut = 0);
 
 public sealed record RelocationAccepted(string Disk, string FromSite, string ToSite, long Epoch);
 

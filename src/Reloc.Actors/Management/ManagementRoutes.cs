@@ -39,7 +39,7 @@ public static class ManagementRoutes
         }).WithName("CreateDisk");
         api.MapGet("/disks/{name}", (ManagementService s, string name) => s.DiskAsync(name)).WithName("GetDisk");
         api.MapGet("/disks/{name}/history", (ManagementService s, string name) => s.DiskHistoryAsync(name)).WithName("GetDiskHistory");
-        api.MapDelete("/disks/{name}", (ManagementService s, string name) => s.DeleteDiskAsync(name)).WithName("DeleteDisk");
+        api.MapDelete("/disks/{name}", (ManagementService s, string name, bool? force) => s.DeleteDiskAsync(name, force == true)).WithName("DeleteDisk");
 
         api.MapGet("/events", Events).WithName("Events");
 

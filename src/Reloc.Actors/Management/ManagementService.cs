@@ -53,9 +53,9 @@ public sealed class ManagementService(ActorSystem system, IActorRef coordinator,
 
     public async Task<DiskCopy> CreateDiskAsync(CreateDiskRequest request)
     {
-        if (string.IsNullOrWhiteSpace(request.Name)) throw BadRequest("missing the disk's name");
+        if (DiskName.Validate(request.Name) is { } badName) throw BadRequest(badName);
         if (string.IsNullOrWhiteSpace(request.Site)) throw BadRequest("missing the disk's site");
-        if (request.From is null && request.Size <= 0) throw BadRequest($"disk size must be positive, not {request.Size}");
+        if (request.From is null && DiskSize.Validate(request.Size) is { } badSize) throw BadRequest(badSize);
         var all = await SiteDirectory.ListDisks(system, AskTimeout);
         var existing = all.Answered.SelectMany(l => l.Disks).FirstOrDefault(d => d.Name == request.Name);
         if (existing is not null) throw Conflict($"disk '{request.Name}' already exists (on site {existing.Site})");
@@ -92,17 +92,18 @@ public sealed class ManagementService(ActorSystem system, IActorRef coordinator,
             relocation is null ? null : Views.Relocation(relocation), copies.Select(Views.Copy).ToList());
     }
 
-    public async Task<DiskDeleted> DeleteDiskAsync(string name)
+    /// <param name="force">Delete even while guests are connected to it (refused otherwise: 409 naming how many).</param>
+    public async Task<DiskDeleted> DeleteDiskAsync(string name, bool force = false)
     {
         var all = await SiteDirectory.ListDisks(system, AskTimeout);
         var copies = all.Answered.SelectMany(l => l.Disks).Where(d => d.Name == name).ToList();
         if (copies.Count == 0) throw NotFound($"unknown disk '{name}'");
         var owned = Reconciler.OwnerOf(copies) is { Phase: SiteDisk.Owned } owner ? owner
                     : throw Conflict($"disk '{name}' is relocating ({string.Join(", ", copies.Select(c => $"{c.Phase} at {c.Site}"))}): cancel or finish the relocation first");
-        var reply = await SiteOf(owned.Site).Ask<object>(new SiteProtocol.DeleteDisk(name), AskTimeout);
+        var reply = await SiteOf(owned.Site).Ask<object>(new SiteProtocol.DeleteDisk(name, force), AskTimeout);
         return reply switch
         {
-            SiteProtocol.Deleted d => new DiskDeleted(d.Name, owned.Site),
+            SiteProtocol.Deleted d => new DiskDeleted(d.Name, owned.Site, d.ClientsCut),
             SiteProtocol.Refused r => throw Conflict(r.Reason),
             _ => throw Unexpected(reply),
         };

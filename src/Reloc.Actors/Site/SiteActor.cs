@@ -120,6 +120,7 @@ public sealed class SiteActor : ReceivePersistentActor, IWithTimers
     {
         RelocationProtocol.StartOutgoing m => m.Disk,
         RelocationProtocol.DropIncoming m => m.Disk,
+        SiteProtocol.DeleteDisk m => m.Name, // refused while guests are connected: the count must be now's
         _ => null,
     };
 
