@@ -64,6 +64,7 @@ public sealed class ManagementService(ActorSystem system, IActorRef coordinator,
         {
             SiteProtocol.DiskInfo info => Views.Copy(info),
             SiteProtocol.Refused r => throw Conflict(r.Reason),
+            SiteProtocol.Forbidden f => throw new ManagementException(f.Reason, HttpStatusCode.Forbidden),
             _ => throw Unexpected(reply),
         };
     }

@@ -31,6 +31,7 @@ public sealed class RelocSerializer(ExtendedActorSystem system) : SerializerWith
         SiteProtocol.DiskList => "SLR3",
         SiteProtocol.Deleted => "SDD2",
         SiteProtocol.Refused => "SR1",
+        SiteProtocol.Forbidden => "SFB1",
         SiteEvents.DiskAdded => "SA1",
         SiteEvents.DiskRemoved => "SX1",
         SiteEvents.IncomingAdded => "SIA4",

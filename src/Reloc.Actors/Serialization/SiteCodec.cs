@@ -24,6 +24,7 @@ internal static class SiteCodec
                     break;
                 case SiteProtocol.Deleted d: w.Write(d.Name); w.Write(d.ClientsCut); break;
                 case SiteProtocol.Refused r: w.Write(r.Reason); break;
+                case SiteProtocol.Forbidden f: w.Write(f.Reason); break;
                 case SiteEvents.DiskAdded a: w.Write(a.Name); w.Write(a.Size); w.Write(a.ImagePath); w.Write(a.Epoch); break;
                 case SiteEvents.DiskRemoved r: w.Write(r.Name); break;
                 case SiteEvents.IncomingAdded i:
@@ -55,6 +56,7 @@ internal static class SiteCodec
             "SDD1" => new SiteProtocol.Deleted(r.ReadString()),
             "SDD2" => new SiteProtocol.Deleted(r.ReadString(), r.ReadInt32()),
             "SR1" => new SiteProtocol.Refused(r.ReadString()),
+            "SFB1" => new SiteProtocol.Forbidden(r.ReadString()),
             "SA1" => new SiteEvents.DiskAdded(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadInt64()),
             "SX1" => new SiteEvents.DiskRemoved(r.ReadString()),
             // Persisted events: every layout ever written stays readable.

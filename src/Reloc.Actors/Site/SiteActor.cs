@@ -6,6 +6,7 @@ using Reloc.Actors.Coordinator;
 using Reloc.Actors.Site.Core;
 using Reloc.Actors.Telemetry;
 using Reloc.Nbd.Server;
+using Reloc.Storage;
 using P = Reloc.Actors.Disk.VirtualDiskProtocol;
 
 namespace Reloc.Actors.Site;
@@ -82,7 +83,7 @@ public sealed class SiteActor : ReceivePersistentActor, IWithTimers
         Command<SiteProtocol.ListDisks>(_ => Sender.Tell(new SiteProtocol.DiskList(_settings.Name,
             _core.State.Disks.OrderBy(d => d.Name, StringComparer.Ordinal).Select(d => _core.Info(d, _devices.FactsOf(d.Name))).ToList())));
         Command<RelocationProtocol.GetProgress>(OnGetProgress);
-        Command<SiteProtocol.CreateDisk>(Message);
+        Command<SiteProtocol.CreateDisk>(OnCreate);
         Command<SiteProtocol.DeleteDisk>(Message);
         Command<SiteProtocol.Refused>(Message);
         Command<RelocationProtocol.PrepareIncoming>(Message);
@@ -106,6 +107,21 @@ public sealed class SiteActor : ReceivePersistentActor, IWithTimers
             if (!_core.IsFencing(f.Disk) || !ReferenceEquals(_devices.OwnedOf(f.Disk), f.Device)) return;
             Run(new SiteInput.FenceDone(f.Disk, f.Error, f.Error is null ? f.Device.DrainDirty() : []));
         });
+    }
+
+    /// <summary>A file to import is judged by where it really leads (resolved here: I/O), before the core sees it.</summary>
+    private void OnCreate(SiteProtocol.CreateDisk m)
+    {
+        if (m.FromFile is not { } file || m.FromNbd) { Message(m); return; }
+        var dir = _settings.ImportDir;
+        var decision = ImportPaths.Decide(_settings.Name, dir, dir is null ? null : RealPaths.TryResolve(dir), file, RealPaths.TryResolve(file));
+        if (decision.Refusal is { } why)
+        {
+            _log.Warning("disk create {0} from {1} refused: {2}", m.Name, file, why);
+            Sender.Tell(new SiteProtocol.Forbidden(why));
+            return;
+        }
+        Message(m with { FromFile = decision.Path });
     }
 
     private void Message(object body)

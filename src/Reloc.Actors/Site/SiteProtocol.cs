@@ -29,6 +29,9 @@ public static class SiteProtocol
 
     /// <summary>The request was refused; nothing changed.</summary>
     public sealed record Refused(string Reason) : IRelocMessage;
+
+    /// <summary>The request asked for something this site does not allow (a file outside its import directory); nothing changed.</summary>
+    public sealed record Forbidden(string Reason) : IRelocMessage;
 }
 
 /// <summary>Persisted events of a site's disk registry.</summary>
