@@ -110,14 +110,38 @@ public sealed class ManagementService(ActorSystem system, IActorRef coordinator,
         };
     }
 
-    public Task<Reloc.Management.RelocationAccepted> RelocateAsync(RelocateRequest request)
+    public async Task<Reloc.Management.RelocationAccepted> RelocateAsync(RelocateRequest request)
     {
         if (string.IsNullOrWhiteSpace(request.Disk)) throw BadRequest("missing the disk to relocate");
         if (string.IsNullOrWhiteSpace(request.To)) throw BadRequest("missing the destination site");
         if (request.Rate < 0) throw BadRequest($"rate must not be negative, not {request.Rate}");
-        return AskCoordinatorAsync<RelocationProtocol.RelocationAccepted, Reloc.Management.RelocationAccepted>(
+        var warning = await CheckRoomAsync(request.Disk, request.To);
+        return await AskCoordinatorAsync<RelocationProtocol.RelocationAccepted, Reloc.Management.RelocationAccepted>(
             new Relocate(request.Disk, request.To, request.Mode == RelocationMode.Hybrid, request.Rate, request.Prefetch),
-            a => new Reloc.Management.RelocationAccepted(a.Disk, a.FromSite, a.ToSite, a.Epoch));
+            a => new Reloc.Management.RelocationAccepted(a.Disk, a.FromSite, a.ToSite, a.Epoch, warning));
+    }
+
+    /// <summary>Refuses (409) a relocation whose destination cannot hold the disk, before anything starts: the source says
+    /// how many bytes the disk holds, the destination judges its free space now (<see cref="Site.Core.RoomCheck"/>).
+    /// What this cannot judge (the disk is not where a relocation could start, an unknown site) the coordinator refuses.</summary>
+    /// <returns>A warning (it fits, but not the disk's full size), or null.</returns>
+    private async Task<string?> CheckRoomAsync(string disk, string to)
+    {
+        var all = await SiteDirectory.ListDisks(system, AskTimeout);
+        var owner = Reconciler.OwnerOf(all.Answered.SelectMany(l => l.Disks).Where(d => d.Name == disk).ToList());
+        if (owner is not { Phase: SiteDisk.Owned } || owner.Site == to || !SiteDirectory.Sites(system).Contains(to)) return null;
+        var allocation = await SiteOf(owner.Site).Ask<object>(new SiteProtocol.GetAllocation(disk), AskTimeout) switch
+        {
+            SiteProtocol.Allocation a => a,
+            SiteProtocol.Refused r => throw Conflict(r.Reason),
+            var other => throw Unexpected(other),
+        };
+        return await SiteOf(to).Ask<object>(new SiteProtocol.CheckRoom(disk, allocation.Size, allocation.Allocated), AskTimeout) switch
+        {
+            SiteProtocol.RoomChecked { Refusal: { } why } => throw Conflict($"cannot relocate '{disk}' to {to}: {why}"),
+            SiteProtocol.RoomChecked room => room.Warning,
+            var other => throw Unexpected(other),
+        };
     }
 
     public Task<List<RelocationView>> RelocationsAsync() =>

@@ -25,6 +25,10 @@ internal static class SiteCodec
                 case SiteProtocol.Deleted d: w.Write(d.Name); w.Write(d.ClientsCut); break;
                 case SiteProtocol.Refused r: w.Write(r.Reason); break;
                 case SiteProtocol.Forbidden f: w.Write(f.Reason); break;
+                case SiteProtocol.GetAllocation g: w.Write(g.Disk); break;
+                case SiteProtocol.Allocation a: w.Write(a.Disk); w.Write(a.Size); w.Write(a.Allocated); break;
+                case SiteProtocol.CheckRoom cr: w.Write(cr.Disk); w.Write(cr.Size); w.Write(cr.Allocated); break;
+                case SiteProtocol.RoomChecked rc: w.Write(rc.Disk); w.Write(rc.Free); w.Write(rc.Needed); WriteOptional(w, rc.Refusal); WriteOptional(w, rc.Warning); break;
                 case SiteEvents.DiskAdded a: w.Write(a.Name); w.Write(a.Size); w.Write(a.ImagePath); w.Write(a.Epoch); break;
                 case SiteEvents.DiskRemoved r: w.Write(r.Name); break;
                 case SiteEvents.IncomingAdded i:
@@ -57,6 +61,10 @@ internal static class SiteCodec
             "SDD2" => new SiteProtocol.Deleted(r.ReadString(), r.ReadInt32()),
             "SR1" => new SiteProtocol.Refused(r.ReadString()),
             "SFB1" => new SiteProtocol.Forbidden(r.ReadString()),
+            "SGA1" => new SiteProtocol.GetAllocation(r.ReadString()),
+            "SAL1" => new SiteProtocol.Allocation(r.ReadString(), r.ReadInt64(), r.ReadInt64()),
+            "SCR1" => new SiteProtocol.CheckRoom(r.ReadString(), r.ReadInt64(), r.ReadInt64()),
+            "SRC1" => new SiteProtocol.RoomChecked(r.ReadString(), r.ReadInt64(), r.ReadInt64(), ReadOptional(r), ReadOptional(r)),
             "SA1" => new SiteEvents.DiskAdded(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadInt64()),
             "SX1" => new SiteEvents.DiskRemoved(r.ReadString()),
             // Persisted events: every layout ever written stays readable.

@@ -30,6 +30,18 @@ public static class SiteProtocol
     /// <summary>The request was refused; nothing changed.</summary>
     public sealed record Refused(string Reason) : IRelocMessage;
 
+    /// <summary>To a disk's owner: how many bytes its image holds (answered with <see cref="Allocation"/>).</summary>
+    public sealed record GetAllocation(string Disk) : IRelocMessage;
+    public sealed record Allocation(string Disk, long Size, long Allocated) : IRelocMessage;
+
+    /// <summary>To a relocation's destination, before anything starts: can its data directory hold the disk
+    /// (<see cref="Core.RoomCheck"/>)? Answered with <see cref="RoomChecked"/>.</summary>
+    public sealed record CheckRoom(string Disk, long Size, long Allocated) : IRelocMessage;
+
+    /// <param name="Refusal">null: it fits.</param>
+    /// <param name="Warning">It fits now, but would not if the guest filled the disk's holes.</param>
+    public sealed record RoomChecked(string Disk, long Free, long Needed, string? Refusal, string? Warning) : IRelocMessage;
+
     /// <summary>The request asked for something this site does not allow (a file outside its import directory); nothing changed.</summary>
     public sealed record Forbidden(string Reason) : IRelocMessage;
 }
