@@ -86,6 +86,23 @@ public sealed class SiteCoreTests
     }
 
     [Fact]
+    public void An_arrival_out_of_space_is_the_coordinators_to_judge()
+    {
+        var site = new Site(Incoming);
+        site.Do(new SiteInput.ArrivalStalled("vm", "no space"));
+        Assert.Equal(["coordinator RelocationStalled"], site.Said);
+        Assert.Equal(new RelocationStalled("vm", "r1", "a", "no space"), ((D.TellCoordinator)site.Decided[0]).Message);
+        // An import has no coordinator and no other copy: it waits for room, and the log says why.
+        var import = new Site(Incoming with { FromSite = "" });
+        import.Do(new SiteInput.ArrivalStalled("vm", "no space"));
+        Assert.Equal(["log None"], import.Said);
+        // Not arriving (any more): nothing to say.
+        var owned = new Site(Owned);
+        owned.Do(new SiteInput.ArrivalStalled("vm", "no space"));
+        Assert.Empty(owned.Said);
+    }
+
+    [Fact]
     public void An_arrival_keeps_the_operators_rate_cap_across_a_restart()
     {
         var site = new Site(Incoming, new SiteEvents.ArrivalRateSet("vm", 5_000_000));
