@@ -34,15 +34,18 @@ internal static class DiskCommands
         group.Subcommands.Add(history);
 
         var deleteName = new Argument<string>("NAME") { Description = "the disk" };
-        var delete = new Command("delete", "Delete a disk (not while it relocates) and its image") { deleteName };
-        delete.SetAction((r, _) => CliApp.Execute(r, stopping, s => DeleteAsync(s, r.GetValue(deleteName)!)));
+        var force = new Option<bool>("--force") { Description = "delete even while guests are connected to it (their connections then fail every request)" };
+        var delete = new Command("delete", "Delete a disk and its image (not while it relocates; not while guests are connected, unless --force)") { deleteName, force };
+        delete.SetAction((r, _) => CliApp.Execute(r, stopping, s => DeleteAsync(s, r.GetValue(deleteName)!, r.GetValue(force))));
         group.Subcommands.Add(delete);
         return group;
     }
 
     private static async Task<int> CreateAsync(Session s, string name, string? site, string? sizeText, string? from)
     {
+        if (DiskName.Validate(name) is { } badName) throw new UsageException("disk create: " + badName);
         long? size = sizeText is null ? null : Args.Size("--size", sizeText);
+        if (size is { } bytes && DiskSize.Validate(bytes) is { } badSize) throw new UsageException("disk create: " + badSize);
         if (size is null && from is null) throw new UsageException("disk create: give --size (e.g. --size 10GiB) or --from FILE|nbd://HOST:PORT/EXPORT");
         if (from is not null && !from.Contains("://", StringComparison.Ordinal)) from = Path.GetFullPath(from); // the node's working directory is not ours
         site ??= await SiteOfNodeAsync(s);
@@ -126,11 +129,12 @@ internal static class DiskCommands
         return CliApp.Ok;
     }
 
-    private static async Task<int> DeleteAsync(Session s, string name)
+    private static async Task<int> DeleteAsync(Session s, string name, bool force)
     {
-        var result = await s.CallAsync((c, ct) => c.DeleteDiskAsync(name, ct));
+        var result = await s.CallAsync((c, ct) => c.DeleteDiskAsync(name, ct, force));
         if (s.Out.Json) { s.Out.PrintJson(result, ManagementJson.Default.DiskDeleted); return CliApp.Ok; }
-        s.Out.Line($"deleted {result.Name} (was on {result.Site})");
+        s.Out.Line($"deleted {result.Name} (was on {result.Site})"
+            + (result.ClientsCut > 0 ? $"; {result.ClientsCut} guest client(s) were cut off: their requests fail from now on" : ""));
         return CliApp.Ok;
     }
 }

@@ -67,6 +67,7 @@ internal static class RelocationCommands
         var accepted = await s.CallAsync((c, ct) => c.RelocateAsync(request, ct));
         var what = $"relocating {disk} from {accepted.FromSite} to {accepted.ToSite} ({mode}, " +
                    $"{(prefetch ? $"background copy {Fmt.Cap(rate)}" : "no background copy")}, epoch {accepted.Epoch} → {accepted.Epoch + 1})";
+        if (accepted.Warning is { } warning && !s.Out.Json) s.Out.Line("warning: " + warning);
         if (!wait)
         {
             if (s.Out.Json) { s.Out.PrintJson(accepted, ManagementJson.Default.RelocationAccepted); return CliApp.Ok; }

@@ -70,9 +70,11 @@ public sealed record RelocationView(string Disk, string FromSite, string ToSite,
 public sealed record DiskView(string Name, long Size, string Owner, long Epoch, string Phase, long LocalBytes, string NbdUri,
     RelocationView? Relocation, IReadOnlyList<DiskCopy> Copies);
 
-public sealed record DiskDeleted(string Name, string Site);
+/// <param name="ClientsCut">Guest connections a forced delete cut off (their requests fail from then on).</param>
+public sealed record DiskDeleted(string Name, string Site, int ClientsCut = 0);
 
-public sealed record RelocationAccepted(string Disk, string FromSite, string ToSite, long Epoch);
+/// <param name="Warning">The destination can hold the disk's data now, but not its full size (set when so).</param>
+public sealed record RelocationAccepted(string Disk, string FromSite, string ToSite, long Epoch, string? Warning = null);
 
 public sealed record RelocationCancelled(string Disk);
 

@@ -80,8 +80,9 @@ public sealed class ManagementClient : IDisposable
     public Task<DiskCopy> CreateDiskAsync(CreateDiskRequest request, CancellationToken ct = default) =>
         PostAsync(ManagementApi.Disks, JsonContent.Create(request, J.CreateDiskRequest), J.DiskCopy, ct, Timeout.InfiniteTimeSpan);
 
-    public Task<DiskDeleted> DeleteDiskAsync(string name, CancellationToken ct = default) =>
-        SendAsync(new HttpRequestMessage(HttpMethod.Delete, ManagementApi.Disk(name)), J.DiskDeleted, ct);
+    /// <param name="force">Delete even while guests are connected (their connections then fail every request).</param>
+    public Task<DiskDeleted> DeleteDiskAsync(string name, CancellationToken ct = default, bool force = false) =>
+        SendAsync(new HttpRequestMessage(HttpMethod.Delete, ManagementApi.Disk(name) + (force ? "?force=true" : "")), J.DiskDeleted, ct);
 
     public Task<RelocationAccepted> RelocateAsync(RelocateRequest request, CancellationToken ct = default) =>
         PostAsync(ManagementApi.Relocations, JsonContent.Create(request, J.RelocateRequest), J.RelocationAccepted, ct);

@@ -86,20 +86,32 @@ public sealed class RawImage : IBlockDevice, IDisposable
     public ValueTask WriteAsync(long offset, in ReadOnlySequence<byte> data, WriteOptions options, CancellationToken ct)
     {
         ThrowIfReadOnly();
-        if (data.IsSingleSegment)
+        try
         {
-            RandomAccess.Write(_handle, data.First.Span, offset);
-        }
-        else
-        {
-            foreach (var segment in data)
+            if (data.IsSingleSegment)
             {
-                RandomAccess.Write(_handle, segment.Span, offset);
-                offset += segment.Length;
+                RandomAccess.Write(_handle, data.First.Span, offset);
             }
+            else
+            {
+                foreach (var segment in data)
+                {
+                    RandomAccess.Write(_handle, segment.Span, offset);
+                    offset += segment.Length;
+                }
+            }
+        }
+        catch (IOException ex) when (IsNoSpace(ex))
+        {
+            // The write failed (part of it may be on disk): the caller answers ENOSPC, never an acknowledgement.
+            throw new BlockDeviceException(DeviceError.NoSpace, $"no space left on the device of image {Path}", ex);
         }
         return SyncIf(options);
     }
+
+    /// <summary>.NET reports a failed pwrite as an IOException whose HResult is the errno.</summary>
+    public static bool IsNoSpace(Exception ex) => ex is BlockDeviceException { Error: DeviceError.NoSpace }
+        || (ex is IOException { HResult: Native.ENOSPC } && ex is not BlockDeviceException);
 
     public ValueTask FlushAsync(CancellationToken ct) =>
         IsReadOnly ? ValueTask.CompletedTask : new ValueTask(Task.Run(() => Native.DataSync(_handle), ct));
@@ -169,16 +181,42 @@ public sealed class RawImage : IBlockDevice, IDisposable
         }
     }
 
+    /// <summary>The bytes of data the image holds (SEEK_DATA/SEEK_HOLE; holes take no room). A file system without
+    /// them counts everything as data: an over-estimate, never an under-estimate.</summary>
+    public long AllocatedBytes()
+    {
+        long total = 0, pos = 0;
+        while (pos < Size)
+        {
+            long data = Native.Seek(_handle, pos, Native.SeekData);
+            if (data == -Native.ENXIO) break;     // no data after pos
+            if (data < 0) return total + (Size - pos);
+            long hole = Native.Seek(_handle, data, Native.SeekHole);
+            long end = hole < 0 ? Size : Math.Min(hole, Size);
+            if (end <= data) return total + (Size - data);
+            total += end - data;
+            pos = end;
+        }
+        return total;
+    }
+
     public void Dispose() => _handle.Dispose();
 
     private void WriteZeroBytes(long offset, long length)
     {
-        while (length > 0)
+        try
         {
-            int n = (int)Math.Min(length, ZeroChunk.Length);
-            RandomAccess.Write(_handle, ZeroChunk.Span[..n], offset);
-            offset += n;
-            length -= n;
+            while (length > 0)
+            {
+                int n = (int)Math.Min(length, ZeroChunk.Length);
+                RandomAccess.Write(_handle, ZeroChunk.Span[..n], offset);
+                offset += n;
+                length -= n;
+            }
+        }
+        catch (IOException ex) when (IsNoSpace(ex))
+        {
+            throw new BlockDeviceException(DeviceError.NoSpace, $"no space left on the device of image {Path}", ex);
         }
     }
 

@@ -50,6 +50,8 @@ public sealed class DiskCoreTests
         public void Write(long offset, long length, string who = "g", int at = 0) => Do(new DiskInput.PrepareWrite(offset, length, who, T0.AddSeconds(at)));
         public void Flush(string who = "f") => Do(new DiskInput.Sync(who, T0));
         public void Tick(int seconds) => Do(new DiskInput.Tick(T0.AddSeconds(seconds)));
+        /// <summary>The image could not take the fetched blocks (ENOSPC).</summary>
+        public void Full(long first, long count) => Do(new DiskInput.FetchFailed(first, count, "no space left on device", NoSpace: true));
 
         /// <summary>The journal write decided first and not fed back yet is done.</summary>
         public void Persisted()
@@ -99,6 +101,7 @@ public sealed class DiskCoreTests
             SaveSnapshot s => $"snapshot {Show(BlockMap.FromSnapshot(s.Snapshot.Map))}",
             Publish { Message: P.RelocationFinished } => "finished",
             Publish { Message: P.WriteHeldForHandover } => "held",
+            Publish { Message: P.ArrivalStalled } => "stalled",
             StopChildren => "stop",
             Log { Event: not DiskCoreEvent.None } l => $"event {l.Event}",
             _ => null,
@@ -209,6 +212,39 @@ public sealed class DiskCoreTests
             }, "scan 1 0+4 | p:work 0+3 zero | fetch 3+1 | g:ready | sync 1 | persist L0+3 L3+1 | persist C | stop | snapshot LLLL | finished", "LLLL"
         },
     };
+
+    [Fact]
+    public void Out_of_space_the_blocks_stay_missing_the_site_hears_once_and_the_copy_goes_on_when_blocks_land_again()
+    {
+        var disk = new Disk(owner: true);
+        disk.Scanned();
+        disk.Work();
+        disk.Full(0, 4);
+        Assert.Equal("scan 1 0+4 | p:work 0+4 | event NoSpace | stalled", string.Join(" | ", disk.Said));
+        Assert.Equal("RRRR", disk.Map); // nothing that did not land counts as here
+        Assert.Equal("stalled", StatusOf(disk).State);
+        Assert.Contains("no space left", StatusOf(disk).Stalled);
+        var (first, count) = Retry();
+        disk.Full(first, count);
+        Assert.Single(disk.Said); // every retry fails the same way: said once
+        (first, count) = Retry();
+        disk.Land(first, count);
+        Assert.Equal("relocating", StatusOf(disk).State);
+        Assert.Null(StatusOf(disk).Stalled);
+        Assert.Equal(count, disk.Map.Count(c => c == 'L'));
+
+        (long, long) Retry()
+        {
+            disk.Said.Clear();
+            disk.Work();
+            var run = System.Text.RegularExpressions.Regex.Match(disk.Said.Single(), @"^p:work (\d+)\+(\d+)$");
+            Assert.True(run.Success, disk.Said.Single());
+            return (long.Parse(run.Groups[1].Value), long.Parse(run.Groups[2].Value));
+        }
+
+        static P.Status StatusOf(Disk d) =>
+            (P.Status)d.Core.Handle(new DiskInput.GetStatus("q")).OfType<Reply>().Single().Message;
+    }
 
     [Theory]
     [MemberData(nameof(Cases))]

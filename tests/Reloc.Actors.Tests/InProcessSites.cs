@@ -27,7 +27,7 @@ public sealed class InProcessSites(int count, string prefix, Func<int, string>? 
         akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = {{_ports[i]}} }
         akka.cluster.seed-nodes = [{{string.Join(", ", _ports.Take(2).Select(p => $"\"akka.tcp://reloc@127.0.0.1:{p}\""))}}]
         akka.cluster.roles = [site-{{(char)('a' + i)}}]
-        reloc.site { name = site-{{(char)('a' + i)}}, data-dir = "{{Path.Combine(Dir, "site-" + i)}}", nbd.listen = "127.0.0.1:0" }
+        reloc.site { name = site-{{(char)('a' + i)}}, data-dir = "{{Path.Combine(Dir, "site-" + i)}}", import-dir = "{{Dir}}", nbd.listen = "127.0.0.1:0" }
         reloc.management.listen = off
         {{extra?.Invoke(i) ?? ""}}
         """);

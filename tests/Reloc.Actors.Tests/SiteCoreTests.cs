@@ -15,6 +15,7 @@ public sealed class SiteCoreTests
     private const long Size = 1 << 20;
     private static readonly SiteEvents.DiskAdded Owned = new("vm", Size, "/d/vm.img", 1);
     private static readonly SiteEvents.OutgoingBegun Outgoing = new("vm", 1, "b", "r1");
+    private static SiteInput.ClientsChanged Clients(int n) => new("vm", n);
     private static readonly SiteEvents.IncomingAdded Incoming = new("vm", Size, "/d/vm.img", "nbd://a:10809/vm@peer", 1, "a", "j1", "r1", new(Hybrid: false, Rate: 0, Prefetch: true));
 
     private sealed class Site
@@ -27,8 +28,9 @@ public sealed class SiteCoreTests
         public Site(params object[] journal)
         {
             Core = new SiteCore("a", "/d", "a:10809", 4096, () => "id" + ++_ids);
-            foreach (var e in journal) Core.Recover(e);
+            foreach (var e in journal.Where(e => e is not SiteInput)) Core.Recover(e);
             Do(new SiteInput.Started());
+            foreach (var input in journal.OfType<SiteInput>()) Do(input); // what happened since the start
         }
 
         public void Do(SiteInput input)
@@ -47,7 +49,12 @@ public sealed class SiteCoreTests
         private static string Short(SiteDecision d) => d switch
         {
             D.Persist p => "persist " + p.Event.GetType().Name,
-            D.Reply r => "reply " + (r.Message is SiteProtocol.Refused f ? "refused: " + f.Reason : r.Message.GetType().Name),
+            D.Reply r => "reply " + r.Message switch
+            {
+                SiteProtocol.Refused f => "refused: " + f.Reason,
+                SiteProtocol.Deleted { ClientsCut: > 0 } gone => $"Deleted {gone.ClientsCut} cut",
+                var m => m.GetType().Name,
+            },
             D.SendToSite s => $"to {s.Site} {s.Message.GetType().Name}",
             D.TellCoordinator t => "coordinator " + t.Message.GetType().Name,
             D.CreateImage c => "create " + c.Path,
@@ -76,6 +83,23 @@ public sealed class SiteCoreTests
         Assert.Equal(["serve owned fenced"], new Site(Owned, Outgoing, new SiteEvents.DiskFenced("vm", 2, "b", [], "r1")).Said);
         // Post-copy or not: whether the handover happened lives in the disk actor's journal; a copy is safe either way.
         Assert.Equal(["serve arrival disk-vm-a-j1 hybrid"], new Site(Incoming).Said);
+    }
+
+    [Fact]
+    public void An_arrival_out_of_space_is_the_coordinators_to_judge()
+    {
+        var site = new Site(Incoming);
+        site.Do(new SiteInput.ArrivalStalled("vm", "no space"));
+        Assert.Equal(["coordinator RelocationStalled"], site.Said);
+        Assert.Equal(new RelocationStalled("vm", "r1", "a", "no space"), ((D.TellCoordinator)site.Decided[0]).Message);
+        // An import has no coordinator and no other copy: it waits for room, and the log says why.
+        var import = new Site(Incoming with { FromSite = "" });
+        import.Do(new SiteInput.ArrivalStalled("vm", "no space"));
+        Assert.Equal(["log None"], import.Said);
+        // Not arriving (any more): nothing to say.
+        var owned = new Site(Owned);
+        owned.Do(new SiteInput.ArrivalStalled("vm", "no space"));
+        Assert.Empty(owned.Said);
     }
 
     [Fact]
@@ -118,9 +142,16 @@ public sealed class SiteCoreTests
             ["log TakeOwnershipRefused", "reply refused: disk 'vm' arrives at epoch 1: ownership at 3 refused"] },
         { "a rate cap", [Incoming], new SetRate("vm", 1000), ["persist ArrivalRateSet", "tell arrival SetRate"] },
         { "create", [], new SiteProtocol.CreateDisk("new", Size), ["create /d/new.img"] },
-        { "create a bad name", [], new SiteProtocol.CreateDisk("../x", Size), ["reply refused: disk name '../x' must be 1-64 characters of letters, digits, '-', '_' or '.', not starting with '.'"] },
+        { "create a bad name", [], new SiteProtocol.CreateDisk("../x", Size), ["reply refused: disk name '../x' must start with a letter or a digit"] },
+        { "create a peer export's name", [], new SiteProtocol.CreateDisk("vm@peer", Size), ["reply refused: disk name 'vm@peer' must not contain '@' (the site's internal export names use it)"] },
+        { "create a ragged size", [], new SiteProtocol.CreateDisk("new", Size + 1), ["reply refused: disk size 1048577 bytes is not a whole number of 512-byte sectors (the nearest: 1048576 or 1049088)"] },
         { "delete while relocating", [Owned, Outgoing], new SiteProtocol.DeleteDisk("vm"), ["reply refused: disk 'vm' is outgoing on site a: cancel or finish its relocation first"] },
         { "delete", [Owned], new SiteProtocol.DeleteDisk("vm"), ["persist DiskRemoved", "stop serving", "reply Deleted"] },
+        { "delete with guests connected", [Owned, Clients(2)], new SiteProtocol.DeleteDisk("vm"),
+            ["reply refused: disk 'vm' has 2 guest clients connected on site a: disconnect them first, or force the delete (their connections then fail every request)"] },
+        { "delete with guests connected, forced", [Owned, Clients(1)], new SiteProtocol.DeleteDisk("vm", Force: true),
+            ["persist DiskRemoved", "log None", "stop serving", "reply Deleted 1 cut"] },
+        { "delete after the guests left", [Owned, Clients(1), Clients(0)], new SiteProtocol.DeleteDisk("vm"), ["persist DiskRemoved", "stop serving", "reply Deleted"] },
     };
 
     [Theory]

@@ -61,7 +61,7 @@ public class SiteCluster : IAsyncLifetime
         int mgmt = Ports.Free(), nbd = Ports.Free();
         var config = Path.Combine(Dir, name + ".conf");
         await File.WriteAllTextAsync(config, $$"""
-            reloc.site { name = {{name}}, data-dir = "{{Path.Combine(Dir, name)}}", nbd.listen = "127.0.0.1:{{nbd}}" }
+            reloc.site { name = {{name}}, data-dir = "{{Path.Combine(Dir, name)}}", import-dir = "{{Dir}}", nbd.listen = "127.0.0.1:{{nbd}}" }
             reloc.management.listen = "127.0.0.1:{{mgmt}}"
             akka {
               loglevel = WARNING

@@ -138,6 +138,44 @@ public sealed class HttpApiTests
         (status, body) = await CurlAsync(api + "/disks/d1");
         Assert.Equal((200, "site-a", 1L), (status, Str(body, "owner"), Long(body, "epoch")));
 
+        // Names and sizes are judged before anything is asked of a site.
+        (status, body) = await PostJsonAsync(api + "/disks", """{"name":"../etc","site":"site-a","size":1048576}""");
+        Assert.Equal((400, "disk name '../etc' must start with a letter or a digit"), (status, Str(body, "detail")));
+        (status, body) = await PostJsonAsync(api + "/disks", """{"name":"d1@peer","site":"site-a","size":1048576}""");
+        Assert.Equal(400, status);
+        (status, body) = await PostJsonAsync(api + "/disks", """{"name":"d2","site":"site-a","size":1000}""");
+        Assert.Equal(400, status);
+        Assert.Contains("not a whole number of 512-byte sectors", Str(body, "detail"));
+        // Image files are read only under the site's import directory: not /etc, not through a link out of it.
+        (status, body) = await PostJsonAsync(api + "/disks", """{"name":"d2","site":"site-a","from":"/etc/passwd"}""");
+        Assert.Equal(403, status);
+        Assert.Contains("outside site site-a's import directory", Str(body, "detail"));
+        var link = Path.Combine(c.Dir, "escape.img");
+        File.CreateSymbolicLink(link, "/etc/passwd");
+        (status, body) = await PostJsonAsync(api + "/disks", $$"""{"name":"d2","site":"site-a","from":"{{link}}"}""");
+        Assert.Equal(403, status);
+        Assert.Contains("leads to /etc/passwd, outside", Str(body, "detail"));
+        (status, body) = await PostJsonAsync(api + "/disks", $$"""{"name":"d2","site":"site-a","from":"{{c.Dir}}/site-a/../../../etc/passwd"}""");
+        Assert.Equal(403, status);
+
+        // A disk with a guest connected is deleted only when forced, and the answer says the guest was cut off.
+        await using (var guest = await Reloc.Nbd.Client.NbdClient.ConnectAsync(Reloc.Nbd.Client.NbdClientOptions.FromUri(c.NbdUri('a', "d1"))))
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while ((long?)JsonNode.Parse((await CurlAsync(api + "/disks/d1")).Body)?["copies"]?[0]?["clients"] != 1)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "the guest's connection never showed at site-a");
+                await Task.Delay(100);
+            }
+            (status, body) = await CurlAsync("-X", "DELETE", api + "/disks/d1");
+            Assert.Equal(409, status);
+            Assert.Contains("has 1 guest client connected on site site-a", Str(body, "detail"));
+            (status, body) = await CurlAsync("-X", "DELETE", api + "/disks/d1?force=true");
+            Assert.Equal((200, 1L), (status, Long(body, "clientsCut")));
+        }
+        (status, _) = await CurlAsync(api + "/disks/d1");
+        Assert.Equal(404, status);
+
         (status, body) = await CurlAsync(c.ApiUrl('b') + "/healthz");
         Assert.Equal((200, "Healthy"), (status, Str(body, "status")));
         (status, body) = await CurlAsync(c.ApiUrl('b') + "/readyz");

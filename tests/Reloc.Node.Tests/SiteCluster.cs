@@ -34,6 +34,7 @@ public sealed class SiteCluster : IAsyncDisposable
             File.WriteAllText(ConfigPath(s), File.ReadAllText(Path.Combine(hocon, $"site-{s}.conf")) + $$"""
 
                 reloc.site.data-dir = "{{Path.Combine(Dir, "site-" + s)}}"
+                reloc.site.import-dir = "{{Dir}}"
                 reloc.site.nbd.listen = "127.0.0.1:{{_ports[s].Nbd}}"
                 reloc.management.listen = "127.0.0.1:{{_ports[s].Management}}"
                 reloc.disk.miss-timeout = 120s

@@ -39,7 +39,7 @@ public sealed class SiteMigrationTests(ITestOutputHelper output) : VmTest(output
         akka.cluster.seed-nodes = ["akka.tcp://reloc@127.0.0.1:{{_ports[0]}}", "akka.tcp://reloc@127.0.0.1:{{_ports[1]}}"]
         akka.cluster.roles = [{{SiteName(i)}}]
         reloc.management.listen = off
-        reloc.site { name = {{SiteName(i)}}, data-dir = "{{DataDir(i)}}", nbd.listen = "127.0.0.1:0", nbd.advertise = "{{_taps[i].Address}}" }
+        reloc.site { name = {{SiteName(i)}}, data-dir = "{{DataDir(i)}}", import-dir = "{{Dir}}", nbd.listen = "127.0.0.1:0", nbd.advertise = "{{_taps[i].Address}}" }
         """);
 
     public override async Task InitializeAsync()

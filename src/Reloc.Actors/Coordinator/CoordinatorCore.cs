@@ -272,6 +272,25 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
                 if (m.Site == f0.From && m.Count > 0) f0.IdleSince = null;
                 HandoverIfTriggered(f0, idle: false, now);
                 break;
+            case RelocationStalled m:
+                if (!_flows.TryGetValue(m.Disk, out var stalled) || stalled.Relocation != m.Relocation) return;
+                if (FlowTransitions.Allows(stalled.Phase, FlowEvent.Cancel))
+                {
+                    // Nothing is lost by stopping now: the source owns the disk and the destination's copy is dropped.
+                    var said = $"{m.Reason}; cancelled before the handover: {stalled.From} keeps the disk and {m.Site}'s partial copy is dropped";
+                    Log(CoreLogLevel.Warning, $"relocation of {stalled.Disk} from {stalled.From} to {stalled.To} ({stalled.Phase.Name()}): {said}", CoordinatorEvent.StalledCancelled);
+                    _out.Add(LifecycleOf(stalled, RelocationEventKind.Stalled, stalled.Phase, now, detail: said));
+                    Move(stalled, FlowEvent.Cancel, now);
+                    Tell(stalled.From, new StopOutgoing(stalled.Disk, stalled.Epoch, stalled.Relocation));
+                }
+                else if (!FlowTransitions.BeforeHandover(stalled.Phase) && stalled.Phase != Cancelling)
+                {
+                    // Past the handover only forward: the source keeps every block not yet here (it is not released).
+                    var said = $"{m.Reason}; past the handover the relocation waits for room at {m.Site} ({stalled.From} keeps the blocks not yet copied)";
+                    Log(CoreLogLevel.Warning, $"relocation of {stalled.Disk} from {stalled.From} to {stalled.To} ({stalled.Phase.Name()}): {said}", CoordinatorEvent.StalledWaiting);
+                    _out.Add(LifecycleOf(stalled, RelocationEventKind.Stalled, stalled.Phase, now, detail: said));
+                }
+                break;
             case Fenced m:
                 if (Answered(m.Disk, m.Relocation, FlowEvent.Fenced) is { } fenced && m.NewEpoch == fenced.NewEpoch)
                 {

@@ -66,6 +66,10 @@ public abstract record CoordinatorDecision
 public enum CoordinatorEvent
 {
     None,
+    /// <summary>The destination ran out of space before the handover: the relocation is cancelled.</summary>
+    StalledCancelled,
+    /// <summary>The destination ran out of space after the handover: the relocation waits (the source is not released).</summary>
+    StalledWaiting,
     /// <summary>A reconciler's drop sent once the copy's source confirmed the stop.</summary>
     DropAfterStop,
     /// <summary>A relocation refused while another site still holds a copy.</summary>

@@ -47,6 +47,7 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
         Receive<IncomingPrepared>(FromSite);
         Receive<HandoverRequested>(FromSite);
         Receive<GuestClients>(FromSite);
+        Receive<RelocationStalled>(FromSite);
         Receive<Fenced>(FromSite);
         Receive<OwnershipMoved>(FromSite);
         Receive<RelocationDone>(FromSite);

@@ -91,6 +91,10 @@ public static class RelocationProtocol
     /// <summary>From a site: a handover trigger fired (a write arrived at the destination).</summary>
     public sealed record HandoverRequested(string Disk, string Relocation) : IRelocMessage;
 
+    /// <summary>From the destination: the relocation's copy cannot go on there (<see cref="Reason"/>: its image is out of
+    /// space). Before the handover the coordinator cancels it (the source keeps the disk); after it, it waits for room.</summary>
+    public sealed record RelocationStalled(string Disk, string Relocation, string Site, string Reason) : IRelocMessage;
+
     /// <summary>From a site: the number of guest connections to a relocating disk changed there.</summary>
     public sealed record GuestClients(string Disk, string Site, int Count) : IRelocMessage;
 

@@ -15,12 +15,12 @@ namespace Reloc.Actors.Disk;
 internal sealed class BlockFetcher : ReceiveActor
 {
     private readonly IBlockSource _source;
-    private readonly RawImage _image;
+    private readonly IBlockDevice _image;
     private readonly BlockMap _map;
     private readonly DiskSettings _settings;
     private readonly CancellationTokenSource _stopping = new();
 
-    public BlockFetcher(RawImage image, BlockMap map, BlockSourceFactory sources, DiskSettings settings)
+    public BlockFetcher(IBlockDevice image, BlockMap map, BlockSourceFactory sources, DiskSettings settings)
     {
         _image = image;
         _map = map;
@@ -47,7 +47,7 @@ internal sealed class BlockFetcher : ReceiveActor
         }
     }
 
-    public static Props Props(RawImage image, BlockMap map, BlockSourceFactory sources, DiskSettings settings) =>
+    public static Props Props(IBlockDevice image, BlockMap map, BlockSourceFactory sources, DiskSettings settings) =>
         Akka.Actor.Props.Create(() => new BlockFetcher(image, map, sources, settings));
 
     private async Task<object> FetchAsync(long first, long count)
@@ -65,7 +65,7 @@ internal sealed class BlockFetcher : ReceiveActor
         }
         catch (Exception ex)
         {
-            return new FetchFailed(first, count, ex.Message);
+            return FetchFailed.Of(first, count, ex);
         }
         finally
         {
@@ -74,7 +74,7 @@ internal sealed class BlockFetcher : ReceiveActor
     }
 
     /// <summary>Writes fetched data into the image; all-zero data becomes a hole instead.</summary>
-    internal static async Task LandAsync(RawImage image, long offset, ReadOnlyMemory<byte> data)
+    internal static async Task LandAsync(IBlockDevice image, long offset, ReadOnlyMemory<byte> data)
     {
         if (data.Span.IndexOfAnyExcept((byte)0) < 0)
             await image.WriteZeroesAsync(offset, data.Length, WriteOptions.None, CancellationToken.None);

@@ -53,6 +53,8 @@ public sealed class DiskCore
     private DateTime _now, _lastRateSample, _lastPersist; // _now: the latest clock an input brought
     private int _prefetchWindow;
     private bool _prefetchPaused;
+    /// <summary>Why the copy cannot go on (this site's image is full), until a block lands again; null: it goes on.</summary>
+    private string? _stalled;
     private List<DiskDecision> _out = [];
 
     public DiskCore(string name, DiskState state, DiskSettings settings)
@@ -152,7 +154,8 @@ public sealed class DiskCore
                 break;
             case DiskInput.Landed m: OnLanded(m); break;
             case DiskInput.FetchFailed m:
-                Emit(new Log(CoreLogLevel.Warning, $"fetch of blocks {m.First}+{m.Count} from the source failed: {m.Reason}"));
+                if (m.NoSpace) OnNoSpace(m);
+                else Emit(new Log(CoreLogLevel.Warning, $"fetch of blocks {m.First}+{m.Count} from the source failed: {m.Reason}"));
                 foreach (var (first, count) in Map.Runs(m.First, m.Count, BlockState.Fetching).ToList())
                     if (!Overlaps(first, count))
                     {
@@ -178,8 +181,23 @@ public sealed class DiskCore
         }
     }
 
+    /// <summary>The image could not take fetched blocks (ENOSPC): they stay missing (the failed fetch puts them back),
+    /// the source stays needed, and the site hears once why the copy stalls (it stops a relocation before its handover).</summary>
+    private void OnNoSpace(DiskInput.FetchFailed m)
+    {
+        if (_stalled is not null) return; // said already; every retry fails the same way until room frees
+        _stalled = $"no space left for disk {_name}'s image at this site ({m.Reason}): {Map.LocalBytes} of {Map.DiskSize} bytes are here, the rest stays at the source";
+        Emit(new Log(CoreLogLevel.Warning, $"relocation of {_name} stalled: {_stalled}", DiskCoreEvent.NoSpace));
+        Emit(new Publish(new P.ArrivalStalled(_name, _stalled)));
+    }
+
     private void OnLanded(DiskInput.Landed m)
     {
+        if (_stalled is not null && m.Kind == LandKind.Fetched)
+        {
+            _stalled = null;
+            Emit(new Log(CoreLogLevel.Info, $"relocation of {_name}: blocks land again (room freed), the copy goes on"));
+        }
         // Only blocks still claimed by a fetch may land: never a block a writer reserved.
         // A fetch issued before an invalidation carries the old data: those blocks go back to Remote.
         foreach (var (first, count) in Map.Runs(m.First, m.Count, BlockState.Fetching).ToList())
@@ -509,7 +527,7 @@ public sealed class DiskCore
         }
     }
 
-    private P.Status Status() => new(_name, _state.Completed ? "complete" : "relocating",
+    private P.Status Status() => new(_name, _state.Completed ? "complete" : _stalled is not null ? "stalled" : "relocating",
         Map.LocalBytes, Map.DiskSize, _state.FetchedBytes, _state.SkippedBytes, _state.WrittenBytes,
-        _onDemandFetches, _state.Completed ? 0 : _rateBps, _prefetchWindow, _prefetchPaused, _zeros.KnownBlocks << Map.BlockShift);
+        _onDemandFetches, _state.Completed ? 0 : _rateBps, _prefetchWindow, _prefetchPaused, _zeros.KnownBlocks << Map.BlockShift, _state.Completed ? null : _stalled);
 }

@@ -22,7 +22,8 @@ public abstract record DiskInput
     /// <summary>A fetch (or zero work) wrote its blocks into the image.</summary>
     public sealed record Landed(long First, long Count, LandKind Kind, long Bytes) : DiskInput;
 
-    public sealed record FetchFailed(long First, long Count, string Reason) : DiskInput;
+    /// <param name="NoSpace">The image could not take the blocks (ENOSPC): the relocation stalls until room frees.</param>
+    public sealed record FetchFailed(long First, long Count, string Reason, bool NoSpace = false) : DiskInput;
 
     /// <summary>The prefetcher has room for a piece of background copy; answered with Work or NoWork.</summary>
     public sealed record RequestWork(long MaxBlocks, object ReplyTo) : DiskInput;
@@ -91,6 +92,8 @@ public abstract record DiskDecision
 public enum DiskCoreEvent
 {
     None,
+    /// <summary>Fetched blocks could not be written: this site's image is out of space (the copy stalls).</summary>
+    NoSpace,
     /// <summary>A block the source had reported as a hole was written there: no longer known zero.</summary>
     HoleWritten,
     /// <summary>A write held for the handover failed at its deadline.</summary>

@@ -25,13 +25,13 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
 {
     /// <summary>A chunk landed, as runs of blocks: all-zero blocks are punched and reported Skipped.</summary>
     private sealed record ChunkDone(Work Work, TimeSpan Latency, IReadOnlyList<Landed> Parts);
-    private sealed record ChunkFailed(Work Work, string Reason);
+    private sealed record ChunkFailed(Work Work, Exception Error);
     private sealed record Kick;
     /// <summary>Rate tokens for one chunk, granted (or not: the limiter was replaced) before any work is claimed.</summary>
     private sealed record Permit(bool Granted);
 
     private readonly IBlockSource _source;
-    private readonly RawImage _image;
+    private readonly IBlockDevice _image;
     private readonly BlockMap _map;
     private readonly DiskSettings _settings;
     private readonly WindowController _window;
@@ -45,7 +45,7 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
     private long ChunkBlocks => Math.Max(1, _settings.PrefetchChunkBytes >> _map.BlockShift);
 
-    public Prefetcher(RawImage image, BlockMap map, BlockSourceFactory sources, DiskSettings settings)
+    public Prefetcher(IBlockDevice image, BlockMap map, BlockSourceFactory sources, DiskSettings settings)
     {
         _image = image;
         _map = map;
@@ -56,7 +56,7 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
         Copying();
     }
 
-    public static Props Props(RawImage image, BlockMap map, BlockSourceFactory sources, DiskSettings settings) =>
+    public static Props Props(IBlockDevice image, BlockMap map, BlockSourceFactory sources, DiskSettings settings) =>
         Akka.Actor.Props.Create(() => new Prefetcher(image, map, sources, settings));
 
     protected override void PreStart() => Fill();
@@ -91,7 +91,8 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
         {
             _inFlight--;
             _window.OnFailure();
-            Context.Parent.Tell(new FetchFailed(f.Work.First, f.Work.Count, f.Reason));
+            // A full image (ENOSPC) too: the chunk's blocks go back to missing, and the next try waits the longest backoff.
+            Context.Parent.Tell(FetchFailed.Of(f.Work.First, f.Work.Count, f.Error));
             Timers.StartSingleTimer("kick", new Kick(), _backoff);
             _backoff = TimeSpan.FromTicks(Math.Min(_backoff.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
         });
@@ -184,7 +185,7 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
         }
         catch (Exception ex)
         {
-            return new ChunkFailed(w, ex.Message);
+            return new ChunkFailed(w, ex);
         }
         finally
         {

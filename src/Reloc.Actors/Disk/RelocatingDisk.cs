@@ -15,7 +15,7 @@ namespace Reloc.Actors.Disk;
 /// Once every block is local the fast path is all there is: clients stay connected throughout.
 /// A read that waits for missing blocks is reported to <paramref name="metrics"/> (the guest's wait on a miss).
 /// </summary>
-public sealed class RelocatingDisk(RawImage image, DiskState state, IActorRef disk, DiskSettings settings, DiskMetrics? metrics = null) : IBlockDevice
+public sealed class RelocatingDisk(IBlockDevice image, DiskState state, IActorRef disk, DiskSettings settings, DiskMetrics? metrics = null) : IBlockDevice
 {
     private readonly TimeSpan _askTimeout = settings.MissTimeout + TimeSpan.FromSeconds(5);
     private readonly BlockMap map = state.Map;

@@ -21,7 +21,7 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
 {
     private readonly DiskId _id;
     private readonly DiskState _state;
-    private readonly RawImage _image;
+    private readonly IBlockDevice _image;
     private readonly DiskSettings _settings;
     private readonly BlockSourceFactory _sources;
     private readonly DiskCore _core;
@@ -32,7 +32,7 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
     private long _rateFetched; // FetchedBytes at _rateSince: the landing rate is taken per tick
     private DateTime _rateSince;
 
-    public VirtualDiskActor(DiskId id, DiskState state, RawImage image, DiskSettings settings, BlockSourceFactory sources, string? persistenceId = null,
+    public VirtualDiskActor(DiskId id, DiskState state, IBlockDevice image, DiskSettings settings, BlockSourceFactory sources, string? persistenceId = null,
         DiskMetrics? metrics = null)
     {
         _metrics = metrics;
@@ -59,7 +59,7 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
 
     /// <param name="persistenceId">Journal key; a disk that comes back to a site it left gets a new one (per epoch).</param>
     /// <param name="metrics">Where the disk's progress, link bytes and journal writes are reported; null: nowhere.</param>
-    public static Props Props(DiskId id, DiskState state, RawImage image, DiskSettings settings, BlockSourceFactory sources, string? persistenceId = null,
+    public static Props Props(DiskId id, DiskState state, IBlockDevice image, DiskSettings settings, BlockSourceFactory sources, string? persistenceId = null,
         DiskMetrics? metrics = null) =>
         Akka.Actor.Props.Create(() => new VirtualDiskActor(id, state, image, settings.Validate(), sources, persistenceId, metrics));
 
@@ -109,7 +109,7 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
             if (m.Kind == LandKind.Fetched) _metrics?.Transferred(m.Bytes); // it crossed the link, whatever the core keeps of it
             Feed(new DiskInput.Landed(m.First, m.Count, m.Kind, m.Bytes));
         });
-        Command<FetchFailed>(m => Feed(new DiskInput.FetchFailed(m.First, m.Count, m.Reason)));
+        Command<FetchFailed>(m => Feed(new DiskInput.FetchFailed(m.First, m.Count, m.Reason, m.NoSpace)));
         Command<RequestWork>(m => Feed(new DiskInput.RequestWork(m.MaxBlocks, Sender)));
         Command<SourceZero>(m => Feed(new DiskInput.SourceZero(m.Scan, m.Runs)));
         Command<PrefetchStats>(m =>

@@ -47,7 +47,7 @@ public static class VirtualDiskProtocol
 
     public sealed record Status(
         string Disk, string State, long LocalBytes, long TotalBytes, long FetchedBytes, long SkippedBytes,
-        long WrittenBytes, long OnDemandFetches, long RateBps, int PrefetchWindow, bool PrefetchPaused, long SourceZeroBytes = 0);
+        long WrittenBytes, long OnDemandFetches, long RateBps, int PrefetchWindow, bool PrefetchPaused, long SourceZeroBytes = 0, string? Stalled = null);
 
     public sealed record SetRate(long BytesPerSecond);
 
@@ -58,6 +58,9 @@ public static class VirtualDiskProtocol
     /// <summary>From the site: the arrival is over (completed: the image holds everything and the site's registry
     /// owns the disk; or dropped): delete this actor's journal and snapshots, then stop if <see cref="ThenStop"/>.</summary>
     public sealed record DeleteJournal(bool ThenStop);
+
+    /// <summary>Published to the event stream when the disk's copy stalls: <see cref="Reason"/> (its image is out of space).</summary>
+    public sealed record ArrivalStalled(string Disk, string Reason);
 
     /// <summary>Published to the event stream when the disk no longer needs its source.</summary>
     public sealed record RelocationFinished(string Disk);
@@ -88,7 +91,12 @@ public static class VirtualDiskProtocol
 
     internal sealed record Landed(long First, long Count, LandKind Kind, long Bytes);
 
-    internal sealed record FetchFailed(long First, long Count, string Reason);
+    /// <param name="NoSpace">Writing the image failed for want of room (ENOSPC): nothing of it landed.</param>
+    internal sealed record FetchFailed(long First, long Count, string Reason, bool NoSpace = false)
+    {
+        public static FetchFailed Of(long first, long count, Exception ex) =>
+            new(first, count, ex.Message, ex is Reloc.Storage.BlockDeviceException { Error: Reloc.Storage.DeviceError.NoSpace });
+    }
 
     internal sealed record RequestWork(long MaxBlocks);
 

@@ -42,7 +42,7 @@ public static class ManagementRoutes
         }).WithName("CreateDisk");
         read.MapGet("/disks/{name}", (ManagementService s, string name) => s.DiskAsync(name)).WithName("GetDisk");
         read.MapGet("/disks/{name}/history", (ManagementService s, string name) => s.DiskHistoryAsync(name)).WithName("GetDiskHistory");
-        change.MapDelete("/disks/{name}", (ManagementService s, string name) => s.DeleteDiskAsync(name)).WithName("DeleteDisk");
+        change.MapDelete("/disks/{name}", (ManagementService s, string name, bool? force) => s.DeleteDiskAsync(name, force == true)).WithName("DeleteDisk");
 
         read.MapGet("/events", Events).WithName("Events");
         read.MapGet("/audit", (ManagementService s, int? limit) => s.AuditAsync(limit ?? 100)).WithName("Audit");

@@ -53,9 +53,9 @@ public sealed class ManagementService(ActorSystem system, IActorRef coordinator,
 
     public async Task<DiskCopy> CreateDiskAsync(CreateDiskRequest request)
     {
-        if (string.IsNullOrWhiteSpace(request.Name)) throw BadRequest("missing the disk's name");
+        if (DiskName.Validate(request.Name) is { } badName) throw BadRequest(badName);
         if (string.IsNullOrWhiteSpace(request.Site)) throw BadRequest("missing the disk's site");
-        if (request.From is null && request.Size <= 0) throw BadRequest($"disk size must be positive, not {request.Size}");
+        if (request.From is null && DiskSize.Validate(request.Size) is { } badSize) throw BadRequest(badSize);
         var all = await SiteDirectory.ListDisks(system, AskTimeout);
         var existing = all.Answered.SelectMany(l => l.Disks).FirstOrDefault(d => d.Name == request.Name);
         if (existing is not null) throw Conflict($"disk '{request.Name}' already exists (on site {existing.Site})");
@@ -64,6 +64,7 @@ public sealed class ManagementService(ActorSystem system, IActorRef coordinator,
         {
             SiteProtocol.DiskInfo info => Views.Copy(info),
             SiteProtocol.Refused r => throw Conflict(r.Reason),
+            SiteProtocol.Forbidden f => throw new ManagementException(f.Reason, HttpStatusCode.Forbidden),
             _ => throw Unexpected(reply),
         };
     }
@@ -92,30 +93,55 @@ public sealed class ManagementService(ActorSystem system, IActorRef coordinator,
             relocation is null ? null : Views.Relocation(relocation), copies.Select(Views.Copy).ToList());
     }
 
-    public async Task<DiskDeleted> DeleteDiskAsync(string name)
+    /// <param name="force">Delete even while guests are connected to it (refused otherwise: 409 naming how many).</param>
+    public async Task<DiskDeleted> DeleteDiskAsync(string name, bool force = false)
     {
         var all = await SiteDirectory.ListDisks(system, AskTimeout);
         var copies = all.Answered.SelectMany(l => l.Disks).Where(d => d.Name == name).ToList();
         if (copies.Count == 0) throw NotFound($"unknown disk '{name}'");
         var owned = Reconciler.OwnerOf(copies) is { Phase: SiteDisk.Owned } owner ? owner
                     : throw Conflict($"disk '{name}' is relocating ({string.Join(", ", copies.Select(c => $"{c.Phase} at {c.Site}"))}): cancel or finish the relocation first");
-        var reply = await SiteOf(owned.Site).Ask<object>(new SiteProtocol.DeleteDisk(name), AskTimeout);
+        var reply = await SiteOf(owned.Site).Ask<object>(new SiteProtocol.DeleteDisk(name, force), AskTimeout);
         return reply switch
         {
-            SiteProtocol.Deleted d => new DiskDeleted(d.Name, owned.Site),
+            SiteProtocol.Deleted d => new DiskDeleted(d.Name, owned.Site, d.ClientsCut),
             SiteProtocol.Refused r => throw Conflict(r.Reason),
             _ => throw Unexpected(reply),
         };
     }
 
-    public Task<Reloc.Management.RelocationAccepted> RelocateAsync(RelocateRequest request)
+    public async Task<Reloc.Management.RelocationAccepted> RelocateAsync(RelocateRequest request)
     {
         if (string.IsNullOrWhiteSpace(request.Disk)) throw BadRequest("missing the disk to relocate");
         if (string.IsNullOrWhiteSpace(request.To)) throw BadRequest("missing the destination site");
         if (request.Rate < 0) throw BadRequest($"rate must not be negative, not {request.Rate}");
-        return AskCoordinatorAsync<RelocationProtocol.RelocationAccepted, Reloc.Management.RelocationAccepted>(
+        var warning = await CheckRoomAsync(request.Disk, request.To);
+        return await AskCoordinatorAsync<RelocationProtocol.RelocationAccepted, Reloc.Management.RelocationAccepted>(
             new Relocate(request.Disk, request.To, request.Mode == RelocationMode.Hybrid, request.Rate, request.Prefetch),
-            a => new Reloc.Management.RelocationAccepted(a.Disk, a.FromSite, a.ToSite, a.Epoch));
+            a => new Reloc.Management.RelocationAccepted(a.Disk, a.FromSite, a.ToSite, a.Epoch, warning));
+    }
+
+    /// <summary>Refuses (409) a relocation whose destination cannot hold the disk, before anything starts: the source says
+    /// how many bytes the disk holds, the destination judges its free space now (<see cref="Site.Core.RoomCheck"/>).
+    /// What this cannot judge (the disk is not where a relocation could start, an unknown site) the coordinator refuses.</summary>
+    /// <returns>A warning (it fits, but not the disk's full size), or null.</returns>
+    private async Task<string?> CheckRoomAsync(string disk, string to)
+    {
+        var all = await SiteDirectory.ListDisks(system, AskTimeout);
+        var owner = Reconciler.OwnerOf(all.Answered.SelectMany(l => l.Disks).Where(d => d.Name == disk).ToList());
+        if (owner is not { Phase: SiteDisk.Owned } || owner.Site == to || !SiteDirectory.Sites(system).Contains(to)) return null;
+        var allocation = await SiteOf(owner.Site).Ask<object>(new SiteProtocol.GetAllocation(disk), AskTimeout) switch
+        {
+            SiteProtocol.Allocation a => a,
+            SiteProtocol.Refused r => throw Conflict(r.Reason),
+            var other => throw Unexpected(other),
+        };
+        return await SiteOf(to).Ask<object>(new SiteProtocol.CheckRoom(disk, allocation.Size, allocation.Allocated), AskTimeout) switch
+        {
+            SiteProtocol.RoomChecked { Refusal: { } why } => throw Conflict($"cannot relocate '{disk}' to {to}: {why}"),
+            SiteProtocol.RoomChecked room => room.Warning,
+            var other => throw Unexpected(other),
+        };
     }
 
     public Task<List<RelocationView>> RelocationsAsync() =>

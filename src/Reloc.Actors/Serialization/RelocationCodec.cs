@@ -16,7 +16,7 @@ internal static class RelocationCodec
         RelocationDone => "DN2", Release => "RE2", Released => "RD2", HandoverRequested => "HR2",
         CancelRelocation => "XC1", SetRelocationRate => "XR1", GetRelocationStatus => "XG1", RelocationCancelled => "XD1",
         RelocationStatus => "XS1", DiskProgress => "XP1", StopOutgoing => "XST2", OutgoingStopped => "XSD2",
-        DropIncoming => "XDI2", IncomingDropped => "XDD2", GuestClients => "XGC1", GetProgress => "XGP1", SetRate => "XSR1",
+        DropIncoming => "XDI2", IncomingDropped => "XDD2", GuestClients => "XGC1", RelocationStalled => "XRS1", GetProgress => "XGP1", SetRate => "XSR1",
         _ => null,
     };
 
@@ -59,6 +59,7 @@ internal static class RelocationCodec
                 case DropIncoming m: w.Write(m.Disk); w.Write(m.Epoch); w.Write(m.Relocation); break;
                 case IncomingDropped m: w.Write(m.Disk); w.Write(m.Epoch); w.Write(m.Relocation); break;
                 case GuestClients m: w.Write(m.Disk); w.Write(m.Site); w.Write(m.Count); break;
+                case RelocationStalled m: w.Write(m.Disk); w.Write(m.Relocation); w.Write(m.Site); w.Write(m.Reason); break;
                 case GetProgress m: w.Write(m.Disk); break;
                 case SetRate m: w.Write(m.Disk); w.Write(m.RateBytesPerSecond); break;
                 default: throw new ArgumentException($"cannot serialize {o.GetType()}");
@@ -104,6 +105,7 @@ internal static class RelocationCodec
             "XDI2" => new DropIncoming(r.ReadString(), r.ReadInt64(), r.ReadString()),
             "XDD2" => new IncomingDropped(r.ReadString(), r.ReadInt64(), r.ReadString()),
             "XGC1" => new GuestClients(r.ReadString(), r.ReadString(), r.ReadInt32()),
+            "XRS1" => new RelocationStalled(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString()),
             "XGP1" => new GetProgress(r.ReadString()),
             "XSR1" => new SetRate(r.ReadString(), r.ReadInt64()),
             _ => null,

@@ -14,7 +14,7 @@ internal static class SiteCodec
             switch (o)
             {
                 case SiteProtocol.CreateDisk c: w.Write(c.Name); w.Write(c.Size); WriteOptional(w, c.FromFile); break;
-                case SiteProtocol.DeleteDisk d: w.Write(d.Name); break;
+                case SiteProtocol.DeleteDisk d: w.Write(d.Name); w.Write(d.Force); break;
                 case SiteProtocol.ListDisks: break;
                 case SiteProtocol.DiskInfo i: WriteInfo(w, i); break;
                 case SiteProtocol.DiskList l:
@@ -22,8 +22,13 @@ internal static class SiteCodec
                     w.Write(l.Disks.Count);
                     foreach (var i in l.Disks) WriteInfo(w, i);
                     break;
-                case SiteProtocol.Deleted d: w.Write(d.Name); break;
+                case SiteProtocol.Deleted d: w.Write(d.Name); w.Write(d.ClientsCut); break;
                 case SiteProtocol.Refused r: w.Write(r.Reason); break;
+                case SiteProtocol.Forbidden f: w.Write(f.Reason); break;
+                case SiteProtocol.GetAllocation g: w.Write(g.Disk); break;
+                case SiteProtocol.Allocation a: w.Write(a.Disk); w.Write(a.Size); w.Write(a.Allocated); break;
+                case SiteProtocol.CheckRoom cr: w.Write(cr.Disk); w.Write(cr.Size); w.Write(cr.Allocated); break;
+                case SiteProtocol.RoomChecked rc: w.Write(rc.Disk); w.Write(rc.Free); w.Write(rc.Needed); WriteOptional(w, rc.Refusal); WriteOptional(w, rc.Warning); break;
                 case SiteEvents.DiskAdded a: w.Write(a.Name); w.Write(a.Size); w.Write(a.ImagePath); w.Write(a.Epoch); break;
                 case SiteEvents.DiskRemoved r: w.Write(r.Name); break;
                 case SiteEvents.IncomingAdded i:
@@ -48,11 +53,18 @@ internal static class SiteCodec
         {
             "SC1" => new SiteProtocol.CreateDisk(r.ReadString(), r.ReadInt64(), ReadOptional(r)),
             "SD1" => new SiteProtocol.DeleteDisk(r.ReadString()),
+            "SD2" => new SiteProtocol.DeleteDisk(r.ReadString(), r.ReadBoolean()),
             "SL1" => new SiteProtocol.ListDisks(),
             "SI3" => ReadInfo(r),
             "SLR3" => ReadList(r),
             "SDD1" => new SiteProtocol.Deleted(r.ReadString()),
+            "SDD2" => new SiteProtocol.Deleted(r.ReadString(), r.ReadInt32()),
             "SR1" => new SiteProtocol.Refused(r.ReadString()),
+            "SFB1" => new SiteProtocol.Forbidden(r.ReadString()),
+            "SGA1" => new SiteProtocol.GetAllocation(r.ReadString()),
+            "SAL1" => new SiteProtocol.Allocation(r.ReadString(), r.ReadInt64(), r.ReadInt64()),
+            "SCR1" => new SiteProtocol.CheckRoom(r.ReadString(), r.ReadInt64(), r.ReadInt64()),
+            "SRC1" => new SiteProtocol.RoomChecked(r.ReadString(), r.ReadInt64(), r.ReadInt64(), ReadOptional(r), ReadOptional(r)),
             "SA1" => new SiteEvents.DiskAdded(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadInt64()),
             "SX1" => new SiteEvents.DiskRemoved(r.ReadString()),
             // Persisted events: every layout ever written stays readable.

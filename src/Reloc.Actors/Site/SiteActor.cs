@@ -6,6 +6,7 @@ using Reloc.Actors.Coordinator;
 using Reloc.Actors.Site.Core;
 using Reloc.Actors.Telemetry;
 using Reloc.Nbd.Server;
+using Reloc.Storage;
 using P = Reloc.Actors.Disk.VirtualDiskProtocol;
 
 namespace Reloc.Actors.Site;
@@ -62,6 +63,7 @@ public sealed class SiteActor : ReceivePersistentActor, IWithTimers
             // Subscribed before the disks start: a disk actor that recovers complete announces it at once.
             Context.System.EventStream.Subscribe(Self, typeof(P.WriteHeldForHandover));
             Context.System.EventStream.Subscribe(Self, typeof(P.RelocationFinished));
+            Context.System.EventStream.Subscribe(Self, typeof(P.ArrivalStalled));
             Run(new SiteInput.Started());
             Become(Serving);
         });
@@ -82,7 +84,7 @@ public sealed class SiteActor : ReceivePersistentActor, IWithTimers
         Command<SiteProtocol.ListDisks>(_ => Sender.Tell(new SiteProtocol.DiskList(_settings.Name,
             _core.State.Disks.OrderBy(d => d.Name, StringComparer.Ordinal).Select(d => _core.Info(d, _devices.FactsOf(d.Name))).ToList())));
         Command<RelocationProtocol.GetProgress>(OnGetProgress);
-        Command<SiteProtocol.CreateDisk>(Message);
+        Command<SiteProtocol.CreateDisk>(OnCreate);
         Command<SiteProtocol.DeleteDisk>(Message);
         Command<SiteProtocol.Refused>(Message);
         Command<RelocationProtocol.PrepareIncoming>(Message);
@@ -98,6 +100,9 @@ public sealed class SiteActor : ReceivePersistentActor, IWithTimers
         Command<Input>(m => Run(m.Value));
         Command<P.WriteHeldForHandover>(m => Run(new SiteInput.WriteHeld(m.Disk)));
         Command<P.RelocationFinished>(m => Run(new SiteInput.ArrivalFinished(m.Disk)));
+        Command<P.ArrivalStalled>(m => Run(new SiteInput.ArrivalStalled(m.Disk, m.Reason)));
+        Command<SiteProtocol.GetAllocation>(OnGetAllocation);
+        Command<SiteProtocol.CheckRoom>(OnCheckRoom);
         Command<StreamTick>(t => Run(new SiteInput.StreamTick(t.Disk, _devices.DrainDirty(t.Disk), DateTime.UtcNow)));
         Command<ClientsChanged>(m => Run(new SiteInput.ClientsChanged(m.Disk, _devices.GuestClientsOf(m.Disk))));
         // Drained here, on the actor's thread after the fence: every write admitted before it is tracked by now.
@@ -106,6 +111,47 @@ public sealed class SiteActor : ReceivePersistentActor, IWithTimers
             if (!_core.IsFencing(f.Disk) || !ReferenceEquals(_devices.OwnedOf(f.Disk), f.Device)) return;
             Run(new SiteInput.FenceDone(f.Disk, f.Error, f.Error is null ? f.Device.DrainDirty() : []));
         });
+    }
+
+    /// <summary>A query of the disk's source: how many bytes its image holds (its holes take no room anywhere).</summary>
+    private void OnGetAllocation(SiteProtocol.GetAllocation m)
+    {
+        if (_devices.OwnedOf(m.Disk) is not { } owned) { Sender.Tell(new SiteProtocol.Refused($"disk '{m.Disk}' is not served as owned on site {_settings.Name}")); return; }
+        try { Sender.Tell(new SiteProtocol.Allocation(m.Disk, owned.Image.Size, owned.Image.AllocatedBytes())); }
+        catch (IOException ex) { Sender.Tell(new SiteProtocol.Refused($"cannot read the allocation of disk '{m.Disk}' on site {_settings.Name}: {ex.Message}")); }
+    }
+
+    /// <summary>A query of a relocation's destination, answered from its data directory's file system now (statvfs).</summary>
+    private void OnCheckRoom(SiteProtocol.CheckRoom m)
+    {
+        long free;
+        try
+        {
+            Directory.CreateDirectory(_settings.DataDir);
+            free = new DriveInfo(Path.GetFullPath(_settings.DataDir)).AvailableFreeSpace;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            Sender.Tell(new SiteProtocol.RoomChecked(m.Disk, 0, 0, $"site {_settings.Name} cannot tell the free space of {_settings.DataDir}: {ex.Message}", null));
+            return;
+        }
+        var room = RoomCheck.Decide(_settings.Name, _settings.DataDir, m.Size, m.Allocated, free);
+        Sender.Tell(new SiteProtocol.RoomChecked(m.Disk, free, room.Needed, room.Refusal, room.Warning));
+    }
+
+    /// <summary>A file to import is judged by where it really leads (resolved here: I/O), before the core sees it.</summary>
+    private void OnCreate(SiteProtocol.CreateDisk m)
+    {
+        if (m.FromFile is not { } file || m.FromNbd) { Message(m); return; }
+        var dir = _settings.ImportDir;
+        var decision = ImportPaths.Decide(_settings.Name, dir, dir is null ? null : RealPaths.TryResolve(dir), file, RealPaths.TryResolve(file));
+        if (decision.Refusal is { } why)
+        {
+            _log.Warning("disk create {0} from {1} refused: {2}", m.Name, file, why);
+            Sender.Tell(new SiteProtocol.Forbidden(why));
+            return;
+        }
+        Message(m with { FromFile = decision.Path });
     }
 
     private void Message(object body)
@@ -120,6 +166,7 @@ public sealed class SiteActor : ReceivePersistentActor, IWithTimers
     {
         RelocationProtocol.StartOutgoing m => m.Disk,
         RelocationProtocol.DropIncoming m => m.Disk,
+        SiteProtocol.DeleteDisk m => m.Name, // refused while guests are connected: the count must be now's
         _ => null,
     };
 

@@ -9,7 +9,9 @@ public static class SiteProtocol
         public bool FromNbd => FromFile is not null && FromFile.StartsWith("nbd://", StringComparison.Ordinal);
     }
 
-    public sealed record DeleteDisk(string Name) : IRelocMessage;
+    /// <summary>Deletes a disk this site owns. Refused while guests are connected to it, unless <paramref name="Force"/>:
+    /// then their connections stay open but every request fails (the image is gone).</summary>
+    public sealed record DeleteDisk(string Name, bool Force = false) : IRelocMessage;
 
     public sealed record ListDisks : IRelocMessage;
 
@@ -22,10 +24,26 @@ public static class SiteProtocol
 
     public sealed record DiskList(string Site, IReadOnlyList<DiskInfo> Disks) : IRelocMessage;
 
-    public sealed record Deleted(string Name) : IRelocMessage;
+    /// <param name="ClientsCut">Guest connections the (forced) delete cut off.</param>
+    public sealed record Deleted(string Name, int ClientsCut = 0) : IRelocMessage;
 
     /// <summary>The request was refused; nothing changed.</summary>
     public sealed record Refused(string Reason) : IRelocMessage;
+
+    /// <summary>To a disk's owner: how many bytes its image holds (answered with <see cref="Allocation"/>).</summary>
+    public sealed record GetAllocation(string Disk) : IRelocMessage;
+    public sealed record Allocation(string Disk, long Size, long Allocated) : IRelocMessage;
+
+    /// <summary>To a relocation's destination, before anything starts: can its data directory hold the disk
+    /// (<see cref="Core.RoomCheck"/>)? Answered with <see cref="RoomChecked"/>.</summary>
+    public sealed record CheckRoom(string Disk, long Size, long Allocated) : IRelocMessage;
+
+    /// <param name="Refusal">null: it fits.</param>
+    /// <param name="Warning">It fits now, but would not if the guest filled the disk's holes.</param>
+    public sealed record RoomChecked(string Disk, long Free, long Needed, string? Refusal, string? Warning) : IRelocMessage;
+
+    /// <summary>The request asked for something this site does not allow (a file outside its import directory); nothing changed.</summary>
+    public sealed record Forbidden(string Reason) : IRelocMessage;
 }
 
 /// <summary>Persisted events of a site's disk registry.</summary>
@@ -172,9 +190,6 @@ public sealed class SiteState
         _ => throw new ArgumentException($"not a site event: {evt.GetType().Name}"),
     };
 
-    /// <summary>Disk names are NBD export names and file names: keep them to a safe alphabet.</summary>
-    public static string? ValidateName(string name) =>
-        name.Length is 0 or > 64 || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.') || name.StartsWith('.')
-            ? $"disk name '{name}' must be 1-64 characters of letters, digits, '-', '_' or '.', not starting with '.'"
-            : null;
+    /// <summary>Disk names are NBD export names and file names: <see cref="Reloc.Management.DiskName"/> judges them.</summary>
+    public static string? ValidateName(string name) => Reloc.Management.DiskName.Validate(name);
 }

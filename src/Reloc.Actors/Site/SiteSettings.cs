@@ -12,6 +12,10 @@ public sealed record SiteSettings(string Name, string DataDir, IPEndPoint NbdLis
     /// <summary>reloc.site.restart-backoff.max: the longest delay between restarts (the delay doubles up to it).</summary>
     public TimeSpan RestartMaxBackoff { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>reloc.site.import-dir: the only directory <c>disk create --from FILE</c> reads from (null: none, imports
+    /// from files are refused). See <see cref="Core.ImportPaths"/>.</summary>
+    public string? ImportDir { get; init; }
+
     public static SiteSettings From(Config config)
     {
         var c = config.GetConfig("reloc.site") ?? throw new ArgumentException("reloc.site is missing from the configuration");
@@ -28,12 +32,16 @@ public sealed record SiteSettings(string Name, string DataDir, IPEndPoint NbdLis
             throw new ArgumentException($"reloc.site.restart-backoff.min = {minBackoff}: must be positive");
         if (maxBackoff < minBackoff)
             throw new ArgumentException($"reloc.site.restart-backoff.max = {maxBackoff}: must be at least restart-backoff.min ({minBackoff})");
+        var importDir = c.GetString("import-dir", "");
+        if (!string.IsNullOrEmpty(importDir) && !Path.IsPathFullyQualified(importDir))
+            throw new ArgumentException($"reloc.site.import-dir = \"{importDir}\": must be an absolute path (or empty: no imports from files)");
         return new SiteSettings(name, dataDir, listen, string.IsNullOrWhiteSpace(advertise) ? $"{listen.Address}:{listen.Port}" : advertise,
             management is "off" or "" ? null : ParseEndPoint(management, "reloc.management.listen"))
         {
             RestartMinBackoff = minBackoff,
             RestartMaxBackoff = maxBackoff,
             Tls = Security.SiteTlsSettings.From(config),
+            ImportDir = string.IsNullOrEmpty(importDir) ? null : importDir,
         };
     }
 

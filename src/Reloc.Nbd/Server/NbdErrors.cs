@@ -20,6 +20,7 @@ public static class NbdErrors
                 DeviceError.Shutdown => NbdError.Shutdown,
                 _ => NbdError.Io,
             },
+            IOException { HResult: 28 } => NbdError.NoSpc, // ENOSPC from a device that did not say it as a BlockDeviceException
             OperationCanceledException => NbdError.Shutdown,
             UnauthorizedAccessException => NbdError.Perm,
             ArgumentException => NbdError.Inval,

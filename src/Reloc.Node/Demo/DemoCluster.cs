@@ -62,7 +62,7 @@ internal sealed class DemoCluster : IAsyncDisposable
             akka.cluster.seed-nodes = ["akka.tcp://reloc@127.0.0.1:{{seedPort}}"]
             akka.cluster.roles = [{{site}}]
             akka.coordinated-shutdown.run-by-clr-shutdown-hook = off
-            reloc.site { name = {{site}}, data-dir = "{{dataDir}}", nbd.listen = "{{nbdListen}}", nbd.advertise = "{{advertise}}" }
+            reloc.site { name = {{site}}, data-dir = "{{dataDir}}", import-dir = "{{Path.GetDirectoryName(dataDir)}}", nbd.listen = "{{nbdListen}}", nbd.advertise = "{{advertise}}" }
             reloc.management.listen = "{{management}}"
             """);
 

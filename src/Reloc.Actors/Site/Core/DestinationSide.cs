@@ -114,6 +114,15 @@ internal sealed class DestinationSide(SiteContext c, int blockSize)
         c.Emit(new SiteDecision.TellCoordinator(new HandoverRequested(disk, d.Relocation)));
     }
 
+    /// <summary>The copy cannot go on here (out of space): the coordinator decides (it cancels a relocation before its
+    /// handover). An import has no coordinator: the log says it, and it goes on when room frees.</summary>
+    public void OnArrivalStalled(SiteInput.ArrivalStalled s)
+    {
+        if (c.Served.GetValueOrDefault(s.Disk) != Serving.Arrival || !c.State.TryGet(s.Disk, out var d) || d.Phase != DiskPhase.Incoming) return;
+        if (d.Peer.Length == 0) { c.Log(CoreLogLevel.Warning, $"import of disk {s.Disk} stalled: {s.Reason}"); return; }
+        c.Emit(new SiteDecision.TellCoordinator(new RelocationStalled(s.Disk, d.Relocation, c.Site, s.Reason)));
+    }
+
     /// <summary>Owned from now on, and movable on at once: the same device (guests stay connected) joins the owned
     /// disks and is exported to other sites; the arrival's journal is no longer needed.</summary>
     public void OnArrivalFinished(string name)

@@ -12,7 +12,7 @@ internal sealed class Registry(SiteContext c)
         var invalid = SiteState.ValidateName(m.Name);
         if (invalid is not null) { c.Refuse(replyTo, invalid); return; }
         if (c.State.TryGet(m.Name, out _) || c.Creating.ContainsKey(m.Name)) { c.Refuse(replyTo, $"disk '{m.Name}' already exists on site {c.Site}"); return; }
-        if (m.FromFile is null && m.Size <= 0) { c.Refuse(replyTo, $"disk size must be positive, not {m.Size}"); return; }
+        if (m.FromFile is null && Reloc.Management.DiskSize.Validate(m.Size) is { } badSize) { c.Refuse(replyTo, badSize); return; }
         var path = c.ImagePathOf(m.Name);
         if (m.FromNbd)
         {
@@ -64,6 +64,14 @@ internal sealed class Registry(SiteContext c)
             c.Refuse(replyTo, $"disk '{m.Name}' is {disk.Phase.Name()} on site {c.Site}: cancel or finish its relocation first");
             return;
         }
-        c.Remove(disk, replyTo, new SiteProtocol.Deleted(disk.Name));
+        int clients = c.Clients.GetValueOrDefault(m.Name);
+        if (clients > 0 && !m.Force)
+        {
+            c.Refuse(replyTo, $"disk '{m.Name}' has {clients} guest client{(clients == 1 ? "" : "s")} connected on site {c.Site}: "
+                + "disconnect them first, or force the delete (their connections then fail every request)");
+            return;
+        }
+        if (clients > 0) c.Log(CoreLogLevel.Warning, $"disk {m.Name} deleted with {clients} guest client(s) connected: their requests fail from now on");
+        c.Remove(disk, replyTo, new SiteProtocol.Deleted(disk.Name, clients));
     }
 }

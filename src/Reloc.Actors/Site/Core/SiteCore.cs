@@ -72,6 +72,7 @@ public sealed class SiteCore
             case SiteInput.ClientsChanged c: OnClientsChanged(c); break;
             case SiteInput.WriteHeld w: _destination.OnWriteHeld(w.Disk); break;
             case SiteInput.ArrivalFinished f: _destination.OnArrivalFinished(f.Disk); break;
+            case SiteInput.ArrivalStalled s: _destination.OnArrivalStalled(s); break;
             default: throw new ArgumentException($"not a site input: {input}", nameof(input));
         }
         return _c.End();

@@ -39,6 +39,9 @@ public abstract record SiteInput
     /// <summary>The arriving disk holds a guest write that only the handover lets through.</summary>
     public sealed record WriteHeld(string Disk) : SiteInput;
 
+    /// <summary>The arriving disk's copy cannot go on: <paramref name="Reason"/> (its image is out of space).</summary>
+    public sealed record ArrivalStalled(string Disk, string Reason) : SiteInput;
+
     /// <summary>The arriving disk holds every block and owns the disk (or it was an import that completed).</summary>
     public sealed record ArrivalFinished(string Disk) : SiteInput;
 }
