@@ -53,9 +53,7 @@ public sealed class ManagementService(ActorSystem system, IActorRef coordinator,
 
     public async Task<DiskCopy> CreateDiskAsync(CreateDiskRequest request)
     {
-        if (string.IsNullOrWhiteSpace(request.Name)) throw BadRequest("missing the disk's name");
-        if (string.IsNullOrWhiteSpace(request.Site)) throw BadRequest("missing the disk's site");
-        if (request.From is null && request.Size <= 0) throw BadRequest($"disk size must be positive, not {request.Size}");
+        RequestChecks.Check(request);
         var all = await SiteDirectory.ListDisks(system, AskTimeout);
         var existing = all.Answered.SelectMany(l => l.Disks).FirstOrDefault(d => d.Name == request.Name);
         if (existing is not null) throw Conflict($"disk '{request.Name}' already exists (on site {existing.Site})");
@@ -110,9 +108,7 @@ public sealed class ManagementService(ActorSystem system, IActorRef coordinator,
 
     public Task<Reloc.Management.RelocationAccepted> RelocateAsync(RelocateRequest request)
     {
-        if (string.IsNullOrWhiteSpace(request.Disk)) throw BadRequest("missing the disk to relocate");
-        if (string.IsNullOrWhiteSpace(request.To)) throw BadRequest("missing the destination site");
-        if (request.Rate < 0) throw BadRequest($"rate must not be negative, not {request.Rate}");
+        RequestChecks.Check(request);
         return AskCoordinatorAsync<RelocationProtocol.RelocationAccepted, Reloc.Management.RelocationAccepted>(
             new Relocate(request.Disk, request.To, request.Mode == RelocationMode.Hybrid, request.Rate, request.Prefetch),
             a => new Reloc.Management.RelocationAccepted(a.Disk, a.FromSite, a.ToSite, a.Epoch));
@@ -126,8 +122,7 @@ public sealed class ManagementService(ActorSystem system, IActorRef coordinator,
             s => new RelocationStatusView(Views.Relocation(s.Info), Views.Progress(s.Progress)));
 
     public Task<RelocationView> SetRateAsync(string disk, long rate) =>
-        rate < 0 ? throw BadRequest($"rate must not be negative, not {rate}")
-            : AskCoordinatorAsync<RelocationInfo, RelocationView>(new SetRelocationRate(disk, rate), Views.Relocation);
+        AskCoordinatorAsync<RelocationInfo, RelocationView>(new SetRelocationRate(disk, RequestChecks.CheckRate(rate)), Views.Relocation);
 
     public Task<RelocationView> HandoverAsync(string disk) =>
         AskCoordinatorAsync<RelocationInfo, RelocationView>(new RequestHandover(disk), Views.Relocation);
