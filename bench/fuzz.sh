@@ -31,10 +31,11 @@ for a in $ASSEMBLIES; do dotnet sharpfuzz "$BIN/$a" >/dev/null; done
 # runtime reserves far more virtual memory than afl's default limit (-m none).
 export AFL_SKIP_BIN_CHECK=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1 AFL_NO_AFFINITY=1
 export DOTNET_TieredPGO=0 # steadier coverage between runs of one process
+DOTNET=$(command -v dotnet) # afl-cmin wants a path, not a name
 rm -rf "$OUT/findings"
 START=$(date +%s)
 nice -n 10 afl-fuzz -i "$CORPUS" -o "$OUT/findings" -t "${TIMEOUT_MS:-5000}" -m none -E "$EXECS" \
-  -- dotnet "$BIN/Reloc.Fuzz.dll" "$TARGET" > "$OUT/afl.log" 2>&1 || { tail -30 "$OUT/afl.log" >&2; exit 1; }
+  -- "$DOTNET" "$BIN/Reloc.Fuzz.dll" "$TARGET" > "$OUT/afl.log" 2>&1 || { tail -30 "$OUT/afl.log" >&2; exit 1; }
 END=$(date +%s)
 
 STATS=$OUT/findings/default/fuzzer_stats
@@ -46,6 +47,12 @@ ls "$OUT/findings/default/crashes" "$OUT/findings/default/hangs" 2>/dev/null | g
 if [ "${CMIN:-0}" = 1 ]; then
   rm -rf "$OUT/cmin"
   nice -n 10 afl-cmin -i "$OUT/findings/default/queue" -o "$OUT/cmin" -t "${TIMEOUT_MS:-5000}" -m none \
-    -- dotnet "$BIN/Reloc.Fuzz.dll" "$TARGET" > "$OUT/cmin.log" 2>&1 && echo "afl-cmin: $(ls "$OUT/cmin" | wc -l) inputs in $OUT/cmin" \
-    || echo "afl-cmin failed (see $OUT/cmin.log)"
+    -- "$DOTNET" "$BIN/Reloc.Fuzz.dll" "$TARGET" > "$OUT/cmin.log" 2>&1 || { echo "afl-cmin failed (see $OUT/cmin.log)" >&2; exit 1; }
+  # Names a checkout on any file system takes: a seed keeps its own name, a found input becomes afl-ID.
+  for f in "$OUT"/cmin/*; do
+    name=$(basename "$f")
+    case "$name" in *orig:*) new=${name##*orig:} ;; *) new=afl-$(echo "$name" | sed 's/^id:\([0-9]*\),.*/\1/') ;; esac
+    mv "$f" "$OUT/cmin/$new"
+  done
+  echo "afl-cmin: $(ls "$OUT/cmin" | wc -l) inputs, $(cat "$OUT"/cmin/* | wc -c) bytes in $OUT/cmin"
 fi

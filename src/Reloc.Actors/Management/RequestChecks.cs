@@ -21,6 +21,8 @@ public static class RequestChecks
     {
         if (string.IsNullOrWhiteSpace(request.Disk)) throw ManagementService.BadRequest("missing the disk to relocate");
         if (string.IsNullOrWhiteSpace(request.To)) throw ManagementService.BadRequest("missing the destination site");
+        // The JSON binder takes numbers ("mode": 5, even "5") for an enum: one outside it would run as postcopy unasked.
+        if (!Enum.IsDefined(request.Mode)) throw ManagementService.BadRequest($"unknown relocation mode {(int)request.Mode} (postcopy or hybrid)");
         CheckRate(request.Rate);
         return request;
     }
