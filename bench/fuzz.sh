@@ -4,7 +4,8 @@
 # Usage: bench/fuzz.sh TARGET [EXECUTIONS]   (TARGET: server-handshake, server-transmission, client, management;
 #        EXECUTIONS: 1000000 by default). Needs afl-fuzz (Debian: afl++) and the sharpfuzz local tool
 #        (.config/dotnet-tools.json; `dotnet tool restore` installs it). Runs niced: the machine may be shared.
-# Env:   TIMEOUT_MS (per input, 5000), CMIN=1 to minimise the corpus with afl-cmin afterwards into
+# Env:   BUILD_ONLY=1 (publish and instrument, no fuzzing), REUSE_BIN=1 (fuzz what the last build left),
+#        TIMEOUT_MS (per input, 5000), CMIN=1 to minimise the corpus with afl-cmin afterwards into
 #        artifacts/fuzz/TARGET/cmin (then copy it over fuzz/corpus/TARGET by hand, after a look).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,17 +16,22 @@ CORPUS=fuzz/corpus/$TARGET
 OUT=$PWD/artifacts/fuzz/$TARGET
 BIN=$OUT/bin
 
-# A fresh publish every time: sharpfuzz rewrites assemblies in place and must see them uninstrumented.
-rm -rf "$BIN"
-dotnet tool restore >/dev/null
-nice -n 10 dotnet publish fuzz/Reloc.Fuzz -c Release -o "$BIN" 2>&1 | grep -E 'error|warn' || true
-[ -f "$BIN/Reloc.Fuzz.dll" ] || { echo "publish failed" >&2; exit 1; }
-# Instrument only the code under test: the branches afl-fuzz sees are ours, not Akka's or the harness's.
-case "$TARGET" in
-  management) ASSEMBLIES="Reloc.Management.dll Reloc.Actors.dll" ;;
-  *) ASSEMBLIES="Reloc.Nbd.dll" ;;
-esac
-for a in $ASSEMBLIES; do dotnet sharpfuzz "$BIN/$a" >/dev/null; done
+# A fresh publish every time (REUSE_BIN=1: the last one, if complete): sharpfuzz rewrites assemblies in
+# place and must see them uninstrumented.
+if [ "${REUSE_BIN:-0}" != 1 ] || [ ! -f "$BIN/.instrumented" ]; then
+  rm -rf "$BIN"
+  dotnet tool restore >/dev/null
+  nice -n 10 dotnet publish fuzz/Reloc.Fuzz -c Release -o "$BIN" 2>&1 | grep -E 'error|warn' || true
+  [ -f "$BIN/Reloc.Fuzz.dll" ] || { echo "publish failed" >&2; exit 1; }
+  # Instrument only the code under test: the branches afl-fuzz sees are ours, not Akka's or the harness's.
+  case "$TARGET" in
+    management) ASSEMBLIES="Reloc.Management.dll Reloc.Actors.dll" ;;
+    *) ASSEMBLIES="Reloc.Nbd.dll" ;;
+  esac
+  for a in $ASSEMBLIES; do dotnet sharpfuzz "$BIN/$a" >/dev/null; done
+  touch "$BIN/.instrumented"
+fi
+[ "${BUILD_ONLY:-0}" = 1 ] && exit 0
 
 # SharpFuzz: the target is `dotnet X.dll`, not an AFL-compiled binary (AFL_SKIP_BIN_CHECK), and the .NET
 # runtime reserves far more virtual memory than afl's default limit (-m none).
