@@ -53,9 +53,7 @@ public sealed class ManagementService(ActorSystem system, IActorRef coordinator,
 
     public async Task<DiskCopy> CreateDiskAsync(CreateDiskRequest request)
     {
-        if (DiskName.Validate(request.Name) is { } badName) throw BadRequest(badName);
-        if (string.IsNullOrWhiteSpace(request.Site)) throw BadRequest("missing the disk's site");
-        if (request.From is null && DiskSize.Validate(request.Size) is { } badSize) throw BadRequest(badSize);
+        RequestChecks.Check(request);
         var all = await SiteDirectory.ListDisks(system, AskTimeout);
         var existing = all.Answered.SelectMany(l => l.Disks).FirstOrDefault(d => d.Name == request.Name);
         if (existing is not null) throw Conflict($"disk '{request.Name}' already exists (on site {existing.Site})");
@@ -112,9 +110,7 @@ public sealed class ManagementService(ActorSystem system, IActorRef coordinator,
 
     public async Task<Reloc.Management.RelocationAccepted> RelocateAsync(RelocateRequest request)
     {
-        if (string.IsNullOrWhiteSpace(request.Disk)) throw BadRequest("missing the disk to relocate");
-        if (string.IsNullOrWhiteSpace(request.To)) throw BadRequest("missing the destination site");
-        if (request.Rate < 0) throw BadRequest($"rate must not be negative, not {request.Rate}");
+        RequestChecks.Check(request);
         var warning = await CheckRoomAsync(request.Disk, request.To);
         return await AskCoordinatorAsync<RelocationProtocol.RelocationAccepted, Reloc.Management.RelocationAccepted>(
             new Relocate(request.Disk, request.To, request.Mode == RelocationMode.Hybrid, request.Rate, request.Prefetch),
@@ -152,8 +148,7 @@ public sealed class ManagementService(ActorSystem system, IActorRef coordinator,
             s => new RelocationStatusView(Views.Relocation(s.Info), Views.Progress(s.Progress)));
 
     public Task<RelocationView> SetRateAsync(string disk, long rate) =>
-        rate < 0 ? throw BadRequest($"rate must not be negative, not {rate}")
-            : AskCoordinatorAsync<RelocationInfo, RelocationView>(new SetRelocationRate(disk, rate), Views.Relocation);
+        AskCoordinatorAsync<RelocationInfo, RelocationView>(new SetRelocationRate(disk, RequestChecks.CheckRate(rate)), Views.Relocation);
 
     public Task<RelocationView> HandoverAsync(string disk) =>
         AskCoordinatorAsync<RelocationInfo, RelocationView>(new RequestHandover(disk), Views.Relocation);
