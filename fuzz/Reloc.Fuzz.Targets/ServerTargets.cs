@@ -64,7 +64,7 @@ public static class ServerTargets
         var device = new MemoryDevice(DiskSize);
         var catalog = new ExportCatalog([new NbdExport(ExportName, device, "fuzzed export"), new NbdExport("other", new MemoryDevice(4096))]);
         var log = new ErrorLog();
-        var connection = new NbdConnection(new ScriptedStream(clientBytes), "fuzz", catalog, Settings, log);
+        var connection = new NbdConnection(new ScriptedStream(clientBytes), new NbdPeer("fuzz", null), catalog, Settings, log);
         FuzzTargets.RunWithin(RunAsync(connection), "the server connection");
         if (log.FirstError is { } error) throw new FuzzFinding($"the server logged an error: {error}", log.FirstException);
         if (device.Violation is { } violation) throw new FuzzFinding(violation);
