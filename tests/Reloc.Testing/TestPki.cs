@@ -7,7 +7,7 @@ namespace Reloc.Testing;
 /// own docs use. <see cref="Folder"/> lays certificates out as nbdkit, qemu and libnbd expect them:
 /// <c>ca-cert.pem</c>, <c>server-cert.pem</c>, <c>server-key.pem</c>, <c>client-cert.pem</c>, <c>client-key.pem</c>.
 /// Keys are ECDSA P-256 (fast to make; every client here speaks it). Each instance is its own CA, so two
-/// instances give the "certificate from another CA" of the negative tests.
+/// instances give the "certificate from another CA" of the negative tests. Keys are made by openssl (see GenerateKey).
 /// </summary>
 public sealed class TestPki : IDisposable
 {
@@ -82,17 +82,21 @@ public sealed class TestPki : IDisposable
         return path;
     }
 
+    // Keys come from openssl as PKCS#8: certtool writes about half of its P-256 keys with a 33-byte scalar
+    // (a leading zero), which .NET's PEM import rejects as corrupt ASN.1.
     private static void GenerateKey(string path) =>
-        Run("--generate-privkey", "--key-type", "ecdsa", "--curve", "secp256r1", "--no-text", "--outfile", path);
+        Exec("openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", path);
 
-    private static void Run(params string[] args)
+    private static void Run(params string[] args) => Exec("certtool", args);
+
+    private static void Exec(string tool, params string[] args)
     {
-        var psi = new ProcessStartInfo("certtool") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo(tool) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi) ?? throw new InvalidOperationException("cannot start certtool (apt-get install gnutls-bin)");
+        using var p = Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {tool} (apt-get install gnutls-bin openssl)");
         var err = p.StandardError.ReadToEndAsync();
         p.StandardOutput.ReadToEnd();
         p.WaitForExit();
-        if (p.ExitCode != 0) throw new InvalidOperationException($"certtool {string.Join(' ', args)} failed: {err.Result}");
+        if (p.ExitCode != 0) throw new InvalidOperationException($"{tool} {string.Join(' ', args)} failed: {err.Result}");
     }
 }
