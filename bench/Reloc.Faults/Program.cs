@@ -9,8 +9,9 @@ var runs = new Option<int>("--runs") { Description = "how many runs at most", De
 var fault = new Option<FaultKind?>("--fault") { Description = "force this fault instead of the seed's choice" };
 var minutes = new Option<double>("--minutes") { Description = "start no new run after this many minutes (0 = no limit)", DefaultValueFactory = _ => 0 };
 var output = new Option<string?>("--out") { Description = "write the per-run lines and the summary table (Markdown) to this file" };
-var faults = new Command("faults", "Relocations under kill -9, black-holed WAN, full disk and slow fsync") { seed, firstSeed, runs, fault, minutes, output };
-faults.SetAction((r, ct) => FaultsMain.RunAsync(r.GetValue(seed), r.GetValue(firstSeed), r.GetValue(runs), r.GetValue(fault), r.GetValue(minutes), r.GetValue(output)));
+var corrupt = new Option<bool>("--corrupt-expectation") { Description = "flip one byte the guest expects before the checks (to see them fail)" };
+var faults = new Command("faults", "Relocations under kill -9, black-holed WAN, full disk and slow fsync") { seed, firstSeed, runs, fault, minutes, output, corrupt };
+faults.SetAction((r, ct) => FaultsMain.RunAsync(r.GetValue(seed), r.GetValue(firstSeed), r.GetValue(runs), r.GetValue(fault), r.GetValue(minutes), r.GetValue(output), r.GetValue(corrupt)));
 
 var seconds = new Option<int>("--seconds") { Description = "length of each load phase", DefaultValueFactory = _ => 20 };
 var loadOut = new Option<string?>("--out") { Description = "write the table (Markdown) to this file" };
@@ -21,7 +22,7 @@ return await new RootCommand("Reloc fault and load campaigns") { faults, load }.
 
 internal static class FaultsMain
 {
-    public static async Task<int> RunAsync(int? seed, int firstSeed, int runs, FaultKind? fault, double minutes, string? output)
+    public static async Task<int> RunAsync(int? seed, int firstSeed, int runs, FaultKind? fault, double minutes, string? output, bool corrupt)
     {
         var seeds = seed is { } s ? [s] : Enumerable.Range(firstSeed, runs).ToList();
         var started = DateTime.UtcNow;
@@ -31,7 +32,7 @@ internal static class FaultsMain
             if (minutes > 0 && DateTime.UtcNow - started > TimeSpan.FromMinutes(minutes)) break;
             var plan = FaultPlan.From(n, fault);
             Console.WriteLine($"run seed={n}: {plan}");
-            var result = await FaultCampaign.RunAsync(plan, Console.WriteLine);
+            var result = await FaultCampaign.RunAsync(plan, Console.WriteLine, corrupt);
             results.Add(result);
             Console.WriteLine(result.Line());
             if (output is not null) await File.WriteAllTextAsync(output, FaultReport.Markdown(results));

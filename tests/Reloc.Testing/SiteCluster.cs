@@ -71,11 +71,14 @@ public sealed class SiteCluster : IAsyncDisposable
         throw new InvalidOperationException("cannot find the repository's hocon/ folder above " + AppContext.BaseDirectory);
     }
 
+    /// <summary>How long a site may take to print its ready line (a campaign on a crowded machine needs more).</summary>
+    public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
     public async Task StartAsync(char site)
     {
         var node = NodeProcess.Start("--config", ConfigPath(site));
         _nodes[site] = node;
-        await node.WaitForLineAsync(l => l.StartsWith("reloc-node: site", StringComparison.Ordinal), TimeSpan.FromSeconds(60));
+        await node.WaitForLineAsync(l => l.StartsWith("reloc-node: site", StringComparison.Ordinal), StartTimeout);
     }
 
     /// <summary>Starts every site (a first: the oldest node hosts the coordinator) and waits until all see three Up members.</summary>

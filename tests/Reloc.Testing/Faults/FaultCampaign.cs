@@ -34,7 +34,8 @@ public static class FaultCampaign
     private const long Rate = 3_000_000; // bytes/s of pre-copy: the relocation lasts long enough to be hit
     private static readonly TimeSpan EndDeadline = TimeSpan.FromMinutes(4);
 
-    public static async Task<FaultRunResult> RunAsync(FaultPlan plan, Action<string> log)
+    /// <param name="corruptExpectation">Flips one byte of what the guest flushed before the checks: to see check (b) fail (reloc-faults --corrupt-expectation).</param>
+    public static async Task<FaultRunResult> RunAsync(FaultPlan plan, Action<string> log, bool corruptExpectation = false)
     {
         var clock = Stopwatch.StartNew();
         var failures = new List<string>();
@@ -45,7 +46,10 @@ public static class FaultCampaign
         string? tmpfs = null;
         var links = new List<WanLink>();
         await using var c = new SiteCluster(advertiseLinks: true, extra: s =>
-            plan.Kind == FaultKind.SlowFsync && s == plan.Destination ? "reloc.disk.fault-injection.fsync-delay = 500ms" : "");
+            plan.Kind == FaultKind.SlowFsync && s == plan.Destination ? "reloc.disk.fault-injection.fsync-delay = 500ms" : "")
+        {
+            StartTimeout = TimeSpan.FromMinutes(3), // start-up is not what the campaign measures; a crowded machine is slow at it
+        };
         try
         {
             foreach (var s in SiteCluster.Sites)
@@ -93,11 +97,14 @@ public static class FaultCampaign
                 await writing.WaitAsync(EndDeadline);
             }
             failures.AddRange(guest.Violations);
+            if (corruptExpectation) guest.Flushed[Size / 3] ^= 0x5a;
             compared = await CheckAsync(c, plan, guest, outcome, failures);
         }
         catch (Exception ex)
         {
-            failures.Add($"{ex.GetType().Name}: {ex.Message.Split('\n')[0]}");
+            // The first line and the last lines the nodes printed (a start that timed out says why there).
+            var lines = ex.Message.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            failures.Add($"{ex.GetType().Name}: {string.Join(" | ", lines.Take(1).Concat(lines.Skip(1).TakeLast(3)))}");
             if (outcome == RunOutcome.Broken) outcome = RunOutcome.Stuck;
         }
         finally
@@ -135,9 +142,14 @@ public static class FaultCampaign
                 finally { foreach (var l in ends) l.EndBlackHole(); }
                 break;
             case FaultKind.DiskFull:
+                // Written until the file system says it is full (ENOSPC): what the node then writes fails the same way.
                 var filler = Path.Combine(c.DataDir(plan.Destination), "filler");
-                var free = new DriveInfo(c.DataDir(plan.Destination)).AvailableFreeSpace;
-                await Tool.CheckAsync("fallocate", "-l", Math.Max(4096, free - 256 * 1024).ToString(), filler);
+                await using (var fill = new FileStream(filler, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
+                {
+                    var zeros = new byte[1 << 16];
+                    try { while (true) await fill.WriteAsync(zeros); }
+                    catch (IOException) { } // full
+                }
                 await Task.Delay(plan.Duration);
                 File.Delete(filler);
                 break;
