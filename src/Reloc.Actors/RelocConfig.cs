@@ -54,6 +54,7 @@ public static class RelocConfig
             SnapshotEvery = c.GetInt("snapshot-every"),
             RestartBackoffMin = c.GetTimeSpan("restart-backoff-min", TimeSpan.FromSeconds(1)),
             RestartBackoffMax = c.GetTimeSpan("restart-backoff-max", TimeSpan.FromSeconds(30)),
+            FaultFsyncDelay = c.GetTimeSpan("fault-injection.fsync-delay", TimeSpan.Zero),
         }.Validate();
     }
 }

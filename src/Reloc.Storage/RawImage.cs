@@ -13,25 +13,30 @@ public sealed class RawImage : IBlockDevice, IDisposable
 {
     private static readonly ReadOnlyMemory<byte> ZeroChunk = new byte[1 << 20];
     private readonly SafeFileHandle _handle;
+    private readonly TimeSpan _syncDelay;
 
-    private RawImage(string path, SafeFileHandle handle, long size, bool readOnly)
+    private RawImage(string path, SafeFileHandle handle, long size, bool readOnly, TimeSpan syncDelay = default)
     {
         Path = path;
         _handle = handle;
         Size = size;
         IsReadOnly = readOnly;
+        _syncDelay = syncDelay;
     }
 
     public string Path { get; }
     public long Size { get; }
     public bool IsReadOnly { get; }
 
-    public static RawImage Open(string path, bool readOnly)
+    /// <param name="syncDelay">Fault injection for fault campaigns only (reloc.disk.fault-injection.fsync-delay):
+    /// every FLUSH/FUA waits this long before its fdatasync, as a slow disk would; zero in production.</param>
+    public static RawImage Open(string path, bool readOnly, TimeSpan syncDelay = default)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(syncDelay, TimeSpan.Zero);
         if (!File.Exists(path)) throw new FileNotFoundException($"image {path} does not exist", path);
         var handle = File.OpenHandle(path, FileMode.Open, readOnly ? FileAccess.Read : FileAccess.ReadWrite,
             FileShare.ReadWrite | FileShare.Delete);
-        return new RawImage(path, handle, RandomAccess.GetLength(handle), readOnly);
+        return new RawImage(path, handle, RandomAccess.GetLength(handle), readOnly, syncDelay);
     }
 
     /// <summary>Creates a sparse image of <paramref name="size"/> bytes (no blocks allocated).</summary>
@@ -114,7 +119,7 @@ public sealed class RawImage : IBlockDevice, IDisposable
         || (ex is IOException { HResult: Native.ENOSPC } && ex is not BlockDeviceException);
 
     public ValueTask FlushAsync(CancellationToken ct) =>
-        IsReadOnly ? ValueTask.CompletedTask : new ValueTask(Task.Run(() => Native.DataSync(_handle), ct));
+        IsReadOnly ? ValueTask.CompletedTask : new ValueTask(Task.Run(SyncAsync, ct));
 
     public ValueTask TrimAsync(long offset, long length, WriteOptions options, CancellationToken ct)
     {
@@ -221,7 +226,13 @@ public sealed class RawImage : IBlockDevice, IDisposable
     }
 
     private ValueTask SyncIf(WriteOptions options) =>
-        options.HasFlag(WriteOptions.Fua) ? new ValueTask(Task.Run(() => Native.DataSync(_handle))) : ValueTask.CompletedTask;
+        options.HasFlag(WriteOptions.Fua) ? new ValueTask(Task.Run(SyncAsync)) : ValueTask.CompletedTask;
+
+    private async Task SyncAsync()
+    {
+        if (_syncDelay > TimeSpan.Zero) await Task.Delay(_syncDelay);
+        Native.DataSync(_handle);
+    }
 
     private void ThrowIfReadOnly()
     {

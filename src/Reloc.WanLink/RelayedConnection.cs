@@ -25,14 +25,16 @@ internal sealed class RelayedConnection
     private readonly Bottleneck _toTarget;
     private readonly Bottleneck _toClient;
     private readonly Scheduler _scheduler;
+    private readonly BlackHole _blackHole;
     private readonly ILogger _log;
     private readonly CancellationTokenSource _cts;
     private readonly string _peer;
     private int _aborted;
 
-    public RelayedConnection(Socket client, EndPoint target, Bottleneck toTarget, Bottleneck toClient, Scheduler scheduler, ILogger log, CancellationToken stopping)
+    public RelayedConnection(Socket client, EndPoint target, Bottleneck toTarget, Bottleneck toClient, Scheduler scheduler, BlackHole blackHole, ILogger log, CancellationToken stopping)
     {
         _scheduler = scheduler;
+        _blackHole = blackHole;
         _client = client;
         _targetEndPoint = target;
         _toTarget = toTarget;
@@ -80,6 +82,7 @@ internal sealed class RelayedConnection
         try
         {
             Tune(socket);
+            await _blackHole.WaitPassAsync(_cts.Token); // a connection made during a black hole gets no answer until it ends
             await socket.ConnectAsync(_targetEndPoint, _cts.Token);
             return socket;
         }
@@ -161,6 +164,7 @@ internal sealed class RelayedConnection
             while (await line.NextDueAsync(ct) is { } dueAt)
             {
                 await _scheduler.DelayUntilAsync(dueAt, ct);
+                await _blackHole.WaitPassAsync(ct); // held, not lost: see BlackHole
                 line.TakeDue(Clock.Now, batch, MaxBatchBytes);
                 for (written = 0; written < batch.Count; written++)
                 {

@@ -19,6 +19,7 @@ public sealed class WanLink : IAsyncDisposable
     private readonly Bottleneck _toTarget;
     private readonly Bottleneck _toClient;
     private readonly Scheduler _scheduler = new();
+    private readonly BlackHole _blackHole = new();
     private readonly ILogger _log;
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<RelayedConnection, Task> _connections = new();
@@ -108,6 +109,32 @@ public sealed class WanLink : IAsyncDisposable
 
     public WanDirectionStats GetStats(WanDirection direction) => Of(direction).Stats();
 
+    /// <summary>True while the link is a black hole (<see cref="StartBlackHole"/>).</summary>
+    public bool IsBlackHoled => _blackHole.IsOn;
+
+    /// <summary>From now until <see cref="EndBlackHole"/>, nothing crosses the link in either direction and new
+    /// connections are not passed on, but nothing is closed or reset: the endpoints see a path that drops
+    /// everything (for fault campaigns). Idempotent.</summary>
+    public void StartBlackHole() => _blackHole.TurnOn();
+
+    /// <summary>Ends the black hole: what was held crosses the link (with its delay), held connections go on. Idempotent.</summary>
+    public void EndBlackHole() => _blackHole.TurnOff();
+
+    /// <summary>A black hole for <paramref name="duration"/>; ended early (and the link passes traffic again) on cancellation.</summary>
+    public async Task BlackHoleAsync(TimeSpan duration, CancellationToken ct = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(duration, TimeSpan.Zero);
+        StartBlackHole();
+        try
+        {
+            await Task.Delay(duration, ct);
+        }
+        finally
+        {
+            EndBlackHole();
+        }
+    }
+
     /// <summary>Stops listening, resets every relayed connection and waits for all of the link's tasks.</summary>
     public Task StopAsync()
     {
@@ -161,7 +188,7 @@ public sealed class WanLink : IAsyncDisposable
             }
             Interlocked.Increment(ref _accepted);
             if (client.AddressFamily != AddressFamily.Unix) client.NoDelay = true;
-            var connection = new RelayedConnection(client, Target, _toTarget, _toClient, _scheduler, _log, stopping);
+            var connection = new RelayedConnection(client, Target, _toTarget, _toClient, _scheduler, _blackHole, _log, stopping);
             // Registered before it runs, so its own removal can never come first.
             var registered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             _connections[connection] = RelayAsync(connection, registered.Task);

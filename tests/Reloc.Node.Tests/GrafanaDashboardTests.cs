@@ -1,3 +1,4 @@
+using Reloc.Testing;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Xunit;

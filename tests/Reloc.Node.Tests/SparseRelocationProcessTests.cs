@@ -1,3 +1,4 @@
+using Reloc.Testing;
 using Reloc.Management;
 using System.Text.Json.Nodes;
 using Xunit;

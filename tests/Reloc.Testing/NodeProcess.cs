@@ -21,6 +21,7 @@ public sealed class NodeProcess : IAsyncDisposable
 
     public static string NodeDll => Path.Combine(AppContext.BaseDirectory, "reloc-node.dll");
     public int Id => _process.Id;
+    public bool HasExited => _process.HasExited;
     public Task<string> StdErr { get; }
     public IReadOnlyList<string> Lines { get { lock (_all) return _all.ToList(); } }
 

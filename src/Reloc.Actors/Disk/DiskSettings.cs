@@ -35,8 +35,14 @@ public sealed record DiskSettings
     public TimeSpan RestartBackoffMin { get; init; } = TimeSpan.FromSeconds(1);
     public TimeSpan RestartBackoffMax { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>Fault injection, for fault campaigns only (reloc.disk.fault-injection.fsync-delay): every fdatasync of
+    /// a disk image at this site waits this long first, as a slow disk would. Zero (off) in production.</summary>
+    public TimeSpan FaultFsyncDelay { get; init; }
+
     public DiskSettings Validate()
     {
+        if (FaultFsyncDelay < TimeSpan.Zero || FaultFsyncDelay > TimeSpan.FromSeconds(60))
+            throw new ArgumentOutOfRangeException(nameof(FaultFsyncDelay), "fault-injection.fsync-delay must be between 0s (off) and 60s");
         if (BlockSize < 4096 || BlockSize > 16 << 20 || !int.IsPow2(BlockSize))
             throw new ArgumentOutOfRangeException(nameof(BlockSize), "block size must be a power of two from 4 KiB to 16 MiB");
         if (MissTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(MissTimeout));

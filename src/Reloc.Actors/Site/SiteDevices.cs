@@ -58,7 +58,7 @@ internal sealed class SiteDevices(SiteSettings settings, ExportCatalog exports, 
     {
         try
         {
-            var owned = new OwnedDisk(RawImage.Open(disk.ImagePath, readOnly: false));
+            var owned = new OwnedDisk(RawImage.Open(disk.ImagePath, readOnly: false, diskSettings.FaultFsyncDelay));
             if (fenced) _ = owned.FenceAsync(); // nothing in flight yet: completes at once
             _owned[disk.Name] = owned;
             Export(new NbdExport(disk.Name, owned.ForGuests, $"disk {disk.Name} on site {settings.Name}"), disk.Name);
@@ -75,7 +75,7 @@ internal sealed class SiteDevices(SiteSettings settings, ExportCatalog exports, 
     public string? ServeArrival(SiteDisk disk, string persistenceId, ArrivalOptions options)
     {
         RawImage image;
-        try { image = RawImage.Open(disk.ImagePath, readOnly: false); }
+        try { image = RawImage.Open(disk.ImagePath, readOnly: false, diskSettings.FaultFsyncDelay); }
         catch (Exception ex) when (ex is IOException or ArgumentException or UnauthorizedAccessException)
         {
             return $"its image {disk.ImagePath} cannot be opened: {ex.Message}";

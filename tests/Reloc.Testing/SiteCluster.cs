@@ -2,10 +2,9 @@ using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using Reloc.Management;
 using Reloc.Nbd.Client;
-using Reloc.Testing;
 using Xunit;
 
-namespace Reloc.Node.Tests;
+namespace Reloc.Testing;
 
 /// <summary>
 /// Three <c>reloc-node --config</c> processes made from hocon/site-{a,b,c}.conf (with free ports and a
@@ -16,17 +15,19 @@ public sealed class SiteCluster : IAsyncDisposable
 {
     public const string Sites = "abc";
     private readonly Dictionary<char, NodeProcess> _nodes = [];
-    private readonly Dictionary<char, (int Akka, int Nbd, int Management)> _ports = [];
+    private readonly Dictionary<char, (int Akka, int Nbd, int Management, int Advertised)> _ports = [];
 
     /// <param name="postgres">A PostgreSQL connection string every site persists to (one database,
     /// distinct persistence ids); null: each site's embedded SQLite file.</param>
-    /// <param name="extra">HOCON appended to a site's file last (it wins), e.g. its reloc.tls section.</param>
-    public SiteCluster(string? postgres = null, Func<char, string>? extra = null)
+    /// <param name="advertiseLinks">Each site advertises its NBD server at <see cref="AdvertisedPort"/> instead, where the
+    /// caller puts a WAN link to it (<see cref="NbdPort"/>): every site-to-site NBD connection then crosses a link.</param>
+    /// <param name="extra">More HOCON per site, appended last (later keys win).</param>
+    public SiteCluster(string? postgres = null, bool advertiseLinks = false, Func<char, string>? extra = null)
     {
         Dir = Directory.CreateTempSubdirectory("reloc-sites-").FullName;
         var hocon = Path.Combine(RepoRoot(), "hocon");
         File.Copy(Path.Combine(hocon, "reloc.conf"), Path.Combine(Dir, "reloc.conf"));
-        foreach (var s in Sites) _ports[s] = (Ports.Free(), Ports.Free(), Ports.Free());
+        foreach (var s in Sites) _ports[s] = (Ports.Free(), Ports.Free(), Ports.Free(), Ports.Free());
         var seeds = $"[\"akka.tcp://reloc@127.0.0.1:{_ports['a'].Akka}\", \"akka.tcp://reloc@127.0.0.1:{_ports['b'].Akka}\"]";
         foreach (var s in Sites)
         {
@@ -42,12 +43,20 @@ public sealed class SiteCluster : IAsyncDisposable
                 akka.cluster.seed-nodes = {{seeds}}
                 akka.cluster.split-brain-resolver.stable-after = 3s
                 {{(postgres is null ? "" : $"reloc.persistence {{ provider = postgresql, connection-string = \"{postgres}\" }}")}}
+                {{(advertiseLinks ? $"reloc.site.nbd.advertise = \"127.0.0.1:{_ports[s].Advertised}\"" : "")}}
                 {{extra?.Invoke(s) ?? ""}}
                 """);
         }
     }
 
     public string Dir { get; }
+    public int NbdPort(char site) => _ports[site].Nbd;
+    /// <summary>Where the site says its NBD server is, with advertiseLinks (otherwise unused).</summary>
+    public int AdvertisedPort(char site) => _ports[site].Advertised;
+    public string DataDir(char site) => Path.Combine(Dir, "site-" + site);
+    public bool IsRunning(char site) => _nodes.ContainsKey(site);
+    /// <summary>The site's process id (RSS sampling), or null when it is not running.</summary>
+    public int? ProcessId(char site) => _nodes.TryGetValue(site, out var n) ? n.Id : null;
     /// <summary>Site <paramref name="site"/>'s management API: http://127.0.0.1:PORT.</summary>
     public string ApiUrl(char site) => $"http://127.0.0.1:{_ports[site].Management}";
     public string ConfigPath(char site) => Path.Combine(Dir, $"site-{site}.conf");
@@ -69,6 +78,9 @@ public sealed class SiteCluster : IAsyncDisposable
         throw new InvalidOperationException("cannot find the repository's hocon/ folder above " + AppContext.BaseDirectory);
     }
 
+    /// <summary>How long a site may take to print its ready line (a campaign on a crowded machine needs more).</summary>
+    public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
     /// <summary>The running process of <paramref name="site"/> (its log lines, its pid).</summary>
     public NodeProcess Node(char site) => _nodes[site];
 
@@ -77,7 +89,7 @@ public sealed class SiteCluster : IAsyncDisposable
     {
         var node = NodeProcess.Start("--config", ConfigPath(site));
         _nodes[site] = node;
-        if (waitReady) await node.WaitForLineAsync(l => l.StartsWith("reloc-node: site", StringComparison.Ordinal), TimeSpan.FromSeconds(60));
+        if (waitReady) await node.WaitForLineAsync(l => l.StartsWith("reloc-node: site", StringComparison.Ordinal), StartTimeout);
     }
 
     /// <summary>Starts every site (a first: the oldest node hosts the coordinator) and waits until all see three Up members.</summary>
@@ -108,6 +120,18 @@ public sealed class SiteCluster : IAsyncDisposable
             var logs = string.Concat(_nodes.Select(n => $"\nsite-{n.Key}'s last lines:\n  " + string.Join("\n  ", n.Value.Lines.TakeLast(5))));
             throw new TimeoutException($"{e.Message}: {count} members Up and reachable as site-{via} sees them; last seen: {(show is null ? "no answer" : string.Join(", ", show.Members))}{logs}");
         }
+    }
+
+    /// <summary>Sites whose process ended by itself (a node the cluster removed exits with status 3): forgotten, so they can be started again.</summary>
+    public async Task<IReadOnlyList<char>> ReapExitedAsync()
+    {
+        var gone = _nodes.Where(n => n.Value.HasExited).Select(n => n.Key).ToList();
+        foreach (var s in gone)
+        {
+            await _nodes[s].DisposeAsync();
+            _nodes.Remove(s);
+        }
+        return gone;
     }
 
     /// <summary>kill -9: no goodbye to the cluster, no flush, no journal write.</summary>
@@ -193,9 +217,16 @@ public sealed class SiteCluster : IAsyncDisposable
         }
     }
 
-    public async ValueTask DisposeAsync()
+    /// <summary>Ends every site process (before unmounting a file system under a data directory).</summary>
+    public async Task DisposeNodesAsync()
     {
         foreach (var n in _nodes.Values) await n.DisposeAsync();
+        _nodes.Clear();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await DisposeNodesAsync();
         try { Directory.Delete(Dir, recursive: true); } catch (IOException) { }
     }
 }

@@ -1,0 +1,258 @@
+using System.Diagnostics;
+using System.Net;
+using Reloc.Management;
+using Reloc.Nbd.Client;
+using Reloc.Nbd.Protocol;
+using Reloc.Wan;
+
+namespace Reloc.Testing.Faults;
+
+/// <summary>How a run ended: the disk at its destination, or still (back) at its source after a cancel.</summary>
+public enum RunOutcome { Relocated, Cancelled, Stuck, Broken }
+
+public sealed record FaultRunResult(FaultPlan Plan, string PhaseAtFault, RunOutcome Outcome, long BytesCompared, TimeSpan Elapsed,
+    long Writes, int Reconnects, IReadOnlyList<string> Failures)
+{
+    public bool Ok => Failures.Count == 0;
+
+    public string Line() =>
+        $"seed={Plan.Seed} fault={Plan.Kind} point={Plan.Point}+{Plan.Delay.TotalMilliseconds:0}ms(phase {PhaseAtFault}) dur={Plan.Duration.TotalSeconds:0.#}s " +
+        $"{Plan.Source}->{Plan.Destination} outcome={Outcome} compared={BytesCompared} writes={Writes} reconnects={Reconnects} " +
+        $"time={Elapsed.TotalSeconds:0.0}s {(Ok ? "OK" : "FAIL: " + string.Join("; ", Failures))}";
+}
+
+/// <summary>
+/// One run of the fault campaign: three site processes, each behind its own WAN link emulator (the sites advertise
+/// the link as their NBD address, so every site-to-site NBD connection crosses a link; Akka.Remote does not), a
+/// sparse disk at the source with a guest writing and flushing, a hybrid relocation to the destination, one fault
+/// from <see cref="FaultPlan"/>, the guest following its disk; then the checks: (a) one writer, (b) the owner's
+/// image equals what the guest flushed, (c) one copy left, the other released.
+/// </summary>
+public static class FaultCampaign
+{
+    public const int Size = 32 << 20;
+    private const long Rate = 3_000_000; // bytes/s of pre-copy: the relocation lasts long enough to be hit
+    private static readonly TimeSpan EndDeadline = TimeSpan.FromMinutes(4);
+
+    /// <param name="corruptExpectation">Flips one byte of what the guest flushed before the checks: to see check (b) fail (reloc-faults --corrupt-expectation).</param>
+    public static async Task<FaultRunResult> RunAsync(FaultPlan plan, Action<string> log, bool corruptExpectation = false)
+    {
+        var clock = Stopwatch.StartNew();
+        var failures = new List<string>();
+        var phaseAtFault = "-";
+        var outcome = RunOutcome.Broken;
+        long compared = 0;
+        FaultGuest? guest = null;
+        string? tmpfs = null;
+        var links = new List<WanLink>();
+        await using var c = new SiteCluster(advertiseLinks: true, extra: s =>
+            plan.Kind == FaultKind.SlowFsync && s == plan.Destination ? "reloc.disk.fault-injection.fsync-delay = 500ms" : "")
+        {
+            StartTimeout = TimeSpan.FromMinutes(3), // start-up is not what the campaign measures; a crowded machine is slow at it
+        };
+        try
+        {
+            foreach (var s in SiteCluster.Sites)
+                links.Add(await WanLink.StartAsync(new IPEndPoint(IPAddress.Loopback, c.AdvertisedPort(s)), new IPEndPoint(IPAddress.Loopback, c.NbdPort(s)),
+                    new WanLinkSettings(TimeSpan.FromMilliseconds(20), 20_000_000, TimeSpan.FromMilliseconds(50))));
+            if (plan.Kind == FaultKind.DiskFull)
+            {
+                tmpfs = c.DataDir(plan.Destination);
+                Directory.CreateDirectory(tmpfs);
+                await Tool.CheckAsync("mount", "-t", "tmpfs", "-o", "size=128m", "tmpfs", tmpfs);
+            }
+            await c.StartAllAsync();
+            await c.CallAsync('a', m => m.CreateDiskAsync(new CreateDiskRequest("vm", "site-" + plan.Source, Size)));
+            guest = new FaultGuest(Size, plan.GuestSeed, s => c.NbdUri(s, "vm"), () => OwnerAsync(c));
+            await guest.ConnectAsync(plan.Source);
+            await guest.SeedDataAsync();
+            await c.CallAsync('a', m => m.RelocateAsync(new RelocateRequest("vm", "site-" + plan.Destination, RelocationMode.Hybrid, Rate)));
+
+            using var stop = new CancellationTokenSource();
+            var writing = guest.RunAsync(stop.Token);
+            try
+            {
+                await WaitPhaseAsync(c, p => p is "serving" or "fencing" or "transferring" or "postcopy" or "releasing" or null, "serving");
+                if (plan.Point == FaultPoint.Serving) phaseAtFault = await InjectAsync(c, plan, links, log);
+                // The VM migrates a while after the pre-copy began (if the relocation is still there to follow).
+                await Task.Delay(TimeSpan.FromMilliseconds(500 + plan.GuestSeed % 1500));
+                if (await PhaseAsync(c) is "preparing" or "serving")
+                {
+                    var moving = guest.MoveAsync(plan.Destination);
+                    if (plan.Point == FaultPoint.Handover) phaseAtFault = await InjectAsync(c, plan, links, log);
+                    await moving.WaitAsync(EndDeadline);
+                }
+                else if (plan.Point == FaultPoint.Handover) phaseAtFault = await InjectAsync(c, plan, links, log);
+                if (plan.Point == FaultPoint.Postcopy)
+                {
+                    await WaitPhaseAsync(c, p => p is "postcopy" or "releasing" or null, "postcopy");
+                    phaseAtFault = await InjectAsync(c, plan, links, log);
+                }
+                if (plan.Point == FaultPoint.Start) phaseAtFault = "all";
+                outcome = await WaitEndAsync(c, plan, log);
+            }
+            finally
+            {
+                stop.Cancel();
+                await writing.WaitAsync(EndDeadline);
+            }
+            failures.AddRange(guest.Violations);
+            if (corruptExpectation) guest.Flushed[Size / 3] ^= 0x5a;
+            compared = await CheckAsync(c, plan, guest, outcome, failures);
+        }
+        catch (Exception ex)
+        {
+            // The first line and the last lines the nodes printed (a start that timed out says why there).
+            var lines = ex.Message.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            failures.Add($"{ex.GetType().Name}: {string.Join(" | ", lines.Take(1).Concat(lines.Skip(1).TakeLast(3)))}");
+            if (outcome == RunOutcome.Broken) outcome = RunOutcome.Stuck;
+        }
+        finally
+        {
+            if (guest is not null) await guest.DisposeAsync();
+            foreach (var l in links) await l.DisposeAsync();
+            if (tmpfs is not null)
+            {
+                await c.DisposeNodesAsync();
+                await Tool.RunAsync("umount", "-l", tmpfs);
+            }
+        }
+        return new FaultRunResult(plan, phaseAtFault, outcome, compared, clock.Elapsed, guest?.Writes ?? 0, guest?.Reconnects ?? 0, failures);
+    }
+
+    /// <summary>The fault itself, at its point (after its delay); returns the relocation's phase when it struck.</summary>
+    private static async Task<string> InjectAsync(SiteCluster c, FaultPlan plan, List<WanLink> links, Action<string> log)
+    {
+        await Task.Delay(plan.Delay);
+        var phase = await PhaseAsync(c) ?? "done";
+        log($"  seed {plan.Seed}: {plan.Kind} on site-{plan.Target} in phase {phase}");
+        switch (plan.Kind)
+        {
+            case FaultKind.KillSource or FaultKind.KillDestination or FaultKind.KillCoordinator:
+                await c.KillAsync(plan.Target);
+                await Task.Delay(plan.Duration);
+                await c.StartAsync(plan.Target);
+                await c.WaitUpAsync(plan.Target, 3);
+                break;
+            case FaultKind.BlackHole:
+                // Both ends of the relocation: the destination's fetches from the source and the source's link both drop everything.
+                var ends = new[] { links[SiteCluster.Sites.IndexOf(plan.Source)], links[SiteCluster.Sites.IndexOf(plan.Destination)] };
+                foreach (var l in ends) l.StartBlackHole();
+                try { await Task.Delay(plan.Duration); }
+                finally { foreach (var l in ends) l.EndBlackHole(); }
+                break;
+            case FaultKind.DiskFull:
+                // Written until the file system says it is full (ENOSPC): what the node then writes fails the same way.
+                var filler = Path.Combine(c.DataDir(plan.Destination), "filler");
+                await using (var fill = new FileStream(filler, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
+                {
+                    var zeros = new byte[1 << 16];
+                    try { while (true) await fill.WriteAsync(zeros); }
+                    catch (IOException) { } // full
+                }
+                await Task.Delay(plan.Duration);
+                File.Delete(filler);
+                break;
+        }
+        return phase;
+    }
+
+    private static async Task<RunOutcome> WaitEndAsync(SiteCluster c, FaultPlan plan, Action<string> log)
+    {
+        var deadline = DateTime.UtcNow + EndDeadline;
+        bool cancelled = false;
+        while (true)
+        {
+            foreach (var s in await c.ReapExitedAsync())
+            {
+                log($"  seed {plan.Seed}: site-{s} exited by itself; restarting it");
+                await c.StartAsync(s);
+            }
+            var view = await DiskViewAsync(c);
+            if (view is not null && view.Relocation is null && view.Phase == "owned" && view.Copies.Count == 1)
+                return view.Owner == "site-" + plan.Destination ? RunOutcome.Relocated : RunOutcome.Cancelled;
+            if (DateTime.UtcNow > deadline)
+            {
+                var phase = view?.Relocation?.Phase;
+                if (!cancelled && phase is "preparing" or "serving")
+                {
+                    // Failing safe: a relocation that cannot finish before the handover is cancelled.
+                    log($"  seed {plan.Seed}: still {phase} after {EndDeadline.TotalMinutes} min: cancelling");
+                    await TryAsync(c, m => m.CancelAsync("vm"));
+                    cancelled = true;
+                    deadline = DateTime.UtcNow + TimeSpan.FromMinutes(1);
+                    continue;
+                }
+                throw new TimeoutException($"the relocation did not end: phase {phase ?? "-"}, owner {view?.Owner ?? "?"}, copies {view?.Copies.Count.ToString() ?? "?"}");
+            }
+            await Task.Delay(300);
+        }
+    }
+
+    /// <summary>(a) one writer, (b) the owner's image is what the guest flushed, (c) one copy; returns the bytes compared.</summary>
+    private static async Task<long> CheckAsync(SiteCluster c, FaultPlan plan, FaultGuest guest, RunOutcome outcome, List<string> failures)
+    {
+        var view = await DiskViewAsync(c) ?? throw new InvalidOperationException("no site answers for the disk");
+        var owner = view.Owner[^1];
+        if (view.Copies.Count != 1) failures.Add($"(c) {view.Copies.Count} copies left: {string.Join(", ", view.Copies.Select(d => d.Site + " " + d.Phase))}");
+        long epoch = outcome == RunOutcome.Relocated ? 2 : 1;
+        if (view.Epoch != epoch) failures.Add($"(c) epoch {view.Epoch}, expected {epoch}");
+        var other = owner == plan.Source ? plan.Destination : plan.Source;
+        if (File.Exists(c.ImagePath(other, "vm"))) failures.Add($"(c) site-{other} still has an image of the disk");
+
+        var image = await Guest.ReadAllAsync(c.NbdUri(owner, "vm"), Size);
+        var g = new Guest(guest.Flushed, 0);
+        if (g.Mismatch(image) is { } mismatch) failures.Add("(b) " + mismatch);
+
+        foreach (var s in SiteCluster.Sites)
+        {
+            var refused = await WriteRefusedAsync(c.NbdUri(s, "vm"), image);
+            if (s == owner && refused is not null) failures.Add($"(a) the owner site-{s} refused a write: {refused}");
+            if (s != owner && refused is null) failures.Add($"(a) site-{s} accepted a write but site-{owner} owns the disk");
+        }
+        return image.LongLength;
+    }
+
+    /// <summary>Writes back the bytes already there (content unchanged) and flushes; null if accepted, otherwise why not.</summary>
+    private static async Task<string?> WriteRefusedAsync(string uri, byte[] image)
+    {
+        try
+        {
+            await using var client = await NbdClient.ConnectAsync(NbdClientOptions.FromUri(uri) with { ConnectTimeout = TimeSpan.FromSeconds(5) });
+            await client.WriteAsync(65536 - 2048, image.AsMemory(65536 - 2048, 4096)).WaitAsync(TimeSpan.FromSeconds(30));
+            await client.FlushAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            return null;
+        }
+        catch (NbdClientException ex) when (ex.Error == NbdError.Perm) { return "EPERM"; }
+        catch (NbdHandshakeException) { return "not served"; }
+        catch (Exception ex) when (ex is IOException or TimeoutException) { return ex.GetType().Name + ": " + ex.Message; }
+    }
+
+    private static async Task<char?> OwnerAsync(SiteCluster c)
+    {
+        var view = await DiskViewAsync(c);
+        if (view is null) return null;
+        // Past the handover the destination owns the disk even while the source's registry still says otherwise.
+        if (view.Relocation is { Phase: "transferring" or "postcopy" or "releasing" } r) return r.ToSite[^1];
+        return view.Owner.Length > 0 ? view.Owner[^1] : null;
+    }
+
+    private static async Task<DiskView?> DiskViewAsync(SiteCluster c)
+    {
+        foreach (var s in SiteCluster.Sites)
+            if (c.IsRunning(s) && await c.TryAsync(s, m => m.DiskAsync("vm")) is { } v) return v;
+        return null;
+    }
+
+    private static async Task<string?> PhaseAsync(SiteCluster c) => (await DiskViewAsync(c))?.Relocation?.Phase;
+
+    private static async Task<T?> TryAsync<T>(SiteCluster c, Func<ManagementClient, Task<T>> call) where T : class
+    {
+        foreach (var s in SiteCluster.Sites)
+            if (c.IsRunning(s) && await c.TryAsync(s, call) is { } v) return v;
+        return null;
+    }
+
+    private static Task WaitPhaseAsync(SiteCluster c, Func<string?, bool> reached, string what) =>
+        SiteCluster.WaitAsync(async () => reached(await PhaseAsync(c)), EndDeadline, "relocation phase " + what);
+}
