@@ -27,7 +27,7 @@ public sealed class SiteCoreTests
 
         public Site(params object[] journal)
         {
-            Core = new SiteCore("a", "/d", "a:10809", 4096, () => "id" + ++_ids);
+            Core = new SiteCore("a", "/d", "nbd://a:10809", 4096, () => "id" + ++_ids);
             foreach (var e in journal.Where(e => e is not SiteInput)) Core.Recover(e);
             Do(new SiteInput.Started());
             foreach (var input in journal.OfType<SiteInput>()) Do(input); // what happened since the start

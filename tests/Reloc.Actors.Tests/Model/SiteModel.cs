@@ -43,7 +43,7 @@ internal sealed class SiteModel(Sim sim, string name)
     public static string UriOf(string site, string disk) => $"nbd://{site}:10809/{disk}";
     public static string SiteOfUri(string uri) => uri["nbd://".Length..uri.IndexOf(':', "nbd://".Length)];
 
-    private SiteCore NewCore() => new(Name, Name, $"{Name}:10809", Sim.BlockSize, sim.NewJournal);
+    private SiteCore NewCore() => new(Name, Name, $"nbd://{Name}:10809", Sim.BlockSize, sim.NewJournal);
 
     public void Boot()
     {
