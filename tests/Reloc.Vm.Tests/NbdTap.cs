@@ -11,7 +11,8 @@ namespace Reloc.Vm.Tests;
 /// request (command, offset, length, flags) with the time it was sent and the time and error of its reply.
 /// Bytes are forwarded unchanged and at once; the NBD parsing runs beside the relay on copies, and stops
 /// (the relay goes on) at anything it does not understand. Handles fixed-newstyle handshakes ending in
-/// NBD_OPT_GO, simple and structured replies; that is what QEMU and Reloc's client speak.
+/// NBD_OPT_GO, simple and structured replies; that is what QEMU and Reloc's client speak. After an accepted
+/// NBD_OPT_STARTTLS the stream is encrypted: the tap marks the connection as TLS and only counts its bytes.
 /// </summary>
 public sealed class NbdTap : IAsyncDisposable
 {
@@ -20,7 +21,7 @@ public sealed class NbdTap : IAsyncDisposable
     private const uint RequestMagic = 0x25609513;
     private const uint SimpleReplyMagic = 0x67446698;
     private const uint StructuredReplyMagic = 0x668e33ef;
-    private const int OptGo = 7, OptExportName = 1;
+    private const int OptGo = 7, OptExportName = 1, OptStartTls = 5;
 
     private readonly Socket _listener;
     private readonly Func<double> _clock;
@@ -87,8 +88,8 @@ public sealed class NbdTap : IAsyncDisposable
             }
             var toServer = Channel.CreateUnbounded<(double, byte[])>();
             var toClient = Channel.CreateUnbounded<(double, byte[])>();
-            var up = PumpAsync(client, server, toServer.Writer);
-            var down = PumpAsync(server, client, toClient.Writer);
+            var up = PumpAsync(client, server, toServer.Writer, n => conn.CountToServer(n));
+            var down = PumpAsync(server, client, toClient.Writer, n => conn.CountToClient(n));
             var parse = ParseAsync(conn, new ChunkReader(toServer.Reader), new ChunkReader(toClient.Reader));
             var first = await Task.WhenAny(up, down);
             // One side closed: close the other (a guest leaving must look like one to the server).
@@ -100,7 +101,7 @@ public sealed class NbdTap : IAsyncDisposable
         }
     }
 
-    private async Task PumpAsync(Socket from, Socket to, ChannelWriter<(double, byte[])> copy)
+    private async Task PumpAsync(Socket from, Socket to, ChannelWriter<(double, byte[])> copy, Action<int> count)
     {
         var buffer = new byte[256 * 1024];
         try
@@ -111,6 +112,7 @@ public sealed class NbdTap : IAsyncDisposable
                 if (n == 0) break;
                 var at = _clock();
                 await to.SendAsync(buffer.AsMemory(0, n), SocketFlags.None);
+                count(n);
                 copy.TryWrite((at, buffer.AsSpan(0, n).ToArray()));
             }
         }
@@ -173,6 +175,11 @@ public sealed class NbdTap : IAsyncDisposable
                     {
                         conn.Transmission(_clock());
                         return true;
+                    }
+                    if (option == OptStartTls && type == 1)
+                    {
+                        conn.StartTls(_clock());
+                        return false;
                     }
                     break;
                 }
@@ -341,10 +348,19 @@ public sealed class TapConnection(int id, double openedAt)
     public double ClosedAt { get; private set; } = double.NaN;
     public string CloseReason { get; private set; } = "";
     public string Export { get; set; } = "?";
+    /// <summary>When the server accepted NBD_OPT_STARTTLS (NaN: never; the connection stayed plain).</summary>
+    public double TlsAt { get; private set; } = double.NaN;
+    public bool Tls => !double.IsNaN(TlsAt);
+    public long BytesToServer => Interlocked.Read(ref _bytesToServer);
+    public long BytesToClient => Interlocked.Read(ref _bytesToClient);
+    private long _bytesToServer, _bytesToClient;
     public IReadOnlyList<TapRequest> Requests { get { lock (_requests) return _requests.ToList(); } }
     public IReadOnlyList<(double At, string What)> Notes { get { lock (_requests) return _notes.ToList(); } }
 
     internal void Transmission(double at) => TransmissionAt = at;
+    internal void StartTls(double at) => TlsAt = at;
+    internal void CountToServer(int n) => Interlocked.Add(ref _bytesToServer, n);
+    internal void CountToClient(int n) => Interlocked.Add(ref _bytesToClient, n);
     internal void Note(double at, string what) { lock (_requests) _notes.Add((at, what)); }
 
     internal void Close(double at, string why)

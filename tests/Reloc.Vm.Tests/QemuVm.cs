@@ -50,17 +50,27 @@ public sealed class QemuVm : IAsyncDisposable
     }
 
     /// <summary>The command line both sides of a migration share; only the disk URI and -incoming differ.</summary>
-    public static List<string> Arguments(string diskUri, string qmpSocket, string serialSocket, bool incoming)
+    /// <param name="tlsCertificates">A folder in the QEMU layout (ca-cert.pem, client-cert.pem, client-key.pem): the disk is
+    /// opened over NBD STARTTLS, the server's certificate checked against the CA and the URI's host. Needed for an nbds:// URI.</param>
+    public static List<string> Arguments(string diskUri, string qmpSocket, string serialSocket, bool incoming, string? tlsCertificates = null)
     {
-        var args = new List<string>
-        {
+        // QEMU's nbd driver parses nbd:// URIs only; TLS is the tls-creds option of the drive's nbd node.
+        const string tlsScheme = "nbds://";
+        bool tlsUri = diskUri.StartsWith(tlsScheme, StringComparison.Ordinal);
+        if (tlsUri && tlsCertificates is null)
+            throw new ArgumentException($"{diskUri}: an nbds:// disk needs TLS credentials for QEMU", nameof(tlsCertificates));
+        var file = tlsUri ? "nbd://" + diskUri[tlsScheme.Length..] : diskUri;
+        var drive = tlsCertificates is null ? $"file={file}" : $"file={file},file.tls-creds=tls0";
+        List<string> args =
+        [
             "-machine", "pc,accel=tcg", "-m", "64", "-nodefaults", "-no-user-config", "-display", "none",
             "-chardev", $"socket,id=qmp,path={qmpSocket}", "-mon", "chardev=qmp,mode=control",
             "-chardev", $"socket,id=ser0,path={serialSocket}", "-serial", "chardev:ser0",
+            .. tlsCertificates is null ? [] : new[] { "-object", $"tls-creds-x509,id=tls0,endpoint=client,dir={tlsCertificates}" },
             // IDE on the BIOS's INT 13h. cache=none: QEMU's writeback mode, so the guest's ATA FLUSH CACHE
             // becomes an NBD FLUSH (writes go out as plain NBD WRITEs; nothing is cached in QEMU for NBD).
-            "-drive", $"file={diskUri},format=raw,if=ide,cache=none",
-        };
+            "-drive", $"{drive},format=raw,if=ide,cache=none",
+        ];
         if (incoming) args.AddRange(["-incoming", "defer"]);
         return args;
     }
@@ -68,14 +78,15 @@ public sealed class QemuVm : IAsyncDisposable
     /// <summary>Starts QEMU and waits for its QMP and serial connections.</summary>
     /// <remarks>Sockets go in <paramref name="socketDir"/> (short paths: a Unix socket path has 107 bytes at most),
     /// the serial log in <paramref name="logDir"/>.</remarks>
-    public static async Task<QemuVm> StartAsync(string name, string socketDir, string logDir, string diskUri, bool incoming, Timeline timeline)
+    public static async Task<QemuVm> StartAsync(string name, string socketDir, string logDir, string diskUri, bool incoming, Timeline timeline,
+                                              string? tlsCertificates = null)
     {
         await RequireAsync();
         var qmpPath = Path.Combine(socketDir, name + ".qmp");
         var serialPath = Path.Combine(socketDir, name + ".serial");
         var qmpListener = Listen(qmpPath);
         var serialListener = Listen(serialPath);
-        var process = GuardedProcess.Start(Binary, Arguments(diskUri, qmpPath, serialPath, incoming));
+        var process = GuardedProcess.Start(Binary, Arguments(diskUri, qmpPath, serialPath, incoming, tlsCertificates));
         var vm = new QemuVm(name, process, Path.Combine(logDir, name + ".serial.log"), timeline);
         timeline.Mark($"{name}: QEMU started ({(incoming ? "incoming, " : "")}disk {diskUri})");
         try
@@ -94,6 +105,14 @@ public sealed class QemuVm : IAsyncDisposable
         {
             await vm.DisposeAsync();
             throw new TimeoutException($"{Binary} ({name}) did not connect its QMP and serial sockets within 30 s: {vm.StdErr}");
+        }
+        catch (IOException ex)
+        {
+            // QEMU drops QMP when it gives up at start-up (a disk it cannot open): its stderr, once it exited, says why.
+            await vm.Exited.WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
+            var stderr = vm.StdErr;
+            await vm.DisposeAsync();
+            throw new InvalidOperationException($"{Binary} ({name}) failed at start-up: {stderr}\ncommand line: {vm.CommandLine}", ex);
         }
         catch
         {

@@ -20,9 +20,35 @@ namespace Reloc.Vm.Tests;
 /// The disk is sparse and the guest writes all over it, so most of what it writes at A while the relocation
 /// runs lands in blocks that were holes when B began serving: B must fetch them, not keep them as holes (issue 9).
 /// </summary>
-public sealed class SiteMigrationTests(ITestOutputHelper output) : VmTest(output, "sites")
+public sealed class SiteMigrationTests(ITestOutputHelper output) : SiteMigrationTest(output, tls: false)
+{
+    [Fact]
+    public Task A_running_vm_moves_from_site_a_to_site_b_with_its_disk_postcopy() => MoveAsync(hybrid: false);
+
+    [Fact]
+    public Task A_running_vm_moves_from_site_a_to_site_b_with_its_disk_hybrid() => MoveAsync(hybrid: true);
+}
+
+/// <summary>
+/// The same live migration with both sites on reloc.tls (mode = require): the cluster on mutual TLS, both QEMUs
+/// opening the disk over NBD STARTTLS with a guest certificate from the sites' CA, site-b fetching from site-a's
+/// peer export over TLS with its site certificate. The taps stay in front of the sites as relays, but past
+/// STARTTLS they can only count bytes: the checks that read their request logs are left out (the guest's own
+/// checks, QEMU's BLOCK_IO_ERROR events and the final image remain), and every connection must have gone TLS.
+/// </summary>
+public sealed class TlsSiteMigrationTests(ITestOutputHelper output) : SiteMigrationTest(output, tls: true)
+{
+    [Fact]
+    public Task A_running_vm_moves_from_site_a_to_site_b_with_its_disk_hybrid_over_tls() => MoveAsync(hybrid: true);
+}
+
+/// <summary>Two site nodes with a tap in front of each, and the live migration between them.</summary>
+public abstract class SiteMigrationTest(ITestOutputHelper output, bool tls) : VmTest(output, tls ? "sites-tls" : "sites")
 {
     private const string Disk = "vm1";
+    /// <summary>With TLS: one CA for both sites and the guest (whose certificate is not a site's).</summary>
+    private readonly TestPki? _pki = tls ? TestPki.Create("Reloc sites CA") : null;
+    private string? _guestCertificates;
     private readonly int[] _ports = [Ports.Free(), Ports.Free()];
     private readonly List<SiteNode> _nodes = [];
     private readonly List<NbdTap> _taps = [];
@@ -40,6 +66,7 @@ public sealed class SiteMigrationTests(ITestOutputHelper output) : VmTest(output
         akka.cluster.roles = [{{SiteName(i)}}]
         reloc.management.listen = off
         reloc.site { name = {{SiteName(i)}}, data-dir = "{{DataDir(i)}}", import-dir = "{{Dir}}", nbd.listen = "127.0.0.1:0", nbd.advertise = "{{_taps[i].Address}}" }
+        {{(_pki is null ? "" : $"reloc.tls {{ mode = require, certificates = \"{_pki.Folder(SiteName(i), SiteName(i), SiteName(i))}\", site-names = [\"site-*\"] }}")}}
         """);
 
     public override async Task InitializeAsync()
@@ -47,6 +74,7 @@ public sealed class SiteMigrationTests(ITestOutputHelper output) : VmTest(output
         try
         {
             for (int i = 0; i < 2; i++) _taps.Add(new NbdTap(SiteName(i), () => Time.Now));
+            _guestCertificates = _pki?.Folder("guest", "localhost", "qemu-guest");
             for (int i = 0; i < 2; i++)
             {
                 _nodes.Add(SiteNode.Start(SiteConfig(i)));
@@ -77,14 +105,9 @@ public sealed class SiteMigrationTests(ITestOutputHelper output) : VmTest(output
         _nodes.Clear();
         foreach (var t in _taps) await t.DisposeAsync();
         _taps.Clear();
+        _pki?.Dispose();
         await base.DisposeAsync();
     }
-
-    [Fact]
-    public Task A_running_vm_moves_from_site_a_to_site_b_with_its_disk_postcopy() => MoveAsync(hybrid: false);
-
-    [Fact]
-    public Task A_running_vm_moves_from_site_a_to_site_b_with_its_disk_hybrid() => MoveAsync(hybrid: true);
 
     /// <summary>Rounds the source guest makes between site-b serving the disk and the live migration.</summary>
     private const int RoundsServing = 200;
@@ -93,17 +116,18 @@ public sealed class SiteMigrationTests(ITestOutputHelper output) : VmTest(output
     /// blocks are still missing there: its reads of them are fetched on demand from A.</summary>
     private const long CopyRate = 1 << 20;
 
-    private async Task MoveAsync(bool hybrid)
+    protected async Task MoveAsync(bool hybrid)
     {
-        NameLogs(hybrid ? "sites-hybrid" : "sites-postcopy");
+        NameLogs((tls ? "sites-tls-" : "sites-") + (hybrid ? "hybrid" : "postcopy"));
         Report($"relocation mode: {(hybrid ? "hybrid (pre-copy before the handover)" : "postcopy")}, background copy capped at {CopyRate / 1024} KiB/s");
         var guest = await Guest.BuildAsync(Dir);
         var seed = await guest.WriteImageAsync(Path.Combine(Dir, "seed.img"));
         var created = Assert.IsType<DiskInfo>(await _nodes[0].Site.Ask<object>(new CreateDisk(Disk, 0, seed), TimeSpan.FromSeconds(20)));
         Time.Mark($"disk {Disk} created at site-a: {created.NbdUri}");
+        if (tls) await AssertTlsRequiredAsync(created.NbdUri);
         _watcher = WatchAsync(_stopWatching.Token);
 
-        await using var source = await StartVmAsync("source", created.NbdUri, incoming: false);
+        await using var source = await StartVmAsync("source", created.NbdUri, incoming: false, _guestCertificates);
         await source.WaitForSerialAsync(t => t.Ready, "guest ready", Boot);
         await source.WaitForKAsync(RoundsBefore, Run);
 
@@ -119,8 +143,8 @@ public sealed class SiteMigrationTests(ITestOutputHelper output) : VmTest(output
         // The source guest writes on, into blocks that were holes when site-b began serving: site-b's copy must fetch them.
         await source.WaitForKAsync(servedAt + RoundsServing, Run);
 
-        var destinationUri = $"nbd://{_taps[1].Address}/{Disk}";
-        await using var destination = await StartVmAsync("destination", destinationUri, incoming: true);
+        var destinationUri = $"{(tls ? "nbds" : "nbd")}://{_taps[1].Address}/{Disk}";
+        await using var destination = await StartVmAsync("destination", destinationUri, incoming: true, _guestCertificates);
         Report("source:      " + source.CommandLine);
         Report("destination: " + destination.CommandLine);
 
@@ -169,6 +193,20 @@ public sealed class SiteMigrationTests(ITestOutputHelper output) : VmTest(output
         _stopWatching.Cancel();
 
         Report("NBD connections:\n" + TrafficReport.Connections(_taps.ToArray()));
+        if (tls) AssertAllTls(); // the taps saw ciphertext: no request log to read
+        else ReportRequests(migration);
+        Assert.False(File.Exists(Path.Combine(DataDir(0), Disk + ".img")), "site-a still has the image after the release");
+        var final = await File.ReadAllBytesAsync(Path.Combine(DataDir(1), Disk + ".img"));
+        Verify(guest, source, destination, migration, target, final);
+        // With TLS, an NBD error the sites returned to a QEMU shows in Verify's checks only (a BLOCK_IO_ERROR, the guest's ERR).
+        if (tls) return;
+        var guestErrors = _taps.SelectMany(t => t.Connections).Where(c => !c.Export.Contains('@'))
+            .SelectMany(c => c.Requests).Where(r => r.Error != 0).ToList();
+        Assert.True(guestErrors.Count == 0, $"NBD errors returned to a QEMU:\n{TrafficReport.Connections(_taps.ToArray())}");
+    }
+
+    private void ReportRequests(MigrationReport migration)
+    {
         Report("NBD requests around the migration:\n" + TrafficReport.Sequence(migration.StartedAt - 0.05, migration.CompletedAt + 0.5, 80, _taps.ToArray()));
         Report("slowest NBD requests:\n" + TrafficReport.Slowest(12, _taps.ToArray()));
         var atB = _taps[1].Connections.Where(c => c.Export == Disk).SelectMany(c => c.Requests)
@@ -179,12 +217,27 @@ public sealed class SiteMigrationTests(ITestOutputHelper output) : VmTest(output
         if (slowest is not null)
             Report($"NBD requests while the slowest guest request at site-b ({slowest.Command} {slowest.Offset}+{slowest.Length}, {slowest.LatencyMs:F1} ms) waited:\n"
                    + TrafficReport.Sequence(slowest.SentAt - 0.02, slowest.RepliedAt + 0.02, 60, fold: false, _taps.ToArray()));
-        Assert.False(File.Exists(Path.Combine(DataDir(0), Disk + ".img")), "site-a still has the image after the release");
-        var final = await File.ReadAllBytesAsync(Path.Combine(DataDir(1), Disk + ".img"));
-        Verify(guest, source, destination, migration, target, final);
-        var guestErrors = _taps.SelectMany(t => t.Connections).Where(c => !c.Export.Contains('@'))
-            .SelectMany(c => c.Requests).Where(r => r.Error != 0).ToList();
-        Assert.True(guestErrors.Count == 0, $"NBD errors returned to a QEMU:\n{TrafficReport.Connections(_taps.ToArray())}");
+    }
+
+    /// <summary>Every connection to either site (both QEMUs, site-b's fetches from site-a) went TLS.</summary>
+    private void AssertAllTls()
+    {
+        var connections = _taps.SelectMany(t => t.Connections.Select(c => (Tap: t.Name, Connection: c))).ToList();
+        Assert.All(_taps, t => Assert.NotEmpty(t.Connections));
+        var plain = connections.Where(x => !x.Connection.Tls).Select(x => $"[{x.Tap} #{x.Connection.Id}] export '{x.Connection.Export}'").ToList();
+        Assert.True(plain.Count == 0, $"NBD connections that did not start TLS: {string.Join(", ", plain)}\n{TrafficReport.Connections(_taps.ToArray())}");
+        Report($"all {connections.Count} NBD connections went TLS, {connections.Sum(x => x.Connection.BytesToServer + x.Connection.BytesToClient) >> 20} MiB encrypted in all");
+    }
+
+    /// <summary>The disk is shown as nbds://, and a plain client is refused by the site itself (not through its tap).</summary>
+    private async Task AssertTlsRequiredAsync(string shown)
+    {
+        Assert.StartsWith("nbds://", shown);
+        // libnbd's debug trace shows the server's reason (its error alone reads "Operation not supported").
+        var plain = await Tool.RunAsync("env", "LIBNBD_DEBUG=1", "nbdinfo", $"nbd://{_nodes[0].NbdEndPoint}/{Disk}");
+        Assert.True(plain.ExitCode != 0, $"a plain nbdinfo opened the disk at site-a: {plain.StdOut}");
+        Assert.Contains("TLS is required", plain.StdErr);
+        Report($"plain nbdinfo refused by site-a: {plain.StdErr.Split('\n').First(l => l.Contains("TLS is required", StringComparison.Ordinal)).Trim()}");
     }
 
     /// <summary>Completes when site-b owns the disk at the next epoch and site-a has let it go.</summary>

@@ -14,8 +14,9 @@ public static class TrafficReport
             foreach (var c in tap.Connections)
             {
                 var requests = c.Requests;
-                sb.AppendLine($"[{tap.Name} #{c.Id}] export '{c.Export}': opened {c.OpenedAt:F3}s, transmission {c.TransmissionAt:F3}s, " +
-                              $"closed {(double.IsNaN(c.ClosedAt) ? "-" : c.ClosedAt.ToString("F3") + "s")} {c.CloseReason}");
+                sb.AppendLine($"[{tap.Name} #{c.Id}] export '{c.Export}': opened {c.OpenedAt:F3}s, transmission {(double.IsNaN(c.TransmissionAt) ? "-" : c.TransmissionAt.ToString("F3") + "s")}, " +
+                              $"closed {(double.IsNaN(c.ClosedAt) ? "-" : c.ClosedAt.ToString("F3") + "s")} {c.CloseReason}" +
+                              (c.Tls ? $"; TLS from {c.TlsAt:F3}s, {c.BytesToServer / 1024} KiB to the server, {c.BytesToClient / 1024} KiB back (encrypted: not parsed)" : ""));
                 foreach (var g in requests.GroupBy(r => r.Command).OrderBy(g => g.Key))
                 {
                     var done = g.Key == NbdCommand.Disc ? [] : g.Where(r => !double.IsNaN(r.RepliedAt)).ToList();

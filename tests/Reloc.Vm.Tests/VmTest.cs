@@ -55,8 +55,8 @@ public abstract class VmTest : IAsyncLifetime
 
     protected void Report(string text) => _report.AppendLine(text);
 
-    protected Task<QemuVm> StartVmAsync(string name, string diskUri, bool incoming) =>
-        QemuVm.StartAsync(name, Dir, Logs, diskUri, incoming, Time);
+    protected Task<QemuVm> StartVmAsync(string name, string diskUri, bool incoming, string? tlsCertificates = null) =>
+        QemuVm.StartAsync(name, Dir, Logs, diskUri, incoming, Time, tlsCertificates);
 
     /// <summary>
     /// The proof: no "ERR" on either serial port and no BLOCK_IO_ERROR from either QEMU; k went 1, 2, 3, ... without a gap or repeat across the
