@@ -53,8 +53,8 @@ public sealed class ConsoleCommandTests(SiteCluster cluster)
         var created = await Cli.OkAsync(A.Node, "disk", "create", "life1", "--site", "site-b", "--size", "8MiB");
         Assert.Equal($"created life1 on site-b: 8 MiB, epoch 1, {cluster.B.Uri("life1")}", created.Trim());
 
-        var json = await Cli.JsonAsync(A.Node, "disk", "create", "life2", "--site", "site-c", "--size", "1.5MB");
-        Assert.Equal(("life2", "site-c", 1_500_000L, 1L, "owned", cluster.C.Uri("life2")),
+        var json = await Cli.JsonAsync(A.Node, "disk", "create", "life2", "--site", "site-c", "--size", "1.5MiB");
+        Assert.Equal(("life2", "site-c", 1_572_864L, 1L, "owned", cluster.C.Uri("life2")),
             (J.Str(json, "name"), J.Str(json, "site"), J.Long(json, "size"), J.Long(json, "epoch"), J.Str(json, "phase"), J.Str(json, "nbdUri")));
 
         // Without --site: the site of the node asked.
