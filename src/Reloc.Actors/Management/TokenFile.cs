@@ -72,8 +72,10 @@ public static class TokenFile
 /// The tokens file as the node holds it: read again when its time or size changed (checked at most once a second),
 /// a file that does not parse keeping the previous tokens (and logged once), so a bad edit locks nobody out.
 /// </summary>
-public sealed class TokenStore(string? path, Action<string> logError)
+/// <param name="time">The clock of the once-a-second check (tests move it on instead of waiting); the system's by default.</param>
+public sealed class TokenStore(string? path, Action<string> logError, TimeProvider? time = null)
 {
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
     private static readonly TimeSpan CheckEvery = TimeSpan.FromSeconds(1);
     private readonly Lock _lock = new();
     private IReadOnlyList<TokenEntry> _entries = [];
@@ -87,7 +89,7 @@ public sealed class TokenStore(string? path, Action<string> logError)
             if (path is null) return [];
             lock (_lock)
             {
-                var now = DateTime.UtcNow;
+                var now = _time.GetUtcNow().UtcDateTime;
                 if (now - _checked < CheckEvery) return _entries;
                 _checked = now;
                 var info = new FileInfo(path);
@@ -113,7 +115,7 @@ public sealed class TokenStore(string? path, Action<string> logError)
             var info = new FileInfo(path);
             _entries = TokenFile.Parse(File.ReadAllText(path));
             _version = (info.LastWriteTimeUtc, info.Length);
-            _checked = DateTime.UtcNow;
+            _checked = _time.GetUtcNow().UtcDateTime;
         }
         return this;
     }
