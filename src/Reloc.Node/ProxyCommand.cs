@@ -7,6 +7,7 @@ using Reloc.Actors;
 using Reloc.Actors.Disk;
 using Reloc.Actors.Source;
 using Reloc.Nbd.Client;
+using Reloc.Nbd;
 using Reloc.Nbd.Server;
 using Reloc.Nbd.Tls;
 using Reloc.Storage;
@@ -54,6 +55,8 @@ internal static class ProxyCommand
         using var loggers = HostSupport.Loggers(level);
         RawImage? image = null;
         ActorSystem? system = null;
+        NbdClient? probe = null;
+        Task<string?> warmUp = Task.FromResult<string?>(null);
         try
         {
             var tls = tlsSettings();
@@ -61,6 +64,9 @@ internal static class ProxyCommand
             var endPoint = HostSupport.ParseEndPoint(listen);
             if (prefetch is not ("on" or "off")) throw new ArgumentException($"--prefetch '{prefetch}': expected on or off");
             var sourceOptions = NbdClientOptions.FromUri(sourceUri);
+            Directory.CreateDirectory(stateDir);
+            // Alongside the source's handshake and the journal's start; awaited before the server listens.
+            warmUp = Task.Run(() => NbdWarmUp.TryRunAsync(stateDir));
             var settings = RelocConfig.DiskSettings(RelocConfig.Reference) with
             {
                 BlockSize = (int)Units.ParseSize(blockSize),
@@ -70,10 +76,10 @@ internal static class ProxyCommand
             };
             settings.Validate();
 
-            long size;
-            await using (var probe = await NbdClient.ConnectAsync(sourceOptions))
-                size = probe.Size;
-            Directory.CreateDirectory(stateDir);
+            // The first connection to the source learns its size and then serves the guest's first misses: opened
+            // before the journal and the server start, it is ready when the first guest read comes.
+            probe = await NbdClient.ConnectAsync(sourceOptions);
+            long size = probe.Size;
             var manifest = RelocationManifest.LoadOrCreate(Path.Combine(stateDir, "relocation.json"),
                 new RelocationManifest(name, sourceUri, size, settings.BlockSize));
             image = File.Exists(imagePath) ? RawImage.Open(imagePath, readOnly: false) : RawImage.Create(imagePath, size);
@@ -83,10 +89,14 @@ internal static class ProxyCommand
             system = ActorSystem.Create("reloc", RelocConfig.Node(RelocConfig.Sqlite(Path.Combine(stateDir, "reloc.db"))));
             var state = new DiskState(size, manifest.BlockSize);
             var disk = system.ActorOf(VirtualDiskActor.Props(new DiskId(name), state, image, settings,
-                NbdBlockSource.Factory(sourceOptions, size)), "disk-" + name);
+                NbdBlockSource.Factory(sourceOptions, size, first: probe)), "disk-" + name);
+            probe = null; // the disk's fetcher owns it (if the disk is complete already, it stays idle until exit)
             var device = new RelocatingDisk(image, state, disk, settings);
 
             using var stop = new StopSignal();
+            await WarmMissPathAsync(device, loggers);
+            if (await warmUp is { } why)
+                loggers.CreateLogger("Reloc.Node").LogWarning("NBD warm-up did not finish ({Reason}): the first client may be slower", why);
             await using var server = new NbdServer(new ExportCatalog([new NbdExport(name, device, $"relocating from {sourceUri}")]),
                 new NbdServerSettings { Tls = tls }, loggers);
             var tcp = server.ListenTcp(endPoint);
@@ -106,8 +116,26 @@ internal static class ProxyCommand
         }
         finally
         {
+            if (probe is not null) await probe.DisposeAsync();
+            await warmUp; // never throws; its temporary image is gone before the state directory may be
             if (system is not null) await system.Terminate();
             image?.Dispose();
+        }
+    }
+
+    /// <summary>Reads the disk's first 4 KiB through the guest's path before the server listens: a miss (fetched over
+    /// the source connection opened first) on a fresh disk, so the miss path is compiled and the block local before a
+    /// guest's first read; the block would be copied anyway. Bounded: an unreachable source only delays the start.</summary>
+    private static async Task WarmMissPathAsync(RelocatingDisk device, ILoggerFactory loggers)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        try
+        {
+            await device.ReadAsync(0, new byte[Math.Min(4096, device.Size)], timeout.Token);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or BlockDeviceException or IOException)
+        {
+            loggers.CreateLogger("Reloc.Node").LogWarning("warming the miss path did not finish ({Reason}): the first miss may be slower", ex.Message);
         }
     }
 

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
+using Reloc.Nbd;
 using Reloc.Nbd.Server;
 using Reloc.Nbd.Tls;
 using Reloc.Storage;
@@ -63,6 +64,9 @@ internal static class ServeCommand
             var endPoint = HostSupport.ParseEndPoint(listen);
             using var stop = new StopSignal();
 
+            // Before the listening line: a client that connects after it meets compiled code, not the JIT.
+            if (await NbdWarmUp.TryRunAsync(Path.GetTempPath()) is { } why)
+                loggers.CreateLogger("Reloc.Node").LogWarning("NBD warm-up did not finish ({Reason}): the first client may be slower", why);
             await using var server = new NbdServer(catalog, new NbdServerSettings { Tls = tls, ExportAccess = access }, loggers);
             var tcp = server.ListenTcp(endPoint);
             var unix = unixPath is null ? null : server.ListenUnix(unixPath);

@@ -2,6 +2,7 @@ using System.CommandLine;
 using Akka.Configuration;
 using Microsoft.Extensions.Logging;
 using Reloc.Actors.Site;
+using Reloc.Nbd;
 
 namespace Reloc.Node;
 
@@ -65,8 +66,12 @@ internal static class SiteCommand
         try
         {
             using var stop = new StopSignal();
+            // Alongside the node's start (cluster join, journal recovery); done before the ready line.
+            var warmUp = Task.Run(() => NbdWarmUp.TryRunAsync(Path.GetTempPath()));
             await using var node = SiteNode.Start(OwnSignals.WithFallback(Load(path)), loggers);
             await node.WhenReadyAsync(TimeSpan.FromMinutes(5)); // the listen line means: every disk is served
+            if (await warmUp is { } why)
+                loggers.CreateLogger("Reloc.Node").LogWarning("NBD warm-up did not finish ({Reason}): the first client may be slower", why);
             stdout.WriteLine($"reloc-node: site {node.Settings.Name} serving NBD on {node.NbdEndPoint} (advertised as {node.Settings.NbdAdvertise}), " +
                                   $"cluster address {Akka.Cluster.Cluster.Get(node.System).SelfAddress}, " +
                                   $"management {(node.Management is null ? "off" : node.Management.ToString())}");

@@ -235,4 +235,34 @@ public sealed class ClientTests : IAsyncLifetime
         Assert.Equal(2, rc.Connections);
         Assert.True(rc.IsConnected);
     }
+
+    [Fact]
+    public async Task Reconnecting_client_starts_on_the_open_connection_it_is_given()
+    {
+        var first = await NbdClient.ConnectAsync(Options());
+        await using var rc = new ReconnectingNbdClient(Options(), first: first);
+        Assert.Same(first, await rc.GetClientAsync());
+        var back = new byte[4096];
+        await rc.ReadAsync(0, back);
+        Assert.Equal(1, rc.Connections);
+        Assert.True(_server.Server.Catalog.TryGet("disk", out var export));
+        Assert.Equal(1, export.Clients.Count); // no second connection was made
+    }
+
+    [Fact]
+    public async Task Warm_up_runs_every_request_once_and_leaves_no_file_behind()
+    {
+        var dir = Directory.CreateTempSubdirectory("reloc-warm-up").FullName;
+        try
+        {
+            Assert.Null(await NbdWarmUp.TryRunAsync(dir));
+            Assert.Empty(Directory.EnumerateFileSystemEntries(dir));
+            // It never fails its caller: a directory it cannot write to is a reason, not an exception.
+            Assert.NotNull(await NbdWarmUp.TryRunAsync(Path.Combine(dir, "missing")));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
 }

@@ -25,7 +25,7 @@ internal sealed class BlockFetcher : ReceiveActor
         _image = image;
         _map = map;
         _settings = settings;
-        _source = sources();
+        _source = sources(SourceLane.Misses);
         Receive<Fetch>(f => FetchAsync(f.First, f.Count).PipeTo(Context.Parent));
         Receive<ReadThrough>(m => ReadThroughAsync(m).PipeTo(Sender));
     }

@@ -52,7 +52,7 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
         _settings = settings;
         _window = new WindowController(settings.PrefetchQueueTarget, settings.MaxPrefetchWindow);
         _limiter = MakeLimiter(settings.RateBytesPerSecond);
-        _source = sources();
+        _source = sources(SourceLane.Background);
         Copying();
     }
 

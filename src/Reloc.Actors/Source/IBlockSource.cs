@@ -16,5 +16,14 @@ public interface IBlockSource : IAsyncDisposable
     Task<IReadOnlyList<Extent>?> GetExtentsAsync(long offset, long length, CancellationToken ct);
 }
 
-/// <summary>Makes a new connection to the source (it connects lazily and reconnects by itself).</summary>
-public delegate IBlockSource BlockSourceFactory();
+/// <summary>Which of a disk's children a source connection is for.</summary>
+public enum SourceLane
+{
+    /// <summary>Guest misses and read-through (the fetcher): the lane a guest waits on.</summary>
+    Misses,
+    /// <summary>Background copy and hole scans (the prefetcher).</summary>
+    Background,
+}
+
+/// <summary>Makes a new connection to the source for one lane (it reconnects by itself).</summary>
+public delegate IBlockSource BlockSourceFactory(SourceLane lane);

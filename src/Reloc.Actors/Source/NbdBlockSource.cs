@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Reloc.Nbd.Client;
 using Reloc.Storage;
 
@@ -5,11 +6,13 @@ namespace Reloc.Actors.Source;
 
 /// <summary>A source site reached over NBD: one connection of its own that reconnects with backoff.
 /// Reads are idempotent, so one cut off by a lost connection is retried on the next.</summary>
-public sealed class NbdBlockSource(NbdClientOptions options, long size, ReconnectOptions? reconnect = null) : IBlockSource
+public sealed class NbdBlockSource(NbdClientOptions options, long size, ReconnectOptions? reconnect = null, NbdClient? first = null) : IBlockSource
 {
-    private readonly ReconnectingNbdClient _client = new(options, reconnect);
+    private readonly ReconnectingNbdClient _client = new(options, reconnect, first: first);
 
     public long Size { get; } = size;
+
+    internal ReconnectingNbdClient Client => _client;
 
     public Task ReadAsync(long offset, Memory<byte> destination, CancellationToken ct) => _client.ReadAsync(offset, destination, ct);
 
@@ -23,7 +26,12 @@ public sealed class NbdBlockSource(NbdClientOptions options, long size, Reconnec
 
     public ValueTask DisposeAsync() => _client.DisposeAsync();
 
-    /// <summary>A factory for a disk's children: each call makes a separate connection.</summary>
-    public static BlockSourceFactory Factory(NbdClientOptions options, long size, ReconnectOptions? reconnect = null) =>
-        () => new NbdBlockSource(options, size, reconnect);
+    /// <summary>A factory for a disk's children: each call makes a separate connection. The first
+    /// <see cref="SourceLane.Misses"/> connection is <paramref name="first"/> when given: one opened before it was
+    /// needed, so a guest's first miss does not wait for a handshake over the WAN.</summary>
+    public static BlockSourceFactory Factory(NbdClientOptions options, long size, ReconnectOptions? reconnect = null, NbdClient? first = null)
+    {
+        var open = new StrongBox<NbdClient?>(first);
+        return lane => new NbdBlockSource(options, size, reconnect, lane == SourceLane.Misses ? Interlocked.Exchange(ref open.Value, null) : null);
+    }
 }

@@ -38,12 +38,16 @@ public sealed class ReconnectingNbdClient : IAsyncDisposable
     private TaskCompletionSource<NbdClient> _current = NewSlot();
     private int _connections;
     private int _disposed;
+    private NbdClient? _first;
 
-    public ReconnectingNbdClient(NbdClientOptions options, ReconnectOptions? reconnect = null, ILogger? logger = null)
+    /// <param name="first">A connection to the same server, already negotiated, to use as the first one instead
+    /// of connecting (a connection opened before it was needed); this client owns it from now on.</param>
+    public ReconnectingNbdClient(NbdClientOptions options, ReconnectOptions? reconnect = null, ILogger? logger = null, NbdClient? first = null)
     {
         _options = options.Validate();
         _reconnect = (reconnect ?? new ReconnectOptions()).Validate();
         _log = logger ?? NullLogger.Instance;
+        _first = first;
         _supervisor = Task.Run(SuperviseAsync);
     }
 
@@ -136,7 +140,7 @@ public sealed class ReconnectingNbdClient : IAsyncDisposable
                 NbdClient client;
                 try
                 {
-                    client = await NbdClient.ConnectAsync(_options, token);
+                    client = Interlocked.Exchange(ref _first, null) ?? await NbdClient.ConnectAsync(_options, token);
                 }
                 catch (Exception ex) when (!token.IsCancellationRequested)
                 {
@@ -171,6 +175,7 @@ public sealed class ReconnectingNbdClient : IAsyncDisposable
         finally
         {
             // Callers waiting for a connection, now or later, learn that none will come.
+            if (Interlocked.Exchange(ref _first, null) is { } unused) await unused.DisposeAsync();
             var disposed = Faulted(new ObjectDisposedException(nameof(ReconnectingNbdClient)));
             var last = Interlocked.Exchange(ref _current, disposed);
             if (last.TrySetException(new ObjectDisposedException(nameof(ReconnectingNbdClient)))) _ = last.Task.Exception;
