@@ -177,6 +177,41 @@ public sealed class DiskCoreTests
             }, "scan 1 0+4 | held | g:failed | event HeldWriteExpired | h:failed | event HeldWriteExpired", "RRRR"
         },
         {
+            "a small read inside a missing block gets its bytes from the source first; the block lands after", true, d =>
+            {
+                d.Scanned();
+                d.Do(new DiskInput.EnsureLocal(Block + 512, 1024, "g", T0));
+                d.Land(1, 1);
+                d.Read(1, "h");
+            }, "scan 1 0+4 | through | fetch 1+1 | h:ready", "RLRR"
+        },
+        {
+            "a small read of a block already being fetched waits for it: no second read", true, d =>
+            {
+                d.Scanned();
+                d.Read(2);
+                d.Do(new DiskInput.EnsureLocal(2 * Block + 512, 1024, "h", T0));
+                d.Land(2, 1);
+            }, "scan 1 0+4 | fetch 2+1 | g:ready | h:ready", "RRLR"
+        },
+        {
+            "a small read of a block reserved by a writer waits for the write, never reads the source", true, d =>
+            {
+                d.Scanned();
+                d.Write(0, Block, "w");
+                d.Do(new DiskInput.EnsureLocal(512, 1024, "h", T0));
+                d.Do(new DiskInput.WriteDone([(0, 1)]));
+            }, "scan 1 0+4 | w:granted 0+1 | h:ready", "LRRR"
+        },
+        {
+            "a small read across two missing blocks waits for both blocks", true, d =>
+            {
+                d.Scanned();
+                d.Do(new DiskInput.EnsureLocal(Block - 512, 1024, "h", T0));
+                d.Land(0, 2);
+            }, "scan 1 0+4 | fetch 0+2 | h:ready", "LLRR"
+        },
+        {
             "a FLUSH is answered only after data and bits are durable", true, d =>
             {
                 d.Scanned();

@@ -55,6 +55,29 @@ public sealed class VirtualDiskSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLifeti
     }
 
     [Fact]
+    public async Task A_small_miss_is_answered_ahead_of_its_block_which_lands_under_later_writes()
+    {
+        await _h.StartDestinationAsync(Sys, NoPrefetch);
+        await using var guest = await _h.ConnectGuestAsync();
+        const long block = 3 * Block;
+        var small = new byte[1024];
+        await guest.ReadAsync(block + 4096, small); // range first: read from the source, the block fetched behind it
+        Assert.Equal(Expected(block + 4096, 1024), small);
+        // A write into the same block right after, over part of what was read: it waits for the block or lands on it.
+        var data = Tool.RandomBytes(3000, 9);
+        await guest.WriteAsync(block + 4000, data);
+        await guest.FlushAsync();
+        var back = new byte[2 * Block];
+        await guest.ReadAsync(block, back);
+        var expected = Expected(block, 2 * Block);
+        data.CopyTo(expected, 4000);
+        Assert.Equal(expected, back);
+        var status = await _h.StatusAsync();
+        Assert.Equal(2, status.OnDemandFetches); // the small read's block, then the next one: never the same block twice
+        Assert.Equal(2L * Block, status.LocalBytes);
+    }
+
+    [Fact]
     public async Task Concurrent_misses_on_one_block_cause_one_fetch()
     {
         await _h.StartDestinationAsync(Sys, NoPrefetch);

@@ -229,6 +229,17 @@ public sealed class DiskCore
             if (replyTo is not null) Emit(new Reply(replyTo, reply));
             return;
         }
+        // Range first: a read of part of one block nobody fetches or writes gets its own bytes from the source, ahead
+        // of the whole block (sent first on the misses' connection, so it is not behind the block's serialisation and
+        // landing). Only then: the source holds the truth of a Remote block (a write here makes it Local or reserves
+        // it), while a range that touched a Local block could hold bytes newer than the source's.
+        if (replyTo is not null && first == last && Map[first] == BlockState.Remote && !_reserved.Contains(first)
+            && length < Map.BlockSize)
+        {
+            Emit(new ForwardReadThrough(offset, (int)length, replyTo));
+            FetchRemote(first, 1);
+            return;
+        }
         FetchRemote(first, last - first + 1);
         if (replyTo is not null) _waiters.Add(replyTo, reply, missing, now + _settings.MissTimeout);
     }

@@ -62,7 +62,8 @@ public abstract record DiskDecision
     /// <summary>Fetch these blocks for a guest (the fetcher's lane); it answers Landed or FetchFailed.</summary>
     public sealed record StartFetch(long First, long Count) : DiskDecision;
 
-    /// <summary>Read a range from the source for <paramref name="ReplyTo"/>, landing nothing (not the owner yet).</summary>
+    /// <summary>Read a range from the source for <paramref name="ReplyTo"/>, landing nothing: not the owner yet, or a small
+    /// miss's own bytes ahead of its block.</summary>
     public sealed record ForwardReadThrough(long Offset, int Length, object ReplyTo) : DiskDecision;
 
     /// <summary>Ask the source which blocks of <paramref name="Ranges"/> are zero; feed back SourceZero.</summary>

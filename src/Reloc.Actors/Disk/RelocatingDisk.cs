@@ -39,9 +39,10 @@ public sealed class RelocatingDisk(IBlockDevice image, DiskState state, IActorRe
             if (missed != 0) metrics!.Missed(missed);
             return;
         }
-        await AskAsync(new EnsureLocal(offset, destination.Length), ct);
+        var ready = await AskAsync(new EnsureLocal(offset, destination.Length), ct);
         if (missed != 0) metrics!.Missed(missed);
-        image.TryRead(offset, destination.Span);
+        if (ready is ThroughData first) first.Data.CopyTo(destination); // the range, ahead of its block
+        else image.TryRead(offset, destination.Span);
     }
 
     public ValueTask WriteAsync(long offset, in ReadOnlySequence<byte> data, WriteOptions options, CancellationToken ct)

@@ -7,7 +7,9 @@ public static class VirtualDiskProtocol
 {
     // ---- from the NBD data path (RelocatingDisk) ----
 
-    /// <summary>Make the blocks of a byte range local; answered with <see cref="Ready"/> or <see cref="Failed"/>.</summary>
+    /// <summary>Make the blocks of a byte range local; answered with <see cref="Ready"/> (read the image), <see cref="Failed"/>,
+    /// or, for a small read inside one missing block, <see cref="ThroughData"/>: the range itself, read from the source
+    /// ahead of its block, which lands after it.</summary>
     public sealed record EnsureLocal(long Offset, long Length);
 
     /// <summary>A guest write to a range that is not all local: answered with <see cref="WriteGranted"/>
