@@ -72,8 +72,48 @@ public sealed class BlockMapTests
         var back = BlockMap.FromSnapshot(map.ToSnapshot());
         for (long b = 0; b < map.BlockCount; b++) ok &= back.IsLocal(b) == (model[b] == BlockState.Local);
         ok &= map.Runs(0, map.BlockCount, BlockState.Remote).Sum(r => r.Count) == model.Count(x => x == BlockState.Remote);
-        var next = map.NextRun(0, BlockState.Remote, long.MaxValue);
-        ok &= next is null ? !model.Contains(BlockState.Remote) : model[next.Value.First] == BlockState.Remote && Array.IndexOf(model, BlockState.Remote) == next.Value.First;
+        // The word-at-a-time search, for each state, from a place inside the disk (wrapping), against the model.
+        long from = (long)(blocks.Get % map.BlockCount);
+        foreach (var state in new[] { BlockState.Remote, BlockState.Fetching, BlockState.Local })
+        {
+            var next = map.NextRun(from, state, long.MaxValue);
+            int at = Array.IndexOf(model, state, (int)from);
+            if (at < 0) at = Array.IndexOf(model, state);
+            ok &= next is null ? at < 0 : next.Value.First == at && model[at] == state;
+        }
         return ok;
+    }
+
+    [Fact]
+    public void A_TiB_of_64_KiB_blocks_takes_4_MiB()
+    {
+        var map = new BlockMap(1L << 40, 64 << 10);
+        Assert.Equal(4L << 20, map.MemoryBytes);
+        map.Set(map.BlockCount - 1, 1, BlockState.Fetching);
+        map.Set(3, 200, BlockState.Local);
+        Assert.Equal((0L, 3L), map.NextRun(0, BlockState.Remote, long.MaxValue));
+        Assert.Equal((203L, 64L), map.NextRun(3, BlockState.Remote, 64));
+        Assert.Equal((map.BlockCount - 1, 1L), map.NextRun(5, BlockState.Fetching, 10));
+        Assert.Equal(200, map.LocalCount);
+    }
+
+    /// <summary>Every transition, on runs inside one word and across words: the state read back is the state set.</summary>
+    [Theory]
+    [InlineData(5, 3)]
+    [InlineData(60, 10)]
+    [InlineData(0, 200)]
+    public void Every_transition_reads_back_as_set(long first, long count)
+    {
+        var states = new[] { BlockState.Remote, BlockState.Fetching, BlockState.Local };
+        foreach (var from in states)
+        foreach (var to in states)
+        {
+            var map = new BlockMap(256 * 4096, 4096);
+            map.Set(first, count, from);
+            map.Set(first, count, to);
+            for (long b = 0; b < map.BlockCount; b++)
+                Assert.Equal(b >= first && b < first + count ? to : BlockState.Remote, map[b]);
+            Assert.Equal(to == BlockState.Local ? count : 0, map.LocalCount);
+        }
     }
 }
