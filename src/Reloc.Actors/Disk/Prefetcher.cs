@@ -42,6 +42,9 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
     private bool _paused;
     private TimeSpan _backoff = TimeSpan.FromMilliseconds(200);
 
+    /// <summary>Block status requests a scan keeps in flight.</summary>
+    private const int ScanPiecesInFlight = 16;
+
     public ITimerScheduler Timers { get; set; } = null!;
     private long ChunkBlocks => Math.Max(1, _settings.PrefetchChunkBytes >> _map.BlockShift);
 
@@ -216,46 +219,58 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
         static bool IsZero(ReadOnlySpan<byte> block) => block.IndexOfAnyExcept((byte)0) < 0;
     }
 
-    /// <summary>Hole and zero extents of the source within the scan's ranges, as whole blocks (partial blocks are copied).</summary>
+    /// <summary>Hole and zero extents of the source within the scan's ranges, as whole blocks (partial blocks are copied).
+    /// The ranges go in 1 GiB pieces, <see cref="ScanPiecesInFlight"/> at a time on this connection: a sparse TiB is 1024
+    /// pieces, which one after the other would cost 1024 round trips before the copy could start.</summary>
     private async Task<SourceZero> ScanAsync(ScanZeros scan)
     {
-        var runs = new List<(long, long)>();
+        const long piece = 1L << 30;
+        var pieces = new List<(long Start, long End)>();
+        foreach (var (firstBlock, blockCount) in scan.Ranges)
+        {
+            long rangeEnd = Math.Min((firstBlock + blockCount) << _map.BlockShift, _map.DiskSize);
+            for (long offset = firstBlock << _map.BlockShift; offset < rangeEnd; offset += piece)
+                pieces.Add((offset, Math.Min(offset + piece, rangeEnd)));
+        }
+        var found = new List<(long, long)>[pieces.Count];
         try
         {
-            const long piece = 1L << 30;
-            foreach (var (firstBlock, blockCount) in scan.Ranges)
-            {
-                long rangeEnd = Math.Min((firstBlock + blockCount) << _map.BlockShift, _map.DiskSize);
-                for (long offset = firstBlock << _map.BlockShift; offset < rangeEnd; offset += piece)
-                {
-                    long end = Math.Min(offset + piece, rangeEnd), pos = offset;
-                    while (pos < end)
-                    {
-                        var extents = await _source.GetExtentsAsync(pos, end - pos, _stopping.Token);
-                        if (extents is null || extents.Count == 0) return new SourceZero(scan.Scan, runs);
-                        foreach (var e in extents)
-                        {
-                            long extentEnd = Math.Min(pos + e.Length, end);
-                            if (e.Flags.HasFlag(ExtentFlags.Zero))
-                            {
-                                long first = (pos + _map.BlockSize - 1) >> _map.BlockShift;
-                                long last = extentEnd == _map.DiskSize ? _map.BlockCount : extentEnd >> _map.BlockShift;
-                                if (last > first) runs.Add((first, last - first));
-                            }
-                            pos = extentEnd;
-                            if (pos >= end) break;
-                        }
-                    }
-                }
-            }
+            await Parallel.ForEachAsync(Enumerable.Range(0, pieces.Count),
+                new ParallelOptions { MaxDegreeOfParallelism = ScanPiecesInFlight, CancellationToken = _stopping.Token },
+                async (i, ct) => found[i] = await ScanPieceAsync(pieces[i].Start, pieces[i].End, ct));
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
             // Without a map every block is simply read: slower on sparse disks, never wrong.
             _log.Warning("source block status unavailable ({0}); copying those blocks in full", ex.Message);
-            runs.Clear();
+            return new SourceZero(scan.Scan, []);
         }
-        return new SourceZero(scan.Scan, runs);
+        return new SourceZero(scan.Scan, found.SelectMany(f => f).ToList());
+    }
+
+    /// <summary>Zero runs of one piece; none where the source cannot tell.</summary>
+    private async Task<List<(long, long)>> ScanPieceAsync(long start, long end, CancellationToken ct)
+    {
+        var runs = new List<(long, long)>();
+        long pos = start;
+        while (pos < end)
+        {
+            var extents = await _source.GetExtentsAsync(pos, end - pos, ct);
+            if (extents is null || extents.Count == 0) return runs;
+            foreach (var e in extents)
+            {
+                long extentEnd = Math.Min(pos + e.Length, end);
+                if (e.Flags.HasFlag(ExtentFlags.Zero))
+                {
+                    long first = (pos + _map.BlockSize - 1) >> _map.BlockShift;
+                    long last = extentEnd == _map.DiskSize ? _map.BlockCount : extentEnd >> _map.BlockShift;
+                    if (last > first) runs.Add((first, last - first));
+                }
+                pos = extentEnd;
+                if (pos >= end) break;
+            }
+        }
+        return runs;
     }
 
     private RateLimiter? MakeLimiter(long bytesPerSecond)
