@@ -4,7 +4,8 @@
 # Per rep: (a) `reloc-node serve` of a local image, its first connection and reads (no WAN); (b) a fresh
 # `reloc-node proxy` behind the WAN link emulator (RTT, RATE), started with --prefetch off so the first reads
 # are plain misses on an idle link; its readiness is its first JSON progress line, never an NBD probe.
-# Usage: bench/first-contact.sh    env: RTT=50ms RATE=40MB/s SIZE=1G REPS=5 SKIP_BUILD=0 KEEP=0 PREFETCH=off
+# BUILDS="label=path/reloc-node.dll ..." compares builds side by side, interleaved per rep (default: this tree's).
+# Usage: bench/first-contact.sh    env: RTT=50ms RATE=40MB/s SIZE=1G REPS=5 PREFETCH=off BUILDS=... SKIP_BUILD=0 KEEP=0
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 RTT=${RTT:-50ms}; RATE=${RATE:-40MB/s}; SIZE=${SIZE:-1G}; REPS=${REPS:-5}; PREFETCH=${PREFETCH:-off}
@@ -12,19 +13,23 @@ bench_init first-contact
 
 SRC=${SRC_IMG:-${TMPDIR:-/tmp}/reloc-bench-src-$SIZE.img}
 make_random_image "$SRC" "$SIZE"
-ROWS=$OUT/first-contact.tsv
+ROWS=$OUT/first-contact-prefetch-$PREFETCH.tsv
 printf 'label\trep\tstep\tms\n' > "$ROWS"
+BUILDS=${BUILDS:-"head=$NODE"}
 for rep in $(seq "$REPS"); do
+ for build in $BUILDS; do
+  tag=${build%%=*}; NODE=${build#*=}
   SPORT=$(free_port)
   start_serve source "$SPORT" "disk=$SRC:ro"; SPID=$SPAWNED
-  $PY "$BENCH_DIR/first_contact.py" "nbd://127.0.0.1:$SPORT/disk" serve "$rep" "$ROWS" 3 "$rep" >&2
+  $PY "$BENCH_DIR/first_contact.py" "nbd://127.0.0.1:$SPORT/disk" "$tag serve" "$rep" "$ROWS" 3 "$rep" >&2
   WPORT=$(free_port); PPORT=$(free_port)
   start_wanlink wan "$WPORT" "$SPORT" "$RTT" "$RATE"; WPID=$SPAWNED
   rm -rf "$WORK/state" "$WORK/dst.img"
   start_proxy proxy "$PPORT" "$WORK/dst.img" "nbd://127.0.0.1:$WPORT/disk" "$WORK/state" --prefetch "$PREFETCH"
   wait_for "$WORK/proxy.jsonl" '"state"' 60
-  $PY "$BENCH_DIR/first_contact.py" "nbd://127.0.0.1:$PPORT/disk" "proxy-rtt${RTT}" "$rep" "$ROWS" 3 "$rep" >&2
+  $PY "$BENCH_DIR/first_contact.py" "nbd://127.0.0.1:$PPORT/disk" "$tag proxy-rtt${RTT}-prefetch-$PREFETCH" "$rep" "$ROWS" 3 "$rep" >&2
   stop "$PROXY_PID" "$WPID" "$SPID"
+ done
 done
 $PY - "$ROWS" "${RTT%ms}" <<'PYEOF'
 import sys, statistics as st, collections

@@ -6,7 +6,7 @@
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$BENCH_DIR")
-NODE=$ROOT/src/Reloc.Node/bin/Release/net10.0/reloc-node.dll
+NODE=${NODE:-$ROOT/src/Reloc.Node/bin/Release/net10.0/reloc-node.dll}  # NODE=...: another build, for before/after runs
 PLOT_DLL=$BENCH_DIR/Reloc.Bench.Plot/bin/Release/net10.0/reloc-bench-plot.dll
 PY=/usr/bin/python3                      # Debian's python3: the one with the nbd (libnbd) module
 OUT=${OUT:-$ROOT/artifacts/bench}        # TSV results
