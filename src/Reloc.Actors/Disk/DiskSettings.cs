@@ -19,7 +19,7 @@ public sealed record DiskSettings
     public int PrefetchChunkBytes { get; init; } = 128 * 1024;
 
     /// <summary>Upper bound on background reads in flight (the controller picks fewer when enough).</summary>
-    public int MaxPrefetchWindow { get; init; } = 64;
+    public int MaxPrefetchWindow { get; init; } = 256;
 
     /// <summary>Queueing delay the background copy may add at the bottleneck (LEDBAT-style target):
     /// above it the window shrinks, so guest misses never wait long behind background data.</summary>
