@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using Akka.Configuration;
 using Microsoft.Extensions.Logging;
 using Reloc.Actors.Site;
@@ -54,6 +55,25 @@ internal static class SiteCommand
         return config;
     }
 
+    /// <summary>Fault campaigns only (reloc.site.fault-injection.remoting-black-hole = on): SIGUSR1 black-holes the
+    /// node's cluster traffic, SIGUSR2 lifts it (raw Linux signal numbers, as <c>reloc-node wanlink</c> takes them).</summary>
+    private static void BlackHole(PosixSignalContext ctx, SiteNode node, bool on)
+    {
+        ctx.Cancel = true;
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                var addresses = await node.BlackHoleRemotingAsync(on);
+                Console.Error.WriteLine($"reloc-node: cluster traffic {(on ? "black-holed (SIGUSR1)" : "let through again (SIGUSR2)")}: {string.Join(", ", addresses)}");
+            }
+            catch (Exception ex)
+            {
+                Console.Error.WriteLine($"reloc-node: cluster black hole {(on ? "on" : "off")} failed: {ex.Message}");
+            }
+        });
+    }
+
     private static async Task<int> RunAsync(string path, LogLevel level, LogFormat format)
     {
         // stdout carries the ready line only (scripts and tests wait for it). Akka writes its standard-out
@@ -72,6 +92,8 @@ internal static class SiteCommand
                                   $"management {(node.Management is null ? "off" : node.Management.ToString())}");
             stdout.Flush();
             node.NotifyReady();
+            using var holeOn = node.Settings.FaultRemotingBlackHole ? PosixSignalRegistration.Create((PosixSignal)10, ctx => BlackHole(ctx, node, on: true)) : null;   // SIGUSR1
+            using var holeOff = node.Settings.FaultRemotingBlackHole ? PosixSignalRegistration.Create((PosixSignal)12, ctx => BlackHole(ctx, node, on: false)) : null; // SIGUSR2
             // A node the cluster downed (split-brain resolver, `reloc cluster down`) has shut its ActorSystem
             // down: exit non-zero so a supervisor (systemd) starts it afresh and it rejoins.
             if (await Task.WhenAny(stop.Task, node.System.WhenTerminated) == stop.Task || stop.Task.IsCompleted) return 0;
