@@ -79,20 +79,20 @@ public static class FaultCampaign
             try
             {
                 await WaitPhaseAsync(c, p => p is "serving" or "fencing" or "transferring" or "postcopy" or "releasing" or null, "serving");
-                if (plan.Point == FaultPoint.Serving) phaseAtFault = await InjectAsync(c, plan, links, log, seen);
+                if (plan.Point == FaultPoint.Serving) phaseAtFault = await InjectAsync(c, plan, links, log, seen, failures);
                 // The VM migrates a while after the pre-copy began (if the relocation is still there to follow).
                 await Task.Delay(TimeSpan.FromMilliseconds(500 + plan.GuestSeed % 1500));
                 if (await PhaseAsync(c) is "preparing" or "serving")
                 {
                     var moving = guest.MoveAsync(plan.Destination);
-                    if (plan.Point == FaultPoint.Handover) phaseAtFault = await InjectAsync(c, plan, links, log, seen);
+                    if (plan.Point == FaultPoint.Handover) phaseAtFault = await InjectAsync(c, plan, links, log, seen, failures);
                     await moving.WaitAsync(EndDeadline);
                 }
-                else if (plan.Point == FaultPoint.Handover) phaseAtFault = await InjectAsync(c, plan, links, log, seen);
+                else if (plan.Point == FaultPoint.Handover) phaseAtFault = await InjectAsync(c, plan, links, log, seen, failures);
                 if (plan.Point == FaultPoint.Postcopy)
                 {
                     await WaitPhaseAsync(c, p => p is "postcopy" or "releasing" or null, "postcopy");
-                    phaseAtFault = await InjectAsync(c, plan, links, log, seen);
+                    phaseAtFault = await InjectAsync(c, plan, links, log, seen, failures);
                 }
                 if (plan.Point == FaultPoint.Start) phaseAtFault = "all";
                 outcome = await WaitEndAsync(c, plan, log);
@@ -127,7 +127,7 @@ public static class FaultCampaign
     }
 
     /// <summary>The fault itself, at its point (after its delay); returns the relocation's phase when it struck.</summary>
-    private static async Task<string> InjectAsync(SiteCluster c, FaultPlan plan, List<WanLink> links, Action<string> log, List<string> seen)
+    private static async Task<string> InjectAsync(SiteCluster c, FaultPlan plan, List<WanLink> links, Action<string> log, List<string> seen, List<string> failures)
     {
         await Task.Delay(plan.Delay);
         var phase = await PhaseAsync(c) ?? "done";
@@ -148,7 +148,7 @@ public static class FaultCampaign
                 finally { foreach (var l in ends) l.EndBlackHole(); }
                 break;
             case FaultKind.ClusterBlackHole:
-                await ClusterBlackHoleAsync(c, plan, links, log, seen);
+                await ClusterBlackHoleAsync(c, plan, links, log, seen, failures);
                 break;
             case FaultKind.DiskFull:
                 // Written until the file system says it is full (ENOSPC): what the node then writes fails the same way.
@@ -174,7 +174,7 @@ public static class FaultCampaign
     /// the same ports and data, as a killed site is. Notes when the others saw it unreachable and removed it, when it
     /// exited and when it was Up again.
     /// </summary>
-    private static async Task ClusterBlackHoleAsync(SiteCluster c, FaultPlan plan, List<WanLink> links, Action<string> log, List<string> seen)
+    private static async Task ClusterBlackHoleAsync(SiteCluster c, FaultPlan plan, List<WanLink> links, Action<string> log, List<string> seen, List<string> failures)
     {
         var cut = plan.Target;
         const char observer = 'a'; // the cut site is b or c: a is on the majority side and hosts the coordinator
@@ -204,26 +204,47 @@ public static class FaultCampaign
             try { if (!c.Node(cut).HasExited) await c.Node(cut).SignalAsync("USR2"); }
             catch (Exception) when (c.Node(cut).HasExited) { } // exited in between: kill(1) found no such process
         }
-        log($"  seed {plan.Seed}: cluster black hole on site-{cut} over after {hole.Elapsed.TotalSeconds:0.0}s: unreachable at +{Num(unreachable)}s, " +
-            $"removed at +{Num(removed)}s, process exited at +{Num(exited)}s");
-        // A downed node exits (status 3) a while after the others removed it; give it that while before starting it again.
+        log($"  seed {plan.Seed}: cluster black hole on site-{cut} over after {hole.Elapsed.TotalSeconds:0.0}s: unreachable {At(unreachable)}, " +
+            $"down {At(removed)}, process exited {At(exited)}");
+        // A downed node exits (status 3) a while after the others removed it: at once, or once its NBD server has drained
+        // (in-flight guest requests can wait up to miss-timeout + 5 s, 125 s here); a supervisor would wait as long.
         var lifted = Stopwatch.StartNew();
         if (removed is not null)
-            while (!c.Node(cut).HasExited && lifted.Elapsed < TimeSpan.FromSeconds(60)) await Task.Delay(200);
+            while (!c.Node(cut).HasExited && lifted.Elapsed < DownedExitWait) await Task.Delay(200);
         if (exited is null && c.Node(cut).HasExited) exited = hole.Elapsed.TotalSeconds;
         var restarted = false;
+        var hung = removed is not null && !c.Node(cut).HasExited;
+        if (hung)
+        {
+            // Downed but still running long after the hole: it will not rejoin by itself (a supervisor restarts a process
+            // that exits). Reported as a failure of the run; killed and started again so the checks still run.
+            failures.Add($"(liveness) site-{cut} was downed at {At(removed)} but had not exited {lifted.Elapsed.TotalSeconds:0}s after the hole: killed");
+            log($"  seed {plan.Seed}: site-{cut} downed but still running {lifted.Elapsed.TotalSeconds:0}s after the hole; its last lines:");
+        }
+        // What the downed node said last (why it exited, or what it waits for), before its process is forgotten.
+        if (hung || c.Node(cut).HasExited)
+            foreach (var line in c.Node(cut).LogLines.TakeLast(25)) log($"    site-{cut}| {line}");
+        if (hung) await c.KillAsync(cut);
         foreach (var s in await c.ReapExitedAsync())
         {
             log($"  seed {plan.Seed}: site-{s} exited (downed); restarting it on the same ports and data");
             await c.StartAsync(s);
             restarted |= s == cut;
         }
+        if (hung)
+        {
+            await c.StartAsync(cut);
+            restarted = true;
+        }
         await c.WaitUpAsync(observer, 3);
-        seen.Add($"cut=site-{cut}({(cut == plan.Source ? "source" : "destination")}) unreachable=+{Num(unreachable)}s downed={(removed is null ? "no" : "+" + Num(removed) + "s")} " +
-                 $"exited={(exited is null ? "no" : "+" + Num(exited) + "s")} {(restarted ? "restarted" : "stayed")}+up={hole.Elapsed.TotalSeconds:0.0}s");
+        seen.Add($"cut=site-{cut}({(cut == plan.Source ? "source" : "destination")}) unreachable={At(unreachable)} downed={At(removed)} " +
+                 $"exited={(hung ? "hung,killed" : At(exited))} {(restarted ? "restarted" : "stayed")}+up={At(hole.Elapsed.TotalSeconds)}");
     }
 
-    private static string Num(double? seconds) => seconds is { } s ? s.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture) : "-";
+    private static readonly TimeSpan DownedExitWait = TimeSpan.FromSeconds(150);
+
+    /// <summary>+12.3s after the start of the hole, or "no".</summary>
+    private static string At(double? seconds) => seconds is { } s ? "+" + s.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture) + "s" : "no";
 
     private static async Task<RunOutcome> WaitEndAsync(SiteCluster c, FaultPlan plan, Action<string> log)
     {
