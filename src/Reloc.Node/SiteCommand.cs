@@ -82,6 +82,9 @@ internal static class SiteCommand
         var stdout = Console.Out;
         Console.SetOut(Console.Error);
         using var loggers = HostSupport.Loggers(level, format);
+        // Fault injection's signals stay handled until the process ends, past the node's disposal (a downed node drains
+        // its NBD clients first): a SIGUSR2 then must not take the default action, which ends the process.
+        PosixSignalRegistration? holeOn = null, holeOff = null;
         try
         {
             using var stop = new StopSignal();
@@ -92,8 +95,11 @@ internal static class SiteCommand
                                   $"management {(node.Management is null ? "off" : node.Management.ToString())}");
             stdout.Flush();
             node.NotifyReady();
-            using var holeOn = node.Settings.FaultRemotingBlackHole ? PosixSignalRegistration.Create((PosixSignal)10, ctx => BlackHole(ctx, node, on: true)) : null;   // SIGUSR1
-            using var holeOff = node.Settings.FaultRemotingBlackHole ? PosixSignalRegistration.Create((PosixSignal)12, ctx => BlackHole(ctx, node, on: false)) : null; // SIGUSR2
+            if (node.Settings.FaultRemotingBlackHole)
+            {
+                holeOn = PosixSignalRegistration.Create((PosixSignal)10, ctx => BlackHole(ctx, node, on: true));   // SIGUSR1
+                holeOff = PosixSignalRegistration.Create((PosixSignal)12, ctx => BlackHole(ctx, node, on: false)); // SIGUSR2
+            }
             // A node the cluster downed (split-brain resolver, `reloc cluster down`) has shut its ActorSystem
             // down: exit non-zero so a supervisor (systemd) starts it afresh and it rejoins.
             if (await Task.WhenAny(stop.Task, node.System.WhenTerminated) == stop.Task || stop.Task.IsCompleted) return 0;
@@ -104,6 +110,11 @@ internal static class SiteCommand
         {
             Console.Error.WriteLine($"reloc-node: {ex.Message}");
             return 2;
+        }
+        finally
+        {
+            holeOn?.Dispose();
+            holeOff?.Dispose();
         }
     }
 }
