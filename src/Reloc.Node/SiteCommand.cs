@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using Akka.Configuration;
 using Microsoft.Extensions.Logging;
 using Reloc.Actors.Site;
@@ -55,6 +56,25 @@ internal static class SiteCommand
         return config;
     }
 
+    /// <summary>Fault campaigns only (reloc.site.fault-injection.remoting-black-hole = on): SIGUSR1 black-holes the
+    /// node's cluster traffic, SIGUSR2 lifts it (raw Linux signal numbers, as <c>reloc-node wanlink</c> takes them).</summary>
+    private static void BlackHole(PosixSignalContext ctx, SiteNode node, bool on)
+    {
+        ctx.Cancel = true;
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                var addresses = await node.BlackHoleRemotingAsync(on);
+                Console.Error.WriteLine($"reloc-node: cluster traffic {(on ? "black-holed (SIGUSR1)" : "let through again (SIGUSR2)")}: {string.Join(", ", addresses)}");
+            }
+            catch (Exception ex)
+            {
+                Console.Error.WriteLine($"reloc-node: cluster black hole {(on ? "on" : "off")} failed: {ex.Message}");
+            }
+        });
+    }
+
     private static async Task<int> RunAsync(string path, LogLevel level, LogFormat format)
     {
         // stdout carries the ready line only (scripts and tests wait for it). Akka writes its standard-out
@@ -63,6 +83,9 @@ internal static class SiteCommand
         var stdout = Console.Out;
         Console.SetOut(Console.Error);
         using var loggers = HostSupport.Loggers(level, format);
+        // Fault injection's signals stay handled until the process ends, past the node's disposal (a downed node drains
+        // its NBD clients first): a SIGUSR2 then must not take the default action, which ends the process.
+        PosixSignalRegistration? holeOn = null, holeOff = null;
         try
         {
             using var stop = new StopSignal();
@@ -77,6 +100,11 @@ internal static class SiteCommand
                                   $"management {(node.Management is null ? "off" : node.Management.ToString())}");
             stdout.Flush();
             node.NotifyReady();
+            if (node.Settings.FaultRemotingBlackHole)
+            {
+                holeOn = PosixSignalRegistration.Create((PosixSignal)10, ctx => BlackHole(ctx, node, on: true));   // SIGUSR1
+                holeOff = PosixSignalRegistration.Create((PosixSignal)12, ctx => BlackHole(ctx, node, on: false)); // SIGUSR2
+            }
             // A node the cluster downed (split-brain resolver, `reloc cluster down`) has shut its ActorSystem
             // down: exit non-zero so a supervisor (systemd) starts it afresh and it rejoins.
             if (await Task.WhenAny(stop.Task, node.System.WhenTerminated) == stop.Task || stop.Task.IsCompleted) return 0;
@@ -87,6 +115,11 @@ internal static class SiteCommand
         {
             Console.Error.WriteLine($"reloc-node: {ex.Message}");
             return 2;
+        }
+        finally
+        {
+            holeOn?.Dispose();
+            holeOff?.Dispose();
         }
     }
 }

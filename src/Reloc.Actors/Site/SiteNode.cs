@@ -91,7 +91,8 @@ public sealed class SiteNode : IAsyncDisposable
         // Each member's build shows in the cluster's member list (reloc cluster show) unless the site sets its own.
         var appVersion = ConfigurationFactory.ParseString($"akka.cluster.app-version = \"{AppVersion(Version)}\"");
         var node = RelocConfig.Node(persistence, site.WithFallback(appVersion)).WithFallback(ClusterSingleton.DefaultConfig());
-        return Security.SiteTlsSettings.From(withDefaults).Enabled ? Security.RemotingTls.Configure(node) : node;
+        node = Security.SiteTlsSettings.From(withDefaults).Enabled ? Security.RemotingTls.Configure(node) : node;
+        return settings.FaultRemotingBlackHole ? RemotingBlackHole.Configure(node) : node;
     }
 
     /// <param name="loggers">the node's logging: when given, the host (Kestrel, the hosting lifetime) and Akka log through it,
@@ -232,6 +233,14 @@ public sealed class SiteNode : IAsyncDisposable
     /// <summary>Tells systemd (Type=notify) that the site is ready: call it once its disks are served
     /// (<see cref="WhenReadyAsync"/>). Outside systemd it does nothing.</summary>
     public void NotifyReady() => _host.Services.GetService<ISystemdNotifier>()?.Notify(ServiceState.Ready);
+
+    /// <summary>Fault injection, for fault campaigns only (reloc.site.fault-injection.remoting-black-hole = on): drops
+    /// all of this node's cluster traffic (on) or lets it through again (off); returns the member addresses it applied to.</summary>
+    public Task<IReadOnlyList<Address>> BlackHoleRemotingAsync(bool on) => Settings.FaultRemotingBlackHole
+        ? (_blackHole ??= new RemotingBlackHole(System)).SetAsync(on)
+        : throw new InvalidOperationException("reloc.site.fault-injection.remoting-black-hole is off");
+
+    private RemotingBlackHole? _blackHole;
 
     /// <summary>Stops serving (in-flight NBD requests finish, exports flush), then leaves the cluster gracefully.</summary>
     public async ValueTask DisposeAsync()

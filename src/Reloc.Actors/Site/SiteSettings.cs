@@ -16,6 +16,10 @@ public sealed record SiteSettings(string Name, string DataDir, IPEndPoint NbdLis
     /// from files are refused). See <see cref="Core.ImportPaths"/>.</summary>
     public string? ImportDir { get; init; }
 
+    /// <summary>reloc.site.fault-injection.remoting-black-hole, for fault campaigns only: the remoting runs through the
+    /// throttler adapter so that <see cref="RemotingBlackHole"/> can cut the node's cluster traffic.</summary>
+    public bool FaultRemotingBlackHole { get; init; }
+
     public static SiteSettings From(Config config)
     {
         var c = config.GetConfig("reloc.site") ?? throw new ArgumentException("reloc.site is missing from the configuration");
@@ -42,6 +46,7 @@ public sealed record SiteSettings(string Name, string DataDir, IPEndPoint NbdLis
             RestartMaxBackoff = maxBackoff,
             Tls = Security.SiteTlsSettings.From(config),
             ImportDir = string.IsNullOrEmpty(importDir) ? null : importDir,
+            FaultRemotingBlackHole = c.GetBoolean("fault-injection.remoting-black-hole", false),
         };
     }
 

@@ -10,22 +10,25 @@ namespace Reloc.Testing.Faults;
 /// <summary>How a run ended: the disk at its destination, or still (back) at its source after a cancel.</summary>
 public enum RunOutcome { Relocated, Cancelled, Stuck, Broken }
 
+/// <param name="Seen">What the fault did, for the faults that say (ClusterBlackHole: the cut site, when the others saw it
+/// unreachable, whether it was downed and rejoined): printed in <see cref="Line"/>.</param>
 public sealed record FaultRunResult(FaultPlan Plan, string PhaseAtFault, RunOutcome Outcome, long BytesCompared, TimeSpan Elapsed,
-    long Writes, int Reconnects, IReadOnlyList<string> Failures)
+    long Writes, int Reconnects, IReadOnlyList<string> Failures, string Seen = "")
 {
     public bool Ok => Failures.Count == 0;
 
     public string Line() =>
         $"seed={Plan.Seed} fault={Plan.Kind} point={Plan.Point}+{Plan.Delay.TotalMilliseconds:0}ms(phase {PhaseAtFault}) dur={Plan.Duration.TotalSeconds:0.#}s " +
         $"{Plan.Source}->{Plan.Destination} outcome={Outcome} compared={BytesCompared} writes={Writes} reconnects={Reconnects} " +
-        $"time={Elapsed.TotalSeconds:0.0}s {(Ok ? "OK" : "FAIL: " + string.Join("; ", Failures))}";
+        $"time={Elapsed.TotalSeconds:0.0}s {(Seen.Length > 0 ? Seen + " " : "")}{(Ok ? "OK" : "FAIL: " + string.Join("; ", Failures))}";
 }
 
 /// <summary>
 /// One run of the fault campaign: three site processes, each behind its own WAN link emulator (the sites advertise
 /// the link as their NBD address, so every site-to-site NBD connection crosses a link; Akka.Remote does not), a
 /// sparse disk at the source with a guest writing and flushing, a hybrid relocation to the destination, one fault
-/// from <see cref="FaultPlan"/>, the guest following its disk; then the checks: (a) one writer, (b) the owner's
+/// from <see cref="FaultPlan"/> (ClusterBlackHole: every site runs with reloc.site.fault-injection.remoting-black-hole,
+/// and SIGUSR1/SIGUSR2 cut one site's cluster traffic too), the guest following its disk; then the checks: (a) one writer, (b) the owner's
 /// image equals what the guest flushed, (c) one copy left, the other released.
 /// </summary>
 public static class FaultCampaign
@@ -45,8 +48,11 @@ public static class FaultCampaign
         FaultGuest? guest = null;
         string? tmpfs = null;
         var links = new List<WanLink>();
+        var seen = new List<string>();
         await using var c = new SiteCluster(advertiseLinks: true, extra: s =>
-            plan.Kind == FaultKind.SlowFsync && s == plan.Destination ? "reloc.disk.fault-injection.fsync-delay = 500ms" : "")
+            plan.Kind == FaultKind.SlowFsync && s == plan.Destination ? "reloc.disk.fault-injection.fsync-delay = 500ms"
+            // Every site: the throttler adapter changes the addresses' scheme (akka.trttl.tcp://), which all members must share.
+            : plan.Kind == FaultKind.ClusterBlackHole ? "reloc.site.fault-injection.remoting-black-hole = on" : "")
         {
             StartTimeout = TimeSpan.FromMinutes(3), // start-up is not what the campaign measures; a crowded machine is slow at it
         };
@@ -73,20 +79,20 @@ public static class FaultCampaign
             try
             {
                 await WaitPhaseAsync(c, p => p is "serving" or "fencing" or "transferring" or "postcopy" or "releasing" or null, "serving");
-                if (plan.Point == FaultPoint.Serving) phaseAtFault = await InjectAsync(c, plan, links, log);
+                if (plan.Point == FaultPoint.Serving) phaseAtFault = await InjectAsync(c, plan, links, log, seen, failures);
                 // The VM migrates a while after the pre-copy began (if the relocation is still there to follow).
                 await Task.Delay(TimeSpan.FromMilliseconds(500 + plan.GuestSeed % 1500));
                 if (await PhaseAsync(c) is "preparing" or "serving")
                 {
                     var moving = guest.MoveAsync(plan.Destination);
-                    if (plan.Point == FaultPoint.Handover) phaseAtFault = await InjectAsync(c, plan, links, log);
+                    if (plan.Point == FaultPoint.Handover) phaseAtFault = await InjectAsync(c, plan, links, log, seen, failures);
                     await moving.WaitAsync(EndDeadline);
                 }
-                else if (plan.Point == FaultPoint.Handover) phaseAtFault = await InjectAsync(c, plan, links, log);
+                else if (plan.Point == FaultPoint.Handover) phaseAtFault = await InjectAsync(c, plan, links, log, seen, failures);
                 if (plan.Point == FaultPoint.Postcopy)
                 {
                     await WaitPhaseAsync(c, p => p is "postcopy" or "releasing" or null, "postcopy");
-                    phaseAtFault = await InjectAsync(c, plan, links, log);
+                    phaseAtFault = await InjectAsync(c, plan, links, log, seen, failures);
                 }
                 if (plan.Point == FaultPoint.Start) phaseAtFault = "all";
                 outcome = await WaitEndAsync(c, plan, log);
@@ -117,11 +123,11 @@ public static class FaultCampaign
                 await Tool.RunAsync("umount", "-l", tmpfs);
             }
         }
-        return new FaultRunResult(plan, phaseAtFault, outcome, compared, clock.Elapsed, guest?.Writes ?? 0, guest?.Reconnects ?? 0, failures);
+        return new FaultRunResult(plan, phaseAtFault, outcome, compared, clock.Elapsed, guest?.Writes ?? 0, guest?.Reconnects ?? 0, failures, string.Join(" ", seen));
     }
 
     /// <summary>The fault itself, at its point (after its delay); returns the relocation's phase when it struck.</summary>
-    private static async Task<string> InjectAsync(SiteCluster c, FaultPlan plan, List<WanLink> links, Action<string> log)
+    private static async Task<string> InjectAsync(SiteCluster c, FaultPlan plan, List<WanLink> links, Action<string> log, List<string> seen, List<string> failures)
     {
         await Task.Delay(plan.Delay);
         var phase = await PhaseAsync(c) ?? "done";
@@ -141,6 +147,9 @@ public static class FaultCampaign
                 try { await Task.Delay(plan.Duration); }
                 finally { foreach (var l in ends) l.EndBlackHole(); }
                 break;
+            case FaultKind.ClusterBlackHole:
+                await ClusterBlackHoleAsync(c, plan, links, log, seen, failures);
+                break;
             case FaultKind.DiskFull:
                 // Written until the file system says it is full (ENOSPC): what the node then writes fails the same way.
                 var filler = Path.Combine(c.DataDir(plan.Destination), "filler");
@@ -156,6 +165,86 @@ public static class FaultCampaign
         }
         return phase;
     }
+
+    /// <summary>
+    /// One end of the relocation (<see cref="FaultPlan.Target"/>) loses the WAN: its cluster traffic (Akka.Remote, through
+    /// the throttler: SIGUSR1) and the NBD links of both ends (as <see cref="FaultKind.BlackHole"/>: nothing between the
+    /// two ends' disks crosses), both directions, nothing closed. The split-brain resolver may down it (a minority of
+    /// one: it downs itself and its process exits 3); after the hole it is lifted (SIGUSR2) or, downed, started again on
+    /// the same ports and data, as a killed site is. Notes when the others saw it unreachable and removed it, when it
+    /// exited and when it was Up again.
+    /// </summary>
+    private static async Task ClusterBlackHoleAsync(SiteCluster c, FaultPlan plan, List<WanLink> links, Action<string> log, List<string> seen, List<string> failures)
+    {
+        var cut = plan.Target;
+        const char observer = 'a'; // the cut site is b or c: a is on the majority side and hosts the coordinator
+        var ends = new[] { links[SiteCluster.Sites.IndexOf(plan.Source)], links[SiteCluster.Sites.IndexOf(plan.Destination)] };
+        var hole = Stopwatch.StartNew();
+        double? unreachable = null, removed = null, exited = null;
+        foreach (var l in ends) l.StartBlackHole();
+        await c.Node(cut).SignalAsync("USR1");
+        try
+        {
+            while (hole.Elapsed < plan.Duration)
+            {
+                if (exited is null && c.Node(cut).HasExited) exited = hole.Elapsed.TotalSeconds;
+                if (await c.TryAsync(observer, m => m.ClusterAsync()) is { } view)
+                {
+                    var member = view.Members.FirstOrDefault(m => m.Site == "site-" + cut);
+                    if (unreachable is null && member is { Reachable: false }) unreachable = hole.Elapsed.TotalSeconds;
+                    if (removed is null && (member is null || member.Status is "Down" or "Removed")) removed = hole.Elapsed.TotalSeconds;
+                }
+                await Task.Delay(TimeSpan.FromMilliseconds(250));
+            }
+        }
+        finally
+        {
+            foreach (var l in ends) l.EndBlackHole();
+            // Not exited: lifted (it may still exit if it was downed; it is then started again below or by WaitEndAsync).
+            try { if (!c.Node(cut).HasExited) await c.Node(cut).SignalAsync("USR2"); }
+            catch (Exception) when (c.Node(cut).HasExited) { } // exited in between: kill(1) found no such process
+        }
+        log($"  seed {plan.Seed}: cluster black hole on site-{cut} over after {hole.Elapsed.TotalSeconds:0.0}s: unreachable {At(unreachable)}, " +
+            $"down {At(removed)}, process exited {At(exited)}");
+        // A downed node exits (status 3) a while after the others removed it: at once, or once its NBD server has drained
+        // (in-flight guest requests can wait up to miss-timeout + 5 s, 125 s here); a supervisor would wait as long.
+        var lifted = Stopwatch.StartNew();
+        if (removed is not null)
+            while (!c.Node(cut).HasExited && lifted.Elapsed < DownedExitWait) await Task.Delay(200);
+        if (exited is null && c.Node(cut).HasExited) exited = hole.Elapsed.TotalSeconds;
+        var restarted = false;
+        var hung = removed is not null && !c.Node(cut).HasExited;
+        if (hung)
+        {
+            // Downed but still running long after the hole: it will not rejoin by itself (a supervisor restarts a process
+            // that exits). Reported as a failure of the run; killed and started again so the checks still run.
+            failures.Add($"(liveness) site-{cut} was downed at {At(removed)} but had not exited {lifted.Elapsed.TotalSeconds:0}s after the hole: killed");
+            log($"  seed {plan.Seed}: site-{cut} downed but still running {lifted.Elapsed.TotalSeconds:0}s after the hole; its last lines:");
+        }
+        // What the downed node said last (why it exited, or what it waits for), before its process is forgotten.
+        if (hung || c.Node(cut).HasExited)
+            foreach (var line in c.Node(cut).LogLines.TakeLast(25)) log($"    site-{cut}| {line}");
+        if (hung) await c.KillAsync(cut);
+        foreach (var s in await c.ReapExitedAsync())
+        {
+            log($"  seed {plan.Seed}: site-{s} exited (downed); restarting it on the same ports and data");
+            await c.StartAsync(s);
+            restarted |= s == cut;
+        }
+        if (hung)
+        {
+            await c.StartAsync(cut);
+            restarted = true;
+        }
+        await c.WaitUpAsync(observer, 3);
+        seen.Add($"cut=site-{cut}({(cut == plan.Source ? "source" : "destination")}) unreachable={At(unreachable)} downed={At(removed)} " +
+                 $"exited={(hung ? "hung,killed" : At(exited))} {(restarted ? "restarted" : "stayed")}+up={At(hole.Elapsed.TotalSeconds)}");
+    }
+
+    private static readonly TimeSpan DownedExitWait = TimeSpan.FromSeconds(150);
+
+    /// <summary>+12.3s after the start of the hole, or "no".</summary>
+    private static string At(double? seconds) => seconds is { } s ? "+" + s.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture) + "s" : "no";
 
     private static async Task<RunOutcome> WaitEndAsync(SiteCluster c, FaultPlan plan, Action<string> log)
     {
