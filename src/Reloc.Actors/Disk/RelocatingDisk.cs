@@ -14,8 +14,11 @@ namespace Reloc.Actors.Disk;
 /// request that touches missing blocks, and FLUSH, talk to the <see cref="VirtualDiskActor"/>.
 /// Once every block is local the fast path is all there is: clients stay connected throughout.
 /// A read that waits for missing blocks is reported to <paramref name="metrics"/> (the guest's wait on a miss).
+/// <paramref name="stopping"/> fires when the disk actor's system is gone: requests waiting on it then fail at once
+/// (EIO) instead of at the miss timeout, so a node the cluster downed drains its NBD clients and exits promptly.
 /// </summary>
-public sealed class RelocatingDisk(IBlockDevice image, DiskState state, IActorRef disk, DiskSettings settings, DiskMetrics? metrics = null) : IBlockDevice
+public sealed class RelocatingDisk(IBlockDevice image, DiskState state, IActorRef disk, DiskSettings settings, DiskMetrics? metrics = null,
+    CancellationToken stopping = default) : IBlockDevice
 {
     private readonly TimeSpan _askTimeout = settings.MissTimeout + TimeSpan.FromSeconds(5);
     private readonly BlockMap map = state.Map;
@@ -98,13 +101,18 @@ public sealed class RelocatingDisk(IBlockDevice image, DiskState state, IActorRe
     private async Task<object> AskAsync(object message, CancellationToken ct)
     {
         object reply;
+        using var either = CancellationTokenSource.CreateLinkedTokenSource(ct, stopping);
         try
         {
-            reply = await disk.Ask<object>(message, _askTimeout, ct);
+            reply = await disk.Ask<object>(message, _askTimeout, either.Token);
         }
         catch (AskTimeoutException ex)
         {
             throw new BlockDeviceException(DeviceError.Io, "disk actor did not answer in time", ex);
+        }
+        catch (OperationCanceledException ex) when (stopping.IsCancellationRequested && !ct.IsCancellationRequested)
+        {
+            throw new BlockDeviceException(DeviceError.Io, "this node is stopping", ex);
         }
         return reply switch
         {

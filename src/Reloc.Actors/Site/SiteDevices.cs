@@ -21,6 +21,16 @@ internal sealed class SiteDevices(SiteSettings settings, ExportCatalog exports, 
     /// which takes over as the site's owned disk once the arrival completes.</param>
     private sealed record Arrival(IActorRef Disk, RawImage Image, DiskState State, OwnedDisk Owned);
 
+    private readonly CancellationTokenSource _systemGone = WhenGone(context.System);
+
+    /// <summary>Fires when the actor system terminates (a downed node): guest requests waiting on a disk actor fail then.</summary>
+    private static CancellationTokenSource WhenGone(ActorSystem system)
+    {
+        var gone = new CancellationTokenSource();
+        system.RegisterOnTermination(() => gone.Cancel());
+        return gone;
+    }
+
     private readonly Dictionary<string, OwnedDisk> _owned = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Arrival> _arrivals = new(StringComparer.Ordinal);
 
@@ -92,7 +102,7 @@ internal sealed class SiteDevices(SiteSettings settings, ExportCatalog exports, 
             "disk-" + disk.Name + "-" + (disk.Journal.Length > 0 ? disk.Journal : "e" + disk.Epoch));
         // Post-copy: no background copy before the handover (the source still changes); hybrid pre-copies.
         if (!options.Hybrid) actor.Tell(new VirtualDiskProtocol.PausePrefetch());
-        var owned = new OwnedDisk(image, new RelocatingDisk(image, state, actor, arrivalSettings, metrics));
+        var owned = new OwnedDisk(image, new RelocatingDisk(image, state, actor, arrivalSettings, metrics, _systemGone.Token));
         _arrivals[disk.Name] = new Arrival(actor, image, state, owned);
         Export(new NbdExport(disk.Name, owned.ForGuests,
             import ? $"disk {disk.Name} imported to site {settings.Name}" : $"disk {disk.Name} arriving at site {settings.Name}"), disk.Name);
