@@ -100,9 +100,13 @@ by = collections.defaultdict(list)
 for r in rows: by[r[0]].append(r)
 print("mode\tn\taggregate_ratio\tjain\twhole_run_ratio\tmin_aggregate_ratio\tmin_jain\tmiss_p50_ms\tmiss_p95_ms\truns")
 for mode, rs in by.items():
-    agg, jain, whole = ([float(r[i]) for r in rs] for i in (5, 6, 8))
+    # No budget: no ratios; the aggregate in MB/s instead (what the WAN gave).
+    ratio = lambda i: [float(r[i]) for r in rs] if rs[0][i] != "-" else None
+    agg, jain, whole = ratio(5), [float(r[6]) for r in rs], ratio(8)
     m = sorted(misses[mode])
     p = lambda q: f"{m[min(len(m) - 1, int(q * len(m)))]:.1f}" if m else "-"
-    print(f"{mode}\t{rs[0][2]}\t{st.median(agg):.3f}\t{st.median(jain):.4f}\t{st.median(whole):.3f}\t{min(agg):.3f}\t{min(jain):.4f}\t{p(0.5)}\t{p(0.95)}\t{len(rs)}")
+    f = lambda v, how: format(how(v), ".3f") if v else "-"
+    print(f"{mode}\t{rs[0][2]}\t{f(agg, st.median) if agg else str(round(st.median(float(r[4]) for r in rs) / 1e6, 1)) + ' MB/s'}\t{st.median(jain):.4f}"
+          f"\t{f(whole, st.median)}\t{f(agg, min)}\t{min(jain):.4f}\t{p(0.5)}\t{p(0.95)}\t{len(rs)}")
 PYEOF
 cat "$RUNS"; echo; cat "$SUM"
