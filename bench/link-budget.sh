@@ -53,9 +53,9 @@ for rep in $(seq "$REPS"); do
     site_conf site-b "$AB" "$NB" "$MB" "127.0.0.1:$NB" "$SEEDS" "$conf_budget"
     start_wanlink wan "$W" "$NA" "$RTT" "$WAN_RATE" "$QUEUE"; WPID=$SPAWNED
     spawn site-a dotnet "$NODE" --config "$WORK/site-a.conf"; PA=$SPAWNED
-    wait_for "$WORK/site-a.out" 'reloc-node: site' 60
+    wait_for "$WORK/site-a.out" 'reloc-node: site' 240
     spawn site-b dotnet "$NODE" --config "$WORK/site-b.conf"; PB=$SPAWNED
-    wait_for "$WORK/site-b.out" 'reloc-node: site' 60
+    wait_for "$WORK/site-b.out" 'reloc-node: site' 240
     until $M "127.0.0.1:$MA" cluster.show 2>/dev/null | grep -q '"site": "site-b", "reachable": true'; do sleep 0.2; done
     until $M "127.0.0.1:$MA" relocation.list > /dev/null 2>&1; do sleep 0.2; done   # the coordinator is up
     for i in $(seq 0 $((N - 1))); do

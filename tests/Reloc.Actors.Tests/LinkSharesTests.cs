@@ -71,6 +71,7 @@ public sealed class LinkSharesTests
         Assert.Equal(125_000_000, settings.Budgets[new LinkPair("site-c", "site-a")]);
         Assert.Equal(2, settings.Budgets.Count);
         Assert.Empty(LinkSettings.From(RelocConfig.Reference).Budgets); // none by default
+        Assert.Empty(LinkSettings.From(ConfigurationFactory.ParseString("reloc.links = [  ]")).Budgets);
     }
 
     [Theory]

@@ -18,6 +18,7 @@ public sealed record LinkSettings(IReadOnlyDictionary<LinkPair, long> Budgets)
         var budgets = new Dictionary<LinkPair, long>();
         for (int i = 0; i < values.Count; i++)
         {
+            if (values[i].IsEmpty) continue; // "links = [ ]": the parser gives one empty element
             var key = $"reloc.links[{i}]";
             var link = new Config(new HoconRoot(values[i]));
             var sites = link.GetStringList("sites", []);
