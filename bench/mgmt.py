@@ -2,7 +2,8 @@
 Usage: mgmt.py HOST:PORT COMMAND [JSON_BODY]          -> prints the result JSON, exit 1 with the problem's detail on error
        mgmt.py HOST:PORT wait-relocated DISK SITE T  -> polls until DISK is owned by SITE with no relocation left;
                                                         prints the wall clock (epoch seconds) when first seen
-Commands: cluster.show, disk.create BODY, disk.show NAME, relocate BODY, relocation.list (the routes below)."""
+Commands: cluster.show, disk.create BODY, disk.show NAME, relocate BODY, relocation.list, relocation.show NAME,
+relocation.rate NAME+BODY, relocation.weight NAME+BODY, link.list, link.set A+B+BODY (the routes below)."""
 import json, sys, time, urllib.error, urllib.request
 
 ROUTES = {  # command -> (method, path); {name} is taken from the body
@@ -11,13 +12,19 @@ ROUTES = {  # command -> (method, path); {name} is taken from the body
     "disk.show": ("GET", "/api/v1/disks/{name}"),
     "relocate": ("POST", "/api/v1/relocations"),
     "relocation.list": ("GET", "/api/v1/relocations"),
+    "relocation.show": ("GET", "/api/v1/relocations/{name}"),
+    "relocation.rate": ("POST", "/api/v1/relocations/{name}/rate"),
+    "relocation.weight": ("POST", "/api/v1/relocations/{name}/weight"),
+    "link.list": ("GET", "/api/v1/links"),
+    "link.set": ("PUT", "/api/v1/links/{a}/{b}"),
 }
 
 def call(addr, command, body=None):
     method, path = ROUTES[command]
-    if "{name}" in path:
-        path = path.replace("{name}", urllib.request.quote(body.pop("name")))
-    data = json.dumps(body).encode() if method == "POST" else None
+    for key in ("name", "a", "b"):
+        if "{" + key + "}" in path:
+            path = path.replace("{" + key + "}", urllib.request.quote(body.pop(key)))
+    data = json.dumps(body).encode() if method in ("POST", "PUT") else None
     request = urllib.request.Request(f"http://{addr}{path}", data=data, method=method, headers={"content-type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=60) as reply:

@@ -6,7 +6,7 @@ using Spectre.Console;
 
 namespace Reloc.Cli;
 
-/// <summary><c>reloc relocate</c> and <c>reloc relocation list|status|rate|handover|cancel</c>.</summary>
+/// <summary><c>reloc relocate</c> and <c>reloc relocation list|status|rate|weight|handover|cancel</c>.</summary>
 internal static class RelocationCommands
 {
     public static Command CreateRelocate(CancellationToken stopping)
@@ -30,7 +30,7 @@ internal static class RelocationCommands
 
     public static Command CreateGroup(CancellationToken stopping)
     {
-        var group = new Command("relocation", "Relocations under way: list, status, rate, handover, cancel");
+        var group = new Command("relocation", "Relocations under way: list, status, rate, weight, handover, cancel");
 
         var list = new Command("list", "Relocations under way and their phases");
         list.SetAction((r, _) => CliApp.Execute(r, stopping, ListAsync));
@@ -47,6 +47,12 @@ internal static class RelocationCommands
         var rate = new Command("rate", "Change the background copy's rate cap of a relocation under way") { rateName, rateValue };
         rate.SetAction((r, _) => CliApp.Execute(r, stopping, s => RateAsync(s, r.GetValue(rateName)!, r.GetValue(rateValue)!)));
         group.Subcommands.Add(rate);
+
+        var weightName = new Argument<string>("NAME") { Description = "the relocating disk" };
+        var weightValue = new Argument<int>("WEIGHT") { Description = "its part of its link's budget against the others on that link, 1..1000 (default 1)" };
+        var weight = new Command("weight", "Change a relocation's weight on a link with a budget (reloc link)") { weightName, weightValue };
+        weight.SetAction((r, _) => CliApp.Execute(r, stopping, s => WeightAsync(s, r.GetValue(weightName)!, r.GetValue(weightValue))));
+        group.Subcommands.Add(weight);
 
         var handoverName = new Argument<string>("NAME") { Description = "the relocating disk" };
         var handover = new Command("handover", "Hand ownership to the destination now (the guest must have stopped writing at the source)") { handoverName };
@@ -165,6 +171,14 @@ internal static class RelocationCommands
         var info = await s.CallAsync((c, ct) => c.SetRateAsync(disk, rate, ct));
         if (s.Out.Json) { s.Out.PrintJson(info, ManagementJson.Default.RelocationView); return CliApp.Ok; }
         s.Out.Line($"{disk}: background copy capped at {Fmt.Cap(rate)} (phase {info.Phase})");
+        return CliApp.Ok;
+    }
+
+    private static async Task<int> WeightAsync(Session s, string disk, int weight)
+    {
+        var info = await s.CallAsync((c, ct) => c.SetWeightAsync(disk, weight, ct));
+        if (s.Out.Json) { s.Out.PrintJson(info, ManagementJson.Default.RelocationView); return CliApp.Ok; }
+        s.Out.Line($"{disk}: weight {weight} on {info.FromSite} → {info.ToSite} (phase {info.Phase})");
         return CliApp.Ok;
     }
 

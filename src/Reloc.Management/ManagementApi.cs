@@ -18,6 +18,7 @@ public static class ManagementApi
     public const string Relocations = Prefix + "/relocations";
     public const string Events = Prefix + "/events";
     public const string Audit = Prefix + "/audit";
+    public const string Links = Prefix + "/links";
     public const string OpenApi = "/openapi/v1.json";
     public const string Health = "/healthz";
     public const string Ready = "/readyz";
@@ -30,6 +31,8 @@ public static class ManagementApi
     /// <summary>Server-sent events: one <see cref="SseProgress"/> per look at the relocation, then one <see cref="SseDone"/>.</summary>
     public static string RelocationProgress(string disk) => $"{Relocation(disk)}/progress";
     public static string RelocationAction(string disk, string action) => $"{Relocation(disk)}/{action}";
+    /// <summary>The link between two sites (either order names the same link).</summary>
+    public static string Link(string siteA, string siteB) => $"{Links}/{Uri.EscapeDataString(siteA)}/{Uri.EscapeDataString(siteB)}";
 
     /// <summary>The event names of a relocation's progress stream.</summary>
     public const string SseProgress = "progress", SseDone = "done", SseProblem = "problem";
@@ -51,6 +54,12 @@ public sealed record RelocateRequest(string Disk, string To, RelocationMode Mode
 
 public sealed record RateRequest(long Rate);
 
+/// <summary>A relocation's weight on its link (1..1000, default 1).</summary>
+public sealed record WeightRequest(int Weight);
+
+/// <summary>A link's budget in bytes per second, each direction (0: none).</summary>
+public sealed record LinkRequest(long Bandwidth);
+
 // ---- answers ----
 
 public sealed record MemberView(string Address, string Status, string? Site, bool Reachable, string? Version = null);
@@ -66,6 +75,15 @@ public sealed record DiskCopy(string Name, long Size, string Site, long Epoch, s
 public sealed record DiskListView(IReadOnlyList<DiskCopy> Disks, IReadOnlyList<string> UnreachableSites);
 
 public sealed record RelocationView(string Disk, string FromSite, string ToSite, long Epoch, string Phase);
+
+/// <summary>A relocation on a link: its weight, the operator's cap (0: none) and the rate its destination was given (bytes/s; 0: unlimited).</summary>
+public sealed record LinkShareView(string Disk, string FromSite, string ToSite, int Weight, long Cap, long Rate);
+
+/// <summary>The link between two sites: its budget each way (bytes/s; 0: none), whether it was set at run time
+/// (else it is reloc.links'), and the relocations on it.</summary>
+public sealed record LinkView(string SiteA, string SiteB, long Bandwidth, bool SetAtRunTime, IReadOnlyList<LinkShareView> Relocations);
+
+public sealed record LinkListView(IReadOnlyList<LinkView> Links);
 
 public sealed record DiskView(string Name, long Size, string Owner, long Epoch, string Phase, long LocalBytes, string NbdUri,
     RelocationView? Relocation, IReadOnlyList<DiskCopy> Copies);
@@ -118,7 +136,7 @@ public sealed record DiskHistoryView(string Disk, IReadOnlyList<RelocationHistor
 /// <summary>One change asked of a node's API, allowed or not: who (<paramref name="Principal"/>: a token's name, CN=... of a
 /// certificate, or anonymous; <paramref name="Auth"/>: none, token, certificate, cookie; <paramref name="Source"/>: the
 /// client's address), what (<paramref name="Action"/>: create-disk, delete-disk, relocate, set-rate, handover,
-/// cancel-relocation, leave-member, down-member; <paramref name="Detail"/>: one line), when, at which node, and how it ended
+/// cancel-relocation, leave-member, down-member, set-weight, set-link-budget; <paramref name="Detail"/>: one line), when, at which node, and how it ended
 /// (<paramref name="Outcome"/>: accepted or refused, with the HTTP <paramref name="Status"/>).</summary>
 public sealed record AuditRecordView(long Seq, Guid Id, DateTime Time, string Node, string Principal, string Auth, string Source,
     string Action, string Target, string Detail, string Outcome, int Status);
@@ -131,6 +149,10 @@ public sealed record AuditListView(IReadOnlyList<AuditRecordView> Records);
 [JsonSerializable(typeof(CreateDiskRequest))]
 [JsonSerializable(typeof(RelocateRequest))]
 [JsonSerializable(typeof(RateRequest))]
+[JsonSerializable(typeof(WeightRequest))]
+[JsonSerializable(typeof(LinkRequest))]
+[JsonSerializable(typeof(LinkView))]
+[JsonSerializable(typeof(LinkListView))]
 [JsonSerializable(typeof(ClusterView))]
 [JsonSerializable(typeof(MemberChange))]
 [JsonSerializable(typeof(DiskCopy))]

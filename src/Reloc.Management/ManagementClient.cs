@@ -96,6 +96,15 @@ public sealed class ManagementClient : IDisposable
     public Task<RelocationView> SetRateAsync(string disk, long rate, CancellationToken ct = default) =>
         PostAsync(ManagementApi.RelocationAction(disk, "rate"), JsonContent.Create(new RateRequest(rate), J.RateRequest), J.RelocationView, ct);
 
+    public Task<RelocationView> SetWeightAsync(string disk, int weight, CancellationToken ct = default) =>
+        PostAsync(ManagementApi.RelocationAction(disk, "weight"), JsonContent.Create(new WeightRequest(weight), J.WeightRequest), J.RelocationView, ct);
+
+    public Task<LinkListView> LinksAsync(CancellationToken ct = default) => GetAsync(ManagementApi.Links, J.LinkListView, ct);
+
+    public Task<LinkView> SetLinkAsync(string siteA, string siteB, long bandwidth, CancellationToken ct = default) =>
+        SendAsync(new HttpRequestMessage(HttpMethod.Put, ManagementApi.Link(siteA, siteB)) { Content = JsonContent.Create(new LinkRequest(bandwidth), J.LinkRequest) },
+            J.LinkView, ct);
+
     public Task<RelocationView> HandoverAsync(string disk, CancellationToken ct = default) =>
         PostAsync(ManagementApi.RelocationAction(disk, "handover"), null, J.RelocationView, ct);
 

@@ -69,6 +69,9 @@ public sealed class SerializerTests : IDisposable
         new RelocationProtocol.GuestClients("vm1", "site-a", 0),
         new RelocationProtocol.GetProgress("vm1"),
         new RelocationProtocol.SetRate("vm1", 0),
+        new RelocationProtocol.SetRelocationWeight("vm1", 3),
+        new RelocationProtocol.SetLinkBudget("site-a", "site-b", 100_000_000),
+        new RelocationProtocol.GetLinks(),
         new RelocationProtocol.OutgoingStarted("vm1", 1, 2, "r1"),
         new RelocationProtocol.InvalidatedAt("vm1", 1, 17, "r1"),
         new RelocationProtocol.Fence("vm1", 2, "r1"),
@@ -170,6 +173,23 @@ public sealed class SerializerTests : IDisposable
         var back = (SiteProtocol.DiskList)serializer.FromBinary(serializer.ToBinary(list), serializer.Manifest(list));
         Assert.Equal(list.Site, back.Site);
         Assert.Equal(list.Disks, back.Disks);
+    }
+
+    [Fact]
+    public void Link_list_round_trips_with_its_shares()
+    {
+        var info = new RelocationProtocol.LinkInfo("site-a", "site-b", 20_000_000, true,
+            [new("vm1", "site-a", "site-b", 1, 0, 10_000_000), new("vm2", "site-b", "site-a", 3, 5_000_000, 5_000_000)]);
+        var list = new RelocationProtocol.LinkList([info, new("site-a", "site-c", 0, false, [])]);
+        var serializer = (SerializerWithStringManifest)_system.Serialization.FindSerializerFor(list);
+        var back = (RelocationProtocol.LinkList)serializer.FromBinary(serializer.ToBinary(list), serializer.Manifest(list));
+        Assert.Equal(2, back.Links.Count);
+        Assert.Equal(info with { Shares = [] }, back.Links[0] with { Shares = [] });
+        Assert.Equal(info.Shares, back.Links[0].Shares);
+        Assert.Empty(back.Links[1].Shares);
+        var one = (RelocationProtocol.LinkInfo)serializer.FromBinary(serializer.ToBinary(info), serializer.Manifest(info));
+        Assert.Equal(info.Shares, one.Shares);
+        Assert.Equal(("LL1", "LI1"), (serializer.Manifest(list), serializer.Manifest(info)));
     }
 
     [Theory]

@@ -159,6 +159,26 @@ public sealed class ConsoleCommandTests(SiteCluster cluster)
     }
 
     [Fact]
+    public async Task Link_budgets_are_set_and_shown_through_the_console()
+    {
+        Assert.Equal("link site-b ↔ site-c: 20.0 MB/s each way, 0 relocations on it",
+            (await Cli.OkAsync(A.Node, "link", "set", "site-c", "site-b", "20MB/s")).Trim());
+        var links = (await Cli.JsonAsync(A.Node, "link", "show"))["links"]!.AsArray();
+        var bc = links.Single(l => (string?)l!["siteA"] == "site-b" && (string?)l["siteB"] == "site-c")!;
+        Assert.Equal(20_000_000, J.Long(bc, "bandwidth"));
+        Assert.True((bool)bc["setAtRunTime"]!);
+        Assert.Contains("site-b ↔ site-c", await Cli.OkAsync(A.Node, "link", "show"));
+        // 0 removes it (over reloc.links too, until a fail-over).
+        var none = await Cli.JsonAsync(A.Node, "link", "set", "site-b", "site-c", "0");
+        Assert.Equal(0, J.Long(none, "bandwidth"));
+        await Cli.FailsAsync(A.Node, 1, "unknown site 'site-x'", "link", "set", "site-a", "site-x", "1MB/s");
+        await Cli.FailsAsync(A.Node, 1, "two different sites", "link", "set", "site-a", "site-a", "1MB/s");
+        await Cli.FailsAsync(A.Node, 1, "disk 'nope' is not relocating", "relocation", "weight", "nope", "2");
+        await Cli.FailsAsync(A.Node, 1, "weight must be from 1 to 1000, not 0", "relocation", "weight", "nope", "0");
+        await Cli.FailsAsync($"127.0.0.1:{Ports.Free()}", 2, "link set: 'fast' is not a rate", "link", "set", "site-a", "site-b", "fast");
+    }
+
+    [Fact]
     public async Task Members_leave_and_are_downed_through_the_console()
     {
         var joined = await cluster.JoinAsync("site-d", "site-e");

@@ -16,7 +16,8 @@ namespace Reloc.Actors.Coordinator;
 /// <remarks>A flow's phase moves only by <see cref="FlowTransitions.Table"/> (README draws it).</remarks>
 /// <param name="interval">The reconcile interval (a round judges only flows unchanged for two of them).</param>
 /// <param name="newRelocationId">A fresh attempt id, unique across coordinators.</param>
-public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocationId)
+/// <param name="links">The link budgets of reloc.links (none: no budget on any pair).</param>
+public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocationId, LinkSettings? links = null)
 {
     /// <summary>A serving relocation whose source every judged round, for this many reconcile intervals, showed
     /// without guests hands over: the idle trigger whose first signal (OutgoingStarted with no clients) got lost.
@@ -37,7 +38,15 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
         public long Size { get; } = size;
         public string SourceUri { get; } = sourceUri;
         public bool Hybrid { get; init; }
+        /// <summary>The operator's cap on the background copy (0: none).</summary>
         public long Rate { get; set; }
+        /// <summary>Whether <see cref="Rate"/> is the operator's: an adopted flow does not learn it from the sites.</summary>
+        public bool RateKnown { get; set; }
+        /// <summary>Its part of its link's budget against the others on that link.</summary>
+        public int Weight { get; set; } = 1;
+        /// <summary>The rate the destination was last told (null: none yet, by this coordinator).</summary>
+        public long? Sent { get; set; }
+        public LinkDirection Direction => new(From, To);
         public bool Prefetch { get; init; } = true;
         public RelocationPhase Phase { get; private set; } = FlowTransitions.Allows(null, begun, phase) ? phase
             : throw new InvalidOperationException($"a relocation does not begin {phase.Name()} on {begun}");
@@ -81,6 +90,9 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
     }
 
     private readonly Dictionary<string, Flow> _flows = new(StringComparer.Ordinal);
+    /// <summary>Budgets set at run time (over reloc.links; 0: none); not persisted.</summary>
+    private readonly Dictionary<LinkPair, long> _linksSet = [];
+    private readonly IReadOnlyDictionary<LinkPair, long> _linksConfigured = (links ?? LinkSettings.None).Budgets;
     /// <summary>Copies to drop once their source confirms it no longer sends them (relocation id → where).</summary>
     private readonly Dictionary<string, (string Disk, long Epoch, string Site)> _dropsAfterStop = new(StringComparer.Ordinal);
     private bool _observing;
@@ -111,6 +123,7 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
             case CoordinatorInput.Observed o: OnObserved(o); break;
             default: throw new ArgumentException($"not a coordinator input: {input}", nameof(input));
         }
+        Rebalance();
         return _out;
     }
 
@@ -185,7 +198,7 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
         if (_flows.ContainsKey(m.Disk)) { Answer(replyTo, new RelocationRefused($"disk '{m.Disk}' is already relocating")); return; }
         var flow = new Flow(m.Disk, owner.Site, m.ToSite, owner.Epoch, owner.Size, owner.NbdUri, newRelocationId(), FlowEvent.Accepted, Starting, found.Now, OnMoved)
         {
-            Hybrid = m.Hybrid, Rate = m.RateBytesPerSecond, Prefetch = m.Prefetch, Mode = m.Hybrid ? RelocationMode.Hybrid : RelocationMode.Postcopy,
+            Hybrid = m.Hybrid, Rate = m.RateBytesPerSecond, RateKnown = true, Prefetch = m.Prefetch, Mode = m.Hybrid ? RelocationMode.Hybrid : RelocationMode.Postcopy,
         };
         _flows[m.Disk] = flow;
         Moved(flow, null, FlowEvent.Accepted, found.Now);
@@ -213,8 +226,34 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
                 if (!_flows.TryGetValue(m.Disk, out var rated)) { Answer(replyTo, NotRelocating(m.Disk)); return; }
                 if (m.RateBytesPerSecond < 0) { Answer(replyTo, new RelocationRefused($"rate must not be negative, not {m.RateBytesPerSecond}")); return; }
                 rated.Rate = m.RateBytesPerSecond;
-                Tell(rated.To, new SetRate(rated.Disk, rated.Rate));
+                rated.RateKnown = true;
+                // Told at once, whatever the phase (as before budgets): a destination that does not have it yet ignores it.
+                rated.Sent = RatesNow().GetValueOrDefault(rated.Disk);
+                Tell(rated.To, new SetRate(rated.Disk, rated.Sent.Value));
                 Answer(replyTo, rated.Info);
+                break;
+            case SetRelocationWeight m:
+                if (!_flows.TryGetValue(m.Disk, out var weighed)) { Answer(replyTo, NotRelocating(m.Disk)); return; }
+                if (m.Weight is < 1 or > LinkShares.MaxWeight) { Answer(replyTo, new RelocationRefused($"weight must be from 1 to {LinkShares.MaxWeight}, not {m.Weight}")); return; }
+                weighed.Weight = m.Weight; // the shares follow at the end of this input
+                Answer(replyTo, weighed.Info);
+                break;
+            case SetLinkBudget m:
+                if (m.BandwidthBytesPerSecond < 0) { Answer(replyTo, new RelocationRefused($"a link's bandwidth must not be negative, not {m.BandwidthBytesPerSecond}")); return; }
+                if (string.IsNullOrEmpty(m.SiteA) || string.IsNullOrEmpty(m.SiteB) || m.SiteA == m.SiteB)
+                { Answer(replyTo, new RelocationRefused($"a link joins two different sites, not '{m.SiteA}' and '{m.SiteB}'")); return; }
+                if (new[] { m.SiteA, m.SiteB }.FirstOrDefault(Gone) is { } unknown)
+                { Answer(replyTo, new RelocationRefused($"unknown site '{unknown}' (sites: {string.Join(", ", _sites!.Order(StringComparer.Ordinal))})")); return; }
+                var pair = new LinkPair(m.SiteA, m.SiteB);
+                _linksSet[pair] = m.BandwidthBytesPerSecond;
+                Log(CoreLogLevel.Info, $"link {pair}: budget {(m.BandwidthBytesPerSecond == 0 ? "none" : $"{m.BandwidthBytesPerSecond} B/s")} each way, set at run time");
+                Rebalance(); // before the answer, so that it shows the new rates
+                Answer(replyTo, LinkInfoOf(pair));
+                break;
+            case GetLinks:
+                var pairs = _linksConfigured.Keys.Concat(_linksSet.Keys).Concat(_flows.Values.Select(f => f.Direction.Pair)).Distinct()
+                    .OrderBy(p => p.A, StringComparer.Ordinal).ThenBy(p => p.B, StringComparer.Ordinal);
+                Answer(replyTo, new LinkList(pairs.Select(LinkInfoOf).ToList()));
                 break;
             case CancelRelocation m:
                 if (!_flows.TryGetValue(m.Disk, out var cancelled)) { Answer(replyTo, NotRelocating(m.Disk)); return; }
@@ -367,7 +406,58 @@ public sealed class CoordinatorCore(TimeSpan interval, Func<string> newRelocatio
     {
         // The destination fetches through the source's peer export: its connections are not the guest's.
         var sourceUri = NbdUri.Parse(f.SourceUri) with { Export = SiteActor.PeerExport(f.Disk) };
-        Tell(f.To, new PrepareIncoming(f.Disk, f.Size, f.From, sourceUri.ToString(), f.Epoch, f.Hybrid, f.Rate, f.Prefetch, f.Relocation));
+        var rate = RatesNow().GetValueOrDefault(f.Disk, f.Rate);
+        f.Sent = rate;
+        Tell(f.To, new PrepareIncoming(f.Disk, f.Size, f.From, sourceUri.ToString(), f.Epoch, f.Hybrid, rate, f.Prefetch, f.Relocation));
+    }
+
+    /// <summary>A pair's budget each way (0: none): set at run time, else reloc.links.</summary>
+    private long BudgetOf(LinkPair pair) =>
+        _linksSet.TryGetValue(pair, out var set) ? set : _linksConfigured.GetValueOrDefault(pair);
+
+    /// <summary>Whether the flow's destination copies in the background now: it claims a share of its link. A postcopy
+    /// relocation waits for the handover; one copied only on demand (no prefetch) never claims.</summary>
+    private static bool Copies(Flow f) => f.Prefetch && (f.Phase is Fencing or Transferring or Postcopy
+        || (f.Hybrid && f.Phase is Preparing or Serving));
+
+    /// <summary>The rate each flow should have now (disk → bytes per second, 0: unlimited): on a link with a budget,
+    /// a copying flow gets its share (<see cref="LinkShares.Divide"/>); every other flow its operator's cap.</summary>
+    private Dictionary<string, long> RatesNow()
+    {
+        var rates = _flows.Values.ToDictionary(f => f.Disk, f => f.Rate, StringComparer.Ordinal);
+        foreach (var direction in _flows.Values.Where(Copies).GroupBy(f => f.Direction))
+        {
+            var budget = BudgetOf(direction.Key.Pair);
+            if (budget == 0) continue;
+            var on = direction.OrderBy(f => f.Disk, StringComparer.Ordinal).ToList();
+            var shares = LinkShares.Divide(budget, on.Select(f => new LinkShares.Claim(f.Weight, f.Rate)).ToList());
+            for (int i = 0; i < on.Count; i++) rates[on[i].Disk] = shares[i];
+        }
+        return rates;
+    }
+
+    /// <summary>After every input: a destination whose rate should change is told (through the one SetRate path, which
+    /// it persists), so a relocation that starts copying, ends, or changes weight or cap moves the others' shares at once.
+    /// An adopted flow on a link without a budget is left alone: its operator's cap is the destination's, not known here.</summary>
+    private void Rebalance()
+    {
+        var rates = RatesNow();
+        foreach (var f in _flows.Values.OrderBy(f => f.Disk, StringComparer.Ordinal))
+        {
+            if (f.Phase is Starting or Releasing or Cancelling || (f.Phase == Preparing && f.Sent is null)) continue; // no copy to steer
+            var rate = rates[f.Disk];
+            if (rate == f.Sent || (f.Sent is null && !f.RateKnown && BudgetOf(f.Direction.Pair) == 0)) continue;
+            f.Sent = rate;
+            Tell(f.To, new SetRate(f.Disk, rate));
+        }
+    }
+
+    private LinkInfo LinkInfoOf(LinkPair pair)
+    {
+        var rates = RatesNow();
+        var shares = _flows.Values.Where(f => f.Direction.Pair == pair).OrderBy(f => f.Disk, StringComparer.Ordinal)
+            .Select(f => new LinkShare(f.Disk, f.From, f.To, f.Weight, f.RateKnown ? f.Rate : 0, Copies(f) ? rates[f.Disk] : f.Sent ?? 0)).ToList();
+        return new LinkInfo(pair.A, pair.B, BudgetOf(pair), _linksSet.ContainsKey(pair), shares);
     }
 
     /// <summary>A serving flow hands over when the one trigger rule holds for what it heard.</summary>

@@ -15,7 +15,8 @@ public abstract record CoordinatorInput
     /// request: every site's list, or none when any site did not answer.</summary>
     public sealed record Found(RelocationProtocol.Relocate Request, object ReplyTo, IReadOnlyList<SiteProtocol.DiskList> Lists, DateTime Now) : CoordinatorInput;
 
-    /// <summary>Any other operator request (RequestHandover, CancelRelocation, SetRelocationRate, GetRelocations, GetRelocationStatus).
+    /// <summary>Any other operator request (RequestHandover, CancelRelocation, SetRelocationRate, SetRelocationWeight,
+    /// GetRelocations, GetRelocationStatus, SetLinkBudget, GetLinks).
     /// <paramref name="Sites"/>: the sites the shell knows now (null: not known, every site counts as present).</summary>
     public sealed record Command(object Request, object ReplyTo, DateTime Now, IReadOnlyList<string>? Sites = null) : CoordinatorInput;
 

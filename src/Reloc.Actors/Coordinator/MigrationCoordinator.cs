@@ -30,17 +30,20 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public MigrationCoordinator(TimeSpan reconcileInterval, RelocTelemetry? telemetry = null)
+    public MigrationCoordinator(TimeSpan reconcileInterval, RelocTelemetry? telemetry = null, LinkSettings? links = null)
     {
         _tracing = telemetry is null ? null : new RelocationTracing(telemetry);
         _interval = reconcileInterval;
-        _core = new CoordinatorCore(reconcileInterval, () => Guid.NewGuid().ToString("N"));
+        _core = new CoordinatorCore(reconcileInterval, () => Guid.NewGuid().ToString("N"), links);
         _events = new RelocationEventPublisher(Context, _log, _askTimeout);
         Receive<RelocationEventPublisher.Ready>(m => _events.Publish(m.Event));
         Receive<Relocate>(m => Run(new CoordinatorInput.Relocate(m, Sender, Sites())));
         Receive<RequestHandover>(Command);
         Receive<CancelRelocation>(Command);
         Receive<SetRelocationRate>(Command);
+        Receive<SetRelocationWeight>(Command);
+        Receive<SetLinkBudget>(Command);
+        Receive<GetLinks>(Command);
         Receive<GetRelocations>(Command);
         Receive<GetRelocationStatus>(Command);
         Receive<OutgoingStarted>(FromSite);
@@ -63,8 +66,8 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
         // At once: a coordinator that just took over learns what is under way before anything else.
         Timers.StartPeriodicTimer("reconcile", Reconcile.Instance, TimeSpan.Zero, _interval);
 
-    public static Props Props(TimeSpan? reconcileInterval = null, RelocTelemetry? telemetry = null) =>
-        Akka.Actor.Props.Create(() => new MigrationCoordinator(reconcileInterval ?? TimeSpan.FromSeconds(2), telemetry));
+    public static Props Props(TimeSpan? reconcileInterval = null, RelocTelemetry? telemetry = null, LinkSettings? links = null) =>
+        Akka.Actor.Props.Create(() => new MigrationCoordinator(reconcileInterval ?? TimeSpan.FromSeconds(2), telemetry, links));
 
     protected override void PostStop() => _tracing?.Stop();
 

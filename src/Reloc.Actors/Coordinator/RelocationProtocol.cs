@@ -16,8 +16,24 @@ public static class RelocationProtocol
     public sealed record CancelRelocation(string Disk) : IRelocMessage;
     /// <summary>Change the background copy's rate cap (0 = no cap) of a relocation under way.</summary>
     public sealed record SetRelocationRate(string Disk, long RateBytesPerSecond) : IRelocMessage;
+    /// <summary>Change a relocation's weight (1..<see cref="LinkShares.MaxWeight"/>, default 1): its part of its link's
+    /// budget against the others on that link (<see cref="LinkShares"/>). Answered with <see cref="RelocationInfo"/>.</summary>
+    public sealed record SetRelocationWeight(string Disk, int Weight) : IRelocMessage;
     /// <summary>Answered with <see cref="RelocationStatus"/> (progress from the destination site) or <see cref="RelocationRefused"/>.</summary>
     public sealed record GetRelocationStatus(string Disk) : IRelocMessage;
+
+    // ---- link budgets: operator → coordinator ----
+    /// <summary>Set the budget of the link between two sites (each direction; 0 = none) at run time, over reloc.links.
+    /// Held by the coordinator, not persisted: a coordinator that takes over starts again from reloc.links.
+    /// Answered with <see cref="LinkInfo"/> or <see cref="RelocationRefused"/>.</summary>
+    public sealed record SetLinkBudget(string SiteA, string SiteB, long BandwidthBytesPerSecond) : IRelocMessage;
+    /// <summary>Answered with <see cref="LinkList"/>: every pair with a budget, and every pair with relocations on it.</summary>
+    public sealed record GetLinks : IRelocMessage;
+    public sealed record LinkList(IReadOnlyList<LinkInfo> Links) : IRelocMessage;
+    /// <summary>A pair's budget per direction (0: none), whether it was set at run time, and the rate of each relocation on it.</summary>
+    public sealed record LinkInfo(string SiteA, string SiteB, long BandwidthBytesPerSecond, bool SetAtRunTime, IReadOnlyList<LinkShare> Shares) : IRelocMessage;
+    /// <summary>A relocation on a link: its weight, the operator's cap (0: none) and the rate its destination was given (0: unlimited).</summary>
+    public sealed record LinkShare(string Disk, string FromSite, string ToSite, int Weight, long CapBytesPerSecond, long RateBytesPerSecond);
 
     public sealed record RelocationAccepted(string Disk, string FromSite, string ToSite, long Epoch) : IRelocMessage;
     public sealed record RelocationRefused(string Reason) : IRelocMessage;

@@ -35,6 +35,13 @@ public static class AuditMapping
             case "SetRelocationRate":
                 var rate = Parse(body, ManagementJson.Default.RateRequest);
                 return (AuditAction.SetRate, V("disk"), $"set the relocation rate of {V("disk")} to " + (rate is null ? "? (unreadable body)" : $"{rate.Rate} B/s"));
+            case "SetRelocationWeight":
+                var weight = Parse(body, ManagementJson.Default.WeightRequest);
+                return (AuditAction.SetWeight, V("disk"), $"set the weight of {V("disk")} to " + (weight is null ? "? (unreadable body)" : $"{weight.Weight}"));
+            case "SetLinkBudget":
+                var link = Parse(body, ManagementJson.Default.LinkRequest);
+                return (AuditAction.SetLinkBudget, $"{V("siteA")}<->{V("siteB")}", $"set the link budget of {V("siteA")}<->{V("siteB")} to "
+                    + (link is null ? "? (unreadable body)" : link.Bandwidth == 0 ? "none" : $"{link.Bandwidth} B/s"));
             case "Handover":
                 return (AuditAction.Handover, V("disk"), $"hand {V("disk")} over");
             case "CancelRelocation":

@@ -55,6 +55,9 @@ public static class ManagementRoutes
         }).WithName("Relocate");
         read.MapGet("/relocations/{disk}", (ManagementService s, string disk) => s.RelocationAsync(disk)).WithName("GetRelocation");
         change.MapPost("/relocations/{disk}/rate", (ManagementService s, string disk, RateRequest request) => s.SetRateAsync(disk, request.Rate)).WithName("SetRelocationRate");
+        change.MapPost("/relocations/{disk}/weight", (ManagementService s, string disk, WeightRequest request) => s.SetWeightAsync(disk, request.Weight)).WithName("SetRelocationWeight");
+        read.MapGet("/links", (ManagementService s) => s.LinksAsync()).WithName("ListLinks");
+        change.MapPut("/links/{siteA}/{siteB}", (ManagementService s, string siteA, string siteB, LinkRequest request) => s.SetLinkAsync(siteA, siteB, request.Bandwidth)).WithName("SetLinkBudget");
         change.MapPost("/relocations/{disk}/handover", (ManagementService s, string disk) => s.HandoverAsync(disk)).WithName("Handover");
         change.MapPost("/relocations/{disk}/cancel", (ManagementService s, string disk) => s.CancelAsync(disk)).WithName("CancelRelocation");
         read.MapGet("/relocations/{disk}/progress", (ManagementService s, string disk, int? intervalMs, CancellationToken ct) =>

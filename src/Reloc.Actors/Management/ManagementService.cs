@@ -150,6 +150,15 @@ public sealed class ManagementService(ActorSystem system, IActorRef coordinator,
     public Task<RelocationView> SetRateAsync(string disk, long rate) =>
         AskCoordinatorAsync<RelocationInfo, RelocationView>(new SetRelocationRate(disk, RequestChecks.CheckRate(rate)), Views.Relocation);
 
+    public Task<RelocationView> SetWeightAsync(string disk, int weight) =>
+        AskCoordinatorAsync<RelocationInfo, RelocationView>(new SetRelocationWeight(disk, RequestChecks.CheckWeight(weight)), Views.Relocation);
+
+    public Task<LinkListView> LinksAsync() =>
+        AskCoordinatorAsync<LinkList, LinkListView>(new GetLinks(), l => new LinkListView(l.Links.Select(Views.Link).ToList()));
+
+    public Task<LinkView> SetLinkAsync(string siteA, string siteB, long bandwidth) =>
+        AskCoordinatorAsync<LinkInfo, LinkView>(new SetLinkBudget(siteA, siteB, RequestChecks.CheckRate(bandwidth)), Views.Link);
+
     public Task<RelocationView> HandoverAsync(string disk) =>
         AskCoordinatorAsync<RelocationInfo, RelocationView>(new RequestHandover(disk), Views.Relocation);
 
@@ -210,6 +219,9 @@ public sealed class ManagementService(ActorSystem system, IActorRef coordinator,
 /// <summary>The API's views of the actors' records (the console never sees the actors' types).</summary>
 internal static class Views
 {
+    public static LinkView Link(LinkInfo l) => new(l.SiteA, l.SiteB, l.BandwidthBytesPerSecond, l.SetAtRunTime,
+        l.Shares.Select(s => new LinkShareView(s.Disk, s.FromSite, s.ToSite, s.Weight, s.CapBytesPerSecond, s.RateBytesPerSecond)).ToList());
+
     public static DiskCopy Copy(SiteProtocol.DiskInfo d) =>
         new(d.Name, d.Size, d.Site, d.Epoch, d.Phase, d.NbdUri, d.Peer, d.LocalBytes, d.Clients, d.Writable, d.HandoverWanted, d.Relocation);
 

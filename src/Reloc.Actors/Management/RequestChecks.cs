@@ -27,6 +27,9 @@ public static class RequestChecks
         return request;
     }
 
+    public static int CheckWeight(int weight) => weight is < 1 or > Coordinator.LinkShares.MaxWeight
+        ? throw ManagementService.BadRequest($"weight must be from 1 to {Coordinator.LinkShares.MaxWeight}, not {weight}") : weight;
+
     public static long CheckRate(long rate) =>
         rate < 0 ? throw ManagementService.BadRequest($"rate must not be negative, not {rate}") : rate;
 }

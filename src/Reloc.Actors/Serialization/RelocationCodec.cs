@@ -17,6 +17,7 @@ internal static class RelocationCodec
         CancelRelocation => "XC1", SetRelocationRate => "XR1", GetRelocationStatus => "XG1", RelocationCancelled => "XD1",
         RelocationStatus => "XS1", DiskProgress => "XP1", StopOutgoing => "XST2", OutgoingStopped => "XSD2",
         DropIncoming => "XDI2", IncomingDropped => "XDD2", GuestClients => "XGC1", RelocationStalled => "XRS1", GetProgress => "XGP1", SetRate => "XSR1",
+        SetRelocationWeight => "XW1", SetLinkBudget => "LS1", GetLinks => "LG1", LinkList => "LL1", LinkInfo => "LI1",
         _ => null,
     };
 
@@ -62,6 +63,11 @@ internal static class RelocationCodec
                 case RelocationStalled m: w.Write(m.Disk); w.Write(m.Relocation); w.Write(m.Site); w.Write(m.Reason); break;
                 case GetProgress m: w.Write(m.Disk); break;
                 case SetRate m: w.Write(m.Disk); w.Write(m.RateBytesPerSecond); break;
+                case SetRelocationWeight m: w.Write(m.Disk); w.Write(m.Weight); break;
+                case SetLinkBudget m: w.Write(m.SiteA); w.Write(m.SiteB); w.Write(m.BandwidthBytesPerSecond); break;
+                case GetLinks: break;
+                case LinkList m: w.Write(m.Links.Count); foreach (var l in m.Links) WriteLink(w, l); break;
+                case LinkInfo m: WriteLink(w, m); break;
                 default: throw new ArgumentException($"cannot serialize {o.GetType()}");
             }
         }
@@ -108,6 +114,11 @@ internal static class RelocationCodec
             "XRS1" => new RelocationStalled(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString()),
             "XGP1" => new GetProgress(r.ReadString()),
             "XSR1" => new SetRate(r.ReadString(), r.ReadInt64()),
+            "XW1" => new SetRelocationWeight(r.ReadString(), r.ReadInt32()),
+            "LS1" => new SetLinkBudget(r.ReadString(), r.ReadString(), r.ReadInt64()),
+            "LG1" => new GetLinks(),
+            "LL1" => new LinkList(Enumerable.Range(0, Count(r)).Select(_ => ReadLink(r)).ToList()),
+            "LI1" => ReadLink(r),
             _ => null,
         };
     }
@@ -118,6 +129,19 @@ internal static class RelocationCodec
     }
 
     private static RelocationInfo ReadInfo(BinaryReader r) => new(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadString());
+
+    private static void WriteLink(BinaryWriter w, LinkInfo l)
+    {
+        w.Write(l.SiteA); w.Write(l.SiteB); w.Write(l.BandwidthBytesPerSecond); w.Write(l.SetAtRunTime);
+        w.Write(l.Shares.Count);
+        foreach (var s in l.Shares)
+        {
+            w.Write(s.Disk); w.Write(s.FromSite); w.Write(s.ToSite); w.Write(s.Weight); w.Write(s.CapBytesPerSecond); w.Write(s.RateBytesPerSecond);
+        }
+    }
+
+    private static LinkInfo ReadLink(BinaryReader r) => new(r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadBoolean(),
+        Enumerable.Range(0, Count(r)).Select(_ => new LinkShare(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadInt32(), r.ReadInt64(), r.ReadInt64())).ToList());
 
     private static void WriteProgress(BinaryWriter w, DiskProgress p)
     {
