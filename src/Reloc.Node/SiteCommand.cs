@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
+using System.Threading.Channels;
 using Akka.Configuration;
 using Microsoft.Extensions.Logging;
 using Reloc.Actors.Site;
@@ -57,11 +58,11 @@ internal static class SiteCommand
     }
 
     /// <summary>Fault campaigns only (reloc.site.fault-injection.remoting-black-hole = on): SIGUSR1 black-holes the
-    /// node's cluster traffic, SIGUSR2 lifts it (raw Linux signal numbers, as <c>reloc-node wanlink</c> takes them).</summary>
-    private static void BlackHole(PosixSignalContext ctx, SiteNode node, bool on)
+    /// node's cluster traffic, SIGUSR2 lifts it (raw Linux signal numbers, as <c>reloc-node wanlink</c> takes them). The
+    /// signal handler only queues the wish; this loop, awaited at exit, carries them out in order.</summary>
+    private static async Task ApplyBlackHolesAsync(ChannelReader<bool> wishes, SiteNode node)
     {
-        ctx.Cancel = true;
-        _ = Task.Run(async () =>
+        await foreach (var on in wishes.ReadAllAsync())
         {
             try
             {
@@ -72,7 +73,7 @@ internal static class SiteCommand
             {
                 Console.Error.WriteLine($"reloc-node: cluster black hole {(on ? "on" : "off")} failed: {ex.Message}");
             }
-        });
+        }
     }
 
     private static async Task<int> RunAsync(string path, LogLevel level, LogFormat format)
@@ -86,11 +87,14 @@ internal static class SiteCommand
         // Fault injection's signals stay handled until the process ends, past the node's disposal (a downed node drains
         // its NBD clients first): a SIGUSR2 then must not take the default action, which ends the process.
         PosixSignalRegistration? holeOn = null, holeOff = null;
+        var holeWishes = Channel.CreateBounded<bool>(new BoundedChannelOptions(4) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true });
+        var holeLoop = Task.CompletedTask;
+        var warmUp = Task.FromResult<string?>(null);
         try
         {
             using var stop = new StopSignal();
             // Alongside the node's start (cluster join, journal recovery); done before the ready line.
-            var warmUp = Task.Run(() => NbdWarmUp.TryRunAsync(Path.GetTempPath()));
+            warmUp = Task.Run(() => NbdWarmUp.TryRunAsync(Path.GetTempPath()));
             await using var node = SiteNode.Start(OwnSignals.WithFallback(Load(path)), loggers);
             await node.WhenReadyAsync(TimeSpan.FromMinutes(5)); // the listen line means: every disk is served
             if (await warmUp is { } why)
@@ -102,8 +106,9 @@ internal static class SiteCommand
             node.NotifyReady();
             if (node.Settings.FaultRemotingBlackHole)
             {
-                holeOn = PosixSignalRegistration.Create((PosixSignal)10, ctx => BlackHole(ctx, node, on: true));   // SIGUSR1
-                holeOff = PosixSignalRegistration.Create((PosixSignal)12, ctx => BlackHole(ctx, node, on: false)); // SIGUSR2
+                holeLoop = ApplyBlackHolesAsync(holeWishes.Reader, node);
+                holeOn = PosixSignalRegistration.Create((PosixSignal)10, ctx => { ctx.Cancel = true; holeWishes.Writer.TryWrite(true); });   // SIGUSR1
+                holeOff = PosixSignalRegistration.Create((PosixSignal)12, ctx => { ctx.Cancel = true; holeWishes.Writer.TryWrite(false); }); // SIGUSR2
             }
             // A node the cluster downed (split-brain resolver, `reloc cluster down`) has shut its ActorSystem
             // down: exit non-zero so a supervisor (systemd) starts it afresh and it rejoins.
@@ -120,6 +125,9 @@ internal static class SiteCommand
         {
             holeOn?.Dispose();
             holeOff?.Dispose();
+            holeWishes.Writer.TryComplete();
+            await holeLoop;
+            await warmUp; // never throws; awaited on every path (a start-up that failed did not wait for it)
         }
     }
 }
