@@ -141,6 +141,21 @@ wait_complete() {
   [ -n "$T_SOURCE_CLOSED" ] || T_SOURCE_CLOSED=$T_COMPLETE_LINE
 }
 
+# site_conf NAME AKKA NBD MGMT ADVERTISE SEEDS [HOCON_LINE...]: a site file $WORK/NAME.conf (the shipped reloc.conf,
+# copied to $WORK, is its fallback); extra HOCON lines go at its end.
+site_conf() {
+  local name=$1 akka=$2 nbd=$3 mgmt=$4 advertise=$5 seeds=$6; shift 6
+  {
+    cat <<CONF
+reloc.site { name = $name, data-dir = "$WORK/$name", nbd.listen = "127.0.0.1:$nbd", nbd.advertise = "$advertise" }
+reloc.management.listen = "127.0.0.1:$mgmt"
+akka.remote.dot-netty.tcp.port = $akka
+akka.cluster { seed-nodes = [$seeds], roles = [$name] }
+CONF
+    printf '%s\n' "$@"
+  } > "$WORK/$name.conf"
+}
+
 # plot line|bars ARGS...: runs the ScottPlot tool (bench/Reloc.Bench.Plot).
 plot() { dotnet "$PLOT_DLL" "$@"; }
 

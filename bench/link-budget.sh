@@ -24,16 +24,11 @@ BUDGET_BPS=$(rate_bps "$BUDGET"); CAP_BPS=$(rate_bps "$CAP")
 # One random source per disk (different content: a mix-up between disks would show in the final check).
 for i in $(seq 0 $((N - 1))); do make_random_image "${TMPDIR:-/tmp}/reloc-bench-link-$SIZE-$i.img" "$SIZE"; done
 
-site_conf() {  # NAME AKKA NBD MGMT ADVERTISE SEEDS BUDGET ("": none)
+# budget_conf BUDGET ("": none): the sites' extra HOCON lines.
+budget_conf() {
   local link=""
-  [ -n "$7" ] && link="{ sites = [site-a, site-b], bandwidth = \"$7\" }"
-  cat > "$WORK/$1.conf" <<CONF
-reloc.site { name = $1, data-dir = "$WORK/$1", nbd.listen = "127.0.0.1:$3", nbd.advertise = "$5", import-dir = "${TMPDIR:-/tmp}" }
-reloc.management.listen = "127.0.0.1:$4"
-reloc.links = [ $link ]
-akka.remote.dot-netty.tcp.port = $2
-akka.cluster { seed-nodes = [$6], roles = [$1] }
-CONF
+  [ -n "$1" ] && link="{ sites = [site-a, site-b], bandwidth = \"$1\" }"
+  printf '%s\n' "reloc.site.import-dir = \"${TMPDIR:-/tmp}\"" "reloc.links = [ $link ]"
 }
 
 RUNS=$OUT/link-budget.runs.tsv; SHARES=$OUT/link-budget.shares.tsv; MISSES=$OUT/link-budget.misses.tsv
@@ -49,8 +44,9 @@ for rep in $(seq "$REPS"); do
     conf_budget=$BUDGET; run_budget=$BUDGET_BPS
     [ "$mode" = set ] && conf_budget="$((BUDGET_BPS / 2))B/s"
     [ "$mode" = none ] && conf_budget="" && run_budget=0
-    site_conf site-a "$AA" "$NA" "$MA" "127.0.0.1:$W" "$SEEDS" "$conf_budget"
-    site_conf site-b "$AB" "$NB" "$MB" "127.0.0.1:$NB" "$SEEDS" "$conf_budget"
+    mapfile -t extra < <(budget_conf "$conf_budget")
+    site_conf site-a "$AA" "$NA" "$MA" "127.0.0.1:$W" "$SEEDS" "${extra[@]}"
+    site_conf site-b "$AB" "$NB" "$MB" "127.0.0.1:$NB" "$SEEDS" "${extra[@]}"
     start_wanlink wan "$W" "$NA" "$RTT" "$WAN_RATE" "$QUEUE"; WPID=$SPAWNED
     spawn site-a dotnet "$NODE" --config "$WORK/site-a.conf"; PA=$SPAWNED
     wait_for "$WORK/site-a.out" 'reloc-node: site' 240

@@ -21,16 +21,6 @@ RATE_BPS=$(rate_bps "$RATE")
 LIMIT=$($PY -c "print(f'{$BYTES/$RATE_BPS:.3f}')")
 log "image $BYTES bytes at $RATE: limit $LIMIT s"
 
-# site_conf NAME AKKA NBD MGMT ADVERTISE SEEDS: a site file in $WORK (the shipped reloc.conf is its fallback).
-site_conf() {
-  cat > "$WORK/$1.conf" <<CONF
-reloc.site { name = $1, data-dir = "$WORK/$1", nbd.listen = "127.0.0.1:$3", nbd.advertise = "$5" }
-reloc.management.listen = "127.0.0.1:$4"
-akka.remote.dot-netty.tcp.port = $2
-akka.cluster { seed-nodes = [$6], roles = [$1] }
-CONF
-}
-
 RUNS=$OUT/reloc-sites.runs.tsv
 printf 'rtt_ms\trep\tt_s\tratio\n' > "$RUNS"
 cp "$ROOT/hocon/reloc.conf" "$WORK/reloc.conf"
@@ -39,7 +29,7 @@ for rep in $(seq "$REPS"); do
     rm -rf "$WORK/site-a" "$WORK/site-b"
     AA=$(free_port) AB=$(free_port) NA=$(free_port) NB=$(free_port) MA=$(free_port) MB=$(free_port) W=$(free_port)
     SEEDS="\"akka.tcp://reloc@127.0.0.1:$AA\""
-    site_conf site-a "$AA" "$NA" "$MA" "127.0.0.1:$W" "$SEEDS"
+    site_conf site-a "$AA" "$NA" "$MA" "127.0.0.1:$W" "$SEEDS" "reloc.site.import-dir = \"$(dirname "$SRC")\""  # disk create --from
     site_conf site-b "$AB" "$NB" "$MB" "127.0.0.1:$NB" "$SEEDS"
     start_wanlink "wan$rtt" "$W" "$NA" "${rtt}ms" "$RATE" "$QUEUE"; WPID=$SPAWNED
     spawn site-a dotnet "$NODE" --config "$WORK/site-a.conf"; PA=$SPAWNED

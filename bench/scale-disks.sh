@@ -9,12 +9,7 @@ N=${N:-1000}; C=${C:-8}; DISK_SIZE=${DISK_SIZE:-1073741824}
 bench_init scale-disks
 
 A=$(free_port) NB=$(free_port) MG=$(free_port)
-cat > "$WORK/site-a.conf" <<CONF
-reloc.site { name = site-a, data-dir = "$WORK/site-a", nbd.listen = "127.0.0.1:$NB" }
-reloc.management.listen = "127.0.0.1:$MG"
-akka.remote.dot-netty.tcp.port = $A
-akka.cluster { seed-nodes = ["akka.tcp://reloc@127.0.0.1:$A"], roles = [site-a] }
-CONF
+site_conf site-a "$A" "$NB" "$MG" "127.0.0.1:$NB" "\"akka.tcp://reloc@127.0.0.1:$A\""
 cp "$ROOT/hocon/reloc.conf" "$WORK/reloc.conf"
 rss() { awk '/VmRSS|VmHWM/ {printf "%s %.0f MiB  ", $1, $2/1024}' "/proc/$1/status"; }
 
