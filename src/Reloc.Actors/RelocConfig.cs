@@ -49,6 +49,7 @@ public static class RelocConfig
             RateBytesPerSecond = c.GetByteSize("rate") ?? 0,
             PrefetchChunkBytes = (int)(c.GetByteSize("prefetch-chunk") ?? 128 * 1024),
             MaxPrefetchWindow = c.GetInt("max-prefetch-window"),
+            PrefetchInitialWindow = c.GetInt("prefetch-initial-window"),
             PrefetchQueueTarget = c.GetTimeSpan("prefetch-queue-target"),
             PersistInterval = c.GetTimeSpan("persist-interval"),
             SnapshotEvery = c.GetInt("snapshot-every"),

@@ -21,6 +21,9 @@ public sealed record DiskSettings
     /// <summary>Upper bound on background reads in flight (the controller picks fewer when enough).</summary>
     public int MaxPrefetchWindow { get; init; } = 256;
 
+    /// <summary>Background reads in flight before the first completion: the controller's startup doubles from here.</summary>
+    public int PrefetchInitialWindow { get; init; } = 8;
+
     /// <summary>Queueing delay the background copy may add at the bottleneck (LEDBAT-style target):
     /// above it the window shrinks, so guest misses never wait long behind background data.</summary>
     public TimeSpan PrefetchQueueTarget { get; init; } = TimeSpan.FromMilliseconds(5);
@@ -50,6 +53,8 @@ public sealed record DiskSettings
         if (PrefetchChunkBytes < BlockSize || PrefetchChunkBytes > 32 << 20)
             throw new ArgumentOutOfRangeException(nameof(PrefetchChunkBytes), "prefetch chunk must be between the block size and 32 MiB");
         if (MaxPrefetchWindow is < 1 or > 1024) throw new ArgumentOutOfRangeException(nameof(MaxPrefetchWindow));
+        if (PrefetchInitialWindow < 1 || PrefetchInitialWindow > MaxPrefetchWindow)
+            throw new ArgumentOutOfRangeException(nameof(PrefetchInitialWindow), "prefetch-initial-window must be between 1 and max-prefetch-window");
         if (PrefetchQueueTarget <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(PrefetchQueueTarget));
         if (PersistInterval <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(PersistInterval));
         if (SnapshotEvery < 1) throw new ArgumentOutOfRangeException(nameof(SnapshotEvery));

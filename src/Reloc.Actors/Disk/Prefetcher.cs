@@ -24,7 +24,7 @@ namespace Reloc.Actors.Disk;
 internal sealed class Prefetcher : ReceiveActor, IWithTimers
 {
     /// <summary>A chunk landed, as runs of blocks: all-zero blocks are punched and reported Skipped.</summary>
-    private sealed record ChunkDone(Work Work, TimeSpan Latency, IReadOnlyList<Landed> Parts);
+    private sealed record ChunkDone(Work Work, ReadStamp Sent, long Bytes, TimeSpan Latency, IReadOnlyList<Landed> Parts);
     private sealed record ChunkFailed(Work Work, Exception Error);
     private sealed record Kick;
     /// <summary>Rate tokens for one chunk, granted (or not: the limiter was replaced) before any work is claimed.</summary>
@@ -53,7 +53,8 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
         _image = image;
         _map = map;
         _settings = settings;
-        _window = new WindowController(settings.PrefetchQueueTarget, settings.MaxPrefetchWindow);
+        _window = new WindowController(settings.PrefetchQueueTarget, settings.MaxPrefetchWindow,
+            (int)(ChunkBlocks << map.BlockShift), settings.PrefetchInitialWindow);
         _limiter = MakeLimiter(settings.RateBytesPerSecond);
         _source = sources(SourceLane.Background);
         Copying();
@@ -70,7 +71,7 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
         {
             _requested--;
             _inFlight++;
-            CopyAsync(w).PipeTo(Self);
+            CopyAsync(w, _window.OnSend(DateTime.UtcNow)).PipeTo(Self);
             Fill();
         });
         Receive<NoWork>(_ =>
@@ -83,9 +84,8 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
         {
             _inFlight--;
             _backoff = TimeSpan.FromMilliseconds(200);
-            // Only full-size reads teach the controller: a short read (cut by guest misses) has less
-            // serialisation in its latency, would set too low a base, and make every chunk look queued.
-            if (!d.Work.Zero && d.Work.Count == ChunkBlocks) _window.OnCompletion(d.Latency, DateTime.UtcNow);
+            // Zero work never crossed the link; reads cut short by guest misses count as delivered bytes only.
+            if (!d.Work.Zero) _window.OnCompletion(d.Sent, d.Bytes, d.Latency, d.Work.Count == ChunkBlocks, DateTime.UtcNow);
             foreach (var part in d.Parts) Context.Parent.Tell(part);
             Context.Parent.Tell(new PrefetchStats(_window.Window, _paused));
             Fill();
@@ -168,7 +168,7 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
         }
     }
 
-    private async Task<object> CopyAsync(Work w)
+    private async Task<object> CopyAsync(Work w, ReadStamp sent)
     {
         long offset = w.First << _map.BlockShift;
         int length = w.Zero ? 0 : (int)Math.Min(w.Count << _map.BlockShift, _map.DiskSize - offset);
@@ -179,12 +179,12 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
             {
                 long zeroLength = Math.Min(w.Count << _map.BlockShift, _map.DiskSize - offset);
                 await _image.WriteZeroesAsync(offset, zeroLength, WriteOptions.None, CancellationToken.None);
-                return new ChunkDone(w, TimeSpan.Zero, [new Landed(w.First, w.Count, LandKind.Skipped, zeroLength)]);
+                return new ChunkDone(w, sent, 0, TimeSpan.Zero, [new Landed(w.First, w.Count, LandKind.Skipped, zeroLength)]);
             }
             var started = Stopwatch.GetTimestamp();
             await _source.ReadAsync(offset, buffer.AsMemory(0, length), _stopping.Token);
             var latency = Stopwatch.GetElapsedTime(started);
-            return new ChunkDone(w, latency, await LandByBlockAsync(w, offset, buffer.AsMemory(0, length)));
+            return new ChunkDone(w, sent, length, latency, await LandByBlockAsync(w, offset, buffer.AsMemory(0, length)));
         }
         catch (Exception ex)
         {

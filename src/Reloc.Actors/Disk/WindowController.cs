@@ -1,38 +1,82 @@
 namespace Reloc.Actors.Disk;
 
+/// <summary>What the controller noted when a read left: bytes delivered so far and the time, so the read's
+/// completion yields a delivery-rate sample (BBR's estimator).</summary>
+public readonly record struct ReadStamp(long Delivered, DateTime SentAt);
+
 /// <summary>
-/// How many background reads to keep in flight: enough to fill the link at any RTT, no more. A
-/// delay-based scavenger in the manner of LEDBAT (RFC 6817): the queueing delay a read saw is its
-/// latency minus the lowest latency seen lately (propagation plus serialisation); below the target
-/// the window grows, above it the window shrinks, so the bottleneck queue stays near the target and
-/// a guest miss sharing that link waits at most about that long behind background data.
+/// How many background reads to keep in flight: enough to fill the link at any RTT, no more.
+/// <para>Two estimates drive it, both from completions only. The queueing delay (LEDBAT, RFC 6817) is a read's
+/// latency minus the lowest latency seen lately; the bottleneck's rate (BBR) is the highest delivery rate of the
+/// last ten round trips. Their product with the base latency plus the queue target is the window that fills the
+/// link while the bottleneck queue holds about the target, so a guest miss sharing the link waits at most about
+/// that long behind background data.</para>
+/// <para>Startup doubles the window each round trip until the delivery rate stops growing (two rounds under
+/// +25 %), or a queue far above the target appears, then drops to that window. Queueing delay alone ends startup
+/// too early on a long path: every doubling bursts, and host jitter of a few milliseconds looks like a queue.
+/// Afterwards LEDBAT's linear rule holds the queue at the target; while no queue is seen at all the window also
+/// grows a quarter per round trip (a path that got faster, or a startup cut short by app-limited rounds), and a
+/// queue far above the target drops the window to the estimate at once instead of one chunk per round trip.</para>
 /// Pure and clock-free: callers pass time in.
 /// </summary>
 public sealed class WindowController
 {
     private const double Gain = 1.0;
+    private const int RateRounds = 10;
     private readonly double _target;
     private readonly int _max;
+    private readonly double _chunkBytes;
+    private readonly double _initial;
     private readonly TimeSpan _baseHistory = TimeSpan.FromSeconds(10);
     private readonly double[] _recent = [double.MaxValue, double.MaxValue, double.MaxValue, double.MaxValue];
     private int _recentNext;
     private double _baseCurrent = double.MaxValue, _basePrevious = double.MaxValue;
     private DateTime _baseBucketStart = DateTime.MinValue;
-    private double _window = 2;
-    private bool _slowStart = true;
+    private double _window;
+    private bool _startup = true;
+    private int _holdUntilRound = -1;
+    private long _delivered, _roundStart;
+    private readonly double[] _roundRates = new double[RateRounds];
+    private int _round;
+    private double _fullRate;
+    private int _roundsWithoutGrowth;
 
-    public WindowController(TimeSpan queueTarget, int maxWindow)
+    public WindowController(TimeSpan queueTarget, int maxWindow, int chunkBytes, int initialWindow = 2)
     {
         _target = queueTarget.TotalMilliseconds;
         _max = maxWindow;
+        _chunkBytes = chunkBytes;
+        _initial = Math.Clamp(initialWindow, 1, maxWindow);
+        _window = _initial;
     }
 
     public int Window => (int)Math.Clamp(Math.Ceiling(_window), 1, _max);
+    public bool InStartup => _startup;
     public double QueueDelayMs { get; private set; }
     public double BaseLatencyMs => Math.Min(_baseCurrent, _basePrevious);
+    /// <summary>The bottleneck's rate as delivered lately (bytes/s); 0 before the first sample.</summary>
+    public double RateBytesPerSecond => _roundRates.Max();
 
-    public void OnCompletion(TimeSpan latency, DateTime now)
+    /// <summary>The window that fills the link with the target's worth of queue, in chunks (0 while unknown).</summary>
+    public double EstimatedWindow =>
+        BaseLatencyMs == double.MaxValue ? 0 : RateBytesPerSecond * (BaseLatencyMs + _target) / 1000 / _chunkBytes;
+
+    public ReadStamp OnSend(DateTime now) => new(_delivered, now);
+
+    /// <summary>A read of <paramref name="bytes"/> completed. Only full-size reads teach the delay: a short one
+    /// (cut by guest misses) has less serialisation in its latency and would set too low a base.</summary>
+    public void OnCompletion(ReadStamp sent, long bytes, TimeSpan latency, bool fullChunk, DateTime now)
     {
+        _delivered += bytes;
+        double seconds = (now - sent.SentAt).TotalSeconds;
+        if (sent.Delivered >= _roundStart) EndRound();
+        if (seconds > 0)
+        {
+            ref double slot = ref _roundRates[_round % RateRounds];
+            slot = Math.Max(slot, (_delivered - sent.Delivered) / seconds);
+        }
+        if (!fullChunk) return;
+
         double ms = latency.TotalMilliseconds;
         // The base is the minimum over the last 10-20 s (two buckets), so a route change is forgotten.
         if (now - _baseBucketStart > _baseHistory)
@@ -46,15 +90,28 @@ public sealed class WindowController
         _recent[_recentNext++ % _recent.Length] = ms;
         QueueDelayMs = Math.Max(0, _recent.Min() - BaseLatencyMs);
 
-        if (_slowStart && QueueDelayMs < _target / 2)
+        // A queue this far above the target is real (not jitter) and costs every guest miss: back to the estimate.
+        double farAbove = Math.Max(4 * _target, BaseLatencyMs / 4);
+        if (_startup)
         {
-            _window += 1; // doubles per round trip until a queue appears
+            if (QueueDelayMs > farAbove) LeaveStartup();
+            // +2 a completion triples the window each round trip; never more than three times what was delivered.
+            else _window = Math.Min(_window + 2 * bytes / _chunkBytes, Math.Max(_initial, 3 * EstimatedWindow + 2));
+        }
+        else if (_holdUntilRound >= _round)
+        {
+            // Just out of startup: hold while the rate estimate catches up with the window that saturated the link.
+        }
+        else if (QueueDelayMs > farAbove && EstimatedWindow > 0)
+        {
+            _window = Math.Min(_window, Math.Max(2, EstimatedWindow));
         }
         else
         {
-            _slowStart = false;
             double offTarget = Math.Clamp((_target - QueueDelayMs) / _target, -1, 1);
-            _window += Gain * offTarget / _window;
+            double step = Gain * offTarget / _window;
+            if (QueueDelayMs < _target / 4) step = Math.Max(step, 0.25);
+            _window += step;
         }
         _window = Math.Clamp(_window, 1, _max);
     }
@@ -63,6 +120,36 @@ public sealed class WindowController
     public void OnFailure()
     {
         _window = 1;
-        _slowStart = true;
+        _startup = true;
+        _holdUntilRound = -1;
+        _fullRate = 0;
+        _roundsWithoutGrowth = 0;
+        Array.Clear(_roundRates);
+    }
+
+    private void EndRound()
+    {
+        _roundStart = _delivered;
+        if (_holdUntilRound == _round && EstimatedWindow > 0) _window = Math.Min(_window, Math.Max(2, EstimatedWindow));
+        if (_startup)
+        {
+            double rate = RateBytesPerSecond;
+            if (rate >= _fullRate * 1.25)
+            {
+                _fullRate = rate;
+                _roundsWithoutGrowth = 0;
+            }
+            else if (++_roundsWithoutGrowth >= 2) LeaveStartup();
+        }
+        _round++;
+        _roundRates[_round % RateRounds] = 0;
+    }
+
+    /// <summary>The rate samples of the round that filled the link are still on their way: hold the window for
+    /// the round under way and two more (the reads of the second all left at this window), then drop to the estimate.</summary>
+    private void LeaveStartup()
+    {
+        _startup = false;
+        _holdUntilRound = _round + 2;
     }
 }
