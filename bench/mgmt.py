@@ -2,6 +2,9 @@
 Usage: mgmt.py HOST:PORT COMMAND [JSON_BODY]          -> prints the result JSON, exit 1 with the problem's detail on error
        mgmt.py HOST:PORT wait-relocated DISK SITE T  -> polls until DISK is owned by SITE with no relocation left;
                                                         prints the wall clock (epoch seconds) when first seen
+       mgmt.py HOST:PORT relocate-timed DISK SITE T [HOST:PORT_OF_SITE] -> sends relocate (postcopy) and waits as
+                                                        above (at the second address if given); prints "SENT DONE"
+                                                        epoch seconds, both taken in this one process
 Commands: cluster.show, disk.create BODY, disk.show NAME, relocate BODY, relocation.list, relocation.show NAME,
 relocation.rate NAME+BODY, relocation.weight NAME+BODY, link.list, link.set A+B+BODY (the routes below)."""
 import json, sys, time, urllib.error, urllib.request
@@ -35,14 +38,19 @@ def call(addr, command, body=None):
 
 if __name__ == "__main__":
     addr, command = sys.argv[1], sys.argv[2]
-    if command == "wait-relocated":
+    if command in ("wait-relocated", "relocate-timed"):
         disk, site, deadline = sys.argv[3], sys.argv[4], time.time() + float(sys.argv[5])
+        sent = None
+        if command == "relocate-timed":
+            sent = time.time()
+            call(addr, "relocate", {"disk": disk, "to": site, "mode": "postcopy"})
+            addr = sys.argv[6] if len(sys.argv) > 6 else addr
         while time.time() < deadline:
             try:
                 show = call(addr, "disk.show", {"name": disk})
                 if show["owner"] == site and show["phase"] == "owned" and len(show["copies"]) == 1 \
                         and not any(r["disk"] == disk for r in call(addr, "relocation.list")):
-                    print(f"{time.time():.3f}")
+                    print(f"{time.time():.3f}" if sent is None else f"{sent:.3f} {time.time():.3f}")
                     sys.exit(0)
             except (RuntimeError, OSError):
                 pass

@@ -86,6 +86,7 @@ internal static class ProxyCommand
             if (image.Size != size)
                 throw new ArgumentException($"image {imagePath} is {image.Size} bytes but the source is {size}: refusing to relocate into it");
 
+            RelocConfig.UseWriteAheadLog(Path.Combine(stateDir, "reloc.db"));
             system = ActorSystem.Create("reloc", RelocConfig.Node(RelocConfig.Sqlite(Path.Combine(stateDir, "reloc.db"))));
             var state = new DiskState(size, manifest.BlockSize);
             var disk = system.ActorOf(VirtualDiskActor.Props(new DiskId(name), state, image, settings,

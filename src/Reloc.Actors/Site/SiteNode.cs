@@ -82,8 +82,8 @@ public sealed class SiteNode : IAsyncDisposable
         var connection = withDefaults.GetString("reloc.persistence.connection-string", "");
         Config persistence = provider switch
         {
-            "sqlite" => string.IsNullOrEmpty(connection)
-                ? RelocConfig.Sqlite(Path.Combine(settings.DataDir, "reloc.db"))
+            "sqlite" => DefaultSqliteFile(withDefaults, settings) is { } file
+                ? RelocConfig.Sqlite(file)
                 : RelocConfig.Persistence(connection, "SQLite.MS"),
             "postgresql" => RelocConfig.Persistence(connection, "PostgreSQL.15"),
             _ => throw new ArgumentException($"reloc.persistence.provider = '{provider}': expected sqlite or postgresql"),
@@ -94,6 +94,13 @@ public sealed class SiteNode : IAsyncDisposable
         node = Security.SiteTlsSettings.From(withDefaults).Enabled ? Security.RemotingTls.Configure(node) : node;
         return settings.FaultRemotingBlackHole ? RemotingBlackHole.Configure(node) : node;
     }
+
+    /// <summary>The SQLite file in the data folder when the site keeps its journal there (the default), else null.</summary>
+    private static string? DefaultSqliteFile(Config withDefaults, SiteSettings settings) =>
+        withDefaults.GetString("reloc.persistence.provider", "sqlite") == "sqlite"
+        && string.IsNullOrEmpty(withDefaults.GetString("reloc.persistence.connection-string", ""))
+            ? Path.Combine(settings.DataDir, "reloc.db")
+            : null;
 
     /// <param name="loggers">the node's logging: when given, the host (Kestrel, the hosting lifetime) and Akka log through it,
     /// Akka at the most detailed level it lets through for the "Akka" category (<see cref="NodeLogging.AkkaLevel"/>);
@@ -107,6 +114,7 @@ public sealed class SiteNode : IAsyncDisposable
         var telemetrySettings = RelocTelemetrySettings.From(config);
         var tls = Security.SiteTlsSettings.From(config);
         Directory.CreateDirectory(settings.DataDir);
+        if (DefaultSqliteFile(config, settings) is { } sqliteFile) RelocConfig.UseWriteAheadLog(sqliteFile);
         var catalog = new ExportCatalog();
         var telemetry = new RelocTelemetry(); // before the container: the NBD server starts first; the host disposes it
         var nbdSettings = new NbdServerSettings

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Issue 13 goal 4: relocation between two sites with no emulated WAN, beside nbdcopy from the same source export to
+# a local file, in the same run. Per rep, fresh sites:
+#   site-a (the disk, random and hole-free, created from a file)   site-b (empty)
+#   1. nbdcopy nbd://site-a/vm -> a file at site-b's side (the greedy reader's time on this path; file removed after),
+#      once as it comes (the file's data left in the page cache) and once with --flush (durable, as a relocation is)
+#   2. relocate vm to site-b (postcopy): request -> owned by site-b with its source released (polled every 50 ms at
+#      site-a's API, by the process that sent the request)
+# Both read site-a's image from the page cache (it was just created from a file).
+# NET=loopback: both sites on 127.0.0.1. NET=netns: site-a and site-b in their own network namespaces, joined by a
+# veth pair with tbf at RATE_LIMIT (default 10gbit) on both ends; nbdcopy runs in site-b's namespace (needs root).
+# WARMUP=1 (default): a 4 MiB disk is relocated first, untimed, so the timed one runs on compiled code as on a
+# site that has run for a while; WARMUP=0 times the sites' first relocation (JIT included).
+# Usage: bench/reloc-lan.sh     env: NET=loopback|netns WARMUP=1 REPS=3 SIZE=1G RATE_LIMIT=10gbit SKIP_BUILD=0 KEEP=0
+# Prints per-run and summary TSV (medians); files in $OUT (artifacts/bench).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+NET=${NET:-loopback}; WARMUP=${WARMUP:-1}; REPS=${REPS:-3}; SIZE=${SIZE:-1G}; RATE_LIMIT=${RATE_LIMIT:-10gbit}
+bench_init "reloc-lan-$NET"
+M="$PY $BENCH_DIR/mgmt.py"
+
+SRC=${SRC_IMG:-${TMPDIR:-/tmp}/reloc-bench-src-$SIZE.img}
+make_random_image "$SRC" "$SIZE"
+BYTES=$(stat -c %s "$SRC")
+
+NSA="" NSB="" IPA=127.0.0.1 IPB=127.0.0.1
+if [ "$NET" = netns ]; then
+  NSA=reloc-lan-a NSB=reloc-lan-b IPA=10.77.0.1 IPB=10.77.0.2
+  ip netns del $NSA 2>/dev/null || true; ip netns del $NSB 2>/dev/null || true
+  ip netns add $NSA; ip netns add $NSB
+  trap 'ip netns del '$NSA' 2>/dev/null; ip netns del '$NSB' 2>/dev/null; _bench_cleanup' EXIT
+  ip link add reloc-va netns $NSA type veth peer name reloc-vb netns $NSB
+  for side in "$NSA reloc-va $IPA" "$NSB reloc-vb $IPB"; do
+    set -- $side
+    ip -n "$1" link set lo up
+    ip -n "$1" addr add "$3/24" dev "$2"
+    ip -n "$1" link set "$2" up
+    ip netns exec "$1" tc qdisc add dev "$2" root tbf rate "$RATE_LIMIT" burst 4mb latency 10ms
+  done
+  log "netns $NSA ($IPA) <-> $NSB ($IPB), veth with tbf $RATE_LIMIT each way"
+fi
+# Command prefixes: `ip netns exec` execs its command, so a spawned site's pid is the node's own.
+IN_A=() IN_B=()
+[ -z "$NSA" ] || { IN_A=(ip netns exec "$NSA"); IN_B=(ip netns exec "$NSB"); }
+in_a() { "${IN_A[@]}" "$@"; }
+in_b() { "${IN_B[@]}" "$@"; }
+
+RUNS=$OUT/reloc-lan-$NET.runs.tsv
+printf 'rep\tnbdcopy_s\tnbdcopy_flush_s\treloc_s\tspeed_vs_nbdcopy\tspeed_vs_nbdcopy_flush\tnbdcopy_MBps\tnbdcopy_flush_MBps\treloc_MBps\n' > "$RUNS"
+cp "$ROOT/hocon/reloc.conf" "$WORK/reloc.conf"
+for rep in $(seq "$REPS"); do
+  rm -rf "$WORK/site-a" "$WORK/site-b"
+  AA=$(free_port) AB=$(free_port) NA=$(free_port) NB=$(free_port) MA=$(free_port) MB=$(free_port)
+  SEEDS="\"akka.tcp://reloc@$IPA:$AA\""
+  site_conf site-a "$AA" "$NA" "$MA" "$IPA:$NA" "$SEEDS" "reloc.site.import-dir = \"$(dirname "$SRC")\"" \
+    "akka.remote.dot-netty.tcp.hostname = \"$IPA\"" "reloc.site.nbd.listen = \"$IPA:$NA\"" "reloc.management.listen = \"$IPA:$MA\""
+  site_conf site-b "$AB" "$NB" "$MB" "$IPB:$NB" "$SEEDS" \
+    "akka.remote.dot-netty.tcp.hostname = \"$IPB\"" "reloc.site.nbd.listen = \"$IPB:$NB\"" "reloc.management.listen = \"$IPB:$MB\""
+  spawn site-a "${IN_A[@]}" dotnet "$NODE" --config "$WORK/site-a.conf"; PA=$SPAWNED
+  wait_for "$WORK/site-a.out" 'reloc-node: site' 60
+  spawn site-b "${IN_B[@]}" dotnet "$NODE" --config "$WORK/site-b.conf"; PB=$SPAWNED
+  wait_for "$WORK/site-b.out" 'reloc-node: site' 60
+  until in_a $M "$IPA:$MA" cluster.show 2>/dev/null | grep -q '"site": "site-b", "reachable": true'; do sleep 0.2; done
+  until in_a $M "$IPA:$MA" relocation.list > /dev/null 2>&1; do sleep 0.2; done
+  in_a $M "$IPA:$MA" disk.create "{\"name\":\"vm\",\"site\":\"site-a\",\"from\":\"$SRC\"}" > /dev/null
+  if [ "$WARMUP" = 1 ]; then   # a first, small relocation: the sites' relocation code paths compiled, as on a site that has run
+    in_a $M "$IPA:$MA" disk.create '{"name":"warm","site":"site-a","size":4194304}' > /dev/null
+    in_a $M "$IPA:$MA" relocate-timed warm site-b 120 > /dev/null
+  fi
+
+  copy() {   # copy [--flush]: sets T_COPY
+    local t0=$EPOCHREALTIME
+    in_b nbdcopy "$@" "nbd://$IPA:$NA/vm" "$WORK/copy.img"
+    T_COPY=$($PY -c "print(f'{$EPOCHREALTIME-$t0:.3f}')")
+    cmp -s "$WORK/copy.img" "$SRC" || { log "nbdcopy's copy differs"; exit 1; }
+    rm -f "$WORK/copy.img"
+  }
+  relocate() {
+    local t
+    t=$(in_a $M "$IPA:$MA" relocate-timed vm site-b 900)   # request sent -> released, in one python process
+    T_RELOC=$($PY -c "s, d = map(float, '$t'.split()); print(f'{d-s:.3f}')")
+    cmp -s "$WORK/site-b/vm.img" "$SRC" || { log "content differs at site-b"; exit 1; }
+  }
+  copy; T_PLAIN=$T_COPY; copy --flush; T_FLUSH=$T_COPY
+  relocate   # last: it moves the source export away
+  $PY -c "b=$BYTES; c=$T_PLAIN; f=$T_FLUSH; r=$T_RELOC; print(f'$rep\t{c:.3f}\t{f:.3f}\t{r:.3f}\t{c/r:.3f}\t{f/r:.3f}\t{b/c/1e6:.0f}\t{b/f/1e6:.0f}\t{b/r/1e6:.0f}')" >> "$RUNS"
+  log "rep $rep: $(tail -1 "$RUNS") (both copies checked byte for byte)"
+  stop "$PB" "$PA"
+done
+
+SUM=$OUT/reloc-lan-$NET.summary.tsv
+$PY - "$RUNS" "$NET" > "$SUM" <<'PYEOF'
+import sys, statistics as st
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]
+col = lambda i: [float(x[i]) for x in rows]
+print("net\tnbdcopy_s\tnbdcopy_flush_s\treloc_s\tspeed_vs_nbdcopy\tspeed_vs_nbdcopy_flush\tmin_vs_nbdcopy\tmax_vs_nbdcopy\tn")
+print(f"{sys.argv[2]}\t{st.median(col(1)):.2f}\t{st.median(col(2)):.2f}\t{st.median(col(3)):.2f}\t{st.median(col(4)):.3f}"
+      f"\t{st.median(col(5)):.3f}\t{min(col(4)):.3f}\t{max(col(4)):.3f}\t{len(rows)}")
+PYEOF
+cat "$RUNS"; echo; cat "$SUM"
