@@ -237,6 +237,31 @@ public sealed class ClientTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_waiting_read_cuts_a_long_reconnect_backoff_short()
+    {
+        // Down long enough that the next attempt is seconds away: a read that starts waiting must not wait for it
+        // (a guest's miss timeout can be shorter than the backoff), while nobody waiting keeps the long backoff.
+        var data = Tool.RandomBytes(4096, 11);
+        await using var rc = await ReconnectingNbdClient.ConnectAsync(NbdClientOptions.FromUri(_server.UnixUri()),
+            new ReconnectOptions { InitialDelay = TimeSpan.FromSeconds(20), MaxDelay = TimeSpan.FromSeconds(20) });
+        await (await rc.GetClientAsync()).WriteAsync(0, data);
+        await _server.Server.StopAsync();
+        // The supervisor notices the loss, fails its first reconnect on the dead socket and sleeps 20 s.
+        using (var giveUp = new CancellationTokenSource(TimeSpan.FromMilliseconds(300)))
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => rc.ReadAsync(0, new byte[16], giveUp.Token));
+        var catalog = new ExportCatalog();
+        using var image = RawImage.Open(_server.ImagePath(), readOnly: false);
+        catalog.Add(new NbdExport("disk", image));
+        await using var restarted = new NbdServer(catalog);
+        restarted.ListenUnix(_server.UnixSocket);
+
+        var back = new byte[data.Length];
+        await rc.ReadAsync(0, back).WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.Equal(data, back);
+        Assert.Equal(2, rc.Connections);
+    }
+
+    [Fact]
     public async Task Reconnecting_client_starts_on_the_open_connection_it_is_given()
     {
         var first = await NbdClient.ConnectAsync(Options());

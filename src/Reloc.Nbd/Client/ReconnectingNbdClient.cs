@@ -37,6 +37,9 @@ public sealed class ReconnectingNbdClient : IAsyncDisposable
     // its client dead swaps in a pending one (compare-and-swap), which the supervisor then fills.
     private TaskCompletionSource<NbdClient> _current = NewSlot();
     private int _connections;
+    private int _waiting;
+    /// <summary>While a caller waits for a connection, the next attempt comes at most this long after the last.</summary>
+    private static readonly TimeSpan WantedRetry = TimeSpan.FromMilliseconds(500);
     private int _disposed;
     private NbdClient? _first;
 
@@ -91,7 +94,14 @@ public sealed class ReconnectingNbdClient : IAsyncDisposable
         while (true)
         {
             var slot = Volatile.Read(ref _current);
-            var client = await slot.Task.WaitAsync(ct);
+            NbdClient client;
+            if (slot.Task.IsCompleted) client = await slot.Task;
+            else
+            {
+                Interlocked.Increment(ref _waiting); // shortens the supervisor's backoff: see WaitBackoffAsync
+                try { client = await slot.Task.WaitAsync(ct); }
+                finally { Interlocked.Decrement(ref _waiting); }
+            }
             if (client.IsConnected) return client;
             Interlocked.CompareExchange(ref _current, NewSlot(), slot);
         }
@@ -146,7 +156,7 @@ public sealed class ReconnectingNbdClient : IAsyncDisposable
                 {
                     LastError = ex;
                     _log.LogWarning("connecting to {Uri} failed ({Reason}); retrying in {Delay} ms", _options, ex.Message, delay.TotalMilliseconds);
-                    await Task.Delay(delay, token);
+                    await WaitBackoffAsync(delay, token);
                     delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, _reconnect.MaxDelay.Ticks));
                     continue;
                 }
@@ -179,6 +189,19 @@ public sealed class ReconnectingNbdClient : IAsyncDisposable
             var disposed = Faulted(new ObjectDisposedException(nameof(ReconnectingNbdClient)));
             var last = Interlocked.Exchange(ref _current, disposed);
             if (last.TrySetException(new ObjectDisposedException(nameof(ReconnectingNbdClient)))) _ = last.Task.Exception;
+        }
+    }
+
+    /// <summary>The backoff between attempts, cut to <see cref="WantedRetry"/> while a caller waits: a source that was
+    /// away long enough for the backoff to reach seconds is back in use within half a second of its return when a
+    /// guest read is waiting on it, instead of failing that read's timeout; with nobody waiting it stays long.</summary>
+    private async Task WaitBackoffAsync(TimeSpan delay, CancellationToken token)
+    {
+        var step = TimeSpan.FromMilliseconds(100);
+        for (var waited = TimeSpan.Zero; waited < delay; waited += step)
+        {
+            if (waited >= WantedRetry && Volatile.Read(ref _waiting) > 0) return;
+            await Task.Delay(step < delay - waited ? step : delay - waited, token);
         }
     }
 
