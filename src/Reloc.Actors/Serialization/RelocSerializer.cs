@@ -27,8 +27,8 @@ public sealed class RelocSerializer(ExtendedActorSystem system) : SerializerWith
         SiteProtocol.CreateDisk => "SC1",
         SiteProtocol.DeleteDisk => "SD2",
         SiteProtocol.ListDisks => "SL1",
-        SiteProtocol.DiskInfo => "SI3",
-        SiteProtocol.DiskList => "SLR3",
+        SiteProtocol.DiskInfo => "SI4",
+        SiteProtocol.DiskList => "SLR4",
         SiteProtocol.Deleted => "SDD2",
         SiteProtocol.Refused => "SR1",
         SiteProtocol.Forbidden => "SFB1",
@@ -43,6 +43,8 @@ public sealed class RelocSerializer(ExtendedActorSystem system) : SerializerWith
         SiteEvents.DiskFenced => "SF3",
         SiteEvents.OutgoingBegun => "SOB2",
         SiteEvents.OutgoingEnded => "SOE2",
+        SiteEvents.RelocationQueued => "SQ1",
+        SiteEvents.QueueLeft => "SQL1",
         _ => RelocationCodec.Manifest(o) ?? HistoryCodec.Manifest(o) ?? throw new ArgumentException($"{o.GetType()} has no Reloc manifest"),
     };
 
