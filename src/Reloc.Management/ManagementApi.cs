@@ -153,7 +153,7 @@ public sealed record DiskHistoryView(string Disk, IReadOnlyList<RelocationHistor
 /// <summary>One change asked of a node's API, allowed or not: who (<paramref name="Principal"/>: a token's name, CN=... of a
 /// certificate, or anonymous; <paramref name="Auth"/>: none, token, certificate, cookie; <paramref name="Source"/>: the
 /// client's address), what (<paramref name="Action"/>: create-disk, delete-disk, relocate, set-rate, handover,
-/// cancel-relocation, leave-member, down-member, set-weight, set-link-budget; <paramref name="Detail"/>: one line), when, at which node, and how it ended
+/// cancel-relocation, leave-member, down-member, set-weight, set-link-budget, drain-site; <paramref name="Detail"/>: one line), when, at which node, and how it ended
 /// (<paramref name="Outcome"/>: accepted or refused, with the HTTP <paramref name="Status"/>).</summary>
 public sealed record AuditRecordView(long Seq, Guid Id, DateTime Time, string Node, string Principal, string Auth, string Source,
     string Action, string Target, string Detail, string Outcome, int Status);
