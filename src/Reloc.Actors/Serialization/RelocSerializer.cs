@@ -27,8 +27,9 @@ public sealed class RelocSerializer(ExtendedActorSystem system) : SerializerWith
         SiteProtocol.CreateDisk => "SC1",
         SiteProtocol.DeleteDisk => "SD2",
         SiteProtocol.ListDisks => "SL1",
-        SiteProtocol.DiskInfo => "SI4",
-        SiteProtocol.DiskList => "SLR4",
+        // Nothing queued: the layout before the queue, which a node of the version before reads (a rolling upgrade).
+        SiteProtocol.DiskInfo i => SiteCodec.Queued(i) ? "SI4" : "SI3",
+        SiteProtocol.DiskList l => SiteCodec.Queued(l) ? "SLR4" : "SLR3",
         SiteProtocol.Deleted => "SDD2",
         SiteProtocol.Refused => "SR1",
         SiteProtocol.Forbidden => "SFB1",

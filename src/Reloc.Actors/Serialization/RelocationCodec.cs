@@ -10,15 +10,16 @@ internal static class RelocationCodec
     public static string? Manifest(object o) => o switch
     {
         Relocate => "RR2", RequestHandover => "RH1", GetRelocations => "RG1", RelocationAccepted => "RA1",
-        RelocationRefused => "RF1", RelocationInfo => "RI2", RelocationList => "RL2", PrepareIncoming => "PI3",
+        RelocationRefused => "RF1", RelocationInfo i => Placed(i) ? "RI2" : "RI1", RelocationList l => l.Relocations.Any(Placed) ? "RL2" : "RL1", PrepareIncoming => "PI3",
         IncomingPrepared => "IP2", StartOutgoing => "SO3", OutgoingStarted => "OS2", InvalidateAt => "IA2",
         InvalidatedAt => "ID2", Fence => "FE2", Fenced => "FD2", TakeOwnershipAt => "TO2", OwnershipMoved => "OM2",
         RelocationDone => "DN2", Release => "RE2", Released => "RD2", HandoverRequested => "HR2",
         CancelRelocation => "XC1", SetRelocationRate => "XR1", GetRelocationStatus => "XG1", RelocationCancelled => "XD1",
-        RelocationStatus => "XS2", DiskProgress => "XP1", StopOutgoing => "XST2", OutgoingStopped => "XSD2",
+        RelocationStatus s => Placed(s.Info) ? "XS2" : "XS1", DiskProgress => "XP1", StopOutgoing => "XST2", OutgoingStopped => "XSD2",
         DropIncoming => "XDI2", IncomingDropped => "XDD2", GuestClients => "XGC1", RelocationStalled => "XRS1", GetProgress => "XGP1", SetRate => "XSR1",
         SetRelocationWeight => "XW1", SetLinkBudget => "LS1", GetLinks => "LG1", LinkList => "LL1", LinkInfo => "LI1",
-        // Admission queue (RI2/RL2/XS2: RelocationInfo's layout with its place in line appended; the 1s stay readable).
+        // Admission queue (RI2/RL2/XS2: RelocationInfo's layout with its place in line appended, written only when one is
+        // queued: else the 1s, which a node of the version before reads).
         DrainSite => "QD1", DrainAccepted => "QDA1", RelocationQueued => "QR1", QueueRelocation => "QQ1", QueuedAt => "QA1",
         QueueRefused => "QF1", Unqueue => "QU1", Unqueued => "QUD1",
         _ => null,
@@ -36,8 +37,11 @@ internal static class RelocationCodec
                 case GetRelocations: break;
                 case RelocationAccepted m: w.Write(m.Disk); w.Write(m.FromSite); w.Write(m.ToSite); w.Write(m.Epoch); break;
                 case RelocationRefused m: w.Write(m.Reason); break;
-                case RelocationInfo m: WriteInfo(w, m); break;
-                case RelocationList m: w.Write(m.Relocations.Count); foreach (var i in m.Relocations) WriteInfo(w, i); break;
+                case RelocationInfo m: WriteInfo(w, m, Placed(m)); break;
+                case RelocationList m:
+                    var placed = m.Relocations.Any(Placed);
+                    w.Write(m.Relocations.Count); foreach (var i in m.Relocations) WriteInfo(w, i, placed);
+                    break;
                 case PrepareIncoming m: w.Write(m.Disk); w.Write(m.Size); w.Write(m.FromSite); w.Write(m.SourceUri); w.Write(m.Epoch); w.Write(m.Hybrid); w.Write(m.RateBytesPerSecond); w.Write(m.Prefetch); w.Write(m.Relocation); break;
                 case IncomingPrepared m: w.Write(m.Disk); w.Write(m.Epoch); w.Write(m.Relocation); break;
                 case StartOutgoing m: w.Write(m.Disk); w.Write(m.ToSite); w.Write(m.Epoch); w.Write(m.BlockSize); w.Write(m.Relocation); break;
@@ -56,7 +60,7 @@ internal static class RelocationCodec
                 case SetRelocationRate m: w.Write(m.Disk); w.Write(m.RateBytesPerSecond); break;
                 case GetRelocationStatus m: w.Write(m.Disk); break;
                 case RelocationCancelled m: w.Write(m.Disk); break;
-                case RelocationStatus m: WriteInfo(w, m.Info); WriteProgress(w, m.Progress); break;
+                case RelocationStatus m: WriteInfo(w, m.Info, Placed(m.Info)); WriteProgress(w, m.Progress); break;
                 case DiskProgress m: WriteProgress(w, m); break;
                 case StopOutgoing m: w.Write(m.Disk); w.Write(m.Epoch); w.Write(m.Relocation); break;
                 case OutgoingStopped m: w.Write(m.Disk); w.Write(m.Epoch); w.Write(m.Relocation); break;
@@ -152,9 +156,13 @@ internal static class RelocationCodec
         };
     }
 
-    private static void WriteInfo(BinaryWriter w, RelocationInfo i)
+    private static bool Placed(RelocationInfo i) => i.Position != 0;
+
+    /// <param name="placed">RI2's layout (its place in line appended), else RI1's.</param>
+    private static void WriteInfo(BinaryWriter w, RelocationInfo i, bool placed = true)
     {
-        w.Write(i.Disk); w.Write(i.FromSite); w.Write(i.ToSite); w.Write(i.Epoch); w.Write(i.Phase); w.Write(i.Position);
+        w.Write(i.Disk); w.Write(i.FromSite); w.Write(i.ToSite); w.Write(i.Epoch); w.Write(i.Phase);
+        if (placed) w.Write(i.Position);
     }
 
     /// <param name="placed">The layout of RI2 and after (its place in line appended).</param>

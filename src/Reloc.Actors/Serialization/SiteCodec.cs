@@ -16,11 +16,12 @@ internal static class SiteCodec
                 case SiteProtocol.CreateDisk c: w.Write(c.Name); w.Write(c.Size); WriteOptional(w, c.FromFile); break;
                 case SiteProtocol.DeleteDisk d: w.Write(d.Name); w.Write(d.Force); break;
                 case SiteProtocol.ListDisks: break;
-                case SiteProtocol.DiskInfo i: WriteInfo(w, i); break;
+                case SiteProtocol.DiskInfo i: WriteInfo(w, i, Queued(i)); break;
                 case SiteProtocol.DiskList l:
                     w.Write(l.Site);
                     w.Write(l.Disks.Count);
-                    foreach (var i in l.Disks) WriteInfo(w, i);
+                    var queued = Queued(l);
+                    foreach (var i in l.Disks) WriteInfo(w, i, queued);
                     break;
                 case SiteProtocol.Deleted d: w.Write(d.Name); w.Write(d.ClientsCut); break;
                 case SiteProtocol.Refused r: w.Write(r.Reason); break;
@@ -103,10 +104,16 @@ internal static class SiteCodec
         return new SiteProtocol.DiskList(site, disks);
     }
 
-    private static void WriteInfo(BinaryWriter w, SiteProtocol.DiskInfo i)
+    /// <summary>Whether the layout with the queued relocation (SI4, SLR4) is needed: else SI3/SLR3, as before the queue.</summary>
+    public static bool Queued(SiteProtocol.DiskInfo i) => i.Queued is not null;
+
+    public static bool Queued(SiteProtocol.DiskList l) => l.Disks.Any(Queued);
+
+    private static void WriteInfo(BinaryWriter w, SiteProtocol.DiskInfo i, bool withQueued)
     {
         w.Write(i.Name); w.Write(i.Size); w.Write(i.Site); w.Write(i.Epoch); w.Write(i.Phase); w.Write(i.NbdUri);
         w.Write(i.Peer); w.Write(i.LocalBytes); w.Write(i.Clients); w.Write(i.Writable); w.Write(i.HandoverWanted); w.Write(i.Relocation);
+        if (!withQueued) return;
         w.Write(i.Queued is not null);
         if (i.Queued is not null) WriteQueued(w, i.Queued);
     }
