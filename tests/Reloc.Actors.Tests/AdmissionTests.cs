@@ -170,6 +170,10 @@ public sealed class CoordinatorAdmissionTests
              new DrainFound(new("a", "b"), "op", Lists(new DiskInfo("vm0", 1 << 20, "a", 3, "outgoing", "nbd://a/vm0", "c", Relocation: "r1"),
                  Owned("vm1", "a"), Owned("vm2", "a")), T(40)), Durable("vm1", 2), Durable("vm2", 3)],
             ["event Queued vm2", "reply drain vm1:queued:1 vm2:queued:2 skipped vm0"] },
+        { "a queued one whose destination left the cluster does not hold its source", 1,
+            [.. Run("vm1", 1, "a", "b"), .. Ask("vm2", "c", "b"), Durable("vm2", 2, "c"),
+             new CoordinatorInput.Relocate(new("vm3", "d"), "op", ["a", "c", "d"]), new Found(new("vm3", "d"), "op", Lists(Owned("vm3", "c")), T(5))],
+            ["event Started vm3", "reply accepted vm3", "c <- StartOutgoing vm3 r3"] },
         { "drain into itself is refused", 1, [Op(new DrainSite("a", "a"))], ["reply refused"] },
         { "drain to a site not up is refused", 1, [Op(new DrainSite("a", "x"))], ["reply refused"] },
     };

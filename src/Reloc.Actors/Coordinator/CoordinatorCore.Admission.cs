@@ -58,7 +58,11 @@ public sealed partial class CoordinatorCore
 
     private static RelocationMode ModeOf(bool hybrid) => hybrid ? RelocationMode.Hybrid : RelocationMode.Postcopy;
 
-    private Admission.Waiting WaitingOf(Queued q) => new(q.Disk, q.From, q.To, q.Durable && !Gone(q.From) && !Gone(q.To));
+    private Admission.Waiting WaitingOf(Queued q) => new(q.Disk, q.From, q.To, q.Durable);
+
+    /// <summary>The queue as admission sees it: one whose site left the cluster neither starts nor holds its other site
+    /// (it waits, in its place, until that site is back).</summary>
+    private List<Admission.Waiting> Waiting() => _queue.Where(q => !Gone(q.From) && !Gone(q.To)).Select(WaitingOf).ToList();
 
     /// <summary>A relocation the sites allow (its disk owned at <paramref name="owner"/>): it starts now if admission
     /// lets it, else it joins the queue and its source is asked to keep it. <paramref name="waiter"/> is answered
@@ -66,7 +70,7 @@ public sealed partial class CoordinatorCore
     private void Admit(string disk, SiteProtocol.DiskInfo owner, string to, bool hybrid, long rate, bool prefetch, object waiter, DateTime now)
     {
         var candidate = new Admission.Waiting(disk, owner.Site, to);
-        if (Admission.Admit(_flows.Values.Select(f => (f.From, f.To)), [.. _queue.Select(WaitingOf), candidate], _admission.MaxPerSite).Contains(disk))
+        if (Admission.Admit(_flows.Values.Select(f => (f.From, f.To)), [.. Waiting(), candidate], _admission.MaxPerSite).Contains(disk))
         {
             var flow = BeginFlow(disk, owner.Site, to, owner.Epoch, owner.Size, owner.NbdUri, newRelocationId(), hybrid, rate, prefetch, now,
                 answer: waiter is DrainWait ? null : waiter);
@@ -102,7 +106,7 @@ public sealed partial class CoordinatorCore
     private void AdmitQueued(DateTime now)
     {
         if (_queue.Count == 0) return;
-        var start = Admission.Admit(_flows.Values.Select(f => (f.From, f.To)), _queue.Select(WaitingOf).ToList(), _admission.MaxPerSite);
+        var start = Admission.Admit(_flows.Values.Select(f => (f.From, f.To)), Waiting(), _admission.MaxPerSite);
         foreach (var disk in start)
         {
             var q = QueuedOf(disk)!;
