@@ -8,8 +8,9 @@ using static Reloc.Actors.Site.SiteProtocol;
 namespace Reloc.Actors.Tests;
 
 /// <summary>A drain through the admission queue in a real two-site cluster: five disks of site-a under a limit of two.
-/// The coordinator's list, read all along, never shows more than two running; every disk ends owned by site-b with the
-/// bytes written at site-a (a distinct pattern each, one write into a hole).</summary>
+/// The coordinator's list, read all along, never shows more than two running; a queued disk is written at site-a while
+/// it waits; one queued is cancelled and stays at site-a untouched; every other disk ends owned by site-b with the bytes
+/// written at site-a (a distinct pattern each, one write into a hole).</summary>
 public sealed class AdmissionClusterTests : IAsyncLifetime
 {
     private const int Limit = 2, Disks = 5, Size = 4 << 20;
@@ -68,15 +69,29 @@ public sealed class AdmissionClusterTests : IAsyncLifetime
         Assert.Empty(again.Relocations);
         Assert.Equal(Disks, again.Skipped.Count);
 
-        await InProcessSites.AwaitAsync(async () => (await ListAsync(B)).Disks.Count(d => d.Phase == "owned" && d.Epoch == 2) == Disks
-                                                    && (await ListAsync(A)).Disks.Count == 0);
+        // The last in line is cancelled: out of the queue, its disk where it was (owned at epoch 1, nothing queued).
+        var last = drain.Relocations.Where(r => r.Phase == QueuedPhase).MaxBy(r => r.Position)!.Disk;
+        Assert.Equal(new RelocationCancelled(last), await A.Coordinator.Ask<object>(new CancelRelocation(last), TimeSpan.FromSeconds(20)));
+        // Its source forgets it (the Unqueue may arrive after the answer, from another node).
+        await InProcessSites.AwaitAsync(async () => (await ListAsync(A)).Disks.Single(d => d.Name == last) is { Phase: "owned", Epoch: 1, Queued: null });
+        Assert.DoesNotContain(Assert.IsType<RelocationList>(await A.Coordinator.Ask<object>(new GetRelocations(), TimeSpan.FromSeconds(20))).Relocations, r => r.Disk == last);
+        // A disk that waits is served as before at its source: a guest's write there (into a hole) arrives with it.
+        var waiting = drain.Relocations.First(r => r.Phase == QueuedPhase && r.Disk != last).Disk;
+        var w = int.Parse(waiting[1..]);
+        await Tool.CheckAsync("qemu-io", "-f", "raw", (await ListAsync(A)).Disks.Single(d => d.Name == waiting).NbdUri, "-c", "write -P 0x77 2M 4k");
+        expected[w].AsSpan(2 << 20, 4096).Fill(0x77);
+
+        await InProcessSites.AwaitAsync(async () => (await ListAsync(B)).Disks.Count(d => d.Phase == "owned" && d.Epoch == 2) == Disks - 1
+                                                    && (await ListAsync(A)).Disks.Count == 1);
         await stop.CancelAsync();
         await watch;
         Assert.True(maxRunning == Limit, $"at most {Limit} relocations at once, and that many used; the coordinator showed {maxRunning}");
         Assert.True(maxQueued >= Disks - Limit - 1, $"the queue held {maxQueued}");
         Assert.True(queuedAtSource, "site-a never showed a queued relocation in its disk list");
 
-        foreach (var moved in (await ListAsync(B)).Disks)
+        var stayed = Assert.Single((await ListAsync(A)).Disks);
+        Assert.Equal((last, "owned", 1L, (QueuedRelocation?)null), (stayed.Name, stayed.Phase, stayed.Epoch, stayed.Queued));
+        foreach (var moved in (await ListAsync(B)).Disks.Append(stayed))
         {
             var copy = Path.Combine(_sites.Dir, moved.Name + "-moved.img");
             await Tool.CheckAsync("nbdcopy", moved.NbdUri, copy);
