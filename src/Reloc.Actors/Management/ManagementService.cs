@@ -128,6 +128,7 @@ public sealed class ManagementService(ActorSystem system, IActorRef coordinator,
     /// before its handover (the disk stays where it is).</summary>
     public async Task<DrainView> DrainAsync(string site, DrainRequest request)
     {
+        if (string.IsNullOrWhiteSpace(request.To)) throw BadRequest("to: the destination site is required");
         RequestChecks.CheckRate(request.Rate);
         var sites = SiteDirectory.Sites(system);
         foreach (var s in new[] { site, request.To })
