@@ -81,6 +81,7 @@ public static class CliApp
         root.Subcommands.Add(RelocationCommands.CreateRelocate(stopping));
         root.Subcommands.Add(RelocationCommands.CreateGroup(stopping));
         root.Subcommands.Add(LinkCommands.Create(stopping));
+        root.Subcommands.Add(SiteCommands.Create(stopping));
         root.Subcommands.Add(EventCommands.Create(stopping));
         root.Subcommands.Add(AuditCommands.Create(stopping));
         return root;

@@ -32,7 +32,7 @@ internal static class RelocationCommands
     {
         var group = new Command("relocation", "Relocations under way: list, status, rate, weight, handover, cancel");
 
-        var list = new Command("list", "Relocations under way and their phases");
+        var list = new Command("list", "Relocations under way and their phases, then the admission queue's in its order (queued, with each one's place)");
         list.SetAction((r, _) => CliApp.Execute(r, stopping, ListAsync));
         group.Subcommands.Add(list);
 
@@ -74,6 +74,16 @@ internal static class RelocationCommands
         var what = $"relocating {disk} from {accepted.FromSite} to {accepted.ToSite} ({mode}, " +
                    $"{(prefetch ? $"background copy {Fmt.Cap(rate)}" : "no background copy")}, epoch {accepted.Epoch} → {accepted.Epoch + 1})";
         if (accepted.Warning is { } warning && !s.Out.Json) s.Out.Line("warning: " + warning);
+        if (accepted.State == ManagementApi.QueuedPhase)
+        {
+            what = $"queued: {what}; place {accepted.Position} in the admission queue, it starts when a relocation at {accepted.FromSite} or {accepted.ToSite} ends";
+            if (wait)
+            {
+                if (!s.Out.Json) s.Out.Line(what);
+                await WaitQueuedAsync(s, disk);
+                what = $"{disk} left the queue";
+            }
+        }
         if (!wait)
         {
             if (s.Out.Json) { s.Out.PrintJson(accepted, ManagementJson.Default.RelocationAccepted); return CliApp.Ok; }
@@ -95,6 +105,14 @@ internal static class RelocationCommands
         else PrintOutcome(s, disk, result, moved);
         if (!moved) throw new ManagementException($"the relocation of '{disk}' ended without moving it: {OwnerText(result.Disk)}");
         return CliApp.Ok;
+    }
+
+    /// <summary>Until the disk's relocation leaves the admission queue (polled once a second: nothing streams while it waits).</summary>
+    private static async Task WaitQueuedAsync(Session s, string disk)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
+        while ((await s.CallAsync((c, ct) => c.RelocationsAsync(ct))).Any(r => r.Disk == disk && r.Phase == ManagementApi.QueuedPhase))
+            await timer.WaitForNextTickAsync(s.Stopping);
     }
 
     private static JsonNode? Node(RelocationStatusView? status) => status is null ? null : JsonSerializer.SerializeToNode(status, ManagementJson.Default.RelocationStatusView);
@@ -124,7 +142,7 @@ internal static class RelocationCommands
         if (list.Count == 0) { s.Out.Line("no relocations under way"); return CliApp.Ok; }
         var table = Output.Table("Disk", "From", "To", "Epoch", "Phase");
         foreach (var r in list)
-            table.AddRow(r.Disk, r.FromSite, r.ToSite, $"{r.Epoch} → {r.Epoch + 1}", r.Phase);
+            table.AddRow(r.Disk, r.FromSite, r.ToSite, $"{r.Epoch} → {r.Epoch + 1}", r.Phase == ManagementApi.QueuedPhase ? $"queued (place {r.Position})" : r.Phase);
         s.Out.Write(table);
         return CliApp.Ok;
     }

@@ -19,6 +19,7 @@ public static class ManagementApi
     public const string Events = Prefix + "/events";
     public const string Audit = Prefix + "/audit";
     public const string Links = Prefix + "/links";
+    public const string Sites = Prefix + "/sites";
     public const string OpenApi = "/openapi/v1.json";
     public const string Health = "/healthz";
     public const string Ready = "/readyz";
@@ -33,6 +34,11 @@ public static class ManagementApi
     public static string RelocationAction(string disk, string action) => $"{Relocation(disk)}/{action}";
     /// <summary>The link between two sites (either order names the same link).</summary>
     public static string Link(string siteA, string siteB) => $"{Links}/{Uri.EscapeDataString(siteA)}/{Uri.EscapeDataString(siteB)}";
+    /// <summary>POST: relocate every disk the site owns to another (<see cref="DrainRequest"/>), through the admission queue.</summary>
+    public static string SiteDrain(string site) => $"{Sites}/{Uri.EscapeDataString(site)}/drain";
+
+    /// <summary>The phase of a relocation waiting in the admission queue (<see cref="RelocationView.Position"/>: its place).</summary>
+    public const string QueuedPhase = "queued";
 
     /// <summary>The event names of a relocation's progress stream.</summary>
     public const string SseProgress = "progress", SseDone = "done", SseProblem = "problem";
@@ -74,7 +80,16 @@ public sealed record DiskCopy(string Name, long Size, string Site, long Epoch, s
 
 public sealed record DiskListView(IReadOnlyList<DiskCopy> Disks, IReadOnlyList<string> UnreachableSites);
 
-public sealed record RelocationView(string Disk, string FromSite, string ToSite, long Epoch, string Phase);
+/// <param name="Position">Its place in the admission queue (1: next) when <paramref name="Phase"/> is "queued"; 0 under way.</param>
+public sealed record RelocationView(string Disk, string FromSite, string ToSite, long Epoch, string Phase, int Position = 0);
+
+/// <summary>A drain: relocate every disk <c>{site}</c> owns now to <paramref name="To"/> (disks created there later are not included).</summary>
+public sealed record DrainRequest(string To, RelocationMode Mode = RelocationMode.Postcopy, long Rate = 0, bool Prefetch = true);
+
+public sealed record DrainSkippedView(string Disk, string Reason);
+
+/// <summary>What a drain relocates (started, or queued with its place) and what it left out, with why.</summary>
+public sealed record DrainView(string FromSite, string ToSite, IReadOnlyList<RelocationView> Relocations, IReadOnlyList<DrainSkippedView> Skipped);
 
 /// <summary>A relocation on a link: its weight, the operator's cap (0: none) and the rate its destination was given (bytes/s; 0: unlimited).</summary>
 public sealed record LinkShareView(string Disk, string FromSite, string ToSite, int Weight, long Cap, long Rate);
@@ -92,7 +107,9 @@ public sealed record DiskView(string Name, long Size, string Owner, long Epoch, 
 public sealed record DiskDeleted(string Name, string Site, int ClientsCut = 0);
 
 /// <param name="Warning">The destination can hold the disk's data now, but not its full size (set when so).</param>
-public sealed record RelocationAccepted(string Disk, string FromSite, string ToSite, long Epoch, string? Warning = null);
+/// <param name="State">"started", or "queued" (over reloc.coordinator.max-concurrent-relocations-per-site: it waits, kept at its
+/// source, and starts first come first served; <paramref name="Position"/> is its place, 1: next).</param>
+public sealed record RelocationAccepted(string Disk, string FromSite, string ToSite, long Epoch, string? Warning = null, string State = "started", int Position = 0);
 
 public sealed record RelocationCancelled(string Disk);
 
@@ -136,7 +153,7 @@ public sealed record DiskHistoryView(string Disk, IReadOnlyList<RelocationHistor
 /// <summary>One change asked of a node's API, allowed or not: who (<paramref name="Principal"/>: a token's name, CN=... of a
 /// certificate, or anonymous; <paramref name="Auth"/>: none, token, certificate, cookie; <paramref name="Source"/>: the
 /// client's address), what (<paramref name="Action"/>: create-disk, delete-disk, relocate, set-rate, handover,
-/// cancel-relocation, leave-member, down-member, set-weight, set-link-budget; <paramref name="Detail"/>: one line), when, at which node, and how it ended
+/// cancel-relocation, leave-member, down-member, set-weight, set-link-budget, drain-site; <paramref name="Detail"/>: one line), when, at which node, and how it ended
 /// (<paramref name="Outcome"/>: accepted or refused, with the HTTP <paramref name="Status"/>).</summary>
 public sealed record AuditRecordView(long Seq, Guid Id, DateTime Time, string Node, string Principal, string Auth, string Source,
     string Action, string Target, string Detail, string Outcome, int Status);
@@ -151,6 +168,8 @@ public sealed record AuditListView(IReadOnlyList<AuditRecordView> Records);
 [JsonSerializable(typeof(RateRequest))]
 [JsonSerializable(typeof(WeightRequest))]
 [JsonSerializable(typeof(LinkRequest))]
+[JsonSerializable(typeof(DrainRequest))]
+[JsonSerializable(typeof(DrainView))]
 [JsonSerializable(typeof(LinkView))]
 [JsonSerializable(typeof(LinkListView))]
 [JsonSerializable(typeof(ClusterView))]

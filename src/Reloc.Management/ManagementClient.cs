@@ -87,6 +87,10 @@ public sealed class ManagementClient : IDisposable
     public Task<RelocationAccepted> RelocateAsync(RelocateRequest request, CancellationToken ct = default) =>
         PostAsync(ManagementApi.Relocations, JsonContent.Create(request, J.RelocateRequest), J.RelocationAccepted, ct);
 
+    /// <summary>Relocate every disk <paramref name="site"/> owns now, through the admission queue.</summary>
+    public Task<DrainView> DrainAsync(string site, DrainRequest request, CancellationToken ct = default) =>
+        PostAsync(ManagementApi.SiteDrain(site), JsonContent.Create(request, J.DrainRequest), J.DrainView, ct);
+
     public async Task<IReadOnlyList<RelocationView>> RelocationsAsync(CancellationToken ct = default) =>
         await GetAsync(ManagementApi.Relocations, J.ListRelocationView, ct);
 

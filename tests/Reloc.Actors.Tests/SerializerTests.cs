@@ -110,6 +110,75 @@ public sealed class SerializerTests : IDisposable
     }
 
     [Fact]
+    public void The_admission_queue_messages_and_events_round_trip()
+    {
+        var queued = new QueuedRelocation("site-b", 638_000_000_000_000_001, true, 40_000_000, false, "r9");
+        object[] messages =
+        [
+            new SiteEvents.RelocationQueued("vm1", queued),
+            new SiteEvents.QueueLeft("vm1", "r9"),
+            new SiteProtocol.DiskInfo("vm1", 1 << 20, "site-a", 3, "owned", "nbd://127.0.0.1:10811/vm1", Queued: queued),
+            new SiteProtocol.DiskList("site-a", [new SiteProtocol.DiskInfo("vm1", 1 << 20, "site-a", 3, "owned", "nbd://a/vm1", Queued: queued),
+                new SiteProtocol.DiskInfo("vm2", 1 << 20, "site-a", 3, "owned", "nbd://a/vm2")]),
+            new RelocationProtocol.DrainSite("site-a", "site-b", true, 5_000_000, false),
+            new RelocationProtocol.DrainAccepted("site-a", "site-b",
+                [new RelocationProtocol.RelocationInfo("vm1", "site-a", "site-b", 3, "starting"), new RelocationProtocol.RelocationInfo("vm2", "site-a", "site-b", 1, "queued", 2)],
+                [new RelocationProtocol.DrainSkipped("vm3", "already relocating site-a->site-c (serving)")]),
+            new RelocationProtocol.RelocationQueued("vm1", "site-a", "site-b", 3, 7),
+            new RelocationProtocol.QueueRelocation("vm1", 3, "site-b", 638_000_000_000_000_001, false, 0, true, "r9"),
+            new RelocationProtocol.QueuedAt("vm1", 638_000_000_000_000_001, "r9"),
+            new RelocationProtocol.QueueRefused("vm1", "r9", "disk 'vm1' is outgoing on site site-a"),
+            new RelocationProtocol.Unqueue("vm1", "r9"),
+            new RelocationProtocol.Unqueued("vm1", "r9"),
+            new RelocationProtocol.RelocationInfo("vm1", "site-a", "site-b", 3, "queued", 4),
+            new RelocationProtocol.RelocationList([new RelocationProtocol.RelocationInfo("vm1", "site-a", "site-b", 3, "queued", 4)]),
+            new RelocationProtocol.RelocationStatus(new RelocationProtocol.RelocationInfo("vm1", "site-a", "site-b", 3, "queued", 1),
+                new RelocationProtocol.DiskProgress("vm1", "queued", 0, 1 << 20, 0, 0, 0, 0, 0, 0, false)),
+            new RelocationProtocol.RelocationEvent(Guid.NewGuid(), DateTime.UnixEpoch, "r9", "vm1", "site-a", "site-b", RelocationMode.Hybrid, 3,
+                RelocationEventKind.Queued, null, Detail: "waits in the admission queue at place 2"),
+        ];
+        var json = new System.Text.Json.JsonSerializerOptions { IncludeFields = true };
+        foreach (var m in messages)
+        {
+            var serializer = (SerializerWithStringManifest)_system.Serialization.FindSerializerFor(m);
+            Assert.IsType<RelocSerializer>(serializer);
+            var back = serializer.FromBinary(serializer.ToBinary(m), serializer.Manifest(m));
+            Assert.Equal(System.Text.Json.JsonSerializer.Serialize(m, m.GetType(), json), System.Text.Json.JsonSerializer.Serialize(back, back.GetType(), json));
+        }
+    }
+
+    /// <summary>The version story: nothing queued is written in the layouts before the queue (SI3, SLR3, RI1, RL1, XS1), which
+    /// a node of the version before reads during a rolling upgrade; only a queued disk or relocation needs SI4, SLR4, RI2,
+    /// RL2, XS2 (those layouts with the queue's fields appended). Both read back the same.</summary>
+    [Fact]
+    public void Only_what_is_queued_is_written_in_the_new_layouts()
+    {
+        var serializer = (SerializerWithStringManifest)_system.Serialization.FindSerializerFor(new SiteEvents.DiskRemoved("x"));
+        var info = new SiteProtocol.DiskInfo("vm1", 1 << 20, "site-a", 3, "owned", "nbd://a/vm1", "", 0, 1, true, false, "");
+        var queued = info with { Queued = new QueuedRelocation("site-b", 5, false, 0, true, "r5") };
+        var running = new RelocationProtocol.RelocationInfo("vm1", "site-a", "site-b", 3, "serving");
+        var waiting = new RelocationProtocol.RelocationInfo("vm2", "site-a", "site-b", 3, "queued", 2);
+        var progress = new RelocationProtocol.DiskProgress("vm1", "queued", 0, 1 << 20, 0, 0, 0, 0, 0, 0, false);
+        (object Message, string Manifest)[] cases =
+        [
+            (info, "SI3"), (queued, "SI4"),
+            (new SiteProtocol.DiskList("site-a", [info]), "SLR3"), (new SiteProtocol.DiskList("site-a", [info, queued]), "SLR4"),
+            (running, "RI1"), (waiting, "RI2"),
+            (new RelocationProtocol.RelocationList([running]), "RL1"), (new RelocationProtocol.RelocationList([running, waiting]), "RL2"),
+            (new RelocationProtocol.RelocationStatus(running, progress), "XS1"), (new RelocationProtocol.RelocationStatus(waiting, progress), "XS2"),
+        ];
+        var json = new System.Text.Json.JsonSerializerOptions { IncludeFields = true };
+        foreach (var (m, manifest) in cases)
+        {
+            Assert.Equal(manifest, serializer.Manifest(m));
+            var back = serializer.FromBinary(serializer.ToBinary(m), manifest);
+            Assert.Equal(System.Text.Json.JsonSerializer.Serialize(m, m.GetType(), json), System.Text.Json.JsonSerializer.Serialize(back, back.GetType(), json));
+        }
+        Assert.Equal(("SQ1", "SQL1"), (serializer.Manifest(new SiteEvents.RelocationQueued("x", new("b", 1, false, 0, true, "r"))),
+            serializer.Manifest(new SiteEvents.QueueLeft("x", "r"))));
+    }
+
+    [Fact]
     public void The_history_snapshot_round_trips_with_its_events()
     {
         var e = new RelocationProtocol.RelocationEvent(Guid.NewGuid(), DateTime.UnixEpoch, "r1", "vm1", "a", "b", RelocationMode.Hybrid, 3,

@@ -15,6 +15,7 @@ public sealed class SiteCoreTests
     private const long Size = 1 << 20;
     private static readonly SiteEvents.DiskAdded Owned = new("vm", Size, "/d/vm.img", 1);
     private static readonly SiteEvents.OutgoingBegun Outgoing = new("vm", 1, "b", "r1");
+    private static readonly SiteEvents.RelocationQueued Queued = new("vm", new QueuedRelocation("b", 7, false, 0, true, "r1"));
     private static SiteInput.ClientsChanged Clients(int n) => new("vm", n);
     private static readonly SiteEvents.IncomingAdded Incoming = new("vm", Size, "/d/vm.img", "nbd://a:10809/vm@peer", 1, "a", "j1", "r1", new(Hybrid: false, Rate: 0, Prefetch: true));
 
@@ -120,6 +121,20 @@ public sealed class SiteCoreTests
         { "start to itself", [Owned], new StartOutgoing("vm", "a", 1, 65536, "r1"), ["reply refused: disk 'vm' is already at a"] },
         { "start a stopped attempt (late)", [Owned, new SiteEvents.OutgoingEnded("vm", "r1")], new StartOutgoing("vm", "b", 1, 65536, "r1"),
             ["log EndedAttemptRefused", "reply refused: relocation r1 of 'vm' was stopped on site a; it is not started again"] },
+        // The admission queue: kept at the owner, nothing else changes (no tracking, no stream: the disk is served as before).
+        { "queue", [Owned], new QueueRelocation("vm", 1, "b", 7, false, 0, true, "r1"), ["persist RelocationQueued", "reply QueuedAt"] },
+        { "queue again (a retry)", [Owned, Queued], new QueueRelocation("vm", 1, "b", 7, false, 0, true, "r1"), ["reply QueuedAt"] },
+        { "queue a second relocation", [Owned, Queued], new QueueRelocation("vm", 1, "c", 8, false, 0, true, "r2"), ["reply QueueRefused"] },
+        { "queue an outgoing disk", [Owned, Outgoing], new QueueRelocation("vm", 1, "c", 8, false, 0, true, "r2"), ["reply QueueRefused"] },
+        { "queue at an old epoch", [Owned], new QueueRelocation("vm", 0, "b", 7, false, 0, true, "r1"), ["reply QueueRefused"] },
+        { "queue an unknown disk", [], new QueueRelocation("vm", 1, "b", 7, false, 0, true, "r1"), ["reply QueueRefused"] },
+        { "start a queued one", [Owned, Queued], new StartOutgoing("vm", "b", 1, 65536, "r1"), ["persist OutgoingBegun", "track 65536", "stream", "reply OutgoingStarted"] },
+        { "unqueue", [Owned, Queued], new Unqueue("vm", "r1"), ["persist QueueLeft", "reply Unqueued"] },
+        { "unqueue again", [Owned, Queued, new SiteEvents.QueueLeft("vm", "r1")], new Unqueue("vm", "r1"), ["reply Unqueued"] },
+        { "start an unqueued one (late)", [Owned, Queued, new SiteEvents.QueueLeft("vm", "r1")], new StartOutgoing("vm", "b", 1, 65536, "r1"),
+            ["log EndedAttemptRefused", "reply refused: relocation r1 of 'vm' was stopped on site a; it is not started again"] },
+        { "delete a queued disk", [Owned, Queued], new SiteProtocol.DeleteDisk("vm"),
+            ["reply refused: disk 'vm' waits in the admission queue for a relocation to b: cancel it first (reloc relocation cancel vm)"] },
         { "stop", [Owned, Outgoing], new StopOutgoing("vm", 1, "r1"), ["persist OutgoingEnded", "stop stream", "untrack", "reply OutgoingStopped"] },
         { "stop before the start arrived", [Owned], new StopOutgoing("vm", 1, "r1"), ["persist OutgoingEnded", "reply OutgoingStopped"] },
         { "stop again", [Owned, new SiteEvents.OutgoingEnded("vm", "r1")], new StopOutgoing("vm", 1, "r1"), ["reply OutgoingStopped"] },

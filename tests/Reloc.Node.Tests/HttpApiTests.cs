@@ -186,6 +186,16 @@ public sealed class HttpApiTests
         var paths = JsonNode.Parse(body)!["paths"]!.AsObject().Select(p => p.Key).ToList();
         Assert.Contains("/api/v1/relocations/{disk}/progress", paths);
         Assert.Contains("/api/v1/disks/{name}/history", paths);
+        Assert.Contains("/api/v1/sites/{site}/drain", paths);
+
+        // A drain into itself, to a site not up, or without a destination.
+        (status, body) = await PostJsonAsync(api + "/sites/site-a/drain", """{"to":"site-a"}""");
+        Assert.Equal((409, "cannot drain site site-a into itself: name another site with --to"), (status, Str(body, "detail")));
+        (status, body) = await PostJsonAsync(api + "/sites/site-a/drain", """{"to":"site-x"}""");
+        Assert.Equal(404, status);
+        Assert.StartsWith("unknown site 'site-x', or not up", Str(body, "detail"));
+        (status, body) = await PostJsonAsync(api + "/sites/site-a/drain", """{"to":""}""");
+        Assert.Equal((400, "to: the destination site is required"), (status, Str(body, "detail")));
     }
 
     [Fact]

@@ -17,8 +17,11 @@ namespace Reloc.Actors.Coordinator;
 /// <param name="interval">The reconcile interval (a round judges only flows unchanged for two of them).</param>
 /// <param name="newRelocationId">A fresh attempt id, unique across coordinators.</param>
 /// <param name="links">The link budgets of reloc.links (none: no budget on any pair).</param>
-public sealed partial class CoordinatorCore(TimeSpan interval, Func<string> newRelocationId, LinkSettings? links = null)
+/// <param name="admission">Relocations per site at once (none: no limit); the rest wait in the admission queue.</param>
+public sealed partial class CoordinatorCore(TimeSpan interval, Func<string> newRelocationId, LinkSettings? links = null, AdmissionSettings? admission = null)
 {
+    private readonly AdmissionSettings _admission = admission ?? AdmissionSettings.Unlimited;
+
     /// <summary>A serving relocation whose source every judged round, for this many reconcile intervals, showed
     /// without guests hands over: the idle trigger whose first signal (OutgoingStarted with no clients) got lost.
     /// Not one round: a source that just restarted has no guest until its VM reconnects (commit e8cd63f); a round
@@ -120,12 +123,26 @@ public sealed partial class CoordinatorCore(TimeSpan interval, Func<string> newR
                 _observing = true;
                 _out.Add(new AskAllSites(t.Now));
                 break;
-            case CoordinatorInput.Observed o: OnObserved(o); break;
+            case CoordinatorInput.Observed o: OnObserved(o); ObserveQueue(o); break;
+            case CoordinatorInput.DrainFound d: OnDrainFound(d); break;
             default: throw new ArgumentException($"not a coordinator input: {input}", nameof(input));
         }
+        // A slot freed (or a queued relocation became durable): the queue moves before the shares are set.
+        if (NowOf(input) is { } now) AdmitQueued(now);
         Rebalance();
         return _out;
     }
+
+    private static DateTime? NowOf(CoordinatorInput input) => input switch
+    {
+        CoordinatorInput.Found f => f.Now,
+        CoordinatorInput.Command c => c.Now,
+        CoordinatorInput.FromSite s => s.Now,
+        CoordinatorInput.Tick t => t.Now,
+        CoordinatorInput.Observed o => o.Now,
+        CoordinatorInput.DrainFound d => d.Now,
+        _ => null, // a relocate request frees no slot: its answer (Found) comes with a time
+    };
 
     private void Know(IReadOnlyList<string>? sites)
     {
@@ -168,6 +185,7 @@ public sealed partial class CoordinatorCore(TimeSpan interval, Func<string> newR
     {
         var m = r.Request;
         if (_flows.ContainsKey(m.Disk)) { Answer(r.ReplyTo, new RelocationRefused($"disk '{m.Disk}' is already relocating")); return; }
+        if (QueuedOf(m.Disk) is { } queued) { Answer(r.ReplyTo, AlreadyQueued(queued)); return; }
         if (!r.Sites.Contains(m.ToSite)) { Answer(r.ReplyTo, new RelocationRefused($"unknown site '{m.ToSite}' (sites: {string.Join(", ", r.Sites)})")); return; }
         if (m.RateBytesPerSecond < 0) { Answer(r.ReplyTo, new RelocationRefused($"rate must not be negative, not {m.RateBytesPerSecond}")); return; }
         // Where the disk is lives with the sites: ask them all.
@@ -196,17 +214,16 @@ public sealed partial class CoordinatorCore(TimeSpan interval, Func<string> newR
             return;
         }
         if (_flows.ContainsKey(m.Disk)) { Answer(replyTo, new RelocationRefused($"disk '{m.Disk}' is already relocating")); return; }
-        var flow = new Flow(m.Disk, owner.Site, m.ToSite, owner.Epoch, owner.Size, owner.NbdUri, newRelocationId(), FlowEvent.Accepted, Starting, found.Now, OnMoved)
-        {
-            Hybrid = m.Hybrid, Rate = m.RateBytesPerSecond, RateKnown = true, Prefetch = m.Prefetch, Mode = m.Hybrid ? RelocationMode.Hybrid : RelocationMode.Postcopy,
-        };
-        _flows[m.Disk] = flow;
-        Moved(flow, null, FlowEvent.Accepted, found.Now);
-        Log(CoreLogLevel.Debug, $"relocation accepted: {flow.View}"); // at Information: its lifecycle event (Started)
-        Answer(replyTo, new RelocationAccepted(m.Disk, flow.From, flow.To, flow.Epoch));
-        // The source tracks writes before the destination copies anything, so no write escapes the invalidations.
-        Tell(flow.From, new StartOutgoing(flow.Disk, flow.To, flow.Epoch, TrackingBlockSize, flow.Relocation));
+        if (QueuedOf(m.Disk) is { } queued) { Answer(replyTo, AlreadyQueued(queued)); return; }
+        if (owner.Queued is { } kept) { Answer(replyTo, new RelocationRefused($"disk '{m.Disk}' is already queued for {kept.ToSite}")); return; }
+        Admit(m.Disk, owner, m.ToSite, m.Hybrid, m.RateBytesPerSecond, m.Prefetch, replyTo, found.Now);
     }
+
+    private RelocationRefused AlreadyQueued(Queued q) =>
+        new($"disk '{q.Disk}' is already queued for {q.To} (place {_queue.IndexOf(q) + 1}): cancel it first to change it");
+
+    private static RelocationRefused Waits(Queued q) =>
+        new($"disk '{q.Disk}' waits in the admission queue for {q.To}: nothing runs yet (cancel it, or wait until it starts)");
 
     private void OnCommand(CoordinatorInput.Command c)
     {
@@ -214,7 +231,21 @@ public sealed partial class CoordinatorCore(TimeSpan interval, Func<string> newR
         switch (c.Request)
         {
             case GetRelocations:
-                Answer(replyTo, new RelocationList(_flows.Values.OrderBy(f => f.Disk, StringComparer.Ordinal).Select(f => f.Info).ToList()));
+                // Under way first (by disk), then the queue in its order.
+                Answer(replyTo, new RelocationList([.. _flows.Values.OrderBy(f => f.Disk, StringComparer.Ordinal).Select(f => f.Info), .. _queue.Select(InfoOf)]));
+                break;
+            case DrainSite m:
+                OnDrain(m, replyTo);
+                break;
+            case GetRelocationStatus m when QueuedOf(m.Disk) is { } waiting:
+                // Nothing copies yet: no destination to ask.
+                Answer(replyTo, new RelocationStatus(InfoOf(waiting), new DiskProgress(waiting.Disk, QueuedPhase, 0, waiting.Size, 0, 0, 0, 0, 0, 0, false)));
+                break;
+            case CancelRelocation m when QueuedOf(m.Disk) is { } waiting:
+                CancelQueued(waiting, replyTo, now);
+                break;
+            case SetRelocationRate or SetRelocationWeight or RequestHandover when QueuedOf(DiskOf(c.Request)) is { } waiting:
+                Answer(replyTo, Waits(waiting));
                 break;
             case GetRelocationStatus m:
                 if (!_flows.TryGetValue(m.Disk, out var status)) { Answer(replyTo, NotRelocating(m.Disk)); return; }
@@ -279,10 +310,23 @@ public sealed partial class CoordinatorCore(TimeSpan interval, Func<string> newR
         }
     }
 
+    private static string DiskOf(object request) => request switch
+    {
+        SetRelocationRate m => m.Disk,
+        SetRelocationWeight m => m.Disk,
+        RequestHandover m => m.Disk,
+        _ => "",
+    };
+
     private void OnSite(object message, string from, DateTime now)
     {
         switch (message)
         {
+            case QueuedAt m: OnQueuedAt(m, now); break;
+            case QueueRefused m: OnQueueRefused(m); break;
+            case Unqueued m:
+                if (_unqueuing.TryGetValue(m.Disk, out var unqueuing) && unqueuing.Relocation == m.Relocation) _unqueuing.Remove(m.Disk);
+                break;
             case OutgoingStarted m:
                 if (Answered(m.Disk, m.Relocation, FlowEvent.OutgoingStarted) is { } started)
                 {

@@ -26,6 +26,9 @@ public abstract record CoordinatorInput
     /// <summary>The reconcile timer fired. <paramref name="Sites"/>: the sites the shell knows now (null: not known).</summary>
     public sealed record Tick(DateTime Now, IReadOnlyList<string>? Sites = null) : CoordinatorInput;
 
+    /// <summary>The answers to the ask of <see cref="CoordinatorDecision.AskAllSitesForDrain"/>: every site's list, or none when any site did not answer.</summary>
+    public sealed record DrainFound(RelocationProtocol.DrainSite Request, object ReplyTo, IReadOnlyList<SiteProtocol.DiskList> Lists, DateTime Now) : CoordinatorInput;
+
     /// <summary>The disk lists of the sites that answered a reconcile round begun at <paramref name="AskedAt"/>.</summary>
     public sealed record Observed(IReadOnlyList<SiteProtocol.DiskList> Lists, DateTime AskedAt, DateTime Now) : CoordinatorInput;
 }
@@ -41,6 +44,9 @@ public abstract record CoordinatorDecision
     /// <see cref="CoordinatorInput.Observed"/> with the lists that came; for a relocate request feed back
     /// <see cref="CoordinatorInput.Found"/> (no lists if any site failed to answer).</summary>
     public sealed record AskAllSites(DateTime AskedAt, RelocationProtocol.Relocate? ForRelocate = null, object? ReplyTo = null) : CoordinatorDecision;
+
+    /// <summary>Ask every site for its disks for a drain; feed back <see cref="CoordinatorInput.DrainFound"/> (no lists if any site failed to answer).</summary>
+    public sealed record AskAllSitesForDrain(RelocationProtocol.DrainSite Request, object ReplyTo) : CoordinatorDecision;
 
     /// <summary>Ask <paramref name="Site"/> for the disk's progress and answer <paramref name="ReplyTo"/> with a
     /// <see cref="RelocationProtocol.RelocationStatus"/> (or a refusal if it does not answer).</summary>

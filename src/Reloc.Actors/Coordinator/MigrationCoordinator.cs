@@ -30,11 +30,11 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public MigrationCoordinator(TimeSpan reconcileInterval, RelocTelemetry? telemetry = null, LinkSettings? links = null)
+    public MigrationCoordinator(TimeSpan reconcileInterval, RelocTelemetry? telemetry = null, LinkSettings? links = null, AdmissionSettings? admission = null)
     {
         _tracing = telemetry is null ? null : new RelocationTracing(telemetry);
         _interval = reconcileInterval;
-        _core = new CoordinatorCore(reconcileInterval, () => Guid.NewGuid().ToString("N"), links);
+        _core = new CoordinatorCore(reconcileInterval, () => Guid.NewGuid().ToString("N"), links, admission);
         _events = new RelocationEventPublisher(Context, _log, _askTimeout);
         Receive<RelocationEventPublisher.Ready>(m => _events.Publish(m.Event));
         Receive<Relocate>(m => Run(new CoordinatorInput.Relocate(m, Sender, Sites())));
@@ -46,6 +46,10 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
         Receive<GetLinks>(Command);
         Receive<GetRelocations>(Command);
         Receive<GetRelocationStatus>(Command);
+        Receive<DrainSite>(Command);
+        Receive<QueuedAt>(FromSite);
+        Receive<QueueRefused>(FromSite);
+        Receive<Unqueued>(FromSite);
         Receive<OutgoingStarted>(FromSite);
         Receive<IncomingPrepared>(FromSite);
         Receive<HandoverRequested>(FromSite);
@@ -66,8 +70,8 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
         // At once: a coordinator that just took over learns what is under way before anything else.
         Timers.StartPeriodicTimer("reconcile", Reconcile.Instance, TimeSpan.Zero, _interval);
 
-    public static Props Props(TimeSpan? reconcileInterval = null, RelocTelemetry? telemetry = null, LinkSettings? links = null) =>
-        Akka.Actor.Props.Create(() => new MigrationCoordinator(reconcileInterval ?? TimeSpan.FromSeconds(2), telemetry, links));
+    public static Props Props(TimeSpan? reconcileInterval = null, RelocTelemetry? telemetry = null, LinkSettings? links = null, AdmissionSettings? admission = null) =>
+        Akka.Actor.Props.Create(() => new MigrationCoordinator(reconcileInterval ?? TimeSpan.FromSeconds(2), telemetry, links, admission));
 
     protected override void PostStop() => _tracing?.Stop();
 
@@ -100,6 +104,10 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
                 // Every site must answer: where the disk is lives with them.
                 SiteDirectory.ListDisks(Context.System, _askTimeout)
                     .PipeTo(Self, success: lists => new Input(new CoordinatorInput.Found(request, a.ReplyTo!, lists.All ?? [], DateTime.UtcNow)));
+                break;
+            case CoordinatorDecision.AskAllSitesForDrain d:
+                SiteDirectory.ListDisks(Context.System, _askTimeout)
+                    .PipeTo(Self, success: lists => new Input(new CoordinatorInput.DrainFound(d.Request, d.ReplyTo, lists.All ?? [], DateTime.UtcNow)));
                 break;
             case CoordinatorDecision.AskProgress p:
                 SiteOf(p.Site).Ask<object>(new GetProgress(p.Disk), _askTimeout).PipeTo((IActorRef)p.ReplyTo,

@@ -37,6 +37,9 @@ public enum RelocationEventKind
     Superseded,
     /// <summary>The relocation cannot go on for now (its destination left the cluster); <see cref="RelocationEvent.Detail"/> says what it waits for.</summary>
     Stalled,
+    /// <summary>The relocation waits in the admission queue (durable at its source); <see cref="RelocationEvent.Detail"/> says its place.
+    /// Its Started follows when a slot frees, or Cancelled if it is cancelled first.</summary>
+    Queued,
 }
 
 /// <summary>A relocation's outcome as the history shows it.</summary>
@@ -93,6 +96,7 @@ public static class RelocationEvents
             RelocationEventKind.Cancelled => $"{head} cancelled after {Duration(e.Duration)}; {e.FromSite} owns it at epoch {e.Epoch}",
             RelocationEventKind.Superseded => $"{head} superseded: {e.Detail}",
             RelocationEventKind.Stalled => $"{head} stalled ({e.Phase?.Name()}): {e.Detail}",
+            RelocationEventKind.Queued => $"{head} queued ({e.Mode?.Name() ?? "mode unknown"}, epoch {e.Epoch}): {e.Detail}",
             _ => $"{head}: {e.Kind}",
         };
     }

@@ -22,6 +22,17 @@ public static class RelocationProtocol
     /// <summary>Answered with <see cref="RelocationStatus"/> (progress from the destination site) or <see cref="RelocationRefused"/>.</summary>
     public sealed record GetRelocationStatus(string Disk) : IRelocMessage;
 
+    // ---- admission queue: operator → coordinator ----
+    /// <summary>Relocate every disk <see cref="FromSite"/> owns now to <see cref="ToSite"/>, each through the admission
+    /// queue (reloc.coordinator.max-concurrent-relocations-per-site). Answered with <see cref="DrainAccepted"/> once every
+    /// queued one is durable at its source, or <see cref="RelocationRefused"/>.</summary>
+    public sealed record DrainSite(string FromSite, string ToSite, bool Hybrid = false, long RateBytesPerSecond = 0, bool Prefetch = true) : IRelocMessage;
+    /// <summary>The disks a drain relocates (started, or queued with their place), and the ones it left out with why.</summary>
+    public sealed record DrainAccepted(string FromSite, string ToSite, IReadOnlyList<RelocationInfo> Relocations, IReadOnlyList<DrainSkipped> Skipped) : IRelocMessage;
+    public sealed record DrainSkipped(string Disk, string Reason);
+    /// <summary>The answer to a <see cref="Relocate"/> over the limit: it waits in the queue, durable at its source, at <see cref="Position"/> (1: next).</summary>
+    public sealed record RelocationQueued(string Disk, string FromSite, string ToSite, long Epoch, int Position) : IRelocMessage;
+
     // ---- link budgets: operator → coordinator ----
     /// <summary>Set the budget of the link between two sites (each direction; 0 = none) at run time, over reloc.links.
     /// Held by the coordinator, not persisted: a coordinator that takes over starts again from reloc.links.
@@ -37,7 +48,12 @@ public static class RelocationProtocol
 
     public sealed record RelocationAccepted(string Disk, string FromSite, string ToSite, long Epoch) : IRelocMessage;
     public sealed record RelocationRefused(string Reason) : IRelocMessage;
-    public sealed record RelocationInfo(string Disk, string FromSite, string ToSite, long Epoch, string Phase) : IRelocMessage;
+    /// <summary>A relocation under way, or waiting in the admission queue (<see cref="Phase"/> <see cref="QueuedPhase"/>,
+    /// <see cref="Position"/> its place in line from 1; 0 for one under way).</summary>
+    public sealed record RelocationInfo(string Disk, string FromSite, string ToSite, long Epoch, string Phase, int Position = 0) : IRelocMessage;
+
+    /// <summary>The phase a waiting relocation shows (not a <see cref="RelocationPhase"/>: nothing runs yet).</summary>
+    public const string QueuedPhase = "queued";
     public sealed record RelocationList(IReadOnlyList<RelocationInfo> Relocations) : IRelocMessage;
     public sealed record RelocationCancelled(string Disk) : IRelocMessage;
     public sealed record RelocationStatus(RelocationInfo Info, DiskProgress Progress) : IRelocMessage;
@@ -66,6 +82,18 @@ public static class RelocationProtocol
     /// <summary>The unit of the block runs a source reports (invalidations, final dirty set), whatever block
     /// size either site's relocation engine uses: the destination converts to its own.</summary>
     public const int TrackingBlockSize = 65536;
+
+    // ---- admission queue: coordinator ↔ source site ----
+    /// <summary>To the disk's owner: remember (persisted) that relocation <see cref="Relocation"/> of the disk to
+    /// <see cref="ToSite"/> waits in the admission queue at <see cref="Ticket"/> (the queue's order), so a coordinator that
+    /// takes over finds it. Nothing else changes: the disk is served as before. Answered with <see cref="QueuedAt"/> or
+    /// <see cref="QueueRefused"/>; StartOutgoing of that relocation takes the disk out of the queue.</summary>
+    public sealed record QueueRelocation(string Disk, long Epoch, string ToSite, long Ticket, bool Hybrid, long RateBytesPerSecond, bool Prefetch, string Relocation) : IRelocMessage;
+    public sealed record QueuedAt(string Disk, long Ticket, string Relocation) : IRelocMessage;
+    public sealed record QueueRefused(string Disk, string Relocation, string Reason) : IRelocMessage;
+    /// <summary>To the disk's owner: the queued relocation was cancelled (persisted; the attempt is never started there).</summary>
+    public sealed record Unqueue(string Disk, string Relocation) : IRelocMessage;
+    public sealed record Unqueued(string Disk, string Relocation) : IRelocMessage;
 
     // ---- coordinator ↔ sites ----
     // Every step and every answer names its relocation (a fresh id per attempt, persisted at both sites):

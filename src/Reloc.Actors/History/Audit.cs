@@ -3,7 +3,7 @@ using Reloc.Actors.Coordinator;
 namespace Reloc.Actors.History;
 
 /// <summary>What a change asked of the management API (one per non-GET route). Persisted as numbers: only ever append.</summary>
-public enum AuditAction { Other, CreateDisk, DeleteDisk, Relocate, SetRate, Handover, CancelRelocation, LeaveMember, DownMember, SetWeight, SetLinkBudget }
+public enum AuditAction { Other, CreateDisk, DeleteDisk, Relocate, SetRate, Handover, CancelRelocation, LeaveMember, DownMember, SetWeight, SetLinkBudget, DrainSite }
 
 /// <summary>How the principal was recognised. Persisted as numbers: only ever append.</summary>
 public enum AuditAuth { None, Token, Certificate, Cookie }

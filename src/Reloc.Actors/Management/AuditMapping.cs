@@ -42,6 +42,10 @@ public static class AuditMapping
                 var link = Parse(body, ManagementJson.Default.LinkRequest);
                 return (AuditAction.SetLinkBudget, $"{V("siteA")}<->{V("siteB")}", $"set the link budget of {V("siteA")}<->{V("siteB")} to "
                     + (link is null ? "? (unreadable body)" : link.Bandwidth == 0 ? "none" : $"{link.Bandwidth} B/s"));
+            case "DrainSite":
+                var drain = Parse(body, ManagementJson.Default.DrainRequest);
+                return (AuditAction.DrainSite, V("site"), $"drain {V("site")} → " + (drain is null ? "? (unreadable body)"
+                    : $"{drain.To} {(drain.Mode == RelocationMode.Hybrid ? "hybrid" : "postcopy")}" + (drain.Rate > 0 ? $" rate {drain.Rate} B/s" : "") + (drain.Prefetch ? "" : " no prefetch")));
             case "Handover":
                 return (AuditAction.Handover, V("disk"), $"hand {V("disk")} over");
             case "CancelRelocation":

@@ -53,6 +53,7 @@ public static class ManagementRoutes
             var accepted = await s.RelocateAsync(request);
             return TypedResults.Accepted(ManagementApi.Relocation(accepted.Disk), accepted);
         }).WithName("Relocate");
+        change.MapPost("/sites/{site}/drain", (ManagementService s, string site, DrainRequest request) => s.DrainAsync(site, request)).WithName("DrainSite");
         read.MapGet("/relocations/{disk}", (ManagementService s, string disk) => s.RelocationAsync(disk)).WithName("GetRelocation");
         change.MapPost("/relocations/{disk}/rate", (ManagementService s, string disk, RateRequest request) => s.SetRateAsync(disk, request.Rate)).WithName("SetRelocationRate");
         change.MapPost("/relocations/{disk}/weight", (ManagementService s, string disk, WeightRequest request) => s.SetWeightAsync(disk, request.Weight)).WithName("SetRelocationWeight");

@@ -112,9 +112,31 @@ public sealed class ManagementService(ActorSystem system, IActorRef coordinator,
     {
         RequestChecks.Check(request);
         var warning = await CheckRoomAsync(request.Disk, request.To);
-        return await AskCoordinatorAsync<RelocationProtocol.RelocationAccepted, Reloc.Management.RelocationAccepted>(
-            new Relocate(request.Disk, request.To, request.Mode == RelocationMode.Hybrid, request.Rate, request.Prefetch),
-            a => new Reloc.Management.RelocationAccepted(a.Disk, a.FromSite, a.ToSite, a.Epoch, warning));
+        var reply = await coordinator.Ask<object>(new Relocate(request.Disk, request.To, request.Mode == RelocationMode.Hybrid, request.Rate, request.Prefetch), AskTimeout);
+        return reply switch
+        {
+            RelocationProtocol.RelocationAccepted a => new Reloc.Management.RelocationAccepted(a.Disk, a.FromSite, a.ToSite, a.Epoch, warning),
+            RelocationQueued q => new Reloc.Management.RelocationAccepted(q.Disk, q.FromSite, q.ToSite, q.Epoch, warning, ManagementApi.QueuedPhase, q.Position),
+            RelocationRefused r => throw Conflict(r.Reason),
+            _ => throw Unexpected(reply),
+        };
+    }
+
+    /// <summary>Relocates every disk <paramref name="site"/> owns now to the request's site, through the admission queue:
+    /// 404 for a site not up, 409 for a drain into itself (the coordinator's refusals), 400 for a bad rate.
+    /// The destination's room is not checked per disk: a relocation that runs out of room stalls and is cancelled
+    /// before its handover (the disk stays where it is).</summary>
+    public async Task<DrainView> DrainAsync(string site, DrainRequest request)
+    {
+        if (string.IsNullOrWhiteSpace(request.To)) throw BadRequest("to: the destination site is required");
+        RequestChecks.CheckRate(request.Rate);
+        var sites = SiteDirectory.Sites(system);
+        foreach (var s in new[] { site, request.To })
+            if (!sites.Contains(s)) throw NotFound($"unknown site '{s}', or not up (sites up: {string.Join(", ", sites)})");
+        // Every queued relocation is persisted at its source before the answer: one site write per disk.
+        return await AskCoordinatorAsync<DrainAccepted, DrainView>(new DrainSite(site, request.To, request.Mode == RelocationMode.Hybrid, request.Rate, request.Prefetch),
+            d => new DrainView(d.FromSite, d.ToSite, d.Relocations.Select(Views.Relocation).ToList(), d.Skipped.Select(k => new DrainSkippedView(k.Disk, k.Reason)).ToList()),
+            TimeSpan.FromSeconds(60));
     }
 
     /// <summary>Refuses (409) a relocation whose destination cannot hold the disk, before anything starts: the source says
@@ -225,7 +247,7 @@ internal static class Views
     public static DiskCopy Copy(SiteProtocol.DiskInfo d) =>
         new(d.Name, d.Size, d.Site, d.Epoch, d.Phase, d.NbdUri, d.Peer, d.LocalBytes, d.Clients, d.Writable, d.HandoverWanted, d.Relocation);
 
-    public static RelocationView Relocation(RelocationInfo r) => new(r.Disk, r.FromSite, r.ToSite, r.Epoch, r.Phase);
+    public static RelocationView Relocation(RelocationInfo r) => new(r.Disk, r.FromSite, r.ToSite, r.Epoch, r.Phase, r.Position);
 
     public static ProgressView Progress(DiskProgress p) =>
         new(p.Disk, p.State, p.LocalBytes, p.TotalBytes, p.FetchedBytes, p.SkippedBytes, p.WrittenBytes, p.OnDemandFetches, p.RateBps, p.PrefetchWindow, p.PrefetchPaused);

@@ -27,8 +27,9 @@ public sealed class RelocSerializer(ExtendedActorSystem system) : SerializerWith
         SiteProtocol.CreateDisk => "SC1",
         SiteProtocol.DeleteDisk => "SD2",
         SiteProtocol.ListDisks => "SL1",
-        SiteProtocol.DiskInfo => "SI3",
-        SiteProtocol.DiskList => "SLR3",
+        // Nothing queued: the layout before the queue, which a node of the version before reads (a rolling upgrade).
+        SiteProtocol.DiskInfo i => SiteCodec.Queued(i) ? "SI4" : "SI3",
+        SiteProtocol.DiskList l => SiteCodec.Queued(l) ? "SLR4" : "SLR3",
         SiteProtocol.Deleted => "SDD2",
         SiteProtocol.Refused => "SR1",
         SiteProtocol.Forbidden => "SFB1",
@@ -43,6 +44,8 @@ public sealed class RelocSerializer(ExtendedActorSystem system) : SerializerWith
         SiteEvents.DiskFenced => "SF3",
         SiteEvents.OutgoingBegun => "SOB2",
         SiteEvents.OutgoingEnded => "SOE2",
+        SiteEvents.RelocationQueued => "SQ1",
+        SiteEvents.QueueLeft => "SQL1",
         _ => RelocationCodec.Manifest(o) ?? HistoryCodec.Manifest(o) ?? throw new ArgumentException($"{o.GetType()} has no Reloc manifest"),
     };
 

@@ -10,14 +10,18 @@ internal static class RelocationCodec
     public static string? Manifest(object o) => o switch
     {
         Relocate => "RR2", RequestHandover => "RH1", GetRelocations => "RG1", RelocationAccepted => "RA1",
-        RelocationRefused => "RF1", RelocationInfo => "RI1", RelocationList => "RL1", PrepareIncoming => "PI3",
+        RelocationRefused => "RF1", RelocationInfo i => Placed(i) ? "RI2" : "RI1", RelocationList l => l.Relocations.Any(Placed) ? "RL2" : "RL1", PrepareIncoming => "PI3",
         IncomingPrepared => "IP2", StartOutgoing => "SO3", OutgoingStarted => "OS2", InvalidateAt => "IA2",
         InvalidatedAt => "ID2", Fence => "FE2", Fenced => "FD2", TakeOwnershipAt => "TO2", OwnershipMoved => "OM2",
         RelocationDone => "DN2", Release => "RE2", Released => "RD2", HandoverRequested => "HR2",
         CancelRelocation => "XC1", SetRelocationRate => "XR1", GetRelocationStatus => "XG1", RelocationCancelled => "XD1",
-        RelocationStatus => "XS1", DiskProgress => "XP1", StopOutgoing => "XST2", OutgoingStopped => "XSD2",
+        RelocationStatus s => Placed(s.Info) ? "XS2" : "XS1", DiskProgress => "XP1", StopOutgoing => "XST2", OutgoingStopped => "XSD2",
         DropIncoming => "XDI2", IncomingDropped => "XDD2", GuestClients => "XGC1", RelocationStalled => "XRS1", GetProgress => "XGP1", SetRate => "XSR1",
         SetRelocationWeight => "XW1", SetLinkBudget => "LS1", GetLinks => "LG1", LinkList => "LL1", LinkInfo => "LI1",
+        // Admission queue (RI2/RL2/XS2: RelocationInfo's layout with its place in line appended, written only when one is
+        // queued: else the 1s, which a node of the version before reads).
+        DrainSite => "QD1", DrainAccepted => "QDA1", RelocationQueued => "QR1", QueueRelocation => "QQ1", QueuedAt => "QA1",
+        QueueRefused => "QF1", Unqueue => "QU1", Unqueued => "QUD1",
         _ => null,
     };
 
@@ -33,8 +37,11 @@ internal static class RelocationCodec
                 case GetRelocations: break;
                 case RelocationAccepted m: w.Write(m.Disk); w.Write(m.FromSite); w.Write(m.ToSite); w.Write(m.Epoch); break;
                 case RelocationRefused m: w.Write(m.Reason); break;
-                case RelocationInfo m: WriteInfo(w, m); break;
-                case RelocationList m: w.Write(m.Relocations.Count); foreach (var i in m.Relocations) WriteInfo(w, i); break;
+                case RelocationInfo m: WriteInfo(w, m, Placed(m)); break;
+                case RelocationList m:
+                    var placed = m.Relocations.Any(Placed);
+                    w.Write(m.Relocations.Count); foreach (var i in m.Relocations) WriteInfo(w, i, placed);
+                    break;
                 case PrepareIncoming m: w.Write(m.Disk); w.Write(m.Size); w.Write(m.FromSite); w.Write(m.SourceUri); w.Write(m.Epoch); w.Write(m.Hybrid); w.Write(m.RateBytesPerSecond); w.Write(m.Prefetch); w.Write(m.Relocation); break;
                 case IncomingPrepared m: w.Write(m.Disk); w.Write(m.Epoch); w.Write(m.Relocation); break;
                 case StartOutgoing m: w.Write(m.Disk); w.Write(m.ToSite); w.Write(m.Epoch); w.Write(m.BlockSize); w.Write(m.Relocation); break;
@@ -53,7 +60,7 @@ internal static class RelocationCodec
                 case SetRelocationRate m: w.Write(m.Disk); w.Write(m.RateBytesPerSecond); break;
                 case GetRelocationStatus m: w.Write(m.Disk); break;
                 case RelocationCancelled m: w.Write(m.Disk); break;
-                case RelocationStatus m: WriteInfo(w, m.Info); WriteProgress(w, m.Progress); break;
+                case RelocationStatus m: WriteInfo(w, m.Info, Placed(m.Info)); WriteProgress(w, m.Progress); break;
                 case DiskProgress m: WriteProgress(w, m); break;
                 case StopOutgoing m: w.Write(m.Disk); w.Write(m.Epoch); w.Write(m.Relocation); break;
                 case OutgoingStopped m: w.Write(m.Disk); w.Write(m.Epoch); w.Write(m.Relocation); break;
@@ -68,6 +75,20 @@ internal static class RelocationCodec
                 case GetLinks: break;
                 case LinkList m: w.Write(m.Links.Count); foreach (var l in m.Links) WriteLink(w, l); break;
                 case LinkInfo m: WriteLink(w, m); break;
+                case DrainSite m: w.Write(m.FromSite); w.Write(m.ToSite); w.Write(m.Hybrid); w.Write(m.RateBytesPerSecond); w.Write(m.Prefetch); break;
+                case DrainAccepted m:
+                    w.Write(m.FromSite); w.Write(m.ToSite);
+                    w.Write(m.Relocations.Count); foreach (var i in m.Relocations) WriteInfo(w, i);
+                    w.Write(m.Skipped.Count); foreach (var s in m.Skipped) { w.Write(s.Disk); w.Write(s.Reason); }
+                    break;
+                case RelocationQueued m: w.Write(m.Disk); w.Write(m.FromSite); w.Write(m.ToSite); w.Write(m.Epoch); w.Write(m.Position); break;
+                case QueueRelocation m:
+                    w.Write(m.Disk); w.Write(m.Epoch); w.Write(m.ToSite); w.Write(m.Ticket); w.Write(m.Hybrid); w.Write(m.RateBytesPerSecond); w.Write(m.Prefetch); w.Write(m.Relocation);
+                    break;
+                case QueuedAt m: w.Write(m.Disk); w.Write(m.Ticket); w.Write(m.Relocation); break;
+                case QueueRefused m: w.Write(m.Disk); w.Write(m.Relocation); w.Write(m.Reason); break;
+                case Unqueue m: w.Write(m.Disk); w.Write(m.Relocation); break;
+                case Unqueued m: w.Write(m.Disk); w.Write(m.Relocation); break;
                 default: throw new ArgumentException($"cannot serialize {o.GetType()}");
             }
         }
@@ -84,8 +105,10 @@ internal static class RelocationCodec
             "RG1" => new GetRelocations(),
             "RA1" => new RelocationAccepted(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadInt64()),
             "RF1" => new RelocationRefused(r.ReadString()),
-            "RI1" => ReadInfo(r),
-            "RL1" => new RelocationList(Enumerable.Range(0, Count(r)).Select(_ => ReadInfo(r)).ToList()),
+            "RI1" => ReadInfo(r, placed: false),
+            "RL1" => new RelocationList(Enumerable.Range(0, Count(r)).Select(_ => ReadInfo(r, placed: false)).ToList()),
+            "RI2" => ReadInfo(r),
+            "RL2" => new RelocationList(Enumerable.Range(0, Count(r)).Select(_ => ReadInfo(r)).ToList()),
             "PI3" => new PrepareIncoming(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadBoolean(), r.ReadInt64(), r.ReadBoolean(), r.ReadString()),
             "IP2" => new IncomingPrepared(r.ReadString(), r.ReadInt64(), r.ReadString()),
             "SO3" => new StartOutgoing(r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadInt32(), r.ReadString()),
@@ -104,7 +127,8 @@ internal static class RelocationCodec
             "XR1" => new SetRelocationRate(r.ReadString(), r.ReadInt64()),
             "XG1" => new GetRelocationStatus(r.ReadString()),
             "XD1" => new RelocationCancelled(r.ReadString()),
-            "XS1" => new RelocationStatus(ReadInfo(r), ReadProgress(r)),
+            "XS1" => new RelocationStatus(ReadInfo(r, placed: false), ReadProgress(r)),
+            "XS2" => new RelocationStatus(ReadInfo(r), ReadProgress(r)),
             "XP1" => ReadProgress(r),
             "XST2" => new StopOutgoing(r.ReadString(), r.ReadInt64(), r.ReadString()),
             "XSD2" => new OutgoingStopped(r.ReadString(), r.ReadInt64(), r.ReadString()),
@@ -119,16 +143,31 @@ internal static class RelocationCodec
             "LG1" => new GetLinks(),
             "LL1" => new LinkList(Enumerable.Range(0, Count(r)).Select(_ => ReadLink(r)).ToList()),
             "LI1" => ReadLink(r),
+            "QD1" => new DrainSite(r.ReadString(), r.ReadString(), r.ReadBoolean(), r.ReadInt64(), r.ReadBoolean()),
+            "QDA1" => new DrainAccepted(r.ReadString(), r.ReadString(), Enumerable.Range(0, Count(r)).Select(_ => ReadInfo(r)).ToList(),
+                Enumerable.Range(0, Count(r)).Select(_ => new DrainSkipped(r.ReadString(), r.ReadString())).ToList()),
+            "QR1" => new RelocationQueued(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadInt32()),
+            "QQ1" => new QueueRelocation(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadInt64(), r.ReadBoolean(), r.ReadInt64(), r.ReadBoolean(), r.ReadString()),
+            "QA1" => new QueuedAt(r.ReadString(), r.ReadInt64(), r.ReadString()),
+            "QF1" => new QueueRefused(r.ReadString(), r.ReadString(), r.ReadString()),
+            "QU1" => new Unqueue(r.ReadString(), r.ReadString()),
+            "QUD1" => new Unqueued(r.ReadString(), r.ReadString()),
             _ => null,
         };
     }
 
-    private static void WriteInfo(BinaryWriter w, RelocationInfo i)
+    private static bool Placed(RelocationInfo i) => i.Position != 0;
+
+    /// <param name="placed">RI2's layout (its place in line appended), else RI1's.</param>
+    private static void WriteInfo(BinaryWriter w, RelocationInfo i, bool placed = true)
     {
         w.Write(i.Disk); w.Write(i.FromSite); w.Write(i.ToSite); w.Write(i.Epoch); w.Write(i.Phase);
+        if (placed) w.Write(i.Position);
     }
 
-    private static RelocationInfo ReadInfo(BinaryReader r) => new(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadString());
+    /// <param name="placed">The layout of RI2 and after (its place in line appended).</param>
+    private static RelocationInfo ReadInfo(BinaryReader r, bool placed = true) =>
+        new(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadString(), placed ? r.ReadInt32() : 0);
 
     private static void WriteLink(BinaryWriter w, LinkInfo l)
     {

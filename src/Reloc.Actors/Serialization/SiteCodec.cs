@@ -16,11 +16,12 @@ internal static class SiteCodec
                 case SiteProtocol.CreateDisk c: w.Write(c.Name); w.Write(c.Size); WriteOptional(w, c.FromFile); break;
                 case SiteProtocol.DeleteDisk d: w.Write(d.Name); w.Write(d.Force); break;
                 case SiteProtocol.ListDisks: break;
-                case SiteProtocol.DiskInfo i: WriteInfo(w, i); break;
+                case SiteProtocol.DiskInfo i: WriteInfo(w, i, Queued(i)); break;
                 case SiteProtocol.DiskList l:
                     w.Write(l.Site);
                     w.Write(l.Disks.Count);
-                    foreach (var i in l.Disks) WriteInfo(w, i);
+                    var queued = Queued(l);
+                    foreach (var i in l.Disks) WriteInfo(w, i, queued);
                     break;
                 case SiteProtocol.Deleted d: w.Write(d.Name); w.Write(d.ClientsCut); break;
                 case SiteProtocol.Refused r: w.Write(r.Reason); break;
@@ -40,6 +41,8 @@ internal static class SiteCodec
                 case SiteEvents.DiskFenced f: w.Write(f.Name); w.Write(f.NewEpoch); w.Write(f.ToSite); RelocationCodec.WriteRuns(w, f.FinalDirty ?? []); w.Write(f.Relocation); break;
                 case SiteEvents.OutgoingBegun ob: w.Write(ob.Name); w.Write(ob.Epoch); w.Write(ob.ToSite); w.Write(ob.Relocation); break;
                 case SiteEvents.OutgoingEnded oe: w.Write(oe.Name); w.Write(oe.Relocation); break;
+                case SiteEvents.RelocationQueued q: w.Write(q.Name); WriteQueued(w, q.Queued); break;
+                case SiteEvents.QueueLeft q: w.Write(q.Name); w.Write(q.Relocation); break;
                 default: throw new ArgumentException($"cannot serialize {o.GetType()}");
             }
         }
@@ -55,8 +58,12 @@ internal static class SiteCodec
             "SD1" => new SiteProtocol.DeleteDisk(r.ReadString()),
             "SD2" => new SiteProtocol.DeleteDisk(r.ReadString(), r.ReadBoolean()),
             "SL1" => new SiteProtocol.ListDisks(),
-            "SI3" => ReadInfo(r),
-            "SLR3" => ReadList(r),
+            // SI4/SLR4: SI3's layout with the queued relocation appended (SI3 and SLR3 stay readable: a node of the
+            // version before sends them while a cluster is upgraded one node at a time).
+            "SI3" => ReadInfo(r, queued: false),
+            "SLR3" => ReadList(r, queued: false),
+            "SI4" => ReadInfo(r),
+            "SLR4" => ReadList(r),
             "SDD1" => new SiteProtocol.Deleted(r.ReadString()),
             "SDD2" => new SiteProtocol.Deleted(r.ReadString(), r.ReadInt32()),
             "SR1" => new SiteProtocol.Refused(r.ReadString()),
@@ -81,29 +88,49 @@ internal static class SiteCodec
             "SOB2" => new SiteEvents.OutgoingBegun(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadString()),
             "SOE1" => new SiteEvents.OutgoingEnded(r.ReadString()),
             "SOE2" => new SiteEvents.OutgoingEnded(r.ReadString(), r.ReadString()),
+            "SQ1" => new SiteEvents.RelocationQueued(r.ReadString(), ReadQueued(r)),
+            "SQL1" => new SiteEvents.QueueLeft(r.ReadString(), r.ReadString()),
             _ => null,
         };
     }
 
-    private static SiteProtocol.DiskList ReadList(BinaryReader r)
+    private static SiteProtocol.DiskList ReadList(BinaryReader r, bool queued = true)
     {
         var site = r.ReadString();
         int n = r.ReadInt32();
         if (n < 0 || n > 1_000_000) throw new InvalidDataException($"disk list of {n} entries");
         var disks = new List<SiteProtocol.DiskInfo>(n);
-        for (int i = 0; i < n; i++) disks.Add(ReadInfo(r));
+        for (int i = 0; i < n; i++) disks.Add(ReadInfo(r, queued));
         return new SiteProtocol.DiskList(site, disks);
     }
 
-    private static void WriteInfo(BinaryWriter w, SiteProtocol.DiskInfo i)
+    /// <summary>Whether the layout with the queued relocation (SI4, SLR4) is needed: else SI3/SLR3, as before the queue.</summary>
+    public static bool Queued(SiteProtocol.DiskInfo i) => i.Queued is not null;
+
+    public static bool Queued(SiteProtocol.DiskList l) => l.Disks.Any(Queued);
+
+    private static void WriteInfo(BinaryWriter w, SiteProtocol.DiskInfo i, bool withQueued)
     {
         w.Write(i.Name); w.Write(i.Size); w.Write(i.Site); w.Write(i.Epoch); w.Write(i.Phase); w.Write(i.NbdUri);
         w.Write(i.Peer); w.Write(i.LocalBytes); w.Write(i.Clients); w.Write(i.Writable); w.Write(i.HandoverWanted); w.Write(i.Relocation);
+        if (!withQueued) return;
+        w.Write(i.Queued is not null);
+        if (i.Queued is not null) WriteQueued(w, i.Queued);
     }
 
-    private static SiteProtocol.DiskInfo ReadInfo(BinaryReader r) =>
+    /// <param name="queued">The layout of SI4 and after (the queued relocation appended).</param>
+    private static SiteProtocol.DiskInfo ReadInfo(BinaryReader r, bool queued = true) =>
         new(r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadString(),
-            r.ReadString(), r.ReadInt64(), r.ReadInt32(), r.ReadBoolean(), r.ReadBoolean(), r.ReadString());
+            r.ReadString(), r.ReadInt64(), r.ReadInt32(), r.ReadBoolean(), r.ReadBoolean(), r.ReadString(),
+            queued && r.ReadBoolean() ? ReadQueued(r) : null);
+
+    private static void WriteQueued(BinaryWriter w, QueuedRelocation q)
+    {
+        w.Write(q.ToSite); w.Write(q.Ticket); w.Write(q.Hybrid); w.Write(q.RateBytesPerSecond); w.Write(q.Prefetch); w.Write(q.Relocation);
+    }
+
+    private static QueuedRelocation ReadQueued(BinaryReader r) =>
+        new(r.ReadString(), r.ReadInt64(), r.ReadBoolean(), r.ReadInt64(), r.ReadBoolean(), r.ReadString());
 
     private static void WriteOptional(BinaryWriter w, string? s)
     {

@@ -58,6 +58,8 @@ public sealed class SiteActor : ReceivePersistentActor, IWithTimers
         Recover<SiteEvents.DiskFenced>(_core.Recover);
         Recover<SiteEvents.OutgoingBegun>(_core.Recover);
         Recover<SiteEvents.OutgoingEnded>(_core.Recover);
+        Recover<SiteEvents.RelocationQueued>(_core.Recover);
+        Recover<SiteEvents.QueueLeft>(_core.Recover);
         Recover<RecoveryCompleted>(_ =>
         {
             // Subscribed before the disks start: a disk actor that recovers complete announces it at once.
@@ -97,6 +99,8 @@ public sealed class SiteActor : ReceivePersistentActor, IWithTimers
         Command<RelocationProtocol.StopOutgoing>(Message);
         Command<RelocationProtocol.Fence>(Message);
         Command<RelocationProtocol.Release>(Message);
+        Command<RelocationProtocol.QueueRelocation>(Message);
+        Command<RelocationProtocol.Unqueue>(Message);
         Command<Input>(m => Run(m.Value));
         Command<P.WriteHeldForHandover>(m => Run(new SiteInput.WriteHeld(m.Disk)));
         Command<P.RelocationFinished>(m => Run(new SiteInput.ArrivalFinished(m.Disk)));

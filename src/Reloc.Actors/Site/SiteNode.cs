@@ -135,6 +135,7 @@ public sealed class SiteNode : IAsyncDisposable
         if (reconcile <= TimeSpan.Zero) throw new ArgumentException("reloc.coordinator.reconcile-interval must be positive");
         var siteSettings = settings;
         var links = LinkSettings.From(config); // a bad reloc.links fails at start, on every node (any may run the coordinator)
+        var admission = AdmissionSettings.From(config); // likewise
         // Akka.Hosting owns the ActorSystem's lifecycle (start, CoordinatedShutdown on stop); the whole
         // configuration is still HOCON, the operator's language for Akka.NET.
         var builder = new HostBuilder()
@@ -155,7 +156,7 @@ public sealed class SiteNode : IAsyncDisposable
                 {
                     // One coordinator in the cluster (on the oldest node, moving when it leaves); every node
                     // talks to it through its local proxy, handed to whoever talks to it (no path strings).
-                    system.ActorOf(ClusterSingletonManager.Props(MigrationCoordinator.Props(reconcile, telemetry, links), PoisonPill.Instance,
+                    system.ActorOf(ClusterSingletonManager.Props(MigrationCoordinator.Props(reconcile, telemetry, links, admission), PoisonPill.Instance,
                         ClusterSingletonManagerSettings.Create(system)), "coordinator-singleton");
                     var coordinator = system.ActorOf(ClusterSingletonProxy.Props("/user/coordinator-singleton",
                         ClusterSingletonProxySettings.Create(system)), "coordinator");

@@ -20,7 +20,8 @@ public static class SiteProtocol
     /// the disk's writes now. <see cref="Clients"/>: guest NBD connections. <see cref="HandoverWanted"/>: a
     /// guest write waits at this (destination) site for the handover.</summary>
     public sealed record DiskInfo(string Name, long Size, string Site, long Epoch, string Phase, string NbdUri,
-        string Peer = "", long LocalBytes = 0, int Clients = 0, bool Writable = false, bool HandoverWanted = false, string Relocation = "") : IRelocMessage;
+        string Peer = "", long LocalBytes = 0, int Clients = 0, bool Writable = false, bool HandoverWanted = false, string Relocation = "",
+        QueuedRelocation? Queued = null) : IRelocMessage;
 
     public sealed record DiskList(string Site, IReadOnlyList<DiskInfo> Disks) : IRelocMessage;
 
@@ -45,6 +46,11 @@ public static class SiteProtocol
     /// <summary>The request asked for something this site does not allow (a file outside its import directory); nothing changed.</summary>
     public sealed record Forbidden(string Reason) : IRelocMessage;
 }
+
+/// <summary>A relocation of an owned disk waiting in the coordinator's admission queue (kept at the disk's owner, where
+/// the truth about the disk lives, so a coordinator that takes over rebuilds its queue from the sites).
+/// <paramref name="Ticket"/>: its order in the queue (earlier first).</summary>
+public sealed record QueuedRelocation(string ToSite, long Ticket, bool Hybrid, long RateBytesPerSecond, bool Prefetch, string Relocation);
 
 /// <summary>Persisted events of a site's disk registry.</summary>
 public static class SiteEvents
@@ -76,6 +82,13 @@ public static class SiteEvents
     /// <summary>The disk was handed over to <see cref="ToSite"/> at <see cref="NewEpoch"/>: this site refuses its
     /// writes from now on, even after a restart, and keeps the final dirty set until the disk is released,
     /// so a repeated fence (a new coordinator) gets the same answer.</summary>
+    /// <summary>A relocation of the (owned) disk waits in the admission queue (<see cref="QueuedRelocation"/>).</summary>
+    public sealed record RelocationQueued(string Name, QueuedRelocation Queued) : IRelocMessage;
+
+    /// <summary>The queued relocation <see cref="Relocation"/> was cancelled before it started: the disk leaves the queue
+    /// and the attempt is remembered as stopped (a late StartOutgoing of it is refused).</summary>
+    public sealed record QueueLeft(string Name, string Relocation) : IRelocMessage;
+
     public sealed record DiskFenced(string Name, long NewEpoch, string ToSite = "", IReadOnlyList<(long First, long Count)>? FinalDirty = null, string Relocation = "") : IRelocMessage;
 }
 
@@ -84,7 +97,7 @@ public static class SiteEvents
 /// <param name="Stopped">The attempts stopped at this epoch (most recent last, a few kept): never started again.</param>
 public sealed record SiteDisk(string Name, long Size, string ImagePath, long Epoch, DiskPhase Phase = DiskPhase.Owned, string? SourceUri = null,
     string Peer = "", string Journal = "", IReadOnlyList<(long First, long Count)>? FinalDirty = null, string Relocation = "",
-    Core.ArrivalOptions? Options = null, IReadOnlyList<string>? Stopped = null)
+    Core.ArrivalOptions? Options = null, IReadOnlyList<string>? Stopped = null, QueuedRelocation? Queued = null)
 {
     /// <summary>How many stopped attempts a disk remembers: a late step comes from a coordinator replaced
     /// recently, and each of those started at most one attempt.</summary>
@@ -132,6 +145,8 @@ public sealed class SiteState
         (DiskPhase.Incoming, typeof(SiteEvents.DiskRemoved), null, "DropIncoming"),
         (DiskPhase.Owned, typeof(SiteEvents.OutgoingBegun), DiskPhase.Outgoing, "StartOutgoing"),
         (DiskPhase.Owned, typeof(SiteEvents.OutgoingEnded), DiskPhase.Owned, "StopOutgoing before the start"),
+        (DiskPhase.Owned, typeof(SiteEvents.RelocationQueued), DiskPhase.Owned, "QueueRelocation"),
+        (DiskPhase.Owned, typeof(SiteEvents.QueueLeft), DiskPhase.Owned, "Unqueue"),
         (DiskPhase.Owned, typeof(SiteEvents.DiskRemoved), null, "DeleteDisk"),
         (DiskPhase.Outgoing, typeof(SiteEvents.OutgoingEnded), DiskPhase.Owned, "StopOutgoing"),
         (DiskPhase.Outgoing, typeof(SiteEvents.DiskFenced), DiskPhase.Fenced, "Fence, flushed"),
@@ -163,12 +178,22 @@ public sealed class SiteState
                 _disks[r.Name] = d! with { Options = (d.Options ?? new Core.ArrivalOptions(true, 0, true)) with { Rate = r.Rate } };
                 break;
             case SiteEvents.OutgoingBegun o:
-                _disks[o.Name] = d! with { Phase = DiskPhase.Outgoing, Peer = o.ToSite, Epoch = o.Epoch, Relocation = o.Relocation };
+                _disks[o.Name] = d! with { Phase = DiskPhase.Outgoing, Peer = o.ToSite, Epoch = o.Epoch, Relocation = o.Relocation, Queued = null };
+                break;
+            case SiteEvents.RelocationQueued q:
+                _disks[q.Name] = d! with { Queued = q.Queued };
+                break;
+            case SiteEvents.QueueLeft q:
+                _disks[q.Name] = d! with
+                {
+                    Queued = d.Queued?.Relocation == q.Relocation ? null : d.Queued,
+                    Stopped = [.. (d.Stopped ?? []).Append(q.Relocation).TakeLast(SiteDisk.StoppedKept)],
+                };
                 break;
             case SiteEvents.OutgoingEnded o:
                 _disks[o.Name] = d! with
                 {
-                    Phase = DiskPhase.Owned, Peer = "", Relocation = "",
+                    Phase = DiskPhase.Owned, Peer = "", Relocation = "", Queued = d.Queued?.Relocation == o.Relocation ? null : d.Queued,
                     Stopped = o.Relocation.Length == 0 ? d.Stopped : [.. (d.Stopped ?? []).Append(o.Relocation).TakeLast(SiteDisk.StoppedKept)],
                 };
                 break;
@@ -187,6 +212,8 @@ public sealed class SiteState
         SiteEvents.OutgoingEnded o => o.Name,
         SiteEvents.DiskFenced f => f.Name,
         SiteEvents.ArrivalRateSet r => r.Name,
+        SiteEvents.RelocationQueued q => q.Name,
+        SiteEvents.QueueLeft q => q.Name,
         _ => throw new ArgumentException($"not a site event: {evt.GetType().Name}"),
     };
 

@@ -198,7 +198,8 @@ function renderRelocations() {
     const remaining = p ? p.totalBytes - p.localBytes : 0;
     const eta = r.state !== 'running' ? '–' : p && p.rateBps > 0 ? duration(remaining / p.rateBps) : '–';
     const epoch = r.state === 'running' ? `${r.info.epoch} → ${r.info.epoch + 1}` : String(r.info.epoch);
-    const phase = r.state === 'running' ? r.info.phase : r.outcome;
+    // A queued relocation (the admission queue) shows its place in line.
+    const phase = r.state !== 'running' ? r.outcome : r.info.phase === 'queued' ? `queued #${r.info.position}` : r.info.phase;
     return el('tr', { 'data-disk': r.info.disk, 'data-state': r.state, 'data-to': r.info.toSite },
       el('td', { class: 'name' }, r.info.disk),
       el('td', {}, `${r.info.fromSite} → ${r.info.toSite}`),

@@ -64,6 +64,11 @@ internal sealed class Registry(SiteContext c)
             c.Refuse(replyTo, $"disk '{m.Name}' is {disk.Phase.Name()} on site {c.Site}: cancel or finish its relocation first");
             return;
         }
+        if (disk.Queued is { } queued)
+        {
+            c.Refuse(replyTo, $"disk '{m.Name}' waits in the admission queue for a relocation to {queued.ToSite}: cancel it first (reloc relocation cancel {m.Name})");
+            return;
+        }
         int clients = c.Clients.GetValueOrDefault(m.Name);
         if (clients > 0 && !m.Force)
         {

@@ -53,7 +53,7 @@ internal sealed class SiteContext(string site, string dataDir, string nbdAdverti
         long local = d.Phase == DiskPhase.Incoming ? arrival?.LocalBytes ?? 0 : d.Size;
         bool writable = d.IsOwnedHere || (d.Phase == DiskPhase.Incoming && arrival is { IsOwner: true });
         return new SiteProtocol.DiskInfo(d.Name, d.Size, Site, d.Epoch, d.Phase.Name(), UriOf(d.Name), d.Peer, local,
-            Clients.GetValueOrDefault(d.Name), writable, HandoverWanted.Contains(d.Name), d.Relocation);
+            Clients.GetValueOrDefault(d.Name), writable, HandoverWanted.Contains(d.Name), d.Relocation, d.Queued);
     }
 
     public bool ServesOwned(string disk) => Served.GetValueOrDefault(disk) is Serving.Owned or Serving.Arrived;

@@ -107,6 +107,8 @@ public sealed class SiteCore
             case StopOutgoing x: _source.OnStopOutgoing(x, m.ReplyTo); break;
             case Fence x: _source.OnFence(x, m.ReplyTo); break;
             case Release x: _source.OnRelease(x, m.ReplyTo); break;
+            case QueueRelocation x: _source.OnQueue(x, m.ReplyTo); break;
+            case Unqueue x: _source.OnUnqueue(x, m.ReplyTo); break;
             case SiteProtocol.Refused:
                 break; // a destination refused an invalidation: it stays unacknowledged and is sent again
             default: throw new ArgumentException($"not a site message: {m.Body.GetType().Name}", nameof(m));

@@ -161,6 +161,30 @@ internal sealed class SourceSide(SiteContext c)
         c.Reply(replyTo, new Fenced(m.Disk, m.NewEpoch, coarse, m.Relocation));
     }
 
+    /// <summary>A relocation of an owned disk waits in the coordinator's admission queue: remembered here (persisted), nothing
+    /// else changes (the disk is served and written as before). A retry gets the same answer.</summary>
+    public void OnQueue(QueueRelocation m, object replyTo)
+    {
+        QueueRefused Refused(string why) => new(m.Disk, m.Relocation, why);
+        if (!c.State.TryGet(m.Disk, out var disk) || !c.ServesOwned(m.Disk)) { c.Reply(replyTo, Refused($"no disk '{m.Disk}' on site {c.Site}")); return; }
+        if (disk.Queued?.Relocation == m.Relocation) { c.Reply(replyTo, new QueuedAt(m.Disk, disk.Queued.Ticket, m.Relocation)); return; }
+        if (disk.Phase != DiskPhase.Owned || disk.Queued is not null)
+        { c.Reply(replyTo, Refused($"disk '{m.Disk}' is {(disk.Queued is { } q ? $"already queued for {q.ToSite}" : disk.Phase.Name())} on site {c.Site}")); return; }
+        if (m.Epoch != disk.Epoch) { c.Reply(replyTo, Refused($"disk '{m.Disk}' is at epoch {disk.Epoch}, not {m.Epoch}")); return; }
+        if (m.ToSite == c.Site) { c.Reply(replyTo, Refused($"disk '{m.Disk}' is already at {m.ToSite}")); return; }
+        if (disk.Stopped?.Contains(m.Relocation) == true) { c.Reply(replyTo, Refused($"relocation {m.Relocation} of '{m.Disk}' was stopped on site {c.Site}")); return; }
+        c.Persist(new SiteEvents.RelocationQueued(m.Disk, new QueuedRelocation(m.ToSite, m.Ticket, m.Hybrid, m.RateBytesPerSecond, m.Prefetch, m.Relocation)));
+        c.Reply(replyTo, new QueuedAt(m.Disk, m.Ticket, m.Relocation));
+    }
+
+    /// <summary>A queued relocation cancelled: out of the queue, and never started here (a retry, or one not queued here: done).</summary>
+    public void OnUnqueue(Unqueue m, object replyTo)
+    {
+        if (c.State.TryGet(m.Disk, out var disk) && disk.Phase == DiskPhase.Owned && disk.Queued?.Relocation == m.Relocation)
+            c.Persist(new SiteEvents.QueueLeft(m.Disk, m.Relocation));
+        c.Reply(replyTo, new Unqueued(m.Disk, m.Relocation));
+    }
+
     public void OnRelease(Release m, object replyTo)
     {
         var released = new Released(m.Disk, m.Epoch, m.Relocation);
