@@ -95,10 +95,6 @@ public sealed partial class CoordinatorCore(TimeSpan interval, Func<string> newR
     private readonly IReadOnlyDictionary<LinkPair, long> _linksConfigured = (links ?? LinkSettings.None).Budgets;
     /// <summary>Copies to drop once their source confirms it no longer sends them (relocation id → where).</summary>
     private readonly Dictionary<string, (string Disk, long Epoch, string Site)> _dropsAfterStop = new(StringComparer.Ordinal);
-    /// <summary>When each attempt ended here (relocation id → time), kept until a round asked after it: a round asked
-    /// before may still show it under way, and must not adopt it again (issue 13: 41 of 100 concurrent relocations were
-    /// announced completed twice). Bounded by the attempts that ended within one round.</summary>
-    private readonly Dictionary<string, DateTime> _endedAt = new(StringComparer.Ordinal);
     private bool _observing;
     /// <summary>The sites the shell last said it knows (null: not told; every site counts as present).</summary>
     private HashSet<string>? _sites;
@@ -442,7 +438,6 @@ public sealed partial class CoordinatorCore(TimeSpan interval, Func<string> newR
         bool Stale(Flow f) => f.PhaseSince >= o.AskedAt || now - f.PhaseSince < interval * 2;
         var seen = new HashSet<string>(StringComparer.Ordinal);
         var derived = Reconciler.Derive(o.Lists);
-        foreach (var id in _endedAt.Where(e => e.Value < o.AskedAt).Select(e => e.Key).ToList()) _endedAt.Remove(id);
         // A drop waiting for a stop the sites no longer call for (the source refused, or it is over) is forgotten.
         var wanted = derived.Select(d => d.Step).OfType<StopOutgoing>().Select(s => s.Relocation).ToHashSet(StringComparer.Ordinal);
         foreach (var id in _dropsAfterStop.Keys.Where(id => !wanted.Contains(id)).ToList()) _dropsAfterStop.Remove(id);
@@ -457,11 +452,6 @@ public sealed partial class CoordinatorCore(TimeSpan interval, Func<string> newR
                 Log(CoreLogLevel.Warning, $"relocation of {f.Disk}: the sites show attempt {d.Relocation}, not {f.Relocation}; following the sites", CoordinatorEvent.SitesWin);
                 Move(f, FlowEvent.OtherAttempt, now);
                 f = null;
-            }
-            if (f is null && _endedAt.TryGetValue(d.Relocation, out var ended))
-            {
-                Log(CoreLogLevel.Debug, $"relocation of {d.Info.Disk}: a round asked before it ended ({ended:HH:mm:ss.fff}) shows it {d.Info.Phase}", CoordinatorEvent.StaleRoundNotJudged);
-                continue;
             }
             if (f is null)
             {
@@ -582,7 +572,6 @@ public sealed partial class CoordinatorCore(TimeSpan interval, Func<string> newR
         if (to is not { } phase)
         {
             _flows.Remove(f.Disk);
-            _endedAt[f.Relocation] = now;
             Moved(f, null, e, now, ended: true);
         }
         else if (phase != f.Phase || !FlowTransitions.IsSiteAnswer(e)) f.MoveTo(e, phase, now);
