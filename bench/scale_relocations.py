@@ -10,7 +10,7 @@ Asks every relocation at once (one thread each), then scrapes each destination's
 every relocation has fetched something to 1 s before the first one is done. x_i = fetched bytes in the window / its
 length; expected_i = its pair's budget / the relocations on that pair (equal weights); Jain over x_i / expected_i.
 Prints one TSV row: rep n pairs budget_Bps aggregate_Bps aggregate/(pairs*budget) jain whole_s ideal_s whole/ideal
-dur_p50 dur_p99 dur_max failures window_s ask_s duplicate_completed dur_min last_first_byte_s; then per-process lines to OUT_PREFIX.procs.tsv and durations to
+dur_p50 dur_p99 dur_max failures window_s ask_s duplicate_completed dur_min last_first_byte_s busy_util busy_jain busy_s (see below); then per-process lines to OUT_PREFIX.procs.tsv and durations to
 OUT_PREFIX.durations.tsv.
 """
 import json, re, sys, time, urllib.request
@@ -141,6 +141,34 @@ else:
     agg_s = jain_s = ratio_s = "-"; win_s = f"{w1 - w0:.1f}"
     print(f"steady window too short: {w1 - w0:.1f} s", file=sys.stderr)
 
+# Relocations do not all start copying at once (each relocate request is its own ask of every site's disks), so
+# the steady window above can be short or empty. Per time slice instead (between two scrapes): on each pair with a
+# relocation copying (fetched some, not all), the pair's rate / its budget, and Jain's index of the copying ones'
+# rates; "busy" = the slices in which every pair had one copying. Time-weighted means over the busy slices.
+grid = sorted({t for d in disks for t, _ in samples[d]})
+busy_t = util_w = jain_w = 0.0
+for t0, t1 in zip(grid, grid[1:]):
+    if t1 - t0 <= 0: continue
+    rates = {p: [] for p in pairs}
+    for d in disks:
+        if not samples[d]: continue
+        f0, f1 = at(d, t0), at(d, t1)
+        total = totals.get(d) or 0
+        if f0 > 0 and (not total or f0 < total * 0.999):
+            rates[pair[d]].append((f1 - f0) / (t1 - t0))
+    if all(rates[p] for p in pairs):
+        dt = t1 - t0
+        busy_t += dt
+        util_w += dt * sum(sum(r) for r in rates.values()) / (budget * len(pairs))
+        js = [sum(r) ** 2 / (len(r) * sum(v * v for v in r)) if sum(v * v for v in r) > 0 else 1.0 for r in rates.values()]
+        jain_w += dt * sum(js) / len(js)
+busy_util = f"{util_w / busy_t:.3f}" if busy_t else "-"
+busy_jain = f"{jain_w / busy_t:.4f}" if busy_t else "-"
+with open(prefix + ".samples.tsv", "a") as f:
+    for d in disks:
+        for t, v in samples[d]:
+            f.write(f"{rep}\t{d}\t{pair[d][0]}\t{pair[d][1]}\t{t - t_ask:.2f}\t{v:.0f}\t{totals.get(d, 0):.0f}\n")
+
 with open(prefix + ".durations.tsv", "a") as f:
     for d, e in completed.items():
         f.write(f"{rep}\t{d}\t{pair[d][0]}\t{pair[d][1]}\t{epoch(e['time']) - t_ask:.2f}\t{e.get('durationSeconds')}\t{e.get('fetchedBytes')}\t{e.get('skippedBytes')}\t{len(completions[d])}\t{first_byte(d) - t_ask:.2f}\n")
@@ -154,4 +182,5 @@ for d in missing:
 failures = len(refused) + len(failed) + len(missing)
 print(f"{rep}\t{len(disks)}\t{len(pairs)}\t{budget}\t{agg_s}\t{ratio_s}\t{jain_s}\t{whole_s:.1f}\t{ideal:.1f}\t{whole_s / ideal:.3f}"
       f"\t{q(0.5):.1f}\t{q(0.99):.1f}\t{durs[-1] if durs else float('nan'):.1f}\t{failures}\t{win_s}\t{t_asked - t_ask:.1f}"
-      f"\t{duplicates}\t{min(durs) if durs else float('nan'):.1f}\t{max(first_byte(d) for d in disks) - t_ask:.1f}")
+      f"\t{duplicates}\t{min(durs) if durs else float('nan'):.1f}\t{max(first_byte(d) for d in disks) - t_ask:.1f}"
+      f"\t{busy_util}\t{busy_jain}\t{busy_t:.1f}")
