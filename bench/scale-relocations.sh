@@ -34,8 +34,8 @@ done
 log "$N source images of $SIZE in $SRC ($(du -sm "$SRC" | cut -f1) MiB allocated)"
 
 RUNS=$OUT/scale-relocations.runs.tsv
-printf 'rep\tn\tpairs\tbudget_Bps\taggregate_Bps\taggregate_ratio\tjain\twhole_s\tideal_s\twhole_ratio\tdur_p50_s\tdur_p99_s\tdur_max_s\tfailures\twindow_s\task_s\tload_before\tverified\n' > "$RUNS"
-: > "$OUT/scale-relocations.durations.tsv"; : > "$OUT/scale-relocations.procs.tsv"
+printf 'rep\tn\tpairs\tbudget_Bps\taggregate_Bps\taggregate_ratio\tjain\twhole_s\tideal_s\twhole_ratio\tdur_p50_s\tdur_p99_s\tdur_max_s\tfailures\twindow_s\task_s\tduplicate_completed\tdur_min_s\tlast_first_byte_s\tbusy_util\tbusy_jain\tbusy_s\tload_before\tverified\n' > "$RUNS"
+: > "$OUT/scale-relocations.durations.tsv"; : > "$OUT/scale-relocations.procs.tsv"; : > "$OUT/scale-relocations.samples.tsv"
 cp "$ROOT/hocon/reloc.conf" "$WORK/reloc.conf"
 links="reloc.links = [ { sites = [site-a, site-b], bandwidth = \"$BUDGET\" }, { sites = [site-b, site-c], bandwidth = \"$BUDGET\" }, { sites = [site-a, site-c], bandwidth = \"$BUDGET\" } ]"
 for rep in $(seq "$REPS"); do
@@ -53,7 +53,10 @@ for rep in $(seq "$REPS"); do
   done
   for s in "${SITES[@]}"; do spawn "$s" dotnet "$NODE" --config "$WORK/$s.conf"; PID[$s]=$SPAWNED; done
   for s in "${SITES[@]}"; do wait_for "$WORK/$s.out" 'reloc-node: site' 240; done
-  until [ "$($M "127.0.0.1:${MG[site-a]}" cluster.show 2>/dev/null | grep -o '"reachable": true' | wc -l)" = 3 ]; do sleep 0.2; done
+  # Every site sees all three Up (a site still joining refuses disks created at itself: "unknown site").
+  for s in "${SITES[@]}"; do
+    until [ "$($M "127.0.0.1:${MG[$s]}" cluster.show 2>/dev/null | grep -io '"status": "up"' | wc -l)" = 3 ]; do sleep 0.2; done
+  done
   until $M "127.0.0.1:${MG[site-a]}" relocation.list > /dev/null 2>&1; do sleep 0.2; done   # the coordinator is up
   PLAN=$WORK/plan.tsv; : > "$PLAN"; PIDS=$WORK/pids.tsv; : > "$PIDS"
   for s in "${SITES[@]}"; do printf '%s\t%s\n' "$s" "${PID[$s]}" >> "$PIDS"; done
@@ -87,7 +90,8 @@ head, rows = rows[0], rows[1:]
 col = lambda name: [r[head.index(name)] for r in rows]
 med = lambda name: st.median(float(v) for v in col(name) if v != "-") if any(v != "-" for v in col(name)) else "-"
 print("what\tmedian\truns")
-for name in ("aggregate_ratio", "jain", "whole_s", "ideal_s", "whole_ratio", "dur_p50_s", "dur_p99_s", "dur_max_s", "failures", "verified"):
+for name in ("busy_util", "busy_jain", "busy_s", "aggregate_ratio", "jain", "whole_s", "ideal_s", "whole_ratio", "dur_p50_s", "dur_p99_s", "dur_max_s",
+             "ask_s", "last_first_byte_s", "duplicate_completed", "failures", "verified"):
     print(f"{name}\t{med(name)}\t{', '.join(col(name))}")
 procs = collections.defaultdict(list)
 for l in open(sys.argv[2]):

@@ -87,8 +87,7 @@ while True:
     try:
         p = call(addr, "relocation.show", {"name": "big"})["progress"]
         if scan is None and p["skippedBytes"] >= holes: scan = time.time() - t0
-    except RuntimeError as e:
-        if "not relocating" not in str(e): raise
+    except RuntimeError:   # not relocating (any more), or the destination not prepared yet: done once owned there alone
         show = call(addr, "disk.show", {"name": "big"})
         if show["owner"] == dst and show["phase"] == "owned" and len(show["copies"]) == 1: break
     except OSError: pass

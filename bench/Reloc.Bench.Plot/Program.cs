@@ -42,7 +42,8 @@ internal static class Cli
             {
                 var eq = h.IndexOf('=');
                 var value = double.Parse(eq < 0 ? h : h[..eq], CultureInfo.InvariantCulture);
-                var line = plot.Add.HorizontalLine(value);
+                // On a log y axis the data are log10 values (Line), so is the line.
+                var line = plot.Add.HorizontalLine(args[0] == "line" && opts.Has("logy") ? Math.Log10(value) : value);
                 line.LinePattern = LinePattern.Dashed;
                 line.LineWidth = 1.5f;
                 line.Color = Colors.Gray;
