@@ -10,7 +10,7 @@
 # at the end every disk is compared byte for byte (cmp) at its new owner with its source image, and every disk must
 # be owned by its destination with one copy left.
 # Usage: bench/scale-relocations.sh   env: N=100 SIZE=32M BUDGET=20MB/s REPS=3 WAN=0 RTT=20ms WAN_RATE=40MB/s SKIP_BUILD=0 KEEP=0
-# Prints per-run rows and medians (TSV); files in $OUT (artifacts/bench): scale-relocations.{runs,durations,procs}.tsv
+# Prints per-run rows and medians (TSV); files in $OUT (artifacts/bench): scale-relocations.{runs,durations,procs,samples,slices}.tsv
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 N=${N:-100}; SIZE=${SIZE:-32M}; BUDGET=${BUDGET:-20MB/s}; REPS=${REPS:-3}; WAN=${WAN:-0}; RTT=${RTT:-20ms}; WAN_RATE=${WAN_RATE:-40MB/s}
@@ -100,4 +100,6 @@ for l in open(sys.argv[2]):
 for site, fs in procs.items():
     print(f"{site} cpu_s / cpu_cores / rss_MiB start,max / hwm\t\t" + "; ".join(f"{f[2]} / {f[3]} / {f[4]},{f[5]} / {f[6]}" for f in fs))
 PYEOF
-cat "$RUNS"; echo; cat "$SUM"
+# Per 3 s bin: each pair's utilisation and fairness, over the whole busy time and after the start-up ramp.
+$PY "$BENCH_DIR/scale_slices.py" "$OUT/scale-relocations.samples.tsv" "$BUDGET_BPS" 3 > "$OUT/scale-relocations.slices.tsv"
+cat "$RUNS"; echo; cat "$SUM"; echo; cat "$OUT/scale-relocations.slices.tsv"

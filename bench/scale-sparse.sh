@@ -4,7 +4,10 @@
 # of random data every STRIDE bytes from 0, the rest holes):
 #   sparse-1pct   1 TiB, 10240 extents every 100 MiB (10 GiB allocated, 0.98 %)
 #   sparse-0.1pct 1 TiB, 1024 extents every 1 GiB (1 GiB allocated)
-#   dense-1g      1 GiB, every MiB (no hole)      dense-10g 10 GiB, every MiB (no hole)
+#   sparse-1pct-256g, sparse-0.25pct-256g  256 GiB with 2560 / 640 extents (every 100 / 400 MiB)
+#   dense-1g, dense-2.5g, dense-10g        1 GiB, 2.5 GiB, 10 GiB, every MiB (no hole)
+# A relocation needs room at the destination for the data plus a margin of 5 % of the virtual size
+# (Site/Core/RoomCheck): 61 GiB free for sparse-1pct, more than this machine had beside the source and site-a's copy.
 # Per case: the image is made (sparse: truncate, then 1 MiB pwrites), written to an empty disk at site-a with nbdcopy
 # (not timed), then relocated REPS times back and forth (a->b, b->a, a->b: the released source's copy is dropped, so at
 # most two copies exist). Each relocation: `relocate` request -> owned by its destination alone (mgmt.py
@@ -21,7 +24,7 @@ CASES=${CASES:-"sparse-0.1pct dense-1g sparse-1pct dense-10g"}; REPS=${REPS:-3}
 bench_init scale-sparse
 M="$PY $BENCH_DIR/mgmt.py"
 declare -A SPEC=([sparse-1pct]="1T:10240:100M" [sparse-0.1pct]="1T:1024:1G" [sparse-0.25pct-256g]="256G:640:400M"
-                 [sparse-1pct-256g]="256G:2560:100M" [dense-1g]="1G:1024:1M" [dense-10g]="10G:10240:1M")
+                 [sparse-1pct-256g]="256G:2560:100M" [dense-1g]="1G:1024:1M" [dense-2.5g]="2560M:2560:1M" [dense-10g]="10G:10240:1M")
 SRC=$WORK/src; mkdir -p "$SRC"
 RUNS=$OUT/scale-sparse.runs.tsv
 [ -f "$RUNS" ] || printf 'case\trep\tsize\tallocated\tfrom\tto\ttime_s\tevent_s\tfetched\tskipped\tscan_s\trss_before_MiB\trss_peak_MiB\trss_delta_MiB\tload\n' > "$RUNS"
