@@ -12,7 +12,7 @@
 # (not timed), then relocated REPS times back and forth (a->b, b->a, a->b: the released source's copy is dropped, so at
 # most two copies exist). Each relocation: `relocate` request -> owned by its destination alone (mgmt.py
 # wait-relocated); its completed event's fetched and skipped bytes; the hole scan's time (relocate request -> skipped
-# bytes reaching the holes' size, polled every 0.1 s); the destination's RSS before and its peak during (VmRSS
+# bytes reaching the holes' size, polled every 0.1 s: in fact when the copy has walked past the last hole); the destination's RSS before and its peak during (VmRSS
 # every 0.1 s: the block map of a 1 TiB disk is 4 MiB). At the end the last owner's image is compared with the
 # source image by `qemu-img compare` (both raw files; it skips what both have as holes). The image is deleted after
 # its case (and the sites' data dirs with it).
