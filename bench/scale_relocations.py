@@ -153,8 +153,8 @@ for t0, t1 in zip(grid, grid[1:]):
     for d in disks:
         if not samples[d]: continue
         f0, f1 = at(d, t0), at(d, t1)
-        total = totals.get(d) or 0
-        if f0 > 0 and (not total or f0 < total * 0.999):
+        last = samples[d][-1][1]   # its last fetched count: the holes are never fetched
+        if f0 > 0 and f0 < last * 0.999:
             rates[pair[d]].append((f1 - f0) / (t1 - t0))
     if all(rates[p] for p in pairs):
         dt = t1 - t0
