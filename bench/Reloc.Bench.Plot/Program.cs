@@ -12,7 +12,7 @@ using ScottPlot;
 //
 // --where COL=VALUE keeps only the rows whose column has that value (repeatable).
 // --legend UpperLeft|LowerRight|... (inside) or Right|Bottom (outside); --ymin/--ymax fix the y axis;
-// --width/--height in pixels (800x450); line: --logy (log10 y axis), --step (staircase lines).
+// --width/--height in pixels (800x450); line: --logy / --logx (log10 y / x axis), --step (staircase lines).
 
 return Cli.Run(args);
 
@@ -42,7 +42,8 @@ internal static class Cli
             {
                 var eq = h.IndexOf('=');
                 var value = double.Parse(eq < 0 ? h : h[..eq], CultureInfo.InvariantCulture);
-                var line = plot.Add.HorizontalLine(value);
+                // On a log y axis the data are log10 values (Line), so is the line.
+                var line = plot.Add.HorizontalLine(args[0] == "line" && opts.Has("logy") ? Math.Log10(value) : value);
                 line.LinePattern = LinePattern.Dashed;
                 line.LineWidth = 1.5f;
                 line.Color = Colors.Gray;
@@ -90,22 +91,22 @@ internal static class Cli
             var px = rows.Select(r => table.Number(r, x) * xs).ToArray();
             var py = rows.Select(r => table.Number(r, y) * ys).ToArray();
             if (opts.Has("logy")) py = py.Select(v => Math.Log10(Math.Max(v, 1e-9))).ToArray();
+            if (opts.Has("logx")) px = px.Select(v => Math.Log10(Math.Max(v, 1e-9))).ToArray();
             var s = plot.Add.Scatter(px, py, Palette[i++ % Palette.Length]);
             s.MarkerSize = px.Length > 40 ? 0 : 5;
             s.LineWidth = 2;
             s.ConnectStyle = opts.Has("step") ? ConnectStyle.StepHorizontal : ConnectStyle.Straight;
             if (name.Length > 0) s.LegendText = (opts.Get("series-prefix") ?? "") + name;
         }
-        if (opts.Has("logy"))
+        // Log scale the ScottPlot 5 way: the data are log10 values, ticks at the powers of ten labelled back.
+        ScottPlot.TickGenerators.NumericAutomatic LogTicks() => new()
         {
-            // Log scale the ScottPlot 5 way: the data are log10 values, ticks at the powers of ten labelled back.
-            plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic
-            {
-                MinorTickGenerator = new ScottPlot.TickGenerators.LogMinorTickGenerator(),
-                IntegerTicksOnly = true,
-                LabelFormatter = v => Math.Pow(10, v).ToString("G4", CultureInfo.InvariantCulture),
-            };
-        }
+            MinorTickGenerator = new ScottPlot.TickGenerators.LogMinorTickGenerator(),
+            IntegerTicksOnly = true,
+            LabelFormatter = v => Math.Pow(10, v).ToString("G4", CultureInfo.InvariantCulture),
+        };
+        if (opts.Has("logy")) plot.Axes.Left.TickGenerator = LogTicks();
+        if (opts.Has("logx")) plot.Axes.Bottom.TickGenerator = LogTicks();
     }
 
     private static void Bars(Plot plot, Table table, Options opts)
@@ -152,7 +153,7 @@ internal sealed class Options
         {
             if (!args[i].StartsWith("--", StringComparison.Ordinal)) throw new ArgumentException($"unexpected argument '{args[i]}'");
             var key = args[i][2..];
-            var value = key is "step" or "logy" ? "" : i + 1 < args.Length ? args[++i] : throw new ArgumentException($"--{key} needs a value");
+            var value = key is "step" or "logy" or "logx" ? "" : i + 1 < args.Length ? args[++i] : throw new ArgumentException($"--{key} needs a value");
             if (!o._values.TryGetValue(key, out var list)) o._values[key] = list = [];
             list.Add(value);
         }

@@ -78,6 +78,20 @@ public sealed class SiteTelemetryTests : IAsyncLifetime
         Assert.Equal(content.Length, local.Value);
         Assert.Contains(_metrics.Of("reloc.journal.write.duration"), m => m.Tag("actor") == "site");
         Assert.True(_metrics.Of("reloc.link.bytes").Where(m => m.Tag("from") == "site-a" && m.Tag("to") == "site-b").Sum(m => m.Value) > 0);
+
+        // The coordinator's reconcile rounds (issue 13 goal 6): each asks every Up site (one in the first rounds, before
+        // site-b is Up) and judges their lists; the relocation's steps went out and the sites' reports came in.
+        // vm1 (now at site-b) is listed by the next round.
+        await _metrics.WaitForAsync(m => m.Any(x => x.Instrument == "reloc.coordinator.reconcile.copies" && x.Value > 0), TimeSpan.FromSeconds(30));
+        double Sum(string instrument, string direction, string kind) =>
+            _metrics.Of(instrument).Where(m => m.Tag("direction") == direction && m.Tag("kind") == kind).Sum(m => m.Value);
+        var rounds = _metrics.Of("reloc.coordinator.reconcile.rounds").Sum(m => m.Value);
+        Assert.True(Sum("reloc.coordinator.messages", "received", "disk-list") >= rounds);
+        Assert.True(Sum("reloc.coordinator.messages", "sent", "list-disks") >= Sum("reloc.coordinator.messages", "received", "disk-list"));
+        Assert.True(Sum("reloc.coordinator.messages", "sent", "step") >= 3);     // start, prepare, fence at least
+        Assert.True(Sum("reloc.coordinator.messages", "received", "report") >= 3);
+        Assert.Equal(rounds, _metrics.Of("reloc.coordinator.reconcile.duration").Count);
+        Assert.All(_metrics.Of("reloc.coordinator.reconcile.judge.duration"), m => Assert.InRange(m.Value, 0, 10));
     }
 
     private List<Activity> Roots()

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
@@ -27,12 +28,15 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
     private readonly TimeSpan _interval;
     private readonly RelocationEventPublisher _events;
     private readonly RelocationTracing? _tracing;
+    private readonly RelocMetrics? _metrics;
+    private long _roundAsked; // Stopwatch timestamp of the reconcile round's ask under way
 
     public ITimerScheduler Timers { get; set; } = null!;
 
     public MigrationCoordinator(TimeSpan reconcileInterval, RelocTelemetry? telemetry = null, LinkSettings? links = null, AdmissionSettings? admission = null)
     {
         _tracing = telemetry is null ? null : new RelocationTracing(telemetry);
+        _metrics = telemetry?.Relocation;
         _interval = reconcileInterval;
         _core = new CoordinatorCore(reconcileInterval, () => Guid.NewGuid().ToString("N"), links, admission);
         _events = new RelocationEventPublisher(Context, _log, _askTimeout);
@@ -63,7 +67,15 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
         Receive<IncomingDropped>(FromSite);
         Receive<SiteProtocol.Refused>(FromSite);
         Receive<Reconcile>(_ => Run(new CoordinatorInput.Tick(DateTime.UtcNow, Sites())));
-        Receive<Input>(m => Run(m.Value));
+        Receive<Input>(m =>
+        {
+            if (m.Value is CoordinatorInput.Observed o) Judge(o);
+            else
+            {
+                if (m.Value is CoordinatorInput.Found f) _metrics?.CoordinatorMessages(CoordinatorTraffic.DiskListReceived, f.Lists.Count);
+                Run(m.Value);
+            }
+        });
     }
 
     protected override void PreStart() =>
@@ -77,7 +89,21 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
 
     private void Command(object request) => Run(new CoordinatorInput.Command(request, Sender, DateTime.UtcNow, Sites()));
 
-    private void FromSite(object message) => Run(new CoordinatorInput.FromSite(message, Sender.Path.Address.ToString(), DateTime.UtcNow));
+    private void FromSite(object message)
+    {
+        _metrics?.CoordinatorMessages(CoordinatorTraffic.ReportReceived, 1);
+        Run(new CoordinatorInput.FromSite(message, Sender.Path.Address.ToString(), DateTime.UtcNow));
+    }
+
+    /// <summary>A reconcile round's answers: judged, and measured (what the round costs as the cluster grows).</summary>
+    private void Judge(CoordinatorInput.Observed o)
+    {
+        var start = Stopwatch.GetTimestamp();
+        Run(o);
+        if (_metrics is null) return;
+        _metrics.CoordinatorMessages(CoordinatorTraffic.DiskListReceived, o.Lists.Count);
+        _metrics.ReconcileRound(o.Lists.Sum(l => l.Disks.Count), Stopwatch.GetElapsedTime(_roundAsked), Stopwatch.GetElapsedTime(start));
+    }
 
     private void Run(CoordinatorInput input)
     {
@@ -90,6 +116,7 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
         switch (decision)
         {
             case CoordinatorDecision.SendToSite s:
+                _metrics?.CoordinatorMessages(CoordinatorTraffic.StepSent, 1);
                 SiteOf(s.Site).Tell(s.Message);
                 break;
             case CoordinatorDecision.Reply r:
@@ -97,11 +124,14 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
                 break;
             case CoordinatorDecision.AskAllSites { ForRelocate: null } a:
                 // A reconcile round judges by whoever answered: a site that did not is unknown, not empty.
+                _roundAsked = Stopwatch.GetTimestamp();
+                _metrics?.CoordinatorMessages(CoordinatorTraffic.ListDisksSent, Sites().Count);
                 SiteDirectory.ListDisks(Context.System, _askTimeout)
                     .PipeTo(Self, success: lists => new Input(new CoordinatorInput.Observed(lists.Answered, a.AskedAt, DateTime.UtcNow)));
                 break;
             case CoordinatorDecision.AskAllSites { ForRelocate: { } request } a:
                 // Every site must answer: where the disk is lives with them.
+                _metrics?.CoordinatorMessages(CoordinatorTraffic.ListDisksSent, Sites().Count);
                 SiteDirectory.ListDisks(Context.System, _askTimeout)
                     .PipeTo(Self, success: lists => new Input(new CoordinatorInput.Found(request, a.ReplyTo!, lists.All ?? [], DateTime.UtcNow)));
                 break;

@@ -23,6 +23,11 @@ public sealed class RelocMetrics
     private readonly Counter<long> _linkBytes;
     private readonly Histogram<double> _journalWrite;
     private readonly Histogram<double> _handover;
+    private readonly Counter<long> _reconcileRounds;
+    private readonly Counter<long> _reconcileCopies;
+    private readonly Histogram<double> _reconcileDuration;
+    private readonly Histogram<double> _reconcileJudge;
+    private readonly Counter<long> _coordinatorMessages;
     private readonly object _gate = new();
     private DiskMetrics[] _disks = []; // replaced, never changed in place: gauge callbacks read it without the lock
     private PhaseSeries[] _phases = [];
@@ -49,6 +54,14 @@ public sealed class RelocMetrics
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
         _handover = meter.CreateHistogram<double>("reloc.relocation.handover.duration", "s", "Time from fencing the source to the destination owning the disk",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
+        // The coordinator's reconcile round (issue 13 goal 6: its cost per round, and how it grows with the disks).
+        _reconcileRounds = meter.CreateCounter<long>("reloc.coordinator.reconcile.rounds", "{round}", "Reconcile rounds the coordinator judged (every site asked for its disks)");
+        _reconcileCopies = meter.CreateCounter<long>("reloc.coordinator.reconcile.copies", "{copy}", "Disk copies the sites listed in the rounds judged (per round: its delta over the rounds')");
+        _reconcileDuration = meter.CreateHistogram<double>("reloc.coordinator.reconcile.duration", "s", "A reconcile round from its ask to every site to its answers judged",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
+        _reconcileJudge = meter.CreateHistogram<double>("reloc.coordinator.reconcile.judge.duration", "s", "Time the coordinator's actor spent judging a round's answers and sending its steps",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
+        _coordinatorMessages = meter.CreateCounter<long>("reloc.coordinator.messages", "{message}", "Messages between the coordinator and the sites, by direction and kind");
     }
 
     public Meter Meter { get; }
@@ -73,6 +86,30 @@ public sealed class RelocMetrics
 
     internal void Handover(string disk, string from, string to, TimeSpan elapsed) =>
         _handover.Record(elapsed.TotalSeconds, new TagList { { "disk", disk }, { "from", from }, { "to", to } });
+
+    /// <summary>One reconcile round judged: the copies its answers listed, its time from the ask, and the coordinator's
+    /// time judging it.</summary>
+    internal void ReconcileRound(int copies, TimeSpan round, TimeSpan judged)
+    {
+        _reconcileRounds.Add(1);
+        _reconcileCopies.Add(copies);
+        _reconcileDuration.Record(round.TotalSeconds);
+        _reconcileJudge.Record(judged.TotalSeconds);
+    }
+
+    internal void CoordinatorMessages(CoordinatorTraffic traffic, int count)
+    {
+        if (count > 0) _coordinatorMessages.Add(count, TrafficTags[(int)traffic]);
+    }
+
+    // Indexed by CoordinatorTraffic: direction and kind of each.
+    private static readonly KeyValuePair<string, object?>[][] TrafficTags =
+    [
+        [new("direction", "sent"), new("kind", "list-disks")],
+        [new("direction", "received"), new("kind", "disk-list")],
+        [new("direction", "sent"), new("kind", "step")],
+        [new("direction", "received"), new("kind", "report")],
+    ];
 
     /// <summary>The coordinator's relocations now (replaces the previous set).</summary>
     internal void SetPhases(PhaseSeries[] phases) => Volatile.Write(ref _phases, phases);
@@ -106,3 +143,7 @@ public sealed class RelocMetrics
     /// <summary>One relocation's phase series: tags disk, from, to, phase.</summary>
     internal sealed record PhaseSeries(KeyValuePair<string, object?>[] Tags);
 }
+
+/// <summary>What the coordinator exchanges with the sites: an ask of a site's disks and its answer (every reconcile
+/// round, and every relocate request), a step it sends a site, a report a site sends it.</summary>
+public enum CoordinatorTraffic { ListDisksSent, DiskListReceived, StepSent, ReportReceived }
