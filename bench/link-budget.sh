@@ -45,6 +45,7 @@ for rep in $(seq "$REPS"); do
     [ "$mode" = set ] && conf_budget="$((BUDGET_BPS / 2))B/s"
     [ "$mode" = none ] && conf_budget="" && run_budget=0
     mapfile -t extra < <(budget_conf "$conf_budget")
+    extra+=("reloc.coordinator.max-concurrent-relocations-per-site = off")   # all N copy at once: the budget's shares are measured
     site_conf site-a "$AA" "$NA" "$MA" "127.0.0.1:$W" "$SEEDS" "${extra[@]}"
     site_conf site-b "$AB" "$NB" "$MB" "127.0.0.1:$NB" "$SEEDS" "${extra[@]}"
     start_wanlink wan "$W" "$NA" "$RTT" "$WAN_RATE" "$QUEUE"; WPID=$SPAWNED

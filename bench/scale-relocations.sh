@@ -9,7 +9,7 @@
 # bench/scale_relocations.py asks the relocations and follows them (each destination's /metrics, the events API);
 # at the end every disk is compared byte for byte (cmp) at its new owner with its source image, and every disk must
 # be owned by its destination with one copy left.
-# Usage: bench/scale-relocations.sh   env: N=100 SIZE=32M BUDGET=20MB/s REPS=3 WAN=0 RTT=20ms WAN_RATE=40MB/s SKIP_BUILD=0 KEEP=0
+# Usage: bench/scale-relocations.sh   env: N=100 ADMISSION=off SIZE=32M BUDGET=20MB/s REPS=3 WAN=0 RTT=20ms WAN_RATE=40MB/s SKIP_BUILD=0 KEEP=0
 # Prints per-run rows and medians (TSV); files in $OUT (artifacts/bench): scale-relocations.{runs,durations,procs,samples,slices}.tsv
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -49,7 +49,8 @@ for rep in $(seq "$REPS"); do
       ADV[$s]=$(free_port)
       start_wanlink "wan-$s" "${ADV[$s]}" "${NB[$s]}" "$RTT" "$WAN_RATE" 100ms; WPIDS+=("$SPAWNED")
     fi
-    site_conf "$s" "${AK[$s]}" "${NB[$s]}" "${MG[$s]}" "127.0.0.1:${ADV[$s]}" "$SEEDS" "reloc.site.import-dir = \"$SRC\"" "$links"
+    site_conf "$s" "${AK[$s]}" "${NB[$s]}" "${MG[$s]}" "127.0.0.1:${ADV[$s]}" "$SEEDS" "reloc.site.import-dir = \"$SRC\"" "$links" \
+      "reloc.coordinator.max-concurrent-relocations-per-site = ${ADMISSION:-off}"   # ADMISSION=N: through the admission queue
   done
   for s in "${SITES[@]}"; do spawn "$s" dotnet "$NODE" --config "$WORK/$s.conf"; PID[$s]=$SPAWNED; done
   for s in "${SITES[@]}"; do wait_for "$WORK/$s.out" 'reloc-node: site' 240; done
