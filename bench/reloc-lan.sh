@@ -11,11 +11,12 @@
 # veth pair with tbf at RATE_LIMIT (default 10gbit) on both ends; nbdcopy runs in site-b's namespace (needs root).
 # WARMUP=1 (default): a 4 MiB disk is relocated first, untimed, so the timed one runs on compiled code as on a
 # site that has run for a while; WARMUP=0 times the sites' first relocation (JIT included).
-# Usage: bench/reloc-lan.sh     env: NET=loopback|netns WARMUP=1 REPS=3 SIZE=1G RATE_LIMIT=10gbit SKIP_BUILD=0 KEEP=0
+# PROFILE=DIR: dotnet-trace (on PATH) samples site-b's threads for 8 s around the relocation, into DIR.
+# Usage: bench/reloc-lan.sh     env: NET=loopback|netns WARMUP=1 PROFILE= REPS=3 SIZE=1G RATE_LIMIT=10gbit SKIP_BUILD=0 KEEP=0
 # Prints per-run and summary TSV (medians); files in $OUT (artifacts/bench).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-NET=${NET:-loopback}; WARMUP=${WARMUP:-1}; REPS=${REPS:-3}; SIZE=${SIZE:-1G}; RATE_LIMIT=${RATE_LIMIT:-10gbit}
+NET=${NET:-loopback}; WARMUP=${WARMUP:-1}; PROFILE=${PROFILE:-}; REPS=${REPS:-3}; SIZE=${SIZE:-1G}; RATE_LIMIT=${RATE_LIMIT:-10gbit}
 bench_init "reloc-lan-$NET"
 M="$PY $BENCH_DIR/mgmt.py"
 
@@ -82,7 +83,14 @@ for rep in $(seq "$REPS"); do
     cmp -s "$WORK/site-b/vm.img" "$SRC" || { log "content differs at site-b"; exit 1; }
   }
   copy; T_PLAIN=$T_COPY; copy --flush; T_FLUSH=$T_COPY
+  TRACE_PID=""
+  if [ -n "$PROFILE" ]; then   # CPU samples of the destination site while it relocates (dotnet-trace, 8 s)
+    dotnet-trace collect -p "$PB" --profile dotnet-sampled-thread-time --duration 00:00:00:08 \
+      -o "$PROFILE/site-b.rep$rep.nettrace" > "$WORK/trace.out" 2>&1 & TRACE_PID=$!
+    sleep 1   # the session is up before the relocation starts
+  fi
   relocate   # last: it moves the source export away
+  [ -z "$TRACE_PID" ] || wait "$TRACE_PID" || true
   $PY -c "b=$BYTES; c=$T_PLAIN; f=$T_FLUSH; r=$T_RELOC; print(f'$rep\t{c:.3f}\t{f:.3f}\t{r:.3f}\t{c/r:.3f}\t{f/r:.3f}\t{b/c/1e6:.0f}\t{b/f/1e6:.0f}\t{b/r/1e6:.0f}')" >> "$RUNS"
   log "rep $rep: $(tail -1 "$RUNS") (both copies checked byte for byte)"
   stop "$PB" "$PA"
