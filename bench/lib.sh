@@ -156,6 +156,9 @@ CONF
   } > "$WORK/$name.conf"
 }
 
+# span_seconds "SENT DONE": the seconds between two epoch stamps (mgmt.py relocate-timed's answer).
+span_seconds() { $PY -c "s, d = map(float, '$1'.split()); print(f'{d-s:.3f}')"; }
+
 # plot line|bars ARGS...: runs the ScottPlot tool (bench/Reloc.Bench.Plot).
 plot() { dotnet "$PLOT_DLL" "$@"; }
 

@@ -79,7 +79,7 @@ for rep in $(seq "$REPS"); do
   relocate() {
     local t
     t=$(in_a $M "$IPA:$MA" relocate-timed vm site-b 900)   # request sent -> released, in one python process
-    T_RELOC=$($PY -c "s, d = map(float, '$t'.split()); print(f'{d-s:.3f}')")
+    T_RELOC=$(span_seconds "$t")
     cmp -s "$WORK/site-b/vm.img" "$SRC" || { log "content differs at site-b"; exit 1; }
   }
   copy; T_PLAIN=$T_COPY; copy --flush; T_FLUSH=$T_COPY

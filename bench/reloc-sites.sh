@@ -46,7 +46,7 @@ for rep in $(seq "$REPS"); do
       $M "127.0.0.1:$MA" relocate-timed warm site-b 120 "127.0.0.1:$MB" > /dev/null
     fi
     t=$($M "127.0.0.1:$MA" relocate-timed vm site-b 900 "127.0.0.1:$MB")   # request sent -> released, one process
-    t=$($PY -c "s, d = map(float, '$t'.split()); print(f'{d-s:.3f}')")
+    t=$(span_seconds "$t")
     [ "$(sha256sum < "$WORK/site-b/vm.img")" = "$(sha256sum < "$SRC")" ] || { log "content differs at site-b"; exit 1; }
     printf '%s\t%s\t%s\t%s\n' "$rtt" "$rep" "$t" "$($PY -c "print(f'{$t/$LIMIT:.3f}')")" >> "$RUNS"
     log "rtt ${rtt}ms rep $rep: $(tail -1 "$RUNS") (content checked)"

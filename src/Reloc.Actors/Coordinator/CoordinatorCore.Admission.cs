@@ -256,4 +256,29 @@ public sealed partial class CoordinatorCore
             Log(CoreLogLevel.Info, $"queued relocation {relocation} of {disk} {q.From}->{q.To} picked up from the sites (place {_queue.IndexOf(q) + 1})");
         }
     }
+
+    private static DateTime? NowOf(CoordinatorInput input) => input switch
+    {
+        CoordinatorInput.Found f => f.Now,
+        CoordinatorInput.Command c => c.Now,
+        CoordinatorInput.FromSite s => s.Now,
+        CoordinatorInput.Tick t => t.Now,
+        CoordinatorInput.Observed o => o.Now,
+        CoordinatorInput.DrainFound d => d.Now,
+        _ => null, // a relocate request frees no slot: its answer (Found) comes with a time
+    };
+
+    private RelocationRefused AlreadyQueued(Queued q) =>
+        new($"disk '{q.Disk}' is already queued for {q.To} (place {_queue.IndexOf(q) + 1}): cancel it first to change it");
+
+    private static RelocationRefused Waits(Queued q) =>
+        new($"disk '{q.Disk}' waits in the admission queue for {q.To}: nothing runs yet (cancel it, or wait until it starts)");
+
+    private static string DiskOf(object request) => request switch
+    {
+        SetRelocationRate m => m.Disk,
+        SetRelocationWeight m => m.Disk,
+        RequestHandover m => m.Disk,
+        _ => "",
+    };
 }

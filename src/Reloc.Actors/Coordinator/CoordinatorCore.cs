@@ -133,17 +133,6 @@ public sealed partial class CoordinatorCore(TimeSpan interval, Func<string> newR
         return _out;
     }
 
-    private static DateTime? NowOf(CoordinatorInput input) => input switch
-    {
-        CoordinatorInput.Found f => f.Now,
-        CoordinatorInput.Command c => c.Now,
-        CoordinatorInput.FromSite s => s.Now,
-        CoordinatorInput.Tick t => t.Now,
-        CoordinatorInput.Observed o => o.Now,
-        CoordinatorInput.DrainFound d => d.Now,
-        _ => null, // a relocate request frees no slot: its answer (Found) comes with a time
-    };
-
     private void Know(IReadOnlyList<string>? sites)
     {
         if (sites is not null) _sites = sites.ToHashSet(StringComparer.Ordinal);
@@ -218,12 +207,6 @@ public sealed partial class CoordinatorCore(TimeSpan interval, Func<string> newR
         if (owner.Queued is { } kept) { Answer(replyTo, new RelocationRefused($"disk '{m.Disk}' is already queued for {kept.ToSite}")); return; }
         Admit(m.Disk, owner, m.ToSite, m.Hybrid, m.RateBytesPerSecond, m.Prefetch, replyTo, found.Now);
     }
-
-    private RelocationRefused AlreadyQueued(Queued q) =>
-        new($"disk '{q.Disk}' is already queued for {q.To} (place {_queue.IndexOf(q) + 1}): cancel it first to change it");
-
-    private static RelocationRefused Waits(Queued q) =>
-        new($"disk '{q.Disk}' waits in the admission queue for {q.To}: nothing runs yet (cancel it, or wait until it starts)");
 
     private void OnCommand(CoordinatorInput.Command c)
     {
@@ -309,14 +292,6 @@ public sealed partial class CoordinatorCore(TimeSpan interval, Func<string> newR
                 throw new ArgumentException($"not an operator request: {c.Request}", nameof(c));
         }
     }
-
-    private static string DiskOf(object request) => request switch
-    {
-        SetRelocationRate m => m.Disk,
-        SetRelocationWeight m => m.Disk,
-        RequestHandover m => m.Disk,
-        _ => "",
-    };
 
     private void OnSite(object message, string from, DateTime now)
     {
