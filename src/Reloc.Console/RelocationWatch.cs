@@ -81,8 +81,9 @@ public static class RelocationWatch
                             task.Value = sample.Local;
                         }
                     });
-                    if (result.Last is { Total: > 0 } last && result.Disk?.Owner == last.To)
-                        task.Value = task.MaxValue; // finished: the last look may have been just before the end
+                    // Finished: the last look may have been just before the end, or (a fast relocation) before its size was known.
+                    if (result.Last is { } last && result.Disk?.Owner == last.To)
+                        task.Value = task.MaxValue;
                     task.StopTask();
                     return result;
                 });
