@@ -66,6 +66,7 @@ public static class RelocConfig
             PrefetchChunkBytes = (int)(c.GetByteSize("prefetch-chunk") ?? 128 * 1024),
             MaxPrefetchWindow = c.GetInt("max-prefetch-window"),
             PrefetchInitialWindow = c.GetInt("prefetch-initial-window"),
+            PrefetchBeforeScan = c.GetBoolean("prefetch-before-scan", true),
             PrefetchQueueTarget = c.GetTimeSpan("prefetch-queue-target"),
             PersistInterval = c.GetTimeSpan("persist-interval"),
             SnapshotEvery = c.GetInt("snapshot-every"),

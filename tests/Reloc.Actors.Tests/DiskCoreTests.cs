@@ -19,12 +19,13 @@ public sealed class DiskCoreTests
         private readonly List<Persist> _persists = [];
         private readonly List<StartSync> _syncs = [];
 
-        public Disk(bool owner, int snapshotEvery = 500)
+        public Disk(bool owner, int snapshotEvery = 500, Func<DiskSettings, DiskSettings>? tune = null)
         {
-            Core = new DiskCore("vm", new DiskState(4 * Block, Block, owner), new DiskSettings
+            var settings = new DiskSettings
             {
                 BlockSize = Block, MissTimeout = TimeSpan.FromSeconds(30), PersistInterval = TimeSpan.FromSeconds(1), SnapshotEvery = snapshotEvery,
-            });
+            };
+            Core = new DiskCore("vm", new DiskState(4 * Block, Block, owner), (tune ?? (x => x))(settings).Validate());
             Do(new DiskInput.Recovered(T0));
         }
 
@@ -132,11 +133,11 @@ public sealed class DiskCoreTests
             }, "scan 1 0+4 | p:work 0+4 | persist I2+1", "LLRL"
         },
         {
-            "work waits for the first scan", false, d =>
+            "the first window goes out before the scan answers", false, d =>
             {
                 d.Work();
                 d.Scanned((2, 2));
-            }, "scan 1 0+4 | p:work 0+2", "FFRR"
+            }, "scan 1 0+4 | p:work 0+4", "FFFF"
         },
         {
             "a whole-block write reserves without fetching; a partial one fetches first", true, d =>
@@ -290,6 +291,29 @@ public sealed class DiskCoreTests
         inputs(disk);
         Assert.Equal(decisions, string.Join(" | ", disk.Said));
         Assert.Equal(map, disk.Map);
+    }
+
+    [Theory]
+    // name | before-scan on | first window (chunks of one block) | decisions | block map
+    [InlineData("the first window goes out with the scan; the request after it waits for the scan's answer, which then classifies it",
+        true, 2, "scan 1 0+4 | p:work 0+1 | p:work 1+1 | p:work 2+2 zero", "FFFF")]
+    [InlineData("a window larger than the disk: everything is read, holes included (they land as zeros)",
+        true, 8, "scan 1 0+4 | p:work 0+1 | p:work 1+1 | p:work 2+1 | p:work 3+1 zero", "FFFF")]
+    [InlineData("off: nothing is handed out before the scan has answered",
+        false, 2, "scan 1 0+4 | p:work 0+1 | p:work 1+1 | p:work 2+2 zero", "FFFF")]
+    public void Background_work_before_the_first_scan_answers(string name, bool beforeScan, int window, string decisions, string map)
+    {
+        _ = name;
+        var d = new Disk(owner: false, tune: s => s with { PrefetchChunkBytes = Block, PrefetchInitialWindow = window, PrefetchBeforeScan = beforeScan });
+        d.Work(max: 1);
+        d.Work(max: 1);
+        d.Work(max: 1);
+        var before = d.Said.Count;
+        d.Scanned((2, 2));
+        if (d.Map != map) d.Work(max: 1); // one more request when the scan's answer left blocks unclaimed
+        Assert.Equal(decisions, string.Join(" | ", d.Said));
+        Assert.Equal(map, d.Map);
+        Assert.Equal(beforeScan ? Math.Min(window, 3) + 1 : 1, before); // the scan, then what went out before its answer
     }
 
     [Fact]

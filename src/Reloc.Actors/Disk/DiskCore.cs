@@ -39,6 +39,7 @@ public sealed class DiskCore
     private readonly Waiters _waiters = new();
     private readonly SourceZeros _zeros; // the source's holes: source knowledge, invalidated like data
     private readonly List<(long MaxBlocks, object ReplyTo)> _workBeforeScan = []; // at most one window of requests
+    private long _workedBeforeScan; // blocks handed out before the first scan answered
     private readonly HashSet<long> _reserved = []; // blocks a guest write covers whole, not yet written
     private readonly HashSet<long> _staleFetches = []; // invalidated while a fetch was in flight: that fetch must not land
     private readonly List<(DiskInput.PrepareWrite Request, DateTime Deadline)> _heldWrites = []; // guest writes before this site owns the disk
@@ -384,10 +385,16 @@ public sealed class DiskCore
         ScanSource(ranges);
     }
 
+    /// <summary>The first window of background reads, in blocks.</summary>
+    private long WorkBeforeScanBlocks => Math.Max(1, ((long)_settings.PrefetchInitialWindow * _settings.PrefetchChunkBytes) >> Map.BlockShift);
+
     private void OnRequestWork(long maxBlocks, object replyTo)
     {
-        // Until the source's holes are known, work would read them over the WAN: wait for the first scan.
-        if (!_zeros.FirstScanDone)
+        // Until the source's holes are known, work would read them over the WAN. Only the first window goes out before
+        // the first scan answers, so the copy starts with the scan rather than a round trip after it; at worst that
+        // window reads holes, which land as zeros. Later requests wait for the scan.
+        bool blind = !_zeros.FirstScanDone;
+        if (blind && (!_settings.PrefetchBeforeScan || _workedBeforeScan >= WorkBeforeScanBlocks))
         {
             _workBeforeScan.Add((maxBlocks, replyTo));
             return;
@@ -400,6 +407,7 @@ public sealed class DiskCore
         }
         var (first, count, zero) = _zeros.Classify(run.Value.First, run.Value.Count);
         if (!zero) count = Math.Min(count, maxBlocks);
+        if (blind) _workedBeforeScan += count;
         Set(first, count, BlockState.Fetching, BlockEvent.Work);
         _cursor = first + count;
         Emit(new Reply(replyTo, new P.Work(first, count, zero)));

@@ -24,6 +24,10 @@ public sealed record DiskSettings
     /// <summary>Background reads in flight before the first completion: the controller's startup doubles from here.</summary>
     public int PrefetchInitialWindow { get; init; } = 8;
 
+    /// <summary>The first window of background reads goes out with the scan of the source's holes rather than after
+    /// its answer (one round trip sooner; at worst one window of holes is read).</summary>
+    public bool PrefetchBeforeScan { get; init; } = true;
+
     /// <summary>Queueing delay the background copy may add at the bottleneck (LEDBAT-style target):
     /// above it the window shrinks, so guest misses never wait long behind background data.</summary>
     public TimeSpan PrefetchQueueTarget { get; init; } = TimeSpan.FromMilliseconds(5);

@@ -23,6 +23,11 @@ public sealed record NbdClientOptions
     /// <summary>Ask for the base:allocation metadata context (block status).</summary>
     public bool BlockStatus { get; init; } = true;
 
+    /// <summary>Send STRUCTURED_REPLY, SET_META_CONTEXT and GO in one write and read their replies after: one round
+    /// trip instead of three. Off: each option waits for the previous one's reply (for a server that cannot take them
+    /// pipelined; qemu-nbd, nbdkit and Reloc's own server can).</summary>
+    public bool PipelineOptions { get; init; } = true;
+
     /// <summary>Requests one connection keeps in flight; further callers wait for a reply to free a slot.</summary>
     public int MaxInFlight { get; init; } = 64;
 
