@@ -38,10 +38,13 @@ public sealed class CoordinatorLinkTests
 
     public static TheoryData<string, CoordinatorInput[], string[]> Table => new()
     {
-        { "the first to copy gets the whole budget (a postcopy relocation copies from its handover)", Start("vm1", 1),
-            ["b <- SetRate vm1 100"] },
-        { "a second one on the link: both get half", [.. Start("vm1", 1), .. Start("vm2", 2)],
-            ["b <- SetRate vm1 50", "b <- SetRate vm2 50"] },
+        { "the first to copy gets the whole budget: a postcopy relocation copies from its handover, and its prepare carries that share",
+            Start("vm1", 1)[..3], ["b <- PrepareIncoming vm1 100"] },
+        { "its handover then changes no rate: the destination held its share from the first byte", Start("vm1", 1), [] },
+        { "a second one's prepare carries half, the share it gets once it copies", [.. Start("vm1", 1), .. Start("vm2", 2)[..3]],
+            ["b <- PrepareIncoming vm2 50"] },
+        { "a second one on the link: once it copies both get half", [.. Start("vm1", 1), .. Start("vm2", 2)],
+            ["b <- SetRate vm1 50"] },
         { "one ends: the other gets it all again", [.. Start("vm1", 1), .. Start("vm2", 2), .. Done("vm1", 1)],
             ["b <- SetRate vm2 100"] },
         { "a postcopy relocation not yet handed over takes no share", [.. Start("vm1", 1), .. Start("vm2", 2, clients: 1)],

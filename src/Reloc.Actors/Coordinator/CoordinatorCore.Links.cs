@@ -16,18 +16,30 @@ public sealed partial class CoordinatorCore
     private static bool Copies(Flow f) => f.Prefetch && (f.Phase is Fencing or Transferring or Postcopy
         || (f.Hybrid && f.Phase is Preparing or Serving));
 
+    /// <summary>Whether the flow will copy in the background once handed over: a postcopy relocation before its handover.</summary>
+    private static bool WillCopy(Flow f) => f.Prefetch && !f.Hybrid && f.Phase is Starting or Preparing or Serving;
+
     /// <summary>The rate each flow should have now (disk → bytes per second, 0: unlimited): on a link with a budget,
-    /// a copying flow gets its share (<see cref="LinkShares.Divide"/>); every other flow its operator's cap.</summary>
+    /// a copying flow gets its share (<see cref="LinkShares.Divide"/>), and a flow that will copy after its handover
+    /// the share it would get among them, so its destination holds it from the first byte rather than from the
+    /// first rebalance after the handover; every other flow its operator's cap.</summary>
     private Dictionary<string, long> RatesNow()
     {
         var rates = _flows.Values.ToDictionary(f => f.Disk, f => f.Rate, StringComparer.Ordinal);
-        foreach (var direction in _flows.Values.Where(Copies).GroupBy(f => f.Direction))
+        foreach (var direction in _flows.Values.Where(f => Copies(f) || WillCopy(f)).GroupBy(f => f.Direction))
         {
             var budget = BudgetOf(direction.Key.Pair);
             if (budget == 0) continue;
-            var on = direction.OrderBy(f => f.Disk, StringComparer.Ordinal).ToList();
-            var shares = LinkShares.Divide(budget, on.Select(f => new LinkShares.Claim(f.Weight, f.Rate)).ToList());
+            var on = direction.Where(Copies).OrderBy(f => f.Disk, StringComparer.Ordinal).ToList();
+            var shares = Divide(on);
             for (int i = 0; i < on.Count; i++) rates[on[i].Disk] = shares[i];
+            foreach (var next in direction.Where(WillCopy))
+            {
+                var with = on.Append(next).OrderBy(f => f.Disk, StringComparer.Ordinal).ToList();
+                rates[next.Disk] = Divide(with)[with.IndexOf(next)];
+            }
+
+            IReadOnlyList<long> Divide(List<Flow> flows) => LinkShares.Divide(budget, flows.Select(f => new LinkShares.Claim(f.Weight, f.Rate)).ToList());
         }
         return rates;
     }
