@@ -48,21 +48,53 @@ public sealed class RawImage : IBlockDevice, IDisposable
         return new RawImage(path, handle, size, false);
     }
 
-    /// <summary>Copies a raw file into a new sparse image: zero runs stay holes.</summary>
+    /// <summary>Copies a raw file into a new sparse image: the source's holes stay holes without being read (its data
+    /// extents, SEEK_DATA/SEEK_HOLE, so a thin 1 TiB file costs its allocated bytes, not its size), and zero MiBs
+    /// inside its data are not written either. A file system without SEEK_DATA reports the whole file as data: then
+    /// every byte is read, as before.</summary>
     public static RawImage ImportSparse(string sourcePath, string path)
     {
         using var source = File.OpenHandle(sourcePath, FileMode.Open, FileAccess.Read);
         long size = RandomAccess.GetLength(source);
         var image = Create(path, size);
-        var buffer = new byte[1 << 20];
-        for (long offset = 0; offset < size; offset += buffer.Length)
+        try
         {
-            int n = RandomAccess.Read(source, buffer, offset);
-            if (n <= 0) break;
-            if (buffer.AsSpan(0, n).IndexOfAnyExcept((byte)0) >= 0) RandomAccess.Write(image._handle, buffer.AsSpan(0, n), offset);
+            var buffer = new byte[1 << 20];
+            foreach (var (start, length) in DataRuns(source, 0, size))
+                for (long offset = start, end = start + length; offset < end;)
+                {
+                    int n = RandomAccess.Read(source, buffer.AsSpan(0, (int)Math.Min(buffer.Length, end - offset)), offset);
+                    if (n <= 0) break; // the file shrank while we read it: the rest reads as zeros, a hole
+                    if (buffer.AsSpan(0, n).IndexOfAnyExcept((byte)0) >= 0) RandomAccess.Write(image._handle, buffer.AsSpan(0, n), offset);
+                    offset += n;
+                }
+            Native.DataSync(image._handle);
+            return image;
         }
-        Native.DataSync(image._handle);
-        return image;
+        catch
+        {
+            image.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The data runs (offset, length) of a file in [<paramref name="from"/>, <paramref name="end"/>), in order,
+    /// by SEEK_DATA/SEEK_HOLE. Where the file system cannot tell (no SEEK_DATA), the rest counts as data: an
+    /// over-estimate, never a lost byte.</summary>
+    private static IEnumerable<(long Offset, long Length)> DataRuns(SafeFileHandle handle, long from, long end)
+    {
+        long pos = from;
+        while (pos < end)
+        {
+            long data = Native.Seek(handle, pos, Native.SeekData);
+            if (data == -Native.ENXIO || data >= end) yield break; // only holes from pos on
+            if (data < 0) { yield return (pos, end - pos); yield break; }
+            long hole = Native.Seek(handle, data, Native.SeekHole);
+            long stop = hole < 0 ? end : Math.Min(hole, end);
+            if (stop <= data) { yield return (data, end - data); yield break; }
+            yield return (data, stop - data);
+            pos = stop;
+        }
     }
 
     public bool TryRead(long offset, Span<byte> destination)
@@ -188,22 +220,7 @@ public sealed class RawImage : IBlockDevice, IDisposable
 
     /// <summary>The bytes of data the image holds (SEEK_DATA/SEEK_HOLE; holes take no room). A file system without
     /// them counts everything as data: an over-estimate, never an under-estimate.</summary>
-    public long AllocatedBytes()
-    {
-        long total = 0, pos = 0;
-        while (pos < Size)
-        {
-            long data = Native.Seek(_handle, pos, Native.SeekData);
-            if (data == -Native.ENXIO) break;     // no data after pos
-            if (data < 0) return total + (Size - pos);
-            long hole = Native.Seek(_handle, data, Native.SeekHole);
-            long end = hole < 0 ? Size : Math.Min(hole, Size);
-            if (end <= data) return total + (Size - data);
-            total += end - data;
-            pos = end;
-        }
-        return total;
-    }
+    public long AllocatedBytes() => DataRuns(_handle, 0, Size).Sum(r => r.Length);
 
     public void Dispose() => _handle.Dispose();
 

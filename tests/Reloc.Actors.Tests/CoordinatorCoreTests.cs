@@ -44,6 +44,13 @@ public sealed class CoordinatorCoreTests
     private static DiskList[] Serving(int sourceClients, int destinationClients = 0, bool wanted = false, string relocation = "r1") =>
         [At("a", Disk("a", "outgoing", 3, "b", sourceClients, relocation: relocation)), At("b", Disk("b", "incoming", 3, "a", destinationClients, wanted, relocation)), At("c")];
 
+    /// <summary>Released at t=6: the relocation ended past its handover.</summary>
+    private static readonly CoordinatorInput[] Released6 =
+        [Ask, FoundAtA(), Started(0), Prepared(), Site(new Fenced("vm", 4, [], "r1"), 3), Site(new RelocationDone("vm", 4, "r1"), 5), Site(new Released("vm", 4, "r1"), 6)];
+    /// <summary>What a round asked before the release shows: the source fenced, the destination owning it, postcopy.</summary>
+    private static readonly DiskList[] PostcopyShown =
+        [At("a", Disk("a", "fenced", 3, "b")), At("b", Disk("b", "owned", 4, "a") with { Relocation = "r1" }), At("c")];
+
     private const string Prepare = "b <- PrepareIncoming { vm, 1048576, a, nbd://a:10809/vm%40peer, 3, False, 0, True, r1 }";
     private const string Fence = "a <- Fence { vm, 4, r1 }";
 
@@ -98,6 +105,15 @@ public sealed class CoordinatorCoreTests
             [Ask, FoundAtA(), Round(10, 10.1, Serving(1, relocation: "r7"))], ["event SitesWin"] },
         { "F3: a round older than the flow's last change does not judge it",
             [Round(0, 0.1, Serving(1)), Op(new CancelRelocation("vm"), 5), Round(4, 9, Serving(1))], ["event StaleRoundNotJudged"] },
+        { "issue 13: a round asked before a relocation ended does not adopt it again past its handover",
+            [.. Released6, Round(5, 6.5, PostcopyShown)], ["event StaleRoundNotJudged"] },
+        { "issue 13: ... a round asked after it ended adopts what the sites show",
+            [.. Released6, Round(5, 6.5, PostcopyShown), Round(7, 7.1, PostcopyShown)], ["a <- Release { vm, 3, r1 }"] },
+        { "issue 13: ... another attempt shown past its handover by that old round is adopted",
+            [.. Released6, Round(5, 6.5, [At("a", Disk("a", "fenced", 3, "b", relocation: "r2")), At("b", Disk("b", "owned", 4, "a") with { Relocation = "r2" }), At("c")])],
+            ["a <- Release { vm, 3, r2 }"] },
+        { "issue 13 / F12: ... the same attempt shown before its handover is adopted (its revived copy is dropped later)",
+            [.. Released6, Round(5, 6.5, At("a", Disk("a", "outgoing", 3, "b")), At("b"), At("c"))], [Prepare] },
         { "F3: a copy its source no longer sends is dropped only once the source confirms",
             [Round(0, 0.1, At("a", Disk("a", "owned", 3)), At("b", Disk("b", "incoming", 3, "a", relocation: "r9")))], ["a <- StopOutgoing { vm, 3, r9 }"] },
         { "F3: ... and then dropped",

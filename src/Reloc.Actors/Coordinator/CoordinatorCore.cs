@@ -457,6 +457,7 @@ public sealed partial class CoordinatorCore(TimeSpan interval, Func<string> newR
         bool Stale(Flow f) => f.PhaseSince >= o.AskedAt || now - f.PhaseSince < interval * 2;
         var seen = new HashSet<string>(StringComparer.Ordinal);
         var derived = Reconciler.Derive(o.Lists);
+        foreach (var id in _endedPastHandover.Where(e => e.Value.EndedAt < o.AskedAt).Select(e => e.Key).ToList()) _endedPastHandover.Remove(id);
         // A drop waiting for a stop the sites no longer call for (the source refused, or it is over) is forgotten.
         var wanted = derived.Select(d => d.Step).OfType<StopOutgoing>().Select(s => s.Relocation).ToHashSet(StringComparer.Ordinal);
         foreach (var id in _dropsAfterStop.Keys.Where(id => !wanted.Contains(id)).ToList()) _dropsAfterStop.Remove(id);
@@ -471,6 +472,11 @@ public sealed partial class CoordinatorCore(TimeSpan interval, Func<string> newR
                 Log(CoreLogLevel.Warning, $"relocation of {f.Disk}: the sites show attempt {d.Relocation}, not {f.Relocation}; following the sites", CoordinatorEvent.SitesWin);
                 Move(f, FlowEvent.OtherAttempt, now);
                 f = null;
+            }
+            if (f is null && AlreadyEnded(d, shown))
+            {
+                Log(CoreLogLevel.Debug, $"relocation of {d.Info.Disk}: a round asked before it ended shows it {d.Info.Phase}; not adopted again", CoordinatorEvent.StaleRoundNotJudged);
+                continue;
             }
             if (f is null)
             {
@@ -591,6 +597,7 @@ public sealed partial class CoordinatorCore(TimeSpan interval, Func<string> newR
         if (to is not { } phase)
         {
             _flows.Remove(f.Disk);
+            if (PastHandover(f.Phase)) _endedPastHandover[f.Relocation] = (f.Epoch, now);
             Moved(f, null, e, now, ended: true);
         }
         else if (phase != f.Phase || !FlowTransitions.IsSiteAnswer(e)) f.MoveTo(e, phase, now);
