@@ -316,6 +316,16 @@ public sealed class DiskCoreTests
         Assert.Equal(beforeScan ? Math.Min(window, 3) + 1 : 1, before); // the scan, then what went out before its answer
     }
 
+    [Theory]
+    [InlineData(1L << 30, 500)]      // 4 KiB map: snapshot-every as set
+    [InlineData(64L << 30, 2048)]    // 256 KiB map
+    [InlineData(1L << 40, 32768)]    // 4 MiB map: not written whole every 500 events
+    public void A_large_disk_snapshots_its_map_less_often(long size, long events)
+    {
+        var core = new DiskCore("vm", new DiskState(size, 65536), new DiskSettings { SnapshotEvery = 500 });
+        Assert.Equal(events, core.SnapshotAfter);
+    }
+
     [Fact]
     public void A_snapshot_leaves_out_landings_not_synced()
     {

@@ -520,12 +520,20 @@ public sealed class DiskCore
         _syncing = null;
     }
 
+    /// <summary>Journal events between snapshots: snapshot-every, or more on a large disk, whose map (2 bits a block: 4 MiB
+    /// for 1 TiB of 64 KiB blocks) would otherwise be written whole every few hundred events; at most about
+    /// <see cref="SnapshotBytesPerEvent"/> bytes of snapshot per event, while a restart replays at most this many events.</summary>
+    internal long SnapshotAfter => Math.Max(_settings.SnapshotEvery, (Map.BlockCount / 4) / SnapshotBytesPerEvent);
+
+    /// <summary>About the size of a landed-blocks event in the journal: a snapshot costs no more than the events it saves replaying.</summary>
+    private const long SnapshotBytesPerEvent = 128;
+
     private void AfterSync()
     {
         var batch = _syncing!;
         _syncing = null;
         foreach (var w in batch.Waiters) Emit(new Reply(w, P.Ready.Instance));
-        if (_eventsSinceSnapshot >= _settings.SnapshotEvery)
+        if (_eventsSinceSnapshot >= SnapshotAfter)
         {
             _eventsSinceSnapshot = 0;
             // Blocks landed since this sync began are not durable yet: the snapshot leaves them out.
