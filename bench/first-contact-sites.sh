@@ -3,17 +3,18 @@
 #  proxy  a fresh `reloc-node proxy` behind the WAN link emulator (as bench/first-contact.sh): connect, first miss;
 #  site   (a) two fresh site processes, site-a behind `reloc-node wanlink` (RTT, RATE) as bench/reloc-sites.sh has
 #         them; a SIZE random disk created at site-a, then the sites' first relocation (`relocate`, postcopy,
-#         PREFETCH off by default so the first reads are plain misses on an idle link); once site-b shows its copy
+#         PREFETCH off by default so the first reads are plain misses on an idle link); once site-b owns the disk
 #         (management API, no NBD probe) the guest connects to site-b's export: connect, first miss, two more misses;
 #  tls    (b, c) a fresh site with reloc.tls.mode = allow (throwaway CA made with certtool, as TestPki does) and an
 #         empty 64 MiB disk: site-plain = the first connection to it ever, plain; in another fresh process
 #         site-tls = its first connection ever, over TLS (STARTTLS and the handshake), then site-tls-warm = a second
 #         TLS connection to the same process; each connect then reads 4 KiB once.
 # BUILDS="label=path/reloc-node.dll ..." compares builds, interleaved per rep (default: this tree's).
-# Usage: bench/first-contact-sites.sh   env: RTT=50ms RATE=40MB/s SIZE=256M REPS=5 PREFETCH=off BUILDS=... SKIP_BUILD=0 KEEP=0
+# REP0=N numbers the reps from N+1 (a second run's rows, appended to the first's, keep distinct reps and read offsets).
+# Usage: bench/first-contact-sites.sh   env: RTT=50ms RATE=40MB/s SIZE=256M REPS=5 REP0=0 PREFETCH=off BUILDS=... SKIP_BUILD=0 KEEP=0
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-RTT=${RTT:-50ms}; RATE=${RATE:-40MB/s}; SIZE=${SIZE:-256M}; REPS=${REPS:-5}; PREFETCH=${PREFETCH:-off}
+RTT=${RTT:-50ms}; RATE=${RATE:-40MB/s}; SIZE=${SIZE:-256M}; REPS=${REPS:-5}; REP0=${REP0:-0}; PREFETCH=${PREFETCH:-off}
 bench_init first-contact-sites
 M="$PY $BENCH_DIR/mgmt.py"
 FC="$PY $BENCH_DIR/first_contact.py"
@@ -50,7 +51,7 @@ start_site() {
 }
 
 BUILDS=${BUILDS:-"head=$NODE"}
-for rep in $(seq "$REPS"); do
+for rep in $(seq $((REP0 + 1)) $((REP0 + REPS))); do
  for build in $BUILDS; do
   tag=${build%%=*}; NODE=${build#*=}
   log "rep $rep $tag"
@@ -81,8 +82,9 @@ for rep in $(seq "$REPS"); do
   $M "127.0.0.1:$MA" disk.create "{\"name\":\"vm\",\"site\":\"site-a\",\"from\":\"$SRC\"}" > /dev/null
   prefetch=$([ "$PREFETCH" = on ] && echo true || echo false)
   $M "127.0.0.1:$MA" relocate "{\"disk\":\"vm\",\"to\":\"site-b\",\"mode\":\"postcopy\",\"prefetch\":$prefetch}" > /dev/null
-  # site-b serves the disk from its prepare on: wait until its copy shows (the management API, not NBD)
-  until $M "127.0.0.1:$MB" disk.show '{"name":"vm"}' 2>/dev/null | grep -q '"site": "site-b"'; do sleep 0.05; done
+  # The idle disk is handed over at once: wait until site-b owns it (post-copy: a read there is a miss fetched from
+  # site-a), through the management API, not NBD
+  until $M "127.0.0.1:$MB" disk.show '{"name":"vm"}' 2>/dev/null | grep -q '"owner": "site-b"'; do sleep 0.05; done
   $FC "nbd://127.0.0.1:$NB/vm" "$tag site-dest" "$rep" "$ROWS" 3 "$rep" >&2
   stop "$PB" "$PA" "$WPID"
 
