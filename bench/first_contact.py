@@ -15,6 +15,7 @@ rng = random.Random(int(sys.argv[6]) if len(sys.argv) > 6 else 1)
 rows = []
 t = time.perf_counter()
 h = nbd.NBD()
+h.set_uri_allow_local_file(True)  # nbds://...?tls-certificates=DIR reads that folder
 h.connect_uri(uri)
 rows.append(("connect", (time.perf_counter() - t) * 1e3))
 size = h.get_size()

@@ -56,7 +56,7 @@ internal static class ProxyCommand
         RawImage? image = null;
         ActorSystem? system = null;
         NbdClient? probe = null;
-        Task<string?> warmUp = Task.FromResult<string?>(null);
+        Task<NbdWarmUpReport?> warmUp = Task.FromResult<NbdWarmUpReport?>(null);
         try
         {
             var tls = tlsSettings();
@@ -66,7 +66,9 @@ internal static class ProxyCommand
             var sourceOptions = NbdClientOptions.FromUri(sourceUri);
             Directory.CreateDirectory(stateDir);
             // Alongside the source's handshake and the journal's start; awaited before the server listens.
-            warmUp = Task.Run(() => NbdWarmUp.TryRunAsync(stateDir));
+            // TLS too when the guests' side or the source's is TLS.
+            var warmTls = tls.Enabled || sourceOptions.Tls == NbdClientTlsMode.Require;
+            warmUp = Task.Run<NbdWarmUpReport?>(async () => await NbdWarmUp.TryRunAsync(stateDir, warmTls, NbdWarmUp.DefaultTimeout));
             var settings = RelocConfig.DiskSettings(RelocConfig.Reference) with
             {
                 BlockSize = (int)Units.ParseSize(blockSize),
@@ -96,8 +98,8 @@ internal static class ProxyCommand
 
             using var stop = new StopSignal();
             await WarmMissPathAsync(device, loggers);
-            if (await warmUp is { } why)
-                loggers.CreateLogger("Reloc.Node").LogWarning("NBD warm-up did not finish ({Reason}): the first client may be slower", why);
+            if (await warmUp is { Failure: not null } warm)
+                loggers.CreateLogger("Reloc.Node").LogWarning("NBD warm-up did not finish ({Report}): the first client may be slower", warm);
             await using var server = new NbdServer(new ExportCatalog([new NbdExport(name, device, $"relocating from {sourceUri}")]),
                 new NbdServerSettings { Tls = tls }, loggers);
             var tcp = server.ListenTcp(endPoint);

@@ -65,8 +65,8 @@ internal static class ServeCommand
             using var stop = new StopSignal();
 
             // Before the listening line: a client that connects after it meets compiled code, not the JIT.
-            if (await NbdWarmUp.TryRunAsync(Path.GetTempPath()) is { } why)
-                loggers.CreateLogger("Reloc.Node").LogWarning("NBD warm-up did not finish ({Reason}): the first client may be slower", why);
+            if (await NbdWarmUp.TryRunAsync(Path.GetTempPath(), tls.Enabled, NbdWarmUp.DefaultTimeout) is { Failure: not null } warm)
+                loggers.CreateLogger("Reloc.Node").LogWarning("NBD warm-up did not finish ({Report}): the first client may be slower", warm);
             await using var server = new NbdServer(catalog, new NbdServerSettings { Tls = tls, ExportAccess = access }, loggers);
             var tcp = server.ListenTcp(endPoint);
             var unix = unixPath is null ? null : server.ListenUnix(unixPath);

@@ -89,16 +89,34 @@ internal static class SiteCommand
         PosixSignalRegistration? holeOn = null, holeOff = null;
         var holeWishes = Channel.CreateBounded<bool>(new BoundedChannelOptions(4) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true });
         var holeLoop = Task.CompletedTask;
-        var warmUp = Task.FromResult<string?>(null);
+        var warmUp = Task.FromResult<NbdWarmUpReport?>(null);
         try
         {
             using var stop = new StopSignal();
-            // Alongside the node's start (cluster join, journal recovery); done before the ready line.
-            warmUp = Task.Run(() => NbdWarmUp.TryRunAsync(Path.GetTempPath()));
-            await using var node = SiteNode.Start(OwnSignals.WithFallback(Load(path)), loggers);
+            var config = OwnSignals.WithFallback(Load(path));
+            var settings = SiteSettings.From(config.WithFallback(Reloc.Actors.RelocConfig.Reference));
+            // Alongside the node's start (cluster join, journal recovery); done before the ready line. TLS too when the
+            // site's NBD (guests, and its fetches from other sites) is.
+            if (settings.WarmUp)
+                warmUp = Task.Run<NbdWarmUpReport?>(async () => await NbdWarmUp.TryRunAsync(Path.GetTempPath(), settings.Tls.Enabled, settings.WarmUpTimeout));
+            await using var node = SiteNode.Start(config, loggers);
             await node.WhenReadyAsync(TimeSpan.FromMinutes(5)); // the listen line means: every disk is served
-            if (await warmUp is { } why)
-                loggers.CreateLogger("Reloc.Node").LogWarning("NBD warm-up did not finish ({Reason}): the first client may be slower", why);
+            var log = loggers.CreateLogger("Reloc.Node");
+            switch (await warmUp)
+            {
+                case null: log.LogInformation("NBD warm-up off (reloc.site.warm-up.enabled)"); break;
+                case { Failure: not null } warm: log.LogWarning("NBD warm-up did not finish ({Report}): the first client may be slower", warm); break;
+                case var warm: log.LogInformation("NBD warm-up: {Report}", warm); break;
+            }
+            if (settings.WarmUp)
+            {
+                // Needs the actor system (and its journal) up: after the ready wait, before the ready line.
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                if (await MissPathWarmUp.TryRunAsync(node.System, Path.GetTempPath(), settings.WarmUpTimeout) is { } why)
+                    log.LogWarning("miss-path warm-up did not finish ({Reason}): the first relocation's first miss may be slower", why);
+                else
+                    log.LogInformation("miss-path warm-up: a relocating disk's guest misses run in {Ms:F0} ms", clock.Elapsed.TotalMilliseconds);
+            }
             stdout.WriteLine($"reloc-node: site {node.Settings.Name} serving NBD on {node.NbdEndPoint} (advertised as {node.Settings.NbdAdvertise}), " +
                                   $"cluster address {Akka.Cluster.Cluster.Get(node.System).SelfAddress}, " +
                                   $"management {(node.Management is null ? "off" : node.Management.ToString())}");

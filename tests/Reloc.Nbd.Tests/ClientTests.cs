@@ -275,15 +275,26 @@ public sealed class ClientTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Warm_up_runs_every_request_once_and_leaves_no_file_behind()
+    public async Task Warm_up_runs_every_request_once_plain_and_over_TLS_and_leaves_no_file_behind()
     {
         var dir = Directory.CreateTempSubdirectory("reloc-warm-up").FullName;
         try
         {
-            Assert.Null(await NbdWarmUp.TryRunAsync(dir));
-            Assert.Empty(Directory.EnumerateFileSystemEntries(dir));
+            // The TLS pass (throwaway CA, client certificate required) is what a TLS site's first connection needs warm.
+            var both = await NbdWarmUp.TryRunAsync(dir, tls: true, TimeSpan.FromMinutes(1));
+            Assert.Equal((true, true, null), (both.Plain, both.Tls, both.Failure));
+            Assert.Empty(Directory.EnumerateFileSystemEntries(dir)); // image and certificates removed
+            var plain = await NbdWarmUp.TryRunAsync(dir, tls: false, TimeSpan.FromMinutes(1));
+            Assert.Equal((true, false, null), (plain.Plain, plain.Tls, plain.Failure));
             // It never fails its caller: a directory it cannot write to is a reason, not an exception.
-            Assert.NotNull(await NbdWarmUp.TryRunAsync(Path.Combine(dir, "missing")));
+            var missing = await NbdWarmUp.TryRunAsync(Path.Combine(dir, "missing"), tls: true, TimeSpan.FromMinutes(1));
+            Assert.Equal((false, false), (missing.Plain, missing.Tls));
+            Assert.NotNull(missing.Failure);
+            // Bounded in time: past its timeout it gives up and says so.
+            var late = await NbdWarmUp.TryRunAsync(dir, tls: true, TimeSpan.FromTicks(1));
+            Assert.Equal((false, false), (late.Plain, late.Tls));
+            Assert.Contains("timed out", late.Failure);
+            Assert.Empty(Directory.EnumerateFileSystemEntries(dir));
         }
         finally
         {

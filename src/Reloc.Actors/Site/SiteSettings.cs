@@ -20,6 +20,12 @@ public sealed record SiteSettings(string Name, string DataDir, IPEndPoint NbdLis
     /// throttler adapter so that <see cref="RemotingBlackHole"/> can cut the node's cluster traffic.</summary>
     public bool FaultRemotingBlackHole { get; init; }
 
+    /// <summary>reloc.site.warm-up.enabled: run the NBD code paths once at start (<see cref="Reloc.Nbd.NbdWarmUp"/>).</summary>
+    public bool WarmUp { get; init; } = true;
+
+    /// <summary>reloc.site.warm-up.timeout: the longest the warm-up may run; the site starts without it past this.</summary>
+    public TimeSpan WarmUpTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
     public static SiteSettings From(Config config)
     {
         var c = config.GetConfig("reloc.site") ?? throw new ArgumentException("reloc.site is missing from the configuration");
@@ -36,6 +42,9 @@ public sealed record SiteSettings(string Name, string DataDir, IPEndPoint NbdLis
             throw new ArgumentException($"reloc.site.restart-backoff.min = {minBackoff}: must be positive");
         if (maxBackoff < minBackoff)
             throw new ArgumentException($"reloc.site.restart-backoff.max = {maxBackoff}: must be at least restart-backoff.min ({minBackoff})");
+        var warmUpTimeout = c.GetTimeSpan("warm-up.timeout", TimeSpan.FromSeconds(10));
+        if (warmUpTimeout <= TimeSpan.Zero || warmUpTimeout > TimeSpan.FromMinutes(5))
+            throw new ArgumentException($"reloc.site.warm-up.timeout = {warmUpTimeout}: must be more than 0 and at most 5m");
         var importDir = c.GetString("import-dir", "");
         if (!string.IsNullOrEmpty(importDir) && !Path.IsPathFullyQualified(importDir))
             throw new ArgumentException($"reloc.site.import-dir = \"{importDir}\": must be an absolute path (or empty: no imports from files)");
@@ -47,6 +56,8 @@ public sealed record SiteSettings(string Name, string DataDir, IPEndPoint NbdLis
             Tls = Security.SiteTlsSettings.From(config),
             ImportDir = string.IsNullOrEmpty(importDir) ? null : importDir,
             FaultRemotingBlackHole = c.GetBoolean("fault-injection.remoting-black-hole", false),
+            WarmUp = c.GetBoolean("warm-up.enabled", true),
+            WarmUpTimeout = warmUpTimeout,
         };
     }
 
