@@ -70,6 +70,7 @@ public sealed class WindowControllerTests(ITestOutputHelper output)
     [InlineData(50, 0)]
     [InlineData(200, 0)]
     [InlineData(50, 3)]
+    [InlineData(50, 1)]
     public void While_guest_misses_arrive_the_queue_stays_short(double rttMs, double jitterMs)
     {
         // A guest misses every 50 ms from 4 s to 8 s of a 40 MB/s copy: the queue a miss waits in must drop from the
