@@ -15,8 +15,22 @@ public sealed record DiskSettings
     /// <summary>Background copy rate cap in bytes/s; 0 = none (it still yields to guest misses).</summary>
     public long RateBytesPerSecond { get; init; }
 
-    /// <summary>Largest background read: runs of missing blocks are coalesced up to this.</summary>
+    /// <summary>Background read size until the link's rate is known, and the window's unit (max-prefetch-window counts these).</summary>
     public int PrefetchChunkBytes { get; init; } = 128 * 1024;
+
+    /// <summary>Bounds of the background read size once the rate is known (powers of two): about
+    /// <see cref="PrefetchReadTime"/> of the rate, coalescing runs of missing blocks up to it.</summary>
+    public int PrefetchChunkMinBytes { get; init; } = 64 * 1024;
+    public int PrefetchChunkMaxBytes { get; init; } = 4 << 20;
+
+    /// <summary>The read-size bounds in force: never below one block (a larger block-size raises both).</summary>
+    public ReadSizing ReadSizing => new(Math.Max(PrefetchChunkMinBytes, BlockSize), Math.Max(PrefetchChunkMaxBytes, BlockSize), PrefetchReadTime);
+
+    /// <summary>A background read's time on the wire at the measured rate: what a guest miss waits behind one.</summary>
+    public TimeSpan PrefetchReadTime { get; init; } = TimeSpan.FromMilliseconds(2);
+
+    /// <summary>The queue target while guest misses arrive (at most <see cref="PrefetchQueueTarget"/>).</summary>
+    public TimeSpan PrefetchMissQueueTarget { get; init; } = TimeSpan.FromMilliseconds(1);
 
     /// <summary>Upper bound on background reads in flight (the controller picks fewer when enough).</summary>
     public int MaxPrefetchWindow { get; init; } = 256;
@@ -56,6 +70,14 @@ public sealed record DiskSettings
         if (RateBytesPerSecond < 0) throw new ArgumentOutOfRangeException(nameof(RateBytesPerSecond));
         if (PrefetchChunkBytes < BlockSize || PrefetchChunkBytes > 32 << 20)
             throw new ArgumentOutOfRangeException(nameof(PrefetchChunkBytes), "prefetch chunk must be between the block size and 32 MiB");
+        if (PrefetchChunkMinBytes < 4096 || !int.IsPow2(PrefetchChunkMinBytes) || PrefetchChunkMaxBytes > 32 << 20
+            || !int.IsPow2(PrefetchChunkMaxBytes) || PrefetchChunkMaxBytes < PrefetchChunkMinBytes)
+            throw new ArgumentOutOfRangeException(nameof(PrefetchChunkMaxBytes),
+                "prefetch-chunk-min and prefetch-chunk-max must be powers of two, 4 KiB <= min <= max <= 32 MiB");
+        if (PrefetchReadTime <= TimeSpan.Zero || PrefetchReadTime > TimeSpan.FromSeconds(1))
+            throw new ArgumentOutOfRangeException(nameof(PrefetchReadTime), "prefetch-read-time must be between 0 (excluded) and 1s");
+        if (PrefetchMissQueueTarget <= TimeSpan.Zero || PrefetchMissQueueTarget > PrefetchQueueTarget)
+            throw new ArgumentOutOfRangeException(nameof(PrefetchMissQueueTarget), "prefetch-miss-queue-target must be above 0 and at most prefetch-queue-target");
         if (MaxPrefetchWindow is < 1 or > 1024) throw new ArgumentOutOfRangeException(nameof(MaxPrefetchWindow));
         if (PrefetchInitialWindow < 1 || PrefetchInitialWindow > MaxPrefetchWindow)
             throw new ArgumentOutOfRangeException(nameof(PrefetchInitialWindow), "prefetch-initial-window must be between 1 and max-prefetch-window");

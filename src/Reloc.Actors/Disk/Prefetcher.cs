@@ -14,7 +14,9 @@ namespace Reloc.Actors.Disk;
 /// for each piece of work (the disk owns the map and decides what is missing, starting near recent misses,
 /// and which runs are holes at the source). It also answers the disk's scans of the source's holes
 /// (BLOCK_STATUS), so they are never read. The window follows <see cref="WindowController"/>; an optional
-/// rate cap (token bucket) applies on top. Failures are reported and retried after a backoff: they never
+/// rate cap (token bucket) applies on top. Reads are sized by the controller (a couple of milliseconds of the measured
+/// rate, <see cref="ReadSizing"/>) and the window is kept in bytes, so a LAN gets few large reads and a WAN small ones
+/// that a guest miss waits little behind. Failures are reported and retried after a backoff: they never
 /// touch guest I/O.
 /// </summary>
 /// <remarks>
@@ -24,11 +26,11 @@ namespace Reloc.Actors.Disk;
 internal sealed class Prefetcher : ReceiveActor, IWithTimers
 {
     /// <summary>A chunk landed, as runs of blocks: all-zero blocks are punched and reported Skipped.</summary>
-    private sealed record ChunkDone(Work Work, ReadStamp Sent, long Bytes, TimeSpan Latency, IReadOnlyList<Landed> Parts);
-    private sealed record ChunkFailed(Work Work, Exception Error);
+    private sealed record ChunkDone(Work Work, ReadStamp Sent, long Bytes, TimeSpan Latency, IReadOnlyList<Landed> Parts, int Slot);
+    private sealed record ChunkFailed(Work Work, Exception Error, int Slot);
     private sealed record Kick;
     /// <summary>Rate tokens for one chunk, granted (or not: the limiter was replaced) before any work is claimed.</summary>
-    private sealed record Permit(bool Granted);
+    private sealed record Permit(bool Granted, int Slot);
 
     private readonly IBlockSource _source;
     private readonly IBlockDevice _image;
@@ -38,7 +40,12 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
     private readonly CancellationTokenSource _stopping = new();
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private RateLimiter? _limiter;
-    private int _requested, _inFlight, _acquiring;
+    /// <summary>Each read's share of the window (bytes asked for), by state: RequestWork sent (answered in order), read
+    /// under way. Zero work counts its slot too, though nothing crosses the link: it is a bounded write here.</summary>
+    private readonly Queue<int> _asked = new();
+    private int _inFlight, _acquiring;
+    private long _outstandingBytes;
+    private int _tokenLimit = int.MaxValue;
     private bool _paused;
     private TimeSpan _backoff = TimeSpan.FromMilliseconds(200);
 
@@ -47,6 +54,7 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
     private long ChunkBlocks => Math.Max(1, _settings.PrefetchChunkBytes >> _map.BlockShift);
+    private int Reads => _asked.Count + _inFlight + _acquiring;
 
     public Prefetcher(IBlockDevice image, BlockMap map, BlockSourceFactory sources, DiskSettings settings)
     {
@@ -54,7 +62,9 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
         _map = map;
         _settings = settings;
         _window = new WindowController(settings.PrefetchQueueTarget, settings.MaxPrefetchWindow,
-            (int)(ChunkBlocks << map.BlockShift), settings.PrefetchInitialWindow);
+            (int)(ChunkBlocks << map.BlockShift), settings.PrefetchInitialWindow,
+            settings.ReadSizing,
+            settings.PrefetchMissQueueTarget);
         _limiter = MakeLimiter(settings.RateBytesPerSecond);
         _source = sources(SourceLane.Background);
         Copying();
@@ -69,23 +79,26 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
     {
         Receive<Work>(w =>
         {
-            _requested--;
+            int slot = _asked.Dequeue();
             _inFlight++;
-            CopyAsync(w, _window.OnSend(DateTime.UtcNow)).PipeTo(Self);
+            CopyAsync(w, _window.OnSend(DateTime.UtcNow), slot).PipeTo(Self);
             Fill();
         });
         Receive<NoWork>(_ =>
         {
-            _requested--;
+            _outstandingBytes -= _asked.Dequeue();
             // Nothing missing now; blocks can go missing again (a failed fetch), so look again later.
-            if (_requested == 0 && _inFlight == 0) Timers.StartSingleTimer("kick", new Kick(), TimeSpan.FromSeconds(1));
+            if (_asked.Count == 0 && _inFlight == 0) Timers.StartSingleTimer("kick", new Kick(), TimeSpan.FromSeconds(1));
         });
+        Receive<GuestMiss>(_ => _window.OnGuestMiss(DateTime.UtcNow));
         Receive<ChunkDone>(d =>
         {
             _inFlight--;
+            _outstandingBytes -= d.Slot;
             _backoff = TimeSpan.FromMilliseconds(200);
-            // Zero work never crossed the link; reads cut short by guest misses count as delivered bytes only.
-            if (!d.Work.Zero) _window.OnCompletion(d.Sent, d.Bytes, d.Latency, d.Work.Count == ChunkBlocks, DateTime.UtcNow);
+            // Zero work never crossed the link; reads cut short by guest misses (or asked at another size) count as
+            // delivered bytes only.
+            if (!d.Work.Zero) _window.OnCompletion(d.Sent, d.Bytes, d.Latency, d.Bytes == _window.ReadBytes, DateTime.UtcNow);
             foreach (var part in d.Parts) Context.Parent.Tell(part);
             Context.Parent.Tell(new PrefetchStats(_window.Window, _paused));
             Fill();
@@ -93,6 +106,7 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
         Receive<ChunkFailed>(f =>
         {
             _inFlight--;
+            _outstandingBytes -= f.Slot;
             _window.OnFailure();
             // A full image (ENOSPC) too: the chunk's blocks go back to missing, and the next try waits the longest backoff.
             Context.Parent.Tell(FetchFailed.Of(f.Work.First, f.Work.Count, f.Error));
@@ -110,12 +124,12 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
         Receive<Permit>(p =>
         {
             _acquiring--;
-            if (p.Granted && !_paused)
+            if (p.Granted && !_paused) Ask(p.Slot);
+            else
             {
-                _requested++;
-                Context.Parent.Tell(new RequestWork(ChunkBlocks));
+                _outstandingBytes -= p.Slot;
+                Fill();
             }
-            else Fill();
         });
         Receive<SetRate>(r =>
         {
@@ -140,17 +154,17 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
         if (_paused || Timers.IsTimerActive("kick")) return;
         // Under a rate cap the tokens come first and the work second: blocks claimed for background copy
         // wait for nothing, so a guest miss on one of them never waits for the rate limiter.
-        while (_requested + _inFlight + _acquiring < _window.Window)
+        // The window is bytes; the read count is capped too (many short reads on a fragmented disk).
+        while (_outstandingBytes < _window.WindowBytes && Reads < _settings.MaxPrefetchWindow)
         {
-            if (_limiter is null)
-            {
-                _requested++;
-                Context.Parent.Tell(new RequestWork(ChunkBlocks));
-            }
+            // Whole blocks; under a rate cap no bigger than the bucket (a read takes its tokens at once).
+            int slot = (int)Math.Max(_map.BlockSize, Math.Min(_window.ReadBytes, _limiter is null ? int.MaxValue : _tokenLimit) >> _map.BlockShift << _map.BlockShift);
+            _outstandingBytes += slot;
+            if (_limiter is null) Ask(slot);
             else
             {
                 _acquiring++;
-                AcquireAsync(_limiter, (int)(ChunkBlocks << _map.BlockShift), _stopping.Token).PipeTo(Self);
+                AcquireAsync(_limiter, slot, _stopping.Token).PipeTo(Self);
             }
         }
 
@@ -159,16 +173,22 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
             try
             {
                 using var lease = await limiter.AcquireAsync(bytes, ct);
-                return new Permit(lease.IsAcquired);
+                return new Permit(lease.IsAcquired, bytes);
             }
             catch (Exception ex) when (ex is ObjectDisposedException or OperationCanceledException)
             {
-                return new Permit(false); // replaced by SetRate, or stopping
+                return new Permit(false, bytes); // replaced by SetRate, or stopping
             }
         }
     }
 
-    private async Task<object> CopyAsync(Work w, ReadStamp sent)
+    private void Ask(int slot)
+    {
+        _asked.Enqueue(slot);
+        Context.Parent.Tell(new RequestWork(slot >> _map.BlockShift));
+    }
+
+    private async Task<object> CopyAsync(Work w, ReadStamp sent, int slot)
     {
         long offset = w.First << _map.BlockShift;
         int length = w.Zero ? 0 : (int)Math.Min(w.Count << _map.BlockShift, _map.DiskSize - offset);
@@ -179,16 +199,16 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
             {
                 long zeroLength = Math.Min(w.Count << _map.BlockShift, _map.DiskSize - offset);
                 await _image.WriteZeroesAsync(offset, zeroLength, WriteOptions.None, CancellationToken.None);
-                return new ChunkDone(w, sent, 0, TimeSpan.Zero, [new Landed(w.First, w.Count, LandKind.Skipped, zeroLength)]);
+                return new ChunkDone(w, sent, 0, TimeSpan.Zero, [new Landed(w.First, w.Count, LandKind.Skipped, zeroLength)], slot);
             }
             var started = Stopwatch.GetTimestamp();
             await _source.ReadAsync(offset, buffer.AsMemory(0, length), _stopping.Token);
             var latency = Stopwatch.GetElapsedTime(started);
-            return new ChunkDone(w, sent, length, latency, await LandByBlockAsync(w, offset, buffer.AsMemory(0, length)));
+            return new ChunkDone(w, sent, length, latency, await LandByBlockAsync(w, offset, buffer.AsMemory(0, length)), slot);
         }
         catch (Exception ex)
         {
-            return new ChunkFailed(w, ex);
+            return new ChunkFailed(w, ex, slot);
         }
         finally
         {
@@ -276,10 +296,11 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
     private RateLimiter? MakeLimiter(long bytesPerSecond)
     {
         if (bytesPerSecond <= 0) return null;
-        // Tokens are bytes; the bucket holds one chunk or 100 ms of rate, whichever is larger.
+        // Tokens are bytes; the bucket holds one nominal chunk or 100 ms of rate, whichever is larger (reads are cut to it).
+        _tokenLimit = (int)Math.Clamp(bytesPerSecond / 10, Math.Max(_settings.PrefetchChunkBytes, (int)(ChunkBlocks << _map.BlockShift)), int.MaxValue);
         return new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
         {
-            TokenLimit = (int)Math.Clamp(bytesPerSecond / 10, Math.Max(_settings.PrefetchChunkBytes, (int)(ChunkBlocks << _map.BlockShift)), int.MaxValue),
+            TokenLimit = _tokenLimit,
             TokensPerPeriod = (int)Math.Clamp(bytesPerSecond / 50, 1, int.MaxValue),
             ReplenishmentPeriod = TimeSpan.FromMilliseconds(20),
             QueueLimit = (int)Math.Clamp((long)_settings.MaxPrefetchWindow * Math.Max(_settings.PrefetchChunkBytes, ChunkBlocks << _map.BlockShift), 1, int.MaxValue),

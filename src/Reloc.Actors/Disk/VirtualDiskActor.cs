@@ -28,6 +28,7 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly string _persistenceId;
     private IActorRef _fetcher = ActorRefs.Nobody, _prefetcher = ActorRefs.Nobody;
+    private long _lastMissTold;
     private readonly DiskMetrics? _metrics;
     private long _rateFetched; // FetchedBytes at _rateSince: the landing rate is taken per tick
     private DateTime _rateSince;
@@ -155,6 +156,16 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
 
     private bool _stopAfterDelete;
 
+    /// <summary>A guest waits on the source: the prefetcher keeps a shorter queue meanwhile. At most one message per
+    /// 10 ms (its hold is a second), so a burst of misses costs it no mailbox traffic.</summary>
+    private void MissSeen()
+    {
+        long now = Stopwatch.GetTimestamp();
+        if (_lastMissTold != 0 && Stopwatch.GetElapsedTime(_lastMissTold, now) < TimeSpan.FromMilliseconds(10)) return;
+        _lastMissTold = now;
+        _prefetcher.Tell(GuestMiss.Instance);
+    }
+
     private void ToPrefetcher(object m)
     {
         if (!_core.Completed) _prefetcher.Forward(m);
@@ -184,9 +195,11 @@ public sealed class VirtualDiskActor : ReceivePersistentActor, IWithTimers
                 break;
             case DiskDecision.StartFetch f:
                 _fetcher.Tell(new Fetch(f.First, f.Count));
+                MissSeen();
                 break;
             case DiskDecision.ForwardReadThrough r:
                 _fetcher.Tell(new ReadThrough(r.Offset, r.Length), (IActorRef)r.ReplyTo);
+                MissSeen();
                 break;
             case DiskDecision.ScanSource s:
                 _prefetcher.Tell(new ScanZeros(s.Scan, s.Ranges));

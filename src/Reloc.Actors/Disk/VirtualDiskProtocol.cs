@@ -118,6 +118,12 @@ public static class VirtualDiskProtocol
 
     internal sealed record PrefetchStats(int Window, bool Paused);
 
+    /// <summary>To the prefetcher: a guest read waits on the source now (its window keeps a shorter queue meanwhile).</summary>
+    internal sealed record GuestMiss
+    {
+        public static readonly GuestMiss Instance = new();
+    }
+
     internal sealed record Tick
     {
         public static readonly Tick Instance = new();

@@ -4,6 +4,12 @@ namespace Reloc.Actors.Disk;
 /// completion yields a delivery-rate sample (BBR's estimator).</summary>
 public readonly record struct ReadStamp(long Delivered, DateTime SentAt);
 
+/// <summary>How big background reads are once the link's rate is known: about <paramref name="ReadTime"/> of the
+/// delivery rate (a power of two from <paramref name="MinBytes"/> to <paramref name="MaxBytes"/>), so a guest miss
+/// queued behind one waits about that long on a WAN, while a LAN gets reads large enough that per-read costs (an
+/// actor round trip, a write, a landing) stop mattering. MinBytes and MaxBytes: powers of two.</summary>
+public readonly record struct ReadSizing(int MinBytes, int MaxBytes, TimeSpan ReadTime);
+
 /// <summary>
 /// How many background reads to keep in flight: enough to fill the link at any RTT, no more.
 /// <para>Two estimates drive it, both from completions only. The queueing delay (LEDBAT, RFC 6817) is a read's
@@ -17,13 +23,26 @@ public readonly record struct ReadStamp(long Delivered, DateTime SentAt);
 /// Afterwards LEDBAT's linear rule holds the queue at the target; while no queue is seen at all the window also
 /// grows a quarter per round trip (a path that got faster, or a startup cut short by app-limited rounds), and a
 /// queue far above the target drops the window to the estimate at once instead of one chunk per round trip.</para>
+/// <para>Units: the window counts reads of the nominal size given at construction (<see cref="WindowBytes"/> is the
+/// same in bytes); the rate is in bytes. Reads may be of another size (<see cref="ReadBytes"/>, from
+/// <see cref="ReadSizing"/>): callers keep <see cref="WindowBytes"/> in flight, whatever the size of each read.</para>
+/// <para>While guest misses arrive (<see cref="OnGuestMiss"/>, within <see cref="MissHold"/>) the window is capped at
+/// rate x (base latency + the miss target): each miss waits behind less background data, the copy gives up a little
+/// rate meanwhile. A cap from the estimates, not a smaller LEDBAT target: a target of a millisecond or two is below a
+/// busy host's jitter, which LEDBAT would read as queue and shrink the window to nothing.</para>
 /// Pure and clock-free: callers pass time in.
 /// </summary>
 public sealed class WindowController
 {
     private const double Gain = 1.0;
     private const int RateRounds = 10;
-    private readonly double _target;
+    /// <summary>Misses this recent keep the miss target: a guest that missed once will likely miss again soon
+    /// (it reads on where it read), and flipping the target per miss would make the window saw.</summary>
+    public static readonly TimeSpan MissHold = TimeSpan.FromSeconds(1);
+    private readonly double _target, _missTarget;
+    private DateTime _lastMiss = DateTime.MinValue;
+    private readonly ReadSizing? _sizing;
+    private int _readBytes;
     private readonly int _max;
     private readonly double _chunkBytes;
     private readonly double _initial;
@@ -41,9 +60,16 @@ public sealed class WindowController
     private double _fullRate;
     private int _roundsWithoutGrowth;
 
-    public WindowController(TimeSpan queueTarget, int maxWindow, int chunkBytes, int initialWindow = 2)
+    /// <param name="chunkBytes">The nominal read: the window's unit, and every read's size until the rate is known
+    /// (always, without <paramref name="sizing"/>).</param>
+    /// <param name="missQueueTarget">The queue target while guest misses arrive; default: the queue target.</param>
+    public WindowController(TimeSpan queueTarget, int maxWindow, int chunkBytes, int initialWindow = 2,
+        ReadSizing? sizing = null, TimeSpan? missQueueTarget = null)
     {
         _target = queueTarget.TotalMilliseconds;
+        _missTarget = Math.Min(_target, (missQueueTarget ?? queueTarget).TotalMilliseconds);
+        _sizing = sizing;
+        _readBytes = chunkBytes;
         _max = maxWindow;
         _chunkBytes = chunkBytes;
         _initial = Math.Clamp(initialWindow, 1, maxWindow);
@@ -51,6 +77,12 @@ public sealed class WindowController
     }
 
     public int Window => (int)Math.Clamp(Math.Ceiling(_window), 1, _max);
+    /// <summary>The window in bytes: what to keep in flight, whatever the size of each read.</summary>
+    public long WindowBytes => (long)Window * (long)_chunkBytes;
+    /// <summary>How big the next background read should be (bytes).</summary>
+    public int ReadBytes => _readBytes;
+    /// <summary>Guest misses arrived within <see cref="MissHold"/> of the last completion: the window is capped.</summary>
+    public bool MissesRecent { get; private set; }
     public bool InStartup => _startup;
     public double QueueDelayMs { get; private set; }
     public double BaseLatencyMs => Math.Min(_baseCurrent, _basePrevious);
@@ -58,16 +90,34 @@ public sealed class WindowController
     public double RateBytesPerSecond => _roundRates.Max();
 
     /// <summary>The window that fills the link with the target's worth of queue, in chunks (0 while unknown).</summary>
-    public double EstimatedWindow =>
-        BaseLatencyMs == double.MaxValue ? 0 : RateBytesPerSecond * (BaseLatencyMs + _target) / 1000 / _chunkBytes;
+    public double EstimatedWindow => Estimate(_target);
+
+    private double Estimate(double queueMs) =>
+        BaseLatencyMs == double.MaxValue ? 0 : RateBytesPerSecond * (BaseLatencyMs + queueMs) / 1000 / _chunkBytes;
 
     public ReadStamp OnSend(DateTime now) => new(_delivered, now);
+
+    /// <summary>A guest read missed (it waits on the source, sharing the link with the copy): cap the window for
+    /// <see cref="MissHold"/>, from now on (the queue drains within a round trip, not LEDBAT's one read per round trip).</summary>
+    public void OnGuestMiss(DateTime now)
+    {
+        _lastMiss = now;
+        MissesRecent = true;
+        CapForMisses();
+    }
+
+    private void CapForMisses()
+    {
+        double cap = Estimate(_missTarget);
+        if (MissesRecent && !_startup && cap > 0) _window = Math.Clamp(Math.Min(_window, Math.Max(2, cap)), 1, _max);
+    }
 
     /// <summary>A read of <paramref name="bytes"/> completed. Only full-size reads teach the delay: a short one
     /// (cut by guest misses) has less serialisation in its latency and would set too low a base.</summary>
     public void OnCompletion(ReadStamp sent, long bytes, TimeSpan latency, bool fullChunk, DateTime now)
     {
         _delivered += bytes;
+        MissesRecent = now - _lastMiss <= MissHold;
         double seconds = (now - sent.SentAt).TotalSeconds;
         if (sent.Delivered >= _roundStart) EndRound();
         if (seconds > 0)
@@ -114,12 +164,14 @@ public sealed class WindowController
             _window += step;
         }
         _window = Math.Clamp(_window, 1, _max);
+        CapForMisses();
     }
 
     /// <summary>A read failed: start again small (the source or the path changed).</summary>
     public void OnFailure()
     {
         _window = 1;
+        _readBytes = (int)_chunkBytes;
         _startup = true;
         _holdUntilRound = -1;
         _fullRate = 0;
@@ -143,6 +195,33 @@ public sealed class WindowController
         }
         _round++;
         _roundRates[_round % RateRounds] = 0;
+        if (!_startup) SizeReads();
+    }
+
+    /// <summary>Reads of about ReadTime at the delivery rate, and at most a quarter of the window (several reads in
+    /// flight keep the source busy while one lands), rounded down to a power of two. Changed only when the ideal size
+    /// is 25 % past a power of two, so a rate near one does not flip it. A new size has another serialisation time at
+    /// the bottleneck: the base latency and the recent samples move by the difference (at the measured rate), or it
+    /// would read as queue (or hide one). Learning the base again instead would take it with the standing queue in it.</summary>
+    private void SizeReads()
+    {
+        if (_sizing is not { } z || RateBytesPerSecond <= 0) return;
+        double ideal = Math.Min(RateBytesPerSecond * z.ReadTime.TotalSeconds, WindowBytes / 4.0);
+        if (Pow2(ideal / 1.25) <= _readBytes && Pow2(ideal * 1.25) >= _readBytes) return;
+        int size = Pow2(ideal);
+        if (size == _readBytes) return;
+        double shiftMs = (size - _readBytes) * 1000.0 / RateBytesPerSecond;
+        _readBytes = size;
+        Shift(ref _baseCurrent);
+        Shift(ref _basePrevious);
+        for (int i = 0; i < _recent.Length; i++) Shift(ref _recent[i]);
+
+        void Shift(ref double ms)
+        {
+            if (ms != double.MaxValue) ms = Math.Max(0, ms + shiftMs);
+        }
+
+        int Pow2(double bytes) => (int)Math.Clamp(bytes < 2 ? 1 : 1L << (int)Math.Floor(Math.Log2(bytes)), z.MinBytes, z.MaxBytes);
     }
 
     /// <summary>The rate samples of the round that filled the link are still on their way: hold the window for
