@@ -7,8 +7,10 @@ public readonly record struct ReadStamp(long Delivered, DateTime SentAt);
 /// <summary>How big background reads are once the link's rate is known: about <paramref name="ReadTime"/> of the
 /// delivery rate (a power of two from <paramref name="MinBytes"/> to <paramref name="MaxBytes"/>), so a guest miss
 /// queued behind one waits about that long on a WAN, while a LAN gets reads large enough that per-read costs (an
-/// actor round trip, a write, a landing) stop mattering. MinBytes and MaxBytes: powers of two.</summary>
-public readonly record struct ReadSizing(int MinBytes, int MaxBytes, TimeSpan ReadTime);
+/// actor round trip, a write, a landing) stop mattering. MinBytes and MaxBytes: powers of two. MaxReads: reads the source
+/// connection keeps in flight at once (<see cref="Reloc.Nbd.Client.NbdClientOptions.MaxInFlight"/>); reads are never so
+/// small that the window needs more (at 40 MB/s and RTT 200 ms, 64 reads of 64 KiB hold half the window).</summary>
+public readonly record struct ReadSizing(int MinBytes, int MaxBytes, TimeSpan ReadTime, int MaxReads = Reloc.Nbd.Client.NbdClientOptions.DefaultMaxInFlight);
 
 /// <summary>
 /// How many background reads to keep in flight: enough to fill the link at any RTT, no more.
@@ -78,7 +80,8 @@ public sealed class WindowController
 
     public int Window => (int)Math.Clamp(Math.Ceiling(_window), 1, _max);
     /// <summary>The window in bytes: what to keep in flight, whatever the size of each read.</summary>
-    public long WindowBytes => (long)Window * (long)_chunkBytes;
+    /// <summary>The window in bytes, not rounded up to whole nominal reads: a cap of a millisecond or two is a fraction of one.</summary>
+    public long WindowBytes => (long)(Math.Clamp(_window, 1, _max) * _chunkBytes);
     /// <summary>How big the next background read should be (bytes).</summary>
     public int ReadBytes => _readBytes;
     /// <summary>Guest misses arrived within <see cref="MissHold"/> of the last completion: the window is capped.</summary>
@@ -199,7 +202,8 @@ public sealed class WindowController
     }
 
     /// <summary>Reads of about ReadTime at the delivery rate, and at most a quarter of the window (several reads in
-    /// flight keep the source busy while one lands), rounded down to a power of two. Changed only when the ideal size
+    /// flight keep the source busy while one lands), rounded down to a power of two; but at least the window over the
+    /// reads the connection keeps in flight. Changed only when the ideal size
     /// is 25 % past a power of two, so a rate near one does not flip it. A new size has another serialisation time at
     /// the bottleneck: the base latency and the recent samples move by the difference (at the measured rate), or it
     /// would read as queue (or hide one). Learning the base again instead would take it with the standing queue in it.</summary>
@@ -207,8 +211,11 @@ public sealed class WindowController
     {
         if (_sizing is not { } z || RateBytesPerSecond <= 0) return;
         double ideal = Math.Min(RateBytesPerSecond * z.ReadTime.TotalSeconds, WindowBytes / 4.0);
-        if (Pow2(ideal / 1.25) <= _readBytes && Pow2(ideal * 1.25) >= _readBytes) return;
-        int size = Pow2(ideal);
+        // The window must fit in the reads the connection keeps in flight: beyond them reads wait in the client, unsent.
+        ulong fit = (ulong)Math.Ceiling(WindowBytes / (double)z.MaxReads);
+        int least = (int)Math.Clamp((long)System.Numerics.BitOperations.RoundUpToPowerOf2(Math.Max(1, fit)), z.MinBytes, z.MaxBytes);
+        if (_readBytes >= least && Pow2(ideal / 1.25) <= _readBytes && Pow2(ideal * 1.25) >= _readBytes) return;
+        int size = Math.Max(Pow2(ideal), least);
         if (size == _readBytes) return;
         double shiftMs = (size - _readBytes) * 1000.0 / RateBytesPerSecond;
         _readBytes = size;

@@ -29,7 +29,9 @@ public sealed record NbdClientOptions
     public bool PipelineOptions { get; init; } = true;
 
     /// <summary>Requests one connection keeps in flight; further callers wait for a reply to free a slot.</summary>
-    public int MaxInFlight { get; init; } = 64;
+    public int MaxInFlight { get; init; } = DefaultMaxInFlight;
+
+    public const int DefaultMaxInFlight = 64;
 
     /// <summary>Upper bound on a READ/WRITE request even if the server advertises more (the spec's
     /// safe default, and what qemu and nbdkit accept).</summary>
