@@ -64,7 +64,7 @@ public static class RelocConfig
             Prefetch = c.GetBoolean("prefetch"),
             RateBytesPerSecond = c.GetByteSize("rate") ?? 0,
             PrefetchChunkBytes = (int)(c.GetByteSize("prefetch-chunk") ?? 128 * 1024),
-            PrefetchChunkMinBytes = (int)(c.GetByteSize("prefetch-chunk-min") ?? 64 * 1024),
+            PrefetchChunkMinBytes = (int)(c.GetByteSize("prefetch-chunk-min") ?? 128 * 1024),
             PrefetchChunkMaxBytes = (int)(c.GetByteSize("prefetch-chunk-max") ?? 4 << 20),
             PrefetchReadTime = c.GetTimeSpan("prefetch-read-time", TimeSpan.FromMilliseconds(2)),
             PrefetchMissQueueTarget = c.GetTimeSpan("prefetch-miss-queue-target", TimeSpan.FromMilliseconds(1)),

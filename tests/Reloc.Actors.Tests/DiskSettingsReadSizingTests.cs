@@ -12,10 +12,10 @@ public sealed class DiskSettingsReadSizingTests
         RelocConfig.DiskSettings(ConfigurationFactory.ParseString(hocon).WithFallback(RelocConfig.Reference));
 
     [Fact]
-    public void The_defaults_are_64_KiB_to_4_MiB_at_2_ms_and_a_1_ms_miss_target()
+    public void The_defaults_are_128_KiB_to_4_MiB_at_2_ms_and_a_1_ms_miss_target()
     {
         var s = From("");
-        Assert.Equal(new ReadSizing(64 << 10, 4 << 20, TimeSpan.FromMilliseconds(2)), s.ReadSizing);
+        Assert.Equal(new ReadSizing(128 << 10, 4 << 20, TimeSpan.FromMilliseconds(2)), s.ReadSizing);
         Assert.Equal(TimeSpan.FromMilliseconds(1), s.PrefetchMissQueueTarget);
     }
 

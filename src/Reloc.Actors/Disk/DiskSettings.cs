@@ -20,7 +20,7 @@ public sealed record DiskSettings
 
     /// <summary>Bounds of the background read size once the rate is known (powers of two): about
     /// <see cref="PrefetchReadTime"/> of the rate, coalescing runs of missing blocks up to it.</summary>
-    public int PrefetchChunkMinBytes { get; init; } = 64 * 1024;
+    public int PrefetchChunkMinBytes { get; init; } = 128 * 1024;
     public int PrefetchChunkMaxBytes { get; init; } = 4 << 20;
 
     /// <summary>The read-size bounds in force: never below one block (a larger block-size raises both).</summary>
