@@ -50,6 +50,19 @@ start_site() {
   SITE_NBD=$n SITE_MGMT=$m
 }
 
+# first_two_connections KIND URI_FORMAT: a fresh site with TLS_LINES, a disk, then the first NBD connection of its
+# process and a second one (rows "$tag site-KIND" and "$tag site-KIND-warm"); %s in URI_FORMAT is its NBD port.
+first_two_connections() {
+  local kind=$1 uri
+  rm -rf "$WORK/site-t"
+  start_site site-t "${TLS_LINES[@]}"
+  $M "127.0.0.1:$SITE_MGMT" disk.create '{"name":"d","site":"site-t","size":67108864}' > /dev/null
+  uri=$(printf "$2" "$SITE_NBD")
+  $FC "$uri" "$tag site-$kind" "$rep" "$ROWS" 1 "$rep" >&2
+  $FC "$uri" "$tag site-$kind-warm" "$rep" "$ROWS" 1 "$rep" >&2
+  stop "$SITE_PID"
+}
+
 BUILDS=${BUILDS:-"head=$NODE"}
 for rep in $(seq $((REP0 + 1)) $((REP0 + REPS))); do
  for build in $BUILDS; do
@@ -90,18 +103,8 @@ for rep in $(seq $((REP0 + 1)) $((REP0 + REPS))); do
 
   # (b, c) a TLS-capable site: the first connection ever, plain; then, in a fresh process, TLS cold and warm
   TLS_LINES=("reloc.tls { mode = allow, certificates = \"$PKI/site\" }")
-  rm -rf "$WORK/site-t"
-  start_site site-t "${TLS_LINES[@]}"
-  $M "127.0.0.1:$SITE_MGMT" disk.create '{"name":"d","site":"site-t","size":67108864}' > /dev/null
-  $FC "nbd://127.0.0.1:$SITE_NBD/d" "$tag site-plain" "$rep" "$ROWS" 1 "$rep" >&2
-  $FC "nbd://127.0.0.1:$SITE_NBD/d" "$tag site-plain-warm" "$rep" "$ROWS" 1 "$rep" >&2
-  stop "$SITE_PID"
-  rm -rf "$WORK/site-t"
-  start_site site-t "${TLS_LINES[@]}"
-  $M "127.0.0.1:$SITE_MGMT" disk.create '{"name":"d","site":"site-t","size":67108864}' > /dev/null
-  $FC "nbds://127.0.0.1:$SITE_NBD/d?tls-certificates=$PKI/site" "$tag site-tls" "$rep" "$ROWS" 1 "$rep" >&2
-  $FC "nbds://127.0.0.1:$SITE_NBD/d?tls-certificates=$PKI/site" "$tag site-tls-warm" "$rep" "$ROWS" 1 "$rep" >&2
-  stop "$SITE_PID"
+  first_two_connections plain "nbd://127.0.0.1:%s/d"
+  first_two_connections tls "nbds://127.0.0.1:%s/d?tls-certificates=$PKI/site"
  done
 done
 cp "$ROWS" "$OUT/first-contact-sites.$(date -u +%Y%m%dT%H%M%SZ).tsv"
