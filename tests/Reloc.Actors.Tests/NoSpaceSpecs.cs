@@ -32,13 +32,26 @@ public sealed class NoSpaceSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLifetime
     private sealed class FullAfter(RawImage inner, long room) : IBlockDevice
     {
         private long _used;
-        public long Room { get => Interlocked.Read(ref room); set => Interlocked.Exchange(ref room, value); }
+        private volatile bool _full; // once full, a smaller write must not slip into what is left: full until Room is raised
+        public long Room
+        {
+            get => Interlocked.Read(ref room);
+            set
+            {
+                Interlocked.Exchange(ref room, value);
+                _full = false;
+            }
+        }
         public long Refused;
 
         private void Take(long bytes)
         {
-            if (Interlocked.Add(ref _used, bytes) <= Room) return;
-            Interlocked.Add(ref _used, -bytes);
+            if (!_full)
+            {
+                if (Interlocked.Add(ref _used, bytes) <= Room) return;
+                Interlocked.Add(ref _used, -bytes);
+            }
+            _full = true;
             Interlocked.Increment(ref Refused);
             throw new BlockDeviceException(DeviceError.NoSpace, "no space left on device (test double)");
         }
