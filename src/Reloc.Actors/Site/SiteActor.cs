@@ -66,6 +66,7 @@ public sealed class SiteActor : ReceivePersistentActor, IWithTimers
             Context.System.EventStream.Subscribe(Self, typeof(P.WriteHeldForHandover));
             Context.System.EventStream.Subscribe(Self, typeof(P.RelocationFinished));
             Context.System.EventStream.Subscribe(Self, typeof(P.ArrivalStalled));
+            _devices.SweepDiscarded();
             Run(new SiteInput.Started());
             Become(Serving);
         });

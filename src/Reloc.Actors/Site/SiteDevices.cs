@@ -32,6 +32,7 @@ internal sealed class SiteDevices(SiteSettings settings, ExportCatalog exports, 
     }
 
     private readonly Dictionary<string, OwnedDisk> _owned = new(StringComparer.Ordinal);
+    private readonly ImageBin _bin = new(settings.DataDir);
     private readonly Dictionary<string, Arrival> _arrivals = new(StringComparer.Ordinal);
 
     /// <summary>Creates an image (replacing an orphan of a create that crashed before it was registered): sparse of
@@ -127,8 +128,11 @@ internal sealed class SiteDevices(SiteSettings settings, ExportCatalog exports, 
             else context.Stop(arrival.Disk);
             arrival.Image.Dispose(); // a fetch still landing fails on the closed handle, nothing else
         }
-        File.Delete(imagePath);
+        _bin.Discard(imagePath);
     }
+
+    /// <summary>Removes images a crash left set aside (<see cref="ImageBin"/>).</summary>
+    public void SweepDiscarded() => _bin.Sweep();
 
     private NbdExport PeerExportOf(string disk, OwnedDisk owned) =>
         new(SiteCore.PeerExport(disk), owned, $"disk {disk} on site {settings.Name}, for other sites");
@@ -158,5 +162,6 @@ internal sealed class SiteDevices(SiteSettings settings, ExportCatalog exports, 
             RemoveExports(name);
             arrival.Image.Dispose(); // the disk actor (a child) is stopped with the site
         }
+        _bin.Dispose();
     }
 }
