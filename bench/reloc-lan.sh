@@ -12,11 +12,12 @@
 # WARMUP=1 (default): a 4 MiB disk is relocated first, untimed, so the timed one runs on compiled code as on a
 # site that has run for a while; WARMUP=0 times the sites' first relocation (JIT included).
 # PROFILE=DIR: dotnet-trace (on PATH) samples site-b's threads for 8 s around the relocation, into DIR.
-# Usage: bench/reloc-lan.sh     env: NET=loopback|netns WARMUP=1 PROFILE= REPS=3 SIZE=1G RATE_LIMIT=10gbit SKIP_BUILD=0 KEEP=0
+# HOCON='reloc.disk.x = y': extra settings for both sites (a trial of a setting beside the defaults' run).
+# Usage: bench/reloc-lan.sh     env: NET=loopback|netns WARMUP=1 PROFILE= REPS=3 SIZE=1G RATE_LIMIT=10gbit HOCON= SKIP_BUILD=0 KEEP=0
 # Prints per-run and summary TSV (medians); files in $OUT (artifacts/bench).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-NET=${NET:-loopback}; WARMUP=${WARMUP:-1}; PROFILE=${PROFILE:-}; REPS=${REPS:-3}; SIZE=${SIZE:-1G}; RATE_LIMIT=${RATE_LIMIT:-10gbit}
+HOCON=${HOCON:-}; NET=${NET:-loopback}; WARMUP=${WARMUP:-1}; PROFILE=${PROFILE:-}; REPS=${REPS:-3}; SIZE=${SIZE:-1G}; RATE_LIMIT=${RATE_LIMIT:-10gbit}
 bench_init "reloc-lan-$NET"
 M="$PY $BENCH_DIR/mgmt.py"
 
@@ -47,16 +48,16 @@ in_a() { "${IN_A[@]}" "$@"; }
 in_b() { "${IN_B[@]}" "$@"; }
 
 RUNS=$OUT/reloc-lan-$NET.runs.tsv
-printf 'rep\tnbdcopy_s\tnbdcopy_flush_s\treloc_s\tspeed_vs_nbdcopy\tspeed_vs_nbdcopy_flush\tnbdcopy_MBps\tnbdcopy_flush_MBps\treloc_MBps\n' > "$RUNS"
+printf 'rep\tnbdcopy_s\tnbdcopy_flush_s\treloc_s\tspeed_vs_nbdcopy\tspeed_vs_nbdcopy_flush\tnbdcopy_MBps\tnbdcopy_flush_MBps\treloc_MBps\tnbdcopy_cpu_s\treloc_cpu_s\n' > "$RUNS"
 cp "$ROOT/hocon/reloc.conf" "$WORK/reloc.conf"
 for rep in $(seq "$REPS"); do
   rm -rf "$WORK/site-a" "$WORK/site-b"
   AA=$(free_port) AB=$(free_port) NA=$(free_port) NB=$(free_port) MA=$(free_port) MB=$(free_port)
   SEEDS="\"akka.tcp://reloc@$IPA:$AA\""
   site_conf site-a "$AA" "$NA" "$MA" "$IPA:$NA" "$SEEDS" "reloc.site.import-dir = \"$(dirname "$SRC")\"" \
-    "akka.remote.dot-netty.tcp.hostname = \"$IPA\"" "reloc.site.nbd.listen = \"$IPA:$NA\"" "reloc.management.listen = \"$IPA:$MA\""
+    "akka.remote.dot-netty.tcp.hostname = \"$IPA\"" "reloc.site.nbd.listen = \"$IPA:$NA\"" "reloc.management.listen = \"$IPA:$MA\"" "$HOCON"
   site_conf site-b "$AB" "$NB" "$MB" "$IPB:$NB" "$SEEDS" \
-    "akka.remote.dot-netty.tcp.hostname = \"$IPB\"" "reloc.site.nbd.listen = \"$IPB:$NB\"" "reloc.management.listen = \"$IPB:$MB\""
+    "akka.remote.dot-netty.tcp.hostname = \"$IPB\"" "reloc.site.nbd.listen = \"$IPB:$NB\"" "reloc.management.listen = \"$IPB:$MB\"" "$HOCON"
   spawn site-a "${IN_A[@]}" dotnet "$NODE" --config "$WORK/site-a.conf"; PA=$SPAWNED
   wait_for "$WORK/site-a.out" 'reloc-node: site' 60
   spawn site-b "${IN_B[@]}" dotnet "$NODE" --config "$WORK/site-b.conf"; PB=$SPAWNED
@@ -69,20 +70,24 @@ for rep in $(seq "$REPS"); do
     in_a $M "$IPA:$MA" relocate-timed warm site-b 120 > /dev/null
   fi
 
-  copy() {   # copy [--flush]: sets T_COPY
-    local t0=$EPOCHREALTIME
-    in_b nbdcopy "$@" "nbd://$IPA:$NA/vm" "$WORK/copy.img"
+  # CPU seconds (user + system) a process has used so far: on 2 shared cores, where the time goes when wall time is noisy.
+  cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"; }
+  copy() {   # copy [--flush]: sets T_COPY and C_COPY (CPU: nbdcopy's own and the serving site's)
+    local t0=$EPOCHREALTIME a0; a0=$(cpu_of "$PA")
+    /usr/bin/time -f '%U %S' -o "$WORK/copy.cpu" "${IN_B[@]}" nbdcopy "$@" "nbd://$IPA:$NA/vm" "$WORK/copy.img"
     T_COPY=$($PY -c "print(f'{$EPOCHREALTIME-$t0:.3f}')")
+    C_COPY=$($PY -c "u, s = map(float, open('$WORK/copy.cpu').read().split()[-2:]); print(f'{u + s + $(cpu_of "$PA") - $a0:.2f}')")
     cmp -s "$WORK/copy.img" "$SRC" || { log "nbdcopy's copy differs"; exit 1; }
     rm -f "$WORK/copy.img"
   }
-  relocate() {
-    local t
+  relocate() {   # sets T_RELOC and C_RELOC (CPU of both sites)
+    local t a0 b0; a0=$(cpu_of "$PA"); b0=$(cpu_of "$PB")
     t=$(in_a $M "$IPA:$MA" relocate-timed vm site-b 900)   # request sent -> released, in one python process
     T_RELOC=$(span_seconds "$t")
+    C_RELOC=$($PY -c "print(f'{$(cpu_of "$PA") - $a0 + $(cpu_of "$PB") - $b0:.2f}')")
     cmp -s "$WORK/site-b/vm.img" "$SRC" || { log "content differs at site-b"; exit 1; }
   }
-  copy; T_PLAIN=$T_COPY; copy --flush; T_FLUSH=$T_COPY
+  copy; T_PLAIN=$T_COPY; C_PLAIN=$C_COPY; copy --flush; T_FLUSH=$T_COPY
   TRACE_PID=""
   if [ -n "$PROFILE" ]; then   # CPU samples of the destination site while it relocates (dotnet-trace, 8 s)
     dotnet-trace collect -p "$PB" --profile dotnet-sampled-thread-time --duration 00:00:00:08 \
@@ -91,7 +96,7 @@ for rep in $(seq "$REPS"); do
   fi
   relocate   # last: it moves the source export away
   [ -z "$TRACE_PID" ] || wait "$TRACE_PID" || true
-  $PY -c "b=$BYTES; c=$T_PLAIN; f=$T_FLUSH; r=$T_RELOC; print(f'$rep\t{c:.3f}\t{f:.3f}\t{r:.3f}\t{c/r:.3f}\t{f/r:.3f}\t{b/c/1e6:.0f}\t{b/f/1e6:.0f}\t{b/r/1e6:.0f}')" >> "$RUNS"
+  $PY -c "b=$BYTES; c=$T_PLAIN; f=$T_FLUSH; r=$T_RELOC; print(f'$rep\t{c:.3f}\t{f:.3f}\t{r:.3f}\t{c/r:.3f}\t{f/r:.3f}\t{b/c/1e6:.0f}\t{b/f/1e6:.0f}\t{b/r/1e6:.0f}\t$C_PLAIN\t$C_RELOC')" >> "$RUNS"
   log "rep $rep: $(tail -1 "$RUNS") (both copies checked byte for byte)"
   stop "$PB" "$PA"
 done

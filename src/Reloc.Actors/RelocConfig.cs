@@ -68,6 +68,7 @@ public static class RelocConfig
             PrefetchChunkMaxBytes = (int)(c.GetByteSize("prefetch-chunk-max") ?? 4 << 20),
             PrefetchReadTime = c.GetTimeSpan("prefetch-read-time", TimeSpan.FromMilliseconds(2)),
             PrefetchMissQueueTarget = c.GetTimeSpan("prefetch-miss-queue-target", TimeSpan.FromMilliseconds(1)),
+            PrefetchConnections = c.GetInt("prefetch-connections", 1),
             MaxPrefetchWindow = c.GetInt("max-prefetch-window"),
             PrefetchInitialWindow = c.GetInt("prefetch-initial-window"),
             PrefetchBeforeScan = c.GetBoolean("prefetch-before-scan", true),

@@ -46,15 +46,15 @@ public sealed class RelocationHarness : IAsyncDisposable
     /// <param name="supervised">Under the backoff supervisor a site puts it under (<see cref="Disk"/> is the supervisor).</param>
     /// <param name="metrics">The arrival's instruments (as a site passes them), or none.</param>
     /// <param name="device">What the disk writes through instead of its image (a test double over it), or the image.</param>
+    /// <param name="sources">A wrapper of the source connections the disk makes (a test double over them), or none.</param>
     public async Task StartDestinationAsync(ActorSystem system, DiskSettings settings, bool owner = true, NbdClientOptions? source = null, bool supervised = false,
-        DiskMetrics? metrics = null, Func<RawImage, IBlockDevice>? device = null)
+        DiskMetrics? metrics = null, Func<RawImage, IBlockDevice>? device = null, Func<BlockSourceFactory, BlockSourceFactory>? sources = null)
     {
         Image = File.Exists(DestImagePath) ? RawImage.Open(DestImagePath, false) : RawImage.Create(DestImagePath, Content.Length);
         State = new DiskState(Content.Length, settings.BlockSize, owner);
         var dev = device?.Invoke(Image) ?? Image;
-        var props = VirtualDiskActor.Props(new DiskId("vm1"), State, dev, settings,
-            NbdBlockSource.Factory(source ?? SourceOptions, Content.Length, new ReconnectOptions { InitialDelay = TimeSpan.FromMilliseconds(50), MaxDelay = TimeSpan.FromMilliseconds(500) }),
-            metrics: metrics);
+        var factory = NbdBlockSource.Factory(source ?? SourceOptions, Content.Length, new ReconnectOptions { InitialDelay = TimeSpan.FromMilliseconds(50), MaxDelay = TimeSpan.FromMilliseconds(500) });
+        var props = VirtualDiskActor.Props(new DiskId("vm1"), State, dev, settings, sources?.Invoke(factory) ?? factory, metrics: metrics);
         Disk = system.ActorOf(supervised ? VirtualDiskActor.Supervised(props, settings) : props);
         Dest = new NbdServer(new ExportCatalog([new NbdExport("vm1", new RelocatingDisk(dev, State, Disk, settings, metrics))]));
         DestPort = ((IPEndPoint)Dest.ListenTcp(new IPEndPoint(IPAddress.Loopback, 0))).Port;

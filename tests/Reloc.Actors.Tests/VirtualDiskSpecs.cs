@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Reloc.Actors.Disk;
+using Reloc.Actors.Source;
 using Reloc.Nbd.Client;
 using Reloc.Testing;
 using Xunit;
@@ -52,6 +53,53 @@ public sealed class VirtualDiskSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLifeti
         Assert.Equal(Expected(Size - 4096, 4096), after);
         await guest.FlushAsync();
         Assert.Equal(Tool.Sha256(_h.Source.ImagePath()), Tool.Sha256(_h.DestImagePath));
+    }
+
+    /// <summary>A source connection that counts its reads.</summary>
+    private sealed class CountingSource(IBlockSource inner) : IBlockSource
+    {
+        public int Reads;
+        public long Size => inner.Size;
+        public Task ReadAsync(long offset, Memory<byte> destination, CancellationToken ct)
+        {
+            Interlocked.Increment(ref Reads);
+            return inner.ReadAsync(offset, destination, ct);
+        }
+        public Task<IReadOnlyList<Reloc.Storage.Extent>?> GetExtentsAsync(long offset, long length, CancellationToken ct) => inner.GetExtentsAsync(offset, length, ct);
+        public ValueTask DisposeAsync() => inner.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Two_background_connections_share_the_copy_and_the_image_ends_as_the_guest_wrote_it()
+    {
+        Sys.EventStream.Subscribe(TestActor, typeof(VirtualDiskProtocol.RelocationFinished));
+        var background = new System.Collections.Concurrent.ConcurrentQueue<CountingSource>();
+        await _h.StartDestinationAsync(Sys, new DiskSettings { PrefetchConnections = 2, RateBytesPerSecond = 8 << 20 },
+            sources: inner => lane =>
+            {
+                if (lane != SourceLane.Background) return inner(lane);
+                var counting = new CountingSource(inner(lane));
+                background.Enqueue(counting);
+                return counting;
+            });
+        var expected = _h.Content.ToArray();
+        await using var guest = await _h.ConnectGuestAsync();
+        async Task WriteAsync(long offset, int length, byte fill)
+        {
+            var data = Enumerable.Repeat(fill, length).ToArray();
+            await guest.WriteAsync(offset, data);
+            data.CopyTo(expected, offset);
+        }
+        await WriteAsync(Size / 2 + Block + 100, 300, 0x5a);     // into the source's zero run (a hole), after the start
+        await WriteAsync(3 * Block - 1000, 2000, 0xa5);         // spanning two blocks
+        await WriteAsync(Size - Block, Block, 0x11);            // a whole block, the last one
+        await WriteAsync(3 * Block - 500, 100, 0x22);           // a rewrite of what was just written
+        await guest.FlushAsync();
+        await ExpectMsgAsync<VirtualDiskProtocol.RelocationFinished>(TimeSpan.FromSeconds(60));
+        Assert.Equal(2, background.Count);
+        Assert.All(background, c => Assert.True(c.Reads > 0, "each background connection carried reads"));
+        await guest.FlushAsync();
+        Assert.Equal(expected, await File.ReadAllBytesAsync(_h.DestImagePath));
     }
 
     [Fact]

@@ -32,6 +32,10 @@ public sealed record DiskSettings
     /// <summary>The queue target while guest misses arrive (at most <see cref="PrefetchQueueTarget"/>).</summary>
     public TimeSpan PrefetchMissQueueTarget { get; init; } = TimeSpan.FromMilliseconds(1);
 
+    /// <summary>Connections the background copy spreads its reads over. The source serves one connection's reads one
+    /// after another; a second lets it read and send two at once, which a fast, low-RTT path can use.</summary>
+    public int PrefetchConnections { get; init; } = 1;
+
     /// <summary>Upper bound on background reads in flight (the controller picks fewer when enough).</summary>
     public int MaxPrefetchWindow { get; init; } = 256;
 
@@ -78,6 +82,7 @@ public sealed record DiskSettings
             throw new ArgumentOutOfRangeException(nameof(PrefetchReadTime), "prefetch-read-time must be between 0 (excluded) and 1s");
         if (PrefetchMissQueueTarget <= TimeSpan.Zero || PrefetchMissQueueTarget > PrefetchQueueTarget)
             throw new ArgumentOutOfRangeException(nameof(PrefetchMissQueueTarget), "prefetch-miss-queue-target must be above 0 and at most prefetch-queue-target");
+        if (PrefetchConnections is < 1 or > 8) throw new ArgumentOutOfRangeException(nameof(PrefetchConnections), "prefetch-connections must be 1..8");
         if (MaxPrefetchWindow is < 1 or > 1024) throw new ArgumentOutOfRangeException(nameof(MaxPrefetchWindow));
         if (PrefetchInitialWindow < 1 || PrefetchInitialWindow > MaxPrefetchWindow)
             throw new ArgumentOutOfRangeException(nameof(PrefetchInitialWindow), "prefetch-initial-window must be between 1 and max-prefetch-window");

@@ -10,7 +10,7 @@ using static Reloc.Actors.Disk.VirtualDiskProtocol;
 namespace Reloc.Actors.Disk;
 
 /// <summary>
-/// Background copy on its own connection. It keeps a window of coalesced reads in flight, asking the disk
+/// Background copy on its own connections (prefetch-connections, reads to the least loaded). It keeps a window of coalesced reads in flight, asking the disk
 /// for each piece of work (the disk owns the map and decides what is missing, starting near recent misses,
 /// and which runs are holes at the source). It also answers the disk's scans of the source's holes
 /// (BLOCK_STATUS), so they are never read. The window follows <see cref="WindowController"/>; an optional
@@ -26,13 +26,16 @@ namespace Reloc.Actors.Disk;
 internal sealed class Prefetcher : ReceiveActor, IWithTimers
 {
     /// <summary>A chunk landed, as runs of blocks: all-zero blocks are punched and reported Skipped.</summary>
-    private sealed record ChunkDone(Work Work, ReadStamp Sent, long Bytes, TimeSpan Latency, IReadOnlyList<Landed> Parts, int Slot);
-    private sealed record ChunkFailed(Work Work, Exception Error, int Slot);
+    private sealed record ChunkDone(Work Work, ReadStamp Sent, long Bytes, TimeSpan Latency, IReadOnlyList<Landed> Parts, int Slot, int Lane);
+    private sealed record ChunkFailed(Work Work, Exception Error, int Slot, int Lane);
     private sealed record Kick;
     /// <summary>Rate tokens for one chunk, granted (or not: the limiter was replaced) before any work is claimed.</summary>
     private sealed record Permit(bool Granted, int Slot);
 
-    private readonly IBlockSource _source;
+    /// <summary>The background connections (prefetch-connections); scans use the first.</summary>
+    private readonly IBlockSource[] _sources;
+    /// <summary>Bytes of reads under way on each connection: a read goes to the least loaded.</summary>
+    private readonly long[] _laneBytes;
     private readonly IBlockDevice _image;
     private readonly BlockMap _map;
     private readonly DiskSettings _settings;
@@ -66,7 +69,8 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
             settings.ReadSizing,
             settings.PrefetchMissQueueTarget);
         _limiter = MakeLimiter(settings.RateBytesPerSecond);
-        _source = sources(SourceLane.Background);
+        _sources = Enumerable.Range(0, settings.PrefetchConnections).Select(_ => sources(SourceLane.Background)).ToArray();
+        _laneBytes = new long[_sources.Length];
         Copying();
     }
 
@@ -81,7 +85,9 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
         {
             int slot = _asked.Dequeue();
             _inFlight++;
-            CopyAsync(w, _window.OnSend(DateTime.UtcNow), slot).PipeTo(Self);
+            int lane = LeastLoadedLane();
+            _laneBytes[lane] += slot;
+            CopyAsync(w, _window.OnSend(DateTime.UtcNow), slot, lane).PipeTo(Self);
             Fill();
         });
         Receive<NoWork>(_ =>
@@ -95,6 +101,7 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
         {
             _inFlight--;
             _outstandingBytes -= d.Slot;
+            _laneBytes[d.Lane] -= d.Slot;
             _backoff = TimeSpan.FromMilliseconds(200);
             // Zero work never crossed the link; reads cut short by guest misses (or asked at another size) count as
             // delivered bytes only.
@@ -107,6 +114,7 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
         {
             _inFlight--;
             _outstandingBytes -= f.Slot;
+            _laneBytes[f.Lane] -= f.Slot;
             _window.OnFailure();
             // A full image (ENOSPC) too: the chunk's blocks go back to missing, and the next try waits the longest backoff.
             Context.Parent.Tell(FetchFailed.Of(f.Work.First, f.Work.Count, f.Error));
@@ -188,7 +196,14 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
         Context.Parent.Tell(new RequestWork(slot >> _map.BlockShift));
     }
 
-    private async Task<object> CopyAsync(Work w, ReadStamp sent, int slot)
+    private int LeastLoadedLane()
+    {
+        int best = 0;
+        for (int i = 1; i < _laneBytes.Length; i++) if (_laneBytes[i] < _laneBytes[best]) best = i;
+        return best;
+    }
+
+    private async Task<object> CopyAsync(Work w, ReadStamp sent, int slot, int lane)
     {
         long offset = w.First << _map.BlockShift;
         int length = w.Zero ? 0 : (int)Math.Min(w.Count << _map.BlockShift, _map.DiskSize - offset);
@@ -199,16 +214,16 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
             {
                 long zeroLength = Math.Min(w.Count << _map.BlockShift, _map.DiskSize - offset);
                 await _image.WriteZeroesAsync(offset, zeroLength, WriteOptions.None, CancellationToken.None);
-                return new ChunkDone(w, sent, 0, TimeSpan.Zero, [new Landed(w.First, w.Count, LandKind.Skipped, zeroLength)], slot);
+                return new ChunkDone(w, sent, 0, TimeSpan.Zero, [new Landed(w.First, w.Count, LandKind.Skipped, zeroLength)], slot, lane);
             }
             var started = Stopwatch.GetTimestamp();
-            await _source.ReadAsync(offset, buffer.AsMemory(0, length), _stopping.Token);
+            await _sources[lane].ReadAsync(offset, buffer.AsMemory(0, length), _stopping.Token);
             var latency = Stopwatch.GetElapsedTime(started);
-            return new ChunkDone(w, sent, length, latency, await LandByBlockAsync(w, offset, buffer.AsMemory(0, length)), slot);
+            return new ChunkDone(w, sent, length, latency, await LandByBlockAsync(w, offset, buffer.AsMemory(0, length)), slot, lane);
         }
         catch (Exception ex)
         {
-            return new ChunkFailed(w, ex, slot);
+            return new ChunkFailed(w, ex, slot, lane);
         }
         finally
         {
@@ -275,7 +290,7 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
         long pos = start;
         while (pos < end)
         {
-            var extents = await _source.GetExtentsAsync(pos, end - pos, ct);
+            var extents = await _sources[0].GetExtentsAsync(pos, end - pos, ct);
             if (extents is null || extents.Count == 0) return runs;
             foreach (var e in extents)
             {
@@ -313,7 +328,7 @@ internal sealed class Prefetcher : ReceiveActor, IWithTimers
     {
         _stopping.Cancel();
         _limiter?.Dispose();
-        _source.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(5));
+        Task.WhenAll(_sources.Select(s => s.DisposeAsync().AsTask())).Wait(TimeSpan.FromSeconds(5));
         _stopping.Dispose();
     }
 }
