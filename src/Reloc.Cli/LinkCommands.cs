@@ -18,7 +18,7 @@ internal static class LinkCommands
         var siteA = new Argument<string>("SITE") { Description = "one end of the link" };
         var siteB = new Argument<string>("SITE") { Description = "the other end" };
         var bandwidth = new Argument<string>("RATE") { Description = "the budget each way, e.g. 100MB/s, 1Gbit/s, or 0 for none" };
-        var set = new Command("set", "Change a link's budget now (held by the coordinator, not persisted: a fail-over goes back to reloc.links)")
+        var set = new Command("set", "Change a link's budget now (persisted at both sites of the pair: a new coordinator keeps it; it overrides reloc.links)")
             { siteA, siteB, bandwidth };
         set.SetAction((r, _) => CliApp.Execute(r, stopping, s => SetAsync(s, r.GetValue(siteA)!, r.GetValue(siteB)!, r.GetValue(bandwidth)!)));
         group.Subcommands.Add(set);

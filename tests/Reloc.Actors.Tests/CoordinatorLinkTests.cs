@@ -36,6 +36,18 @@ public sealed class CoordinatorLinkTests
     ];
     private static CoordinatorInput Op(object request) => new Command(request, "op", T(60), Sites);
 
+    /// <summary>The stamp of a set made by <see cref="Op"/> (its clock: T(60)) on a coordinator that saw no later one.</summary>
+    private static readonly long At60 = T(60).Ticks;
+    private static readonly long Future = T(1000).Ticks;
+    private static RememberedBudget Kept(string a, string b, long bandwidth, long stamp) => new(new LinkPair(a, b), bandwidth, stamp);
+    /// <summary><paramref name="site"/>'s answer to the store of a set made by <see cref="Op"/>: it holds it.</summary>
+    private static LinkStored Stored(string site, string a, string b, long bandwidth) => new(site, Kept(a, b, bandwidth, At60), Kept(a, b, bandwidth, At60), null);
+    private static LinkStored Failed(string site, string a, string b, long bandwidth) => new(site, Kept(a, b, bandwidth, At60), null, "no answer within 5 s");
+    /// <summary>A reconcile round's answers: each site with the budgets it remembers, and no disks (asked before the rows'
+    /// relocations began, so that it judges none of them: only what it says of the links counts here).</summary>
+    private static Observed Round(params (string Site, RememberedBudget[] Links)[] sites) =>
+        new([.. sites.Select(s => new DiskList(s.Site, [], s.Links))], T(0), T(59));
+
     public static TheoryData<string, CoordinatorInput[], string[]> Table => new()
     {
         { "the first to copy gets the whole budget: a postcopy relocation copies from its handover, and its prepare carries that share",
@@ -61,12 +73,45 @@ public sealed class CoordinatorLinkTests
         { "a weight moves the shares", [.. Start("vm1", 1), .. Start("vm2", 2), Op(new SetRelocationWeight("vm2", 3))],
             ["b <- SetRate vm1 25", "b <- SetRate vm2 75"] },
         { "a weight out of range is refused", [.. Start("vm1", 1), Op(new SetRelocationWeight("vm1", 0))], ["reply RelocationRefused"] },
-        { "the budget changed at run time", [.. Start("vm1", 1), .. Start("vm2", 2), Op(new SetLinkBudget("b", "a", 40))],
+        { "a set changes nothing before a site of the pair has stored it: both are asked", [.. Start("vm1", 1), .. Start("vm2", 2), Op(new SetLinkBudget("b", "a", 40))],
+            [$"ask a remember a<->b 40 @{At60}", $"ask b remember a<->b 40 @{At60}"] },
+        { "the budget changed at run time, once a site stored it", [.. Start("vm1", 1), .. Start("vm2", 2), Op(new SetLinkBudget("b", "a", 40)), Stored("a", "a", "b", 40)],
             ["b <- SetRate vm1 20", "b <- SetRate vm2 20", "reply LinkInfo b 40 set"] },
-        { "a budget removed at run time: back to the caps", [.. Start("vm1", 1, rate: 70), .. Start("vm2", 2), Op(new SetLinkBudget("a", "b", 0))],
+        { "the other site's answer changes nothing more", [.. Start("vm1", 1), Op(new SetLinkBudget("b", "a", 40)), Stored("a", "a", "b", 40), Stored("b", "a", "b", 40)],
+            [] },
+        { "one site failed, the other stored it: applied", [.. Start("vm1", 1), Op(new SetLinkBudget("a", "b", 40)), Failed("b", "a", "b", 40), Stored("a", "a", "b", 40)],
+            ["b <- SetRate vm1 40", "reply LinkInfo b 40 set"] },
+        { "neither site stored it: refused, and the budget is reloc.links' still",
+            [.. Start("vm1", 1), Op(new SetLinkBudget("a", "b", 40)), Failed("b", "a", "b", 40), Failed("a", "a", "b", 40)], ["reply RelocationRefused"] },
+        { "... as the list shows", [Op(new SetLinkBudget("a", "b", 40)), Failed("b", "a", "b", 40), Failed("a", "a", "b", 40), Op(new GetLinks())],
+            ["reply LinkList a-b 100 config []"] },
+        { "a budget removed at run time: back to the caps", [.. Start("vm1", 1, rate: 70), .. Start("vm2", 2), Op(new SetLinkBudget("a", "b", 0)), Stored("b", "a", "b", 0)],
             ["b <- SetRate vm1 70", "b <- SetRate vm2 0", "reply LinkInfo b 0 set"] },
-        { "a budget for a pair without one", [.. Start("vm1", 1, to: "c"), Op(new SetLinkBudget("a", "c", 30))],
+        { "a budget for a pair without one", [.. Start("vm1", 1, to: "c"), Op(new SetLinkBudget("a", "c", 30)), Stored("c", "a", "c", 30)],
             ["c <- SetRate vm1 30", "reply LinkInfo c 30 set"] },
+        // A coordinator that takes over: what the sites remember, in its first round.
+        { "a new coordinator adopts the budget the sites remember, and steers by it", [.. Start("vm1", 1), Round(("a", [Kept("a", "b", 40, 5)]), ("b", [Kept("a", "b", 40, 5)]))],
+            ["b <- SetRate vm1 40"] },
+        { "... and shows it as set at run time", [Round(("a", [Kept("a", "b", 40, 5)]), ("b", [Kept("a", "b", 40, 5)])), Op(new GetLinks())],
+            ["reply LinkList a-b 40 set []"] },
+        { "0 remembered overrides reloc.links", [Round(("a", [Kept("a", "b", 0, 5)]), ("b", [Kept("a", "b", 0, 5)])), Op(new GetLinks())],
+            ["reply LinkList a-b 0 set []"] },
+        { "two incarnations' sets: the later stamp wins, and the site that lacks it is told it",
+            [Round(("a", [Kept("a", "b", 40, 5)]), ("b", [Kept("a", "b", 70, 9)])), Op(new GetLinks())], ["reply LinkList a-b 70 set []"] },
+        { "... the repair", [Round(("a", [Kept("a", "b", 40, 5)]), ("b", [Kept("a", "b", 70, 9)]))], ["a <- remember a<->b 70 @9"] },
+        { "a site that did not answer the round is not told", [Round(("b", [Kept("a", "b", 70, 9)]))], [] },
+        { "an older one than it holds is ignored (and the site is told the newer)",
+            [Op(new SetLinkBudget("a", "b", 40)), Stored("a", "a", "b", 40), Round(("a", [Kept("a", "b", 40, At60)]), ("b", [Kept("a", "b", 90, 5)])), Op(new GetLinks())],
+            ["reply LinkList a-b 40 set []"] },
+        { "... the repair of the older", [Op(new SetLinkBudget("a", "b", 40)), Stored("a", "a", "b", 40), Round(("a", [Kept("a", "b", 40, At60)]), ("b", [Kept("a", "b", 90, 5)]))],
+            [$"b <- remember a<->b 40 @{At60}"] },
+        { "a set after adopting is stamped above what it adopted, even with its clock behind",
+            [Round(("a", [Kept("a", "b", 40, Future)])), Op(new SetLinkBudget("a", "b", 30))],
+            [$"ask a remember a<->b 30 @{Future + 1}", $"ask b remember a<->b 30 @{Future + 1}"] },
+        { "a site that holds a newer set answers with it: that one stays", [Op(new SetLinkBudget("a", "b", 30)), new LinkStored("a", new(new("a", "b"), 30, At60), Kept("a", "b", 80, At60 + 5), null), Op(new GetLinks())],
+            ["reply LinkList a-b 80 set []"] },
+        { "a repaired site's answer is learned too", [new FromSite(new LinkBudgetHeld("a", Kept("a", "c", 25, 3)), "a", T(1)), Op(new GetLinks())],
+            ["reply LinkList a-b 100 config [] | a-c 25 set []"] },
         { "an unknown site is refused", [Op(new SetLinkBudget("a", "x", 30))], ["reply RelocationRefused"] },
         { "a link to itself is refused", [Op(new SetLinkBudget("a", "a", 30))], ["reply RelocationRefused"] },
         { "the budget of the other direction is its own", [.. Start("vm1", 1), .. Start("vm2", 2, to: "c"), Op(new GetLinks())],
@@ -102,6 +147,8 @@ public sealed class CoordinatorLinkTests
         CoordinatorDecision.Reply { Message: LinkList l } => "reply LinkList " + string.Join(" | ", l.Links.Select(i =>
             $"{i.SiteA}-{i.SiteB} {i.BandwidthBytesPerSecond} {(i.SetAtRunTime ? "set" : "config")} [{string.Join(", ", i.Shares.Select(s => $"{s.Disk} {s.FromSite}->{s.ToSite} {s.RateBytesPerSecond}"))}]")),
         CoordinatorDecision.Reply { Message: RelocationAccepted } => "reply RelocationAccepted",
+        CoordinatorDecision.AskToRemember a => $"ask {a.Site} remember {a.Budget.Pair} {a.Budget.BandwidthBytesPerSecond} @{a.Budget.Stamp}",
+        CoordinatorDecision.SendToSite { Message: RememberLinkBudget r } s => $"{s.Site} <- remember {r.Budget.Pair} {r.Budget.BandwidthBytesPerSecond} @{r.Budget.Stamp}",
         CoordinatorDecision.Reply { Message: RelocationRefused } => "reply RelocationRefused",
         CoordinatorDecision.Reply { Message: RelocationInfo } => null,
         _ => null,

@@ -72,6 +72,9 @@ public sealed class SerializerTests : IDisposable
         new RelocationProtocol.SetRelocationWeight("vm1", 3),
         new RelocationProtocol.SetLinkBudget("site-a", "site-b", 100_000_000),
         new RelocationProtocol.GetLinks(),
+        new RelocationProtocol.RememberLinkBudget(new(new("site-b", "site-a"), 100_000_000, 638_999_000_000_000_000)),
+        new RelocationProtocol.LinkBudgetHeld("site-a", new(new("site-a", "site-b"), 0, 1)),
+        new SiteEvents.LinkBudgetRemembered(new(new("site-a", "site-c"), 40_000_000, long.MaxValue)),
         new RelocationProtocol.OutgoingStarted("vm1", 1, 2, "r1"),
         new RelocationProtocol.InvalidatedAt("vm1", 1, 17, "r1"),
         new RelocationProtocol.Fence("vm1", 2, "r1"),
@@ -242,6 +245,40 @@ public sealed class SerializerTests : IDisposable
         var back = (SiteProtocol.DiskList)serializer.FromBinary(serializer.ToBinary(list), serializer.Manifest(list));
         Assert.Equal(list.Site, back.Site);
         Assert.Equal(list.Disks, back.Disks);
+    }
+
+    /// <summary>The version story of the remembered link budgets: a disk list with some is SLR5 (SLR4's layout with them
+    /// appended); one without is SLR3/SLR4 as before, which a node of the version before reads; SLR3 and SLR4 from such a
+    /// node read back with none (null).</summary>
+    [Fact]
+    public void A_disk_list_carries_the_remembered_link_budgets_only_in_its_new_layout()
+    {
+        var serializer = (SerializerWithStringManifest)_system.Serialization.FindSerializerFor(new SiteEvents.DiskRemoved("x"));
+        var info = new SiteProtocol.DiskInfo("vm1", 1 << 20, "site-a", 3, "owned", "nbd://a/vm1", "", 0, 1, true, false, "");
+        var queued = info with { Name = "vm2", Queued = new QueuedRelocation("site-b", 5, false, 0, true, "r5") };
+        RememberedBudget[] links = [new(new("site-a", "site-b"), 40_000_000, 7), new(new("site-a", "site-c"), 0, 9)];
+        foreach (var disks in new[] { new[] { info }, [info, queued], [] })
+        {
+            var list = new SiteProtocol.DiskList("site-a", disks, links);
+            Assert.Equal("SLR5", serializer.Manifest(list));
+            var back = (SiteProtocol.DiskList)serializer.FromBinary(serializer.ToBinary(list), "SLR5");
+            Assert.Equal(disks, back.Disks);
+            Assert.Equal(links, back.Links);
+        }
+        // None remembered: the layouts before, and what they read back has none.
+        foreach (var (list, manifest) in new[] { (new SiteProtocol.DiskList("site-a", [info], []), "SLR3"), (new SiteProtocol.DiskList("site-a", [info, queued]), "SLR4") })
+        {
+            Assert.Equal(manifest, serializer.Manifest(list));
+            var back = (SiteProtocol.DiskList)serializer.FromBinary(serializer.ToBinary(list), manifest);
+            Assert.Equal(list.Disks, back.Disks);
+            Assert.Null(back.Links);
+        }
+        Assert.Equal(("LR1", "LH1", "SLB1"), (serializer.Manifest(new RelocationProtocol.RememberLinkBudget(links[0])),
+            serializer.Manifest(new RelocationProtocol.LinkBudgetHeld("site-a", links[0])), serializer.Manifest(new SiteEvents.LinkBudgetRemembered(links[0]))));
+        // A pair that names one site twice is corrupt: a clear error, not a budget.
+        using var ms = new MemoryStream();
+        using (var w = new BinaryWriter(ms)) { w.Write("site-a"); w.Write("site-a"); w.Write(1L); w.Write(1L); }
+        Assert.Throws<InvalidDataException>(() => serializer.FromBinary(ms.ToArray(), "SLB1"));
     }
 
     [Fact]

@@ -112,6 +112,22 @@ public sealed class SiteCoreTests
         Assert.Equal(["tell arrival SetRate"], site.Said); // unchanged: nothing to persist
     }
 
+    private static Coordinator.RememberedBudget Link(string a, string b, long bandwidth, long stamp) => new(new Coordinator.LinkPair(a, b), bandwidth, stamp);
+
+    [Fact]
+    public void A_site_answers_with_the_link_budget_it_holds_and_keeps_the_newest_per_pair_across_a_restart()
+    {
+        var site = new Site(new SiteEvents.LinkBudgetRemembered(Link("a", "b", 40, 5)), new SiteEvents.LinkBudgetRemembered(Link("a", "c", 0, 7)));
+        site.Tell(new RememberLinkBudget(Link("a", "b", 90, 4)));
+        Assert.Equal(new LinkBudgetHeld("a", Link("a", "b", 40, 5)), ((D.Reply)site.Decided.Single()).Message);
+        site.Tell(new RememberLinkBudget(Link("b", "a", 20, 8)));
+        Assert.Equal(new SiteEvents.LinkBudgetRemembered(Link("a", "b", 20, 8)), ((D.Persist)site.Decided[0]).Event);
+        Assert.Equal(new LinkBudgetHeld("a", Link("a", "b", 20, 8)), ((D.Reply)site.Decided[^1]).Message);
+        Assert.Equal([Link("a", "b", 20, 8), Link("a", "c", 0, 7)], site.Core.State.Links);
+        // Not a disk: nothing is served for it at a restart.
+        Assert.Empty(new Site(new SiteEvents.LinkBudgetRemembered(Link("a", "b", 40, 5))).Said);
+    }
+
     public static TheoryData<string, object[], object, string[]> Steps => new()
     {
         { "start", [Owned], new StartOutgoing("vm", "b", 1, 65536, "r1"), ["persist OutgoingBegun", "track 65536", "stream", "reply OutgoingStarted"] },
@@ -135,6 +151,13 @@ public sealed class SiteCoreTests
             ["log EndedAttemptRefused", "reply refused: relocation r1 of 'vm' was stopped on site a; it is not started again"] },
         { "delete a queued disk", [Owned, Queued], new SiteProtocol.DeleteDisk("vm"),
             ["reply refused: disk 'vm' waits in the admission queue for a relocation to b: cancel it first (reloc relocation cancel vm)"] },
+        // Link budgets set at run time, remembered for a coordinator that takes over (the answer goes out once durable).
+        { "remember a link budget", [], new RememberLinkBudget(Link("a", "b", 40, 5)), ["persist LinkBudgetRemembered", "log None", "reply LinkBudgetHeld"] },
+        { "remember it again (a repair, a retry)", [new SiteEvents.LinkBudgetRemembered(Link("a", "b", 40, 5))], new RememberLinkBudget(Link("a", "b", 40, 5)), ["reply LinkBudgetHeld"] },
+        { "an older one: the newer stays", [new SiteEvents.LinkBudgetRemembered(Link("a", "b", 40, 5))], new RememberLinkBudget(Link("a", "b", 90, 4)), ["reply LinkBudgetHeld"] },
+        { "a newer one", [new SiteEvents.LinkBudgetRemembered(Link("a", "b", 40, 5))], new RememberLinkBudget(Link("a", "b", 0, 6)), ["persist LinkBudgetRemembered", "log None", "reply LinkBudgetHeld"] },
+        { "a pair this site is not on", [], new RememberLinkBudget(Link("b", "c", 40, 5)), ["reply refused: site a is not on link b<->c: only its two sites keep its budget"] },
+        { "a negative budget", [], new RememberLinkBudget(Link("a", "b", -1, 5)), ["reply refused: a link's bandwidth must not be negative, not -1"] },
         { "stop", [Owned, Outgoing], new StopOutgoing("vm", 1, "r1"), ["persist OutgoingEnded", "stop stream", "untrack", "reply OutgoingStopped"] },
         { "stop before the start arrived", [Owned], new StopOutgoing("vm", 1, "r1"), ["persist OutgoingEnded", "reply OutgoingStopped"] },
         { "stop again", [Owned, new SiteEvents.OutgoingEnded("vm", "r1")], new StopOutgoing("vm", 1, "r1"), ["reply OutgoingStopped"] },

@@ -168,7 +168,7 @@ public sealed class ConsoleCommandTests(SiteCluster cluster)
         Assert.Equal(20_000_000, J.Long(bc, "bandwidth"));
         Assert.True((bool)bc["setAtRunTime"]!);
         Assert.Contains("site-b ↔ site-c", await Cli.OkAsync(A.Node, "link", "show"));
-        // 0 removes it (over reloc.links too, until a fail-over).
+        // 0 removes it (over reloc.links too, after a fail-over too: the pair's sites keep it).
         var none = await Cli.JsonAsync(A.Node, "link", "set", "site-b", "site-c", "0");
         Assert.Equal(0, J.Long(none, "bandwidth"));
         await Cli.FailsAsync(A.Node, 1, "unknown site 'site-x'", "link", "set", "site-a", "site-x", "1MB/s");

@@ -1,4 +1,5 @@
 using static Reloc.Actors.Coordinator.RelocationPhase;
+using Reloc.Actors.Site;
 using static Reloc.Actors.Coordinator.RelocationProtocol;
 
 namespace Reloc.Actors.Coordinator;
@@ -9,7 +10,57 @@ public sealed partial class CoordinatorCore
 {
     /// <summary>A pair's budget each way (0: none): set at run time, else reloc.links.</summary>
     private long BudgetOf(LinkPair pair) =>
-        _linksSet.TryGetValue(pair, out var set) ? set : _linksConfigured.GetValueOrDefault(pair);
+        _linksSet.TryGetValue(pair, out var set) ? set.BandwidthBytesPerSecond : _linksConfigured.GetValueOrDefault(pair);
+
+    /// <summary>A budget a site holds durably (its answer to a store, or its report in a round): adopted when newer than
+    /// the one held (last writer wins); <paramref name="site"/> names who said it, for the log.</summary>
+    private void Learn(RememberedBudget b, string site)
+    {
+        _highestStamp = Math.Max(_highestStamp, b.Stamp);
+        if (!LinkMemory.Supersedes(b, _linksSet.GetValueOrDefault(b.Pair))) return;
+        _linksSet[b.Pair] = b;
+        Log(CoreLogLevel.Info, $"link {b.Pair}: budget {(b.BandwidthBytesPerSecond == 0 ? "none" : $"{b.BandwidthBytesPerSecond} B/s")} each way, "
+            + $"set at run time (stamp {b.Stamp}, held at {site})");
+    }
+
+    /// <summary>What the sites that answered remember: the newest per pair is adopted.</summary>
+    private void LearnLinks(IReadOnlyList<SiteProtocol.DiskList> lists)
+    {
+        foreach (var l in lists) foreach (var b in l.Links ?? []) _highestStamp = Math.Max(_highestStamp, b.Stamp);
+        foreach (var b in LinkMemory.Adopt(_linksSet, lists.SelectMany(l => l.Links ?? [])))
+            Learn(b, string.Join(", ", lists.Where(l => (l.Links ?? []).Contains(b)).Select(l => l.Site)));
+    }
+
+    /// <summary>A round's answers: the budgets they remember are adopted, and a site of a pair that lacks the budget held
+    /// for it (it was down at the set, or the store's answer got lost) is told it again.</summary>
+    private void ReconcileLinks(IReadOnlyList<SiteProtocol.DiskList> lists)
+    {
+        LearnLinks(lists);
+        var answered = lists.GroupBy(l => l.Site, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => (IReadOnlyList<RememberedBudget>)[.. g.SelectMany(l => l.Links ?? [])], StringComparer.Ordinal);
+        foreach (var (site, b) in LinkMemory.Repairs(_linksSet, answered)) Tell(site, new RememberLinkBudget(b));
+    }
+
+    /// <summary>A site's answer to a store: the first site that holds the set applies it and answers the operator (it
+    /// outlives this coordinator now); when both failed, nothing changed and the operator is told why.</summary>
+    private void OnLinkStored(CoordinatorInput.LinkStored m)
+    {
+        if (m.Held is { } held) Learn(held, m.Site);
+        if (!_storing.TryGetValue(m.Asked, out var waiting)) return; // answered already
+        if (m.Held is not null)
+        {
+            _storing.Remove(m.Asked);
+            if (m.Held != m.Asked) Log(CoreLogLevel.Warning, $"link {m.Asked.Pair}: a newer budget was set meanwhile ({m.Held}); it stays");
+            Rebalance(); // before the answer, so that it shows the new rates
+            Answer(waiting.ReplyTo, LinkInfoOf(m.Asked.Pair));
+            return;
+        }
+        waiting.Failed.Add($"{m.Site}: {m.Error}");
+        if (waiting.Failed.Count < 2) return;
+        _storing.Remove(m.Asked);
+        Answer(waiting.ReplyTo, new RelocationRefused($"the budget of link {m.Asked.Pair} was not changed: neither site stored it ({string.Join("; ", waiting.Failed)}); "
+            + "set it again once one of them answers (if one stored it late, the coordinator adopts it at its next reconcile round)"));
+    }
 
     /// <summary>Whether the flow's destination copies in the background now: it claims a share of its link. A postcopy
     /// relocation waits for the handover; one copied only on demand (no prefetch) never claims.</summary>

@@ -17,6 +17,7 @@ public sealed partial class CoordinatorCore
     {
         _observing = false;
         var now = o.Now;
+        ReconcileLinks(o.Lists);
         bool Stale(Flow f) => f.PhaseSince >= o.AskedAt || now - f.PhaseSince < interval * 2;
         var seen = new HashSet<string>(StringComparer.Ordinal);
         var derived = Reconciler.Derive(o.Lists);

@@ -93,8 +93,13 @@ public sealed partial class CoordinatorCore(TimeSpan interval, Func<string> newR
     }
 
     private readonly Dictionary<string, Flow> _flows = new(StringComparer.Ordinal);
-    /// <summary>Budgets set at run time (over reloc.links; 0: none); not persisted.</summary>
-    private readonly Dictionary<LinkPair, long> _linksSet = [];
+    /// <summary>Budgets set at run time (over reloc.links; 0: none), by this coordinator or adopted from the sites,
+    /// which remember them (<see cref="LinkMemory"/>).</summary>
+    private readonly Dictionary<LinkPair, RememberedBudget> _linksSet = [];
+    /// <summary>The highest stamp seen: a new set's stamp is above it (<see cref="LinkMemory.NextStamp"/>).</summary>
+    private long _highestStamp;
+    /// <summary>Sets waiting for the sites of their pair to store them: who waits, and the sites that failed so far.</summary>
+    private readonly Dictionary<RememberedBudget, (object ReplyTo, List<string> Failed)> _storing = [];
     private readonly IReadOnlyDictionary<LinkPair, long> _linksConfigured = (links ?? LinkSettings.None).Budgets;
     /// <summary>Copies to drop once their source confirms it no longer sends them (relocation id → where).</summary>
     private readonly Dictionary<string, (string Disk, long Epoch, string Site)> _dropsAfterStop = new(StringComparer.Ordinal);
@@ -113,7 +118,7 @@ public sealed partial class CoordinatorCore(TimeSpan interval, Func<string> newR
         switch (input)
         {
             case CoordinatorInput.Relocate r: Know(r.Sites); OnRelocate(r); break;
-            case CoordinatorInput.Found f: OnFound(f); break;
+            case CoordinatorInput.Found f: LearnLinks(f.Lists); OnFound(f); break;
             case CoordinatorInput.Command c: Know(c.Sites); OnCommand(c); break;
             case CoordinatorInput.FromSite s: OnSite(s.Message, s.From, s.Now); break;
             case CoordinatorInput.Tick t:
@@ -124,7 +129,8 @@ public sealed partial class CoordinatorCore(TimeSpan interval, Func<string> newR
                 _out.Add(new AskAllSites(t.Now));
                 break;
             case CoordinatorInput.Observed o: OnObserved(o); ObserveQueue(o); break;
-            case CoordinatorInput.DrainFound d: OnDrainFound(d); break;
+            case CoordinatorInput.DrainFound d: LearnLinks(d.Lists); OnDrainFound(d); break;
+            case CoordinatorInput.LinkStored l: OnLinkStored(l); break;
             default: throw new ArgumentException($"not a coordinator input: {input}", nameof(input));
         }
         // A slot freed (or a queued relocation became durable): the queue moves before the shares are set.
@@ -258,11 +264,12 @@ public sealed partial class CoordinatorCore(TimeSpan interval, Func<string> newR
                 { Answer(replyTo, new RelocationRefused($"a link joins two different sites, not '{m.SiteA}' and '{m.SiteB}'")); return; }
                 if (new[] { m.SiteA, m.SiteB }.FirstOrDefault(Gone) is { } unknown)
                 { Answer(replyTo, new RelocationRefused($"unknown site '{unknown}' (sites: {string.Join(", ", _sites!.Order(StringComparer.Ordinal))})")); return; }
-                var pair = new LinkPair(m.SiteA, m.SiteB);
-                _linksSet[pair] = m.BandwidthBytesPerSecond;
-                Log(CoreLogLevel.Info, $"link {pair}: budget {(m.BandwidthBytesPerSecond == 0 ? "none" : $"{m.BandwidthBytesPerSecond} B/s")} each way, set at run time");
-                Rebalance(); // before the answer, so that it shows the new rates
-                Answer(replyTo, LinkInfoOf(pair));
+                // Applied once a site of the pair has it durably (OnLinkStored): an acknowledged budget outlives this coordinator.
+                var set = new RememberedBudget(new LinkPair(m.SiteA, m.SiteB), m.BandwidthBytesPerSecond, LinkMemory.NextStamp(now, _highestStamp));
+                _highestStamp = set.Stamp;
+                _storing[set] = (replyTo, []);
+                _out.Add(new AskToRemember(set.Pair.A, set));
+                _out.Add(new AskToRemember(set.Pair.B, set));
                 break;
             case GetLinks:
                 var pairs = _linksConfigured.Keys.Concat(_linksSet.Keys).Concat(_flows.Values.Select(f => f.Direction.Pair)).Distinct()
@@ -400,6 +407,9 @@ public sealed partial class CoordinatorCore(TimeSpan interval, Func<string> newR
                     if (dropped.CancelledBy is { } by) Answer(by, new RelocationCancelled(dropped.Disk));
                     Log(CoreLogLevel.Debug, $"relocation of {dropped.Disk} from {dropped.From} to {dropped.To} cancelled; {dropped.From} owns it at epoch {dropped.Epoch}");
                 }
+                break;
+            case LinkBudgetHeld m:
+                Learn(m.Budget, m.Site); // a repair's answer (OnObserved)
                 break;
             case SiteProtocol.Refused m:
                 Log(CoreLogLevel.Warning, $"a site refused a relocation step: {m.Reason}");

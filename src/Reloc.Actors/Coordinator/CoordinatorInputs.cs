@@ -29,6 +29,10 @@ public abstract record CoordinatorInput
     /// <summary>The answers to the ask of <see cref="CoordinatorDecision.AskAllSitesForDrain"/>: every site's list, or none when any site did not answer.</summary>
     public sealed record DrainFound(RelocationProtocol.DrainSite Request, object ReplyTo, IReadOnlyList<SiteProtocol.DiskList> Lists, DateTime Now) : CoordinatorInput;
 
+    /// <summary>A site's answer to <see cref="CoordinatorDecision.AskToRemember"/>: what it holds durably for the pair
+    /// (<paramref name="Held"/>), or why it did not answer (<paramref name="Error"/>: a refusal, a timeout).</summary>
+    public sealed record LinkStored(string Site, RememberedBudget Asked, RememberedBudget? Held, string? Error) : CoordinatorInput;
+
     /// <summary>The disk lists of the sites that answered a reconcile round begun at <paramref name="AskedAt"/>.</summary>
     public sealed record Observed(IReadOnlyList<SiteProtocol.DiskList> Lists, DateTime AskedAt, DateTime Now) : CoordinatorInput;
 }
@@ -51,6 +55,10 @@ public abstract record CoordinatorDecision
     /// <summary>Ask <paramref name="Site"/> for the disk's progress and answer <paramref name="ReplyTo"/> with a
     /// <see cref="RelocationProtocol.RelocationStatus"/> (or a refusal if it does not answer).</summary>
     public sealed record AskProgress(string Site, string Disk, RelocationProtocol.RelocationInfo Info, object ReplyTo) : CoordinatorDecision;
+
+    /// <summary>Ask <paramref name="Site"/> to remember a link budget set at run time (<see cref="RelocationProtocol.RememberLinkBudget"/>)
+    /// and feed back <see cref="CoordinatorInput.LinkStored"/> with its answer, or the failure.</summary>
+    public sealed record AskToRemember(string Site, RememberedBudget Budget) : CoordinatorDecision;
 
     public sealed record Log(CoreLogLevel Level, string Text, CoordinatorEvent Event = CoordinatorEvent.None) : CoordinatorDecision;
 

@@ -25,6 +25,9 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
     private readonly CoordinatorCore _core;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly TimeSpan _askTimeout = TimeSpan.FromSeconds(10);
+    /// <summary>How long a site may take to store a link budget (a journal write: milliseconds); below the management
+    /// API's wait, so that the operator gets the coordinator's answer rather than a timeout.</summary>
+    public static readonly TimeSpan StoreTimeout = TimeSpan.FromSeconds(5);
     private readonly TimeSpan _interval;
     private readonly RelocationEventPublisher _events;
     private readonly RelocationTracing? _tracing;
@@ -66,6 +69,7 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
         Receive<OutgoingStopped>(FromSite);
         Receive<IncomingDropped>(FromSite);
         Receive<SiteProtocol.Refused>(FromSite);
+        Receive<LinkBudgetHeld>(FromSite);
         Receive<Reconcile>(_ => Run(new CoordinatorInput.Tick(DateTime.UtcNow, Sites())));
         Receive<Input>(m =>
         {
@@ -143,6 +147,15 @@ public sealed class MigrationCoordinator : ReceiveActor, IWithTimers
                 SiteOf(p.Site).Ask<object>(new GetProgress(p.Disk), _askTimeout).PipeTo((IActorRef)p.ReplyTo,
                     success: r => r is DiskProgress progress ? new RelocationStatus(p.Info, progress) : new RelocationRefused($"site {p.Site} did not report progress: {r}"),
                     failure: ex => new RelocationRefused($"site {p.Site} did not report progress: {ex.Message}"));
+                break;
+            case CoordinatorDecision.AskToRemember a:
+                _metrics?.CoordinatorMessages(CoordinatorTraffic.StepSent, 1);
+                SiteOf(a.Site).Ask<object>(new RememberLinkBudget(a.Budget), StoreTimeout).PipeTo(Self,
+                    success: r => new Input(r is LinkBudgetHeld held
+                        ? new CoordinatorInput.LinkStored(a.Site, a.Budget, held.Budget, null)
+                        : new CoordinatorInput.LinkStored(a.Site, a.Budget, null, r is SiteProtocol.Refused refused ? refused.Reason : $"answered {r}")),
+                    failure: ex => new Input(new CoordinatorInput.LinkStored(a.Site, a.Budget, null,
+                        ex is AskTimeoutException ? $"no answer within {StoreTimeout.TotalSeconds:0} s" : ex.Message)));
                 break;
             case CoordinatorDecision.Log l:
                 _log.Write(l.Level, l.Text);

@@ -35,14 +35,22 @@ public static class RelocationProtocol
 
     // ---- link budgets: operator → coordinator ----
     /// <summary>Set the budget of the link between two sites (each direction; 0 = none) at run time, over reloc.links.
-    /// Held by the coordinator, not persisted: a coordinator that takes over starts again from reloc.links.
-    /// Answered with <see cref="LinkInfo"/> or <see cref="RelocationRefused"/>.</summary>
+    /// Stored at both sites of the pair (<see cref="RememberLinkBudget"/>) and applied once at least one of them has it
+    /// durably, so a coordinator that takes over adopts it; answered then with <see cref="LinkInfo"/>, or with
+    /// <see cref="RelocationRefused"/> (nothing changed) when neither site stored it.</summary>
     public sealed record SetLinkBudget(string SiteA, string SiteB, long BandwidthBytesPerSecond) : IRelocMessage;
     /// <summary>Answered with <see cref="LinkList"/>: every pair with a budget, and every pair with relocations on it.</summary>
     public sealed record GetLinks : IRelocMessage;
     public sealed record LinkList(IReadOnlyList<LinkInfo> Links) : IRelocMessage;
     /// <summary>A pair's budget per direction (0: none), whether it was set at run time, and the rate of each relocation on it.</summary>
     public sealed record LinkInfo(string SiteA, string SiteB, long BandwidthBytesPerSecond, bool SetAtRunTime, IReadOnlyList<LinkShare> Shares) : IRelocMessage;
+
+    // ---- link budgets: coordinator → the two sites of a pair ----
+    /// <summary>Keep this budget set at run time for its pair (persisted; a site keeps the newest per pair,
+    /// <see cref="LinkMemory.Supersedes"/>). Answered, once durable, with <see cref="LinkBudgetHeld"/>, or with a refusal.</summary>
+    public sealed record RememberLinkBudget(RememberedBudget Budget) : IRelocMessage;
+    /// <summary>What <paramref name="Site"/> durably holds for the pair now (the one asked, or a newer one).</summary>
+    public sealed record LinkBudgetHeld(string Site, RememberedBudget Budget) : IRelocMessage;
     /// <summary>A relocation on a link: its weight, the operator's cap (0: none) and the rate its destination was given (0: unlimited).</summary>
     public sealed record LinkShare(string Disk, string FromSite, string ToSite, int Weight, long CapBytesPerSecond, long RateBytesPerSecond);
 

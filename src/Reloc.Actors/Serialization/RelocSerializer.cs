@@ -29,7 +29,8 @@ public sealed class RelocSerializer(ExtendedActorSystem system) : SerializerWith
         SiteProtocol.ListDisks => "SL1",
         // Nothing queued: the layout before the queue, which a node of the version before reads (a rolling upgrade).
         SiteProtocol.DiskInfo i => SiteCodec.Queued(i) ? "SI4" : "SI3",
-        SiteProtocol.DiskList l => SiteCodec.Queued(l) ? "SLR4" : "SLR3",
+        // With link budgets remembered: SLR5; else the layouts before, which a node of the version before reads.
+        SiteProtocol.DiskList l => SiteCodec.HasLinks(l) ? "SLR5" : SiteCodec.Queued(l) ? "SLR4" : "SLR3",
         SiteProtocol.Deleted => "SDD2",
         SiteProtocol.Refused => "SR1",
         SiteProtocol.Forbidden => "SFB1",
@@ -46,6 +47,7 @@ public sealed class RelocSerializer(ExtendedActorSystem system) : SerializerWith
         SiteEvents.OutgoingEnded => "SOE2",
         SiteEvents.RelocationQueued => "SQ1",
         SiteEvents.QueueLeft => "SQL1",
+        SiteEvents.LinkBudgetRemembered => "SLB1",
         _ => RelocationCodec.Manifest(o) ?? HistoryCodec.Manifest(o) ?? throw new ArgumentException($"{o.GetType()} has no Reloc manifest"),
     };
 

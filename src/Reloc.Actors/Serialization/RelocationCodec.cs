@@ -18,6 +18,7 @@ internal static class RelocationCodec
         RelocationStatus s => Placed(s.Info) ? "XS2" : "XS1", DiskProgress => "XP1", StopOutgoing => "XST2", OutgoingStopped => "XSD2",
         DropIncoming => "XDI2", IncomingDropped => "XDD2", GuestClients => "XGC1", RelocationStalled => "XRS1", GetProgress => "XGP1", SetRate => "XSR1",
         SetRelocationWeight => "XW1", SetLinkBudget => "LS1", GetLinks => "LG1", LinkList => "LL1", LinkInfo => "LI1",
+        RememberLinkBudget => "LR1", LinkBudgetHeld => "LH1",
         // Admission queue (RI2/RL2/XS2: RelocationInfo's layout with its place in line appended, written only when one is
         // queued: else the 1s, which a node of the version before reads).
         DrainSite => "QD1", DrainAccepted => "QDA1", RelocationQueued => "QR1", QueueRelocation => "QQ1", QueuedAt => "QA1",
@@ -75,6 +76,8 @@ internal static class RelocationCodec
                 case GetLinks: break;
                 case LinkList m: w.Write(m.Links.Count); foreach (var l in m.Links) WriteLink(w, l); break;
                 case LinkInfo m: WriteLink(w, m); break;
+                case RememberLinkBudget m: WriteBudget(w, m.Budget); break;
+                case LinkBudgetHeld m: w.Write(m.Site); WriteBudget(w, m.Budget); break;
                 case DrainSite m: w.Write(m.FromSite); w.Write(m.ToSite); w.Write(m.Hybrid); w.Write(m.RateBytesPerSecond); w.Write(m.Prefetch); break;
                 case DrainAccepted m:
                     w.Write(m.FromSite); w.Write(m.ToSite);
@@ -143,6 +146,8 @@ internal static class RelocationCodec
             "LG1" => new GetLinks(),
             "LL1" => new LinkList(Enumerable.Range(0, Count(r)).Select(_ => ReadLink(r)).ToList()),
             "LI1" => ReadLink(r),
+            "LR1" => new RememberLinkBudget(ReadBudget(r)),
+            "LH1" => new LinkBudgetHeld(r.ReadString(), ReadBudget(r)),
             "QD1" => new DrainSite(r.ReadString(), r.ReadString(), r.ReadBoolean(), r.ReadInt64(), r.ReadBoolean()),
             "QDA1" => new DrainAccepted(r.ReadString(), r.ReadString(), Enumerable.Range(0, Count(r)).Select(_ => ReadInfo(r)).ToList(),
                 Enumerable.Range(0, Count(r)).Select(_ => new DrainSkipped(r.ReadString(), r.ReadString())).ToList()),
@@ -181,6 +186,21 @@ internal static class RelocationCodec
 
     private static LinkInfo ReadLink(BinaryReader r) => new(r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadBoolean(),
         Enumerable.Range(0, Count(r)).Select(_ => new LinkShare(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadInt32(), r.ReadInt64(), r.ReadInt64())).ToList());
+
+    /// <summary>A remembered link budget: its pair's two sites (in <see cref="LinkPair"/>'s order), bytes per second, stamp.</summary>
+    internal static void WriteBudget(BinaryWriter w, RememberedBudget b)
+    {
+        w.Write(b.Pair.A); w.Write(b.Pair.B); w.Write(b.BandwidthBytesPerSecond); w.Write(b.Stamp);
+    }
+
+    internal static RememberedBudget ReadBudget(BinaryReader r)
+    {
+        var (a, b) = (r.ReadString(), r.ReadString());
+        LinkPair pair;
+        try { pair = new LinkPair(a, b); }
+        catch (ArgumentException ex) { throw new InvalidDataException($"a link budget's pair: {ex.Message}", ex); }
+        return new RememberedBudget(pair, r.ReadInt64(), r.ReadInt64());
+    }
 
     private static void WriteProgress(BinaryWriter w, DiskProgress p)
     {

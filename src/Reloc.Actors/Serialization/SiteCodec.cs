@@ -21,7 +21,11 @@ internal static class SiteCodec
                     w.Write(l.Site);
                     w.Write(l.Disks.Count);
                     var queued = Queued(l);
-                    foreach (var i in l.Disks) WriteInfo(w, i, queued);
+                    foreach (var i in l.Disks) WriteInfo(w, i, queued || HasLinks(l));
+                    if (!HasLinks(l)) break;
+                    // SLR5: SLR4's layout with the remembered link budgets appended.
+                    w.Write(l.Links!.Count);
+                    foreach (var b in l.Links) RelocationCodec.WriteBudget(w, b);
                     break;
                 case SiteProtocol.Deleted d: w.Write(d.Name); w.Write(d.ClientsCut); break;
                 case SiteProtocol.Refused r: w.Write(r.Reason); break;
@@ -43,6 +47,7 @@ internal static class SiteCodec
                 case SiteEvents.OutgoingEnded oe: w.Write(oe.Name); w.Write(oe.Relocation); break;
                 case SiteEvents.RelocationQueued q: w.Write(q.Name); WriteQueued(w, q.Queued); break;
                 case SiteEvents.QueueLeft q: w.Write(q.Name); w.Write(q.Relocation); break;
+                case SiteEvents.LinkBudgetRemembered lb: RelocationCodec.WriteBudget(w, lb.Budget); break;
                 default: throw new ArgumentException($"cannot serialize {o.GetType()}");
             }
         }
@@ -64,6 +69,7 @@ internal static class SiteCodec
             "SLR3" => ReadList(r, queued: false),
             "SI4" => ReadInfo(r),
             "SLR4" => ReadList(r),
+            "SLR5" => ReadList(r, links: true),
             "SDD1" => new SiteProtocol.Deleted(r.ReadString()),
             "SDD2" => new SiteProtocol.Deleted(r.ReadString(), r.ReadInt32()),
             "SR1" => new SiteProtocol.Refused(r.ReadString()),
@@ -90,19 +96,29 @@ internal static class SiteCodec
             "SOE2" => new SiteEvents.OutgoingEnded(r.ReadString(), r.ReadString()),
             "SQ1" => new SiteEvents.RelocationQueued(r.ReadString(), ReadQueued(r)),
             "SQL1" => new SiteEvents.QueueLeft(r.ReadString(), r.ReadString()),
+            "SLB1" => new SiteEvents.LinkBudgetRemembered(RelocationCodec.ReadBudget(r)),
             _ => null,
         };
     }
 
-    private static SiteProtocol.DiskList ReadList(BinaryReader r, bool queued = true)
+    /// <param name="links">SLR5's layout: the remembered link budgets appended (before it: none, null).</param>
+    private static SiteProtocol.DiskList ReadList(BinaryReader r, bool queued = true, bool links = false)
     {
         var site = r.ReadString();
         int n = r.ReadInt32();
         if (n < 0 || n > 1_000_000) throw new InvalidDataException($"disk list of {n} entries");
         var disks = new List<SiteProtocol.DiskInfo>(n);
         for (int i = 0; i < n; i++) disks.Add(ReadInfo(r, queued));
-        return new SiteProtocol.DiskList(site, disks);
+        if (!links) return new SiteProtocol.DiskList(site, disks);
+        int m = r.ReadInt32();
+        if (m < 0 || m > 1_000_000) throw new InvalidDataException($"{m} link budgets in a disk list");
+        var budgets = new List<Coordinator.RememberedBudget>(m);
+        for (int i = 0; i < m; i++) budgets.Add(RelocationCodec.ReadBudget(r));
+        return new SiteProtocol.DiskList(site, disks, budgets);
     }
+
+    /// <summary>Whether the layout with the remembered link budgets (SLR5) is needed.</summary>
+    public static bool HasLinks(SiteProtocol.DiskList l) => l.Links is { Count: > 0 };
 
     /// <summary>Whether the layout with the queued relocation (SI4, SLR4) is needed: else SI3/SLR3, as before the queue.</summary>
     public static bool Queued(SiteProtocol.DiskInfo i) => i.Queued is not null;

@@ -60,6 +60,7 @@ public sealed class SiteActor : ReceivePersistentActor, IWithTimers
         Recover<SiteEvents.OutgoingEnded>(_core.Recover);
         Recover<SiteEvents.RelocationQueued>(_core.Recover);
         Recover<SiteEvents.QueueLeft>(_core.Recover);
+        Recover<SiteEvents.LinkBudgetRemembered>(_core.Recover);
         Recover<RecoveryCompleted>(_ =>
         {
             // Subscribed before the disks start: a disk actor that recovers complete announces it at once.
@@ -85,7 +86,8 @@ public sealed class SiteActor : ReceivePersistentActor, IWithTimers
     private void Serving()
     {
         Command<SiteProtocol.ListDisks>(_ => Sender.Tell(new SiteProtocol.DiskList(_settings.Name,
-            _core.State.Disks.OrderBy(d => d.Name, StringComparer.Ordinal).Select(d => _core.Info(d, _devices.FactsOf(d.Name))).ToList())));
+            _core.State.Disks.OrderBy(d => d.Name, StringComparer.Ordinal).Select(d => _core.Info(d, _devices.FactsOf(d.Name))).ToList(),
+            _core.State.Links)));
         Command<RelocationProtocol.GetProgress>(OnGetProgress);
         Command<SiteProtocol.CreateDisk>(OnCreate);
         Command<SiteProtocol.DeleteDisk>(Message);
@@ -102,6 +104,7 @@ public sealed class SiteActor : ReceivePersistentActor, IWithTimers
         Command<RelocationProtocol.Release>(Message);
         Command<RelocationProtocol.QueueRelocation>(Message);
         Command<RelocationProtocol.Unqueue>(Message);
+        Command<RelocationProtocol.RememberLinkBudget>(Message);
         Command<Input>(m => Run(m.Value));
         Command<P.WriteHeldForHandover>(m => Run(new SiteInput.WriteHeld(m.Disk)));
         Command<P.RelocationFinished>(m => Run(new SiteInput.ArrivalFinished(m.Disk)));

@@ -23,7 +23,9 @@ public static class SiteProtocol
         string Peer = "", long LocalBytes = 0, int Clients = 0, bool Writable = false, bool HandoverWanted = false, string Relocation = "",
         QueuedRelocation? Queued = null) : IRelocMessage;
 
-    public sealed record DiskList(string Site, IReadOnlyList<DiskInfo> Disks) : IRelocMessage;
+    /// <param name="Links">The link budgets set at run time this site remembers for its pairs (null from a site of the
+    /// version before: none), for a coordinator that takes over (<see cref="Coordinator.LinkMemory.Adopt"/>).</param>
+    public sealed record DiskList(string Site, IReadOnlyList<DiskInfo> Disks, IReadOnlyList<Coordinator.RememberedBudget>? Links = null) : IRelocMessage;
 
     /// <param name="ClientsCut">Guest connections the (forced) delete cut off.</param>
     public sealed record Deleted(string Name, int ClientsCut = 0) : IRelocMessage;
@@ -89,6 +91,10 @@ public static class SiteEvents
     /// and the attempt is remembered as stopped (a late StartOutgoing of it is refused).</summary>
     public sealed record QueueLeft(string Name, string Relocation) : IRelocMessage;
 
+    /// <summary>A link budget set at run time for one of this site's pairs (not a disk's event): kept, the newest per
+    /// pair, so that the coordinator that takes over adopts it instead of reloc.links.</summary>
+    public sealed record LinkBudgetRemembered(Coordinator.RememberedBudget Budget) : IRelocMessage;
+
     public sealed record DiskFenced(string Name, long NewEpoch, string ToSite = "", IReadOnlyList<(long First, long Count)>? FinalDirty = null, string Relocation = "") : IRelocMessage;
 }
 
@@ -128,8 +134,15 @@ public static class DiskPhases
 public sealed class SiteState
 {
     private readonly Dictionary<string, SiteDisk> _disks = new(StringComparer.Ordinal);
+    private readonly Dictionary<Coordinator.LinkPair, Coordinator.RememberedBudget> _links = [];
 
     public IReadOnlyCollection<SiteDisk> Disks => _disks.Values;
+
+    /// <summary>The link budgets set at run time this site remembers (the newest per pair), ordered by pair.</summary>
+    public IReadOnlyList<Coordinator.RememberedBudget> Links =>
+        [.. _links.Values.OrderBy(l => l.Pair.A, StringComparer.Ordinal).ThenBy(l => l.Pair.B, StringComparer.Ordinal)];
+
+    public Coordinator.RememberedBudget? LinkOf(Coordinator.LinkPair pair) => _links.GetValueOrDefault(pair);
 
     public bool TryGet(string name, out SiteDisk disk) => _disks.TryGetValue(name, out disk!);
 
@@ -155,6 +168,12 @@ public sealed class SiteState
 
     public void Apply(object evt)
     {
+        if (evt is SiteEvents.LinkBudgetRemembered l)
+        {
+            // Not a disk's: outside the disks' table. Replayed in order, and only a newer one was ever persisted.
+            if (Coordinator.LinkMemory.Supersedes(l.Budget, LinkOf(l.Budget.Pair))) _links[l.Budget.Pair] = l.Budget;
+            return;
+        }
         var name = DiskOf(evt);
         DiskPhase? from = _disks.TryGetValue(name, out var d) ? d.Phase : null;
         if (!Transitions.Any(t => t.From == from && t.Event == evt.GetType()))

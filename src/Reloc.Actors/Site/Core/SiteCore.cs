@@ -109,10 +109,27 @@ public sealed class SiteCore
             case Release x: _source.OnRelease(x, m.ReplyTo); break;
             case QueueRelocation x: _source.OnQueue(x, m.ReplyTo); break;
             case Unqueue x: _source.OnUnqueue(x, m.ReplyTo); break;
+            // ---- link budgets ----
+            case RememberLinkBudget x: OnRememberLink(x, m.ReplyTo); break;
             case SiteProtocol.Refused:
                 break; // a destination refused an invalidation: it stays unacknowledged and is sent again
             default: throw new ArgumentException($"not a site message: {m.Body.GetType().Name}", nameof(m));
         }
+    }
+
+    /// <summary>A link budget set at run time for one of this site's pairs: kept when newer than the one held. The
+    /// answer says what is held, and goes out after the persist: a coordinator that hears it knows it is durable.</summary>
+    private void OnRememberLink(RememberLinkBudget m, object replyTo)
+    {
+        var b = m.Budget;
+        if (b.Pair.A != _c.Site && b.Pair.B != _c.Site) { _c.Refuse(replyTo, $"site {_c.Site} is not on link {b.Pair}: only its two sites keep its budget"); return; }
+        if (b.BandwidthBytesPerSecond < 0) { _c.Refuse(replyTo, $"a link's bandwidth must not be negative, not {b.BandwidthBytesPerSecond}"); return; }
+        if (Coordinator.LinkMemory.Supersedes(b, _c.State.LinkOf(b.Pair)))
+        {
+            _c.Persist(new SiteEvents.LinkBudgetRemembered(b));
+            _c.Log(CoreLogLevel.Info, $"link budget remembered: {b}");
+        }
+        _c.Reply(replyTo, new LinkBudgetHeld(_c.Site, _c.State.LinkOf(b.Pair)!));
     }
 
     private void OnClientsChanged(SiteInput.ClientsChanged m)
