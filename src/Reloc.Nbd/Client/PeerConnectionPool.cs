@@ -67,10 +67,14 @@ public sealed class PeerConnectionPool : IAsyncDisposable
         while (Take() is { } parked)
         {
             Wake(); // refill
+            var age = parked.Age;
             try
             {
+                var started = Stopwatch.GetTimestamp();
                 var client = await parked.FinishAsync(export, ct);
                 Interlocked.Increment(ref _warm);
+                _log.LogInformation("connection to {Export} at {Endpoint} finished from a parked one (parked {Age:0} ms) in {Finish:0.0} ms",
+                    export, _endpoint, age.TotalMilliseconds, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
                 return client;
             }
             catch (NbdHandshakeException ex) when (ex.Reply is not null)
