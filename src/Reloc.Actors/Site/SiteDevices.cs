@@ -32,6 +32,10 @@ internal sealed class SiteDevices(SiteSettings settings, ExportCatalog exports, 
         return gone;
     }
 
+    /// <summary>The source connections' log (connected, lost, retrying), through the node's loggers when it has them.</summary>
+    private readonly Microsoft.Extensions.Logging.ILogger? _sourceLog =
+        context.System.Settings.Setup.Get<MelLoggerSetup>().Value?.Loggers.CreateLogger(typeof(NbdBlockSource).FullName!);
+
     private readonly Dictionary<string, OwnedDisk> _owned = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Arrival> _arrivals = new(StringComparer.Ordinal);
 
@@ -100,7 +104,7 @@ internal sealed class SiteDevices(SiteSettings settings, ExportCatalog exports, 
         if (!import) sourceOptions = settings.Tls.ForPeer(sourceOptions);
         // From the source site's pool when it has one: its connections are parked in the option phase, so the source
         // connections (misses, copy) cost one round trip now instead of TCP, TLS and the options' (see PeerConnectionPool).
-        var source = NbdBlockSource.Factory(sourceOptions, disk.Size, pool: import ? null : peers?.For(sourceOptions));
+        var source = NbdBlockSource.Factory(sourceOptions, disk.Size, pool: import ? null : peers?.For(sourceOptions), logger: _sourceLog);
         var metrics = telemetry?.Relocation.ForArrival(disk.Name, import ? "external" : disk.Peer, settings.Name);
         var actor = context.ActorOf(VirtualDiskActor.Supervised(VirtualDiskActor.Props(new DiskId(disk.Name), state, image, arrivalSettings, source, persistenceId, metrics), diskSettings),
             "disk-" + disk.Name + "-" + (disk.Journal.Length > 0 ? disk.Journal : "e" + disk.Epoch));

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using Microsoft.Extensions.Logging;
 using Reloc.Nbd.Client;
 using Reloc.Storage;
 
@@ -7,9 +8,9 @@ namespace Reloc.Actors.Source;
 /// <summary>A source site reached over NBD: one connection of its own that reconnects with backoff.
 /// Reads are idempotent, so one cut off by a lost connection is retried on the next.</summary>
 public sealed class NbdBlockSource(NbdClientOptions options, long size, ReconnectOptions? reconnect = null, NbdClient? first = null,
-    PeerConnectionPool? pool = null) : IBlockSource
+    PeerConnectionPool? pool = null, ILogger? logger = null) : IBlockSource
 {
-    private readonly ReconnectingNbdClient _client = new(options, reconnect, first: first, pool: pool);
+    private readonly ReconnectingNbdClient _client = new(options, reconnect, logger, first, pool);
 
     public long Size { get; } = size;
 
@@ -32,9 +33,9 @@ public sealed class NbdBlockSource(NbdClientOptions options, long size, Reconnec
     /// needed, so a guest's first miss does not wait for a handshake over the WAN. With <paramref name="pool"/> (the
     /// source site's parked connections, see <see cref="PeerConnectionPool"/>) every connection is taken from it.</summary>
     public static BlockSourceFactory Factory(NbdClientOptions options, long size, ReconnectOptions? reconnect = null, NbdClient? first = null,
-        PeerConnectionPool? pool = null)
+        PeerConnectionPool? pool = null, ILogger? logger = null)
     {
         var open = new StrongBox<NbdClient?>(first);
-        return lane => new NbdBlockSource(options, size, reconnect, lane == SourceLane.Misses ? Interlocked.Exchange(ref open.Value, null) : null, pool);
+        return lane => new NbdBlockSource(options, size, reconnect, lane == SourceLane.Misses ? Interlocked.Exchange(ref open.Value, null) : null, pool, logger);
     }
 }

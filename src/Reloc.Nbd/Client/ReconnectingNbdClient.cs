@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Reloc.Nbd.Protocol;
@@ -43,6 +44,7 @@ public sealed class ReconnectingNbdClient : IAsyncDisposable
     private int _disposed;
     private NbdClient? _first;
     private readonly PeerConnectionPool? _pool;
+    private readonly long _made = Stopwatch.GetTimestamp();
 
     /// <param name="first">A connection to the same server, already negotiated, to use as the first one instead
     /// of connecting (a connection opened before it was needed); this client owns it from now on.</param>
@@ -171,7 +173,8 @@ public sealed class ReconnectingNbdClient : IAsyncDisposable
                 delay = _reconnect.InitialDelay;
                 var slot = Volatile.Read(ref _current);
                 Interlocked.Increment(ref _connections);
-                _log.LogInformation("connected to {Uri} (connection {Count})", _options, Connections);
+                _log.LogInformation("connected to {Uri} (connection {Count}, {Elapsed:0} ms after this client was made)", _options, Connections,
+                    Stopwatch.GetElapsedTime(_made).TotalMilliseconds);
                 slot.TrySetResult(client);
                 try
                 {
