@@ -144,6 +144,96 @@ public sealed class ParkedConnectionTests(TlsFixture pki) : IClassFixture<TlsFix
     }
 
     [Fact]
+    public async Task A_parked_connection_that_breaks_when_finished_is_dropped_and_a_new_connection_made()
+    {
+        // Between the pool and the server, a relay that cuts every connection parked so far at its next byte: the
+        // connections look open while parked and fail only when finished, as one the server dropped silently would.
+        await using var server = await TestServer.StartAsync(Size);
+        await using var relay = new CuttingRelay(server.Port);
+        await using var pool = new PeerConnectionPool(new NbdClientOptions { Host = "127.0.0.1", Port = relay.Port },
+            new PeerPoolSettings { Parked = 2, MaxAge = TimeSpan.FromSeconds(30) });
+        await SiteCluster.WaitAsync(() => Task.FromResult(pool.ParkedCount >= 2), TimeSpan.FromSeconds(10), "two parked");
+        relay.CutThoseOpenNow();
+
+        await using var c = await pool.TakeAsync("disk");
+        var back = new byte[4096];
+        await c.ReadAsync(0, back);
+        Assert.Equal(Size, c.Size);
+        Assert.True(pool.Discarded >= 1, $"discarded {pool.Discarded}");
+        Assert.Equal(1, pool.Warm + pool.Fresh);
+    }
+
+    /// <summary>A TCP relay to a server on loopback; <see cref="CutThoseOpenNow"/> makes each connection open now close
+    /// (both sides) at the client's next byte instead of passing it on.</summary>
+    private sealed class CuttingRelay : IAsyncDisposable
+    {
+        private readonly System.Net.Sockets.TcpListener _listener = new(System.Net.IPAddress.Loopback, 0);
+        private readonly int _target;
+        private readonly List<Task> _pumps = [];
+        private readonly CancellationTokenSource _stop = new();
+        private readonly Task _accepting;
+        private long _generation;
+
+        public CuttingRelay(int target)
+        {
+            _target = target;
+            _listener.Start();
+            _accepting = AcceptAsync();
+        }
+
+        public int Port => ((System.Net.IPEndPoint)_listener.LocalEndpoint).Port;
+
+        public void CutThoseOpenNow() => Interlocked.Increment(ref _generation);
+
+        private async Task AcceptAsync()
+        {
+            try
+            {
+                while (true)
+                {
+                    var client = await _listener.AcceptTcpClientAsync(_stop.Token);
+                    var upstream = new System.Net.Sockets.TcpClient();
+                    await upstream.ConnectAsync(System.Net.IPAddress.Loopback, _target, _stop.Token);
+                    long born = Interlocked.Read(ref _generation);
+                    lock (_pumps)
+                    {
+                        _pumps.Add(PumpAsync(client, upstream, () => Interlocked.Read(ref _generation) != born));
+                        _pumps.Add(PumpAsync(upstream, client, () => false));
+                    }
+                }
+            }
+            catch (Exception) when (_stop.IsCancellationRequested) { }
+        }
+
+        private async Task PumpAsync(System.Net.Sockets.TcpClient from, System.Net.Sockets.TcpClient to, Func<bool> cut)
+        {
+            var buffer = new byte[64 * 1024];
+            try
+            {
+                while (true)
+                {
+                    int n = await from.GetStream().ReadAsync(buffer, _stop.Token);
+                    if (n == 0 || cut()) break;
+                    await to.GetStream().WriteAsync(buffer.AsMemory(0, n), _stop.Token);
+                }
+            }
+            catch (Exception) { } // either side gone, or stopped: the relay's connection ends either way
+            from.Dispose();
+            to.Dispose();
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            _stop.Cancel();
+            _listener.Stop();
+            await _accepting;
+            Task[] pumps;
+            lock (_pumps) pumps = [.. _pumps];
+            await Task.WhenAll(pumps);
+        }
+    }
+
+    [Fact]
     public async Task A_pool_of_a_server_that_is_down_connects_afresh_and_fails_as_a_new_connection_would()
     {
         int port = Ports.Free();
