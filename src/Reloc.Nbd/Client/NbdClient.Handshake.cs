@@ -37,8 +37,10 @@ public sealed partial class NbdClient
     /// <exception cref="TimeoutException">Connect and negotiation took longer than <see cref="NbdClientOptions.ConnectTimeout"/>.</exception>
     public static async Task<NbdParkedConnection> ParkAsync(NbdClientOptions options, CancellationToken ct = default)
     {
+        // Its age counts from before the connect: the server's handshake clock starts at its accept.
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
         var client = await OpenAsync((options with { Export = "" }).Validate(), (c, t) => c.NegotiateAsync(parking: true, t), ct);
-        return new NbdParkedConnection(client);
+        return new NbdParkedConnection(client, started);
     }
 
     private static async Task<NbdClient> OpenAsync(NbdClientOptions options, Func<NbdClient, CancellationToken, Task> negotiate, CancellationToken ct)

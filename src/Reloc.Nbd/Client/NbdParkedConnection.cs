@@ -11,18 +11,19 @@ namespace Reloc.Nbd.Client;
 public sealed class NbdParkedConnection : IAsyncDisposable
 {
     private NbdClient? _client;
-    private readonly long _openedAt = Stopwatch.GetTimestamp();
+    private readonly long _openedAt;
 
-    internal NbdParkedConnection(NbdClient client)
+    internal NbdParkedConnection(NbdClient client, long openedAt)
     {
         _client = client;
+        _openedAt = openedAt;
         Options = client.Options;
     }
 
     /// <summary>Where it is connected, and how (its Export is empty).</summary>
     public NbdClientOptions Options { get; }
 
-    /// <summary>Since it was opened (its handshake began then, as the server counts).</summary>
+    /// <summary>Since it began to connect (the server's handshake timeout counts from about then).</summary>
     public TimeSpan Age => Stopwatch.GetElapsedTime(_openedAt);
 
     /// <summary>The connection negotiated TLS.</summary>
