@@ -8,10 +8,12 @@
 # site-b at epoch 2 with its source released (polled every 50 ms through the management endpoint).
 # WARMUP=1 (default): a 4 MiB disk is relocated first, untimed (the sites' relocation code compiled, as on a site
 # that has run for a while); WARMUP=0 times the sites' first relocation, JIT included.
-# Usage: bench/reloc-sites.sh     env: RTTS="20 50 100" WARMUP=1 REPS=3 RATE=40MB/s QUEUE=100ms SIZE=1G SKIP_BUILD=0 KEEP=0
+# SITE_EXTRA: HOCON appended to both sites' files (e.g. SITE_EXTRA='reloc.site.peer-connections.enabled = off').
+# Usage: bench/reloc-sites.sh     env: RTTS="20 50 100" WARMUP=1 REPS=3 RATE=40MB/s QUEUE=100ms SIZE=1G SKIP_BUILD=0 KEEP=0 SITE_EXTRA=
 # Prints per-run and summary TSV (medians) on stdout; files in $OUT (artifacts/bench).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
+SITE_EXTRA=${SITE_EXTRA:-}
 RTTS=${RTTS:-"20 50 100"}; WARMUP=${WARMUP:-1}; REPS=${REPS:-3}; RATE=${RATE:-40MB/s}; QUEUE=${QUEUE:-100ms}; SIZE=${SIZE:-1G}
 bench_init reloc-sites
 M="$PY $BENCH_DIR/mgmt.py"
@@ -31,8 +33,8 @@ for rep in $(seq "$REPS"); do
     rm -rf "$WORK/site-a" "$WORK/site-b"
     AA=$(free_port) AB=$(free_port) NA=$(free_port) NB=$(free_port) MA=$(free_port) MB=$(free_port) W=$(free_port)
     SEEDS="\"akka.tcp://reloc@127.0.0.1:$AA\""
-    site_conf site-a "$AA" "$NA" "$MA" "127.0.0.1:$W" "$SEEDS" "reloc.site.import-dir = \"$(dirname "$SRC")\""  # disk create --from
-    site_conf site-b "$AB" "$NB" "$MB" "127.0.0.1:$NB" "$SEEDS"
+    site_conf site-a "$AA" "$NA" "$MA" "127.0.0.1:$W" "$SEEDS" "reloc.site.import-dir = \"$(dirname "$SRC")\"" "$SITE_EXTRA"  # disk create --from
+    site_conf site-b "$AB" "$NB" "$MB" "127.0.0.1:$NB" "$SEEDS" "$SITE_EXTRA"
     start_wanlink "wan$rtt" "$W" "$NA" "${rtt}ms" "$RATE" "$QUEUE"; WPID=$SPAWNED
     spawn site-a dotnet "$NODE" --config "$WORK/site-a.conf"; PA=$SPAWNED
     wait_for "$WORK/site-a.out" 'reloc-node: site' 60

@@ -29,6 +29,8 @@ public sealed class SerializerTests : IDisposable
         new SiteProtocol.DeleteDisk("vm1", Force: true),
         new SiteProtocol.Forbidden("'/etc/shadow' is outside site a's import directory /imp"),
         new SiteProtocol.ListDisks(),
+        new SiteProtocol.GetNbdAddress(),
+        new SiteProtocol.NbdAddress("site-a", "nbds://10.0.0.1:10811"),
         new SiteProtocol.DiskInfo("vm1", 1 << 20, "site-a", 3, "owned", "nbd://127.0.0.1:10811/vm1"),
         new SiteProtocol.DiskInfo("vm1", 1 << 20, "site-b", 3, "incoming", "nbd://127.0.0.1:10812/vm1", "site-a", 65536, 2, true, true, "r1"),
         new SiteProtocol.CreateDisk("vm3", 0, "nbd://10.0.0.9:10809/export"),

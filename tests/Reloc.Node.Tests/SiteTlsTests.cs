@@ -64,6 +64,9 @@ public sealed class SiteTlsTests : IDisposable
         await guest.MigrateAsync(c.NbdUri('c', "vm")); // the VM moves: the handover follows
         await guest.WriteAtAndFlushAsync([(200L * block, block), (10L * block, 4096)]);
         await c.FinishAndVerifyAsync('a', owner: 'c', source: 'b', guest, epoch: 2);
+        // c's source connections to b were parked ones (reloc.site.peer-connections, on by default), over TLS as a new one.
+        Assert.Contains(c.Node('c').LogLines, l => l.Contains("connection to vm@peer at nbds://", StringComparison.Ordinal)
+                                                   && l.Contains("finished from a parked one", StringComparison.Ordinal));
         // The copy went through b's peer export, which answers site certificates only: site-c's.
         Assert.Contains(c.Node('b').LogLines, l => l.Contains("refused", StringComparison.Ordinal) && l.Contains("vm@peer", StringComparison.Ordinal));
     }

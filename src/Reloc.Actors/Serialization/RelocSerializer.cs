@@ -34,6 +34,8 @@ public sealed class RelocSerializer(ExtendedActorSystem system) : SerializerWith
         SiteProtocol.Deleted => "SDD2",
         SiteProtocol.Refused => "SR1",
         SiteProtocol.Forbidden => "SFB1",
+        SiteProtocol.GetNbdAddress => "SGN1",
+        SiteProtocol.NbdAddress => "SNA1",
         SiteProtocol.GetAllocation => "SGA1",
         SiteProtocol.Allocation => "SAL1",
         SiteProtocol.CheckRoom => "SCR1",

@@ -30,6 +30,8 @@ internal static class SiteCodec
                 case SiteProtocol.Deleted d: w.Write(d.Name); w.Write(d.ClientsCut); break;
                 case SiteProtocol.Refused r: w.Write(r.Reason); break;
                 case SiteProtocol.Forbidden f: w.Write(f.Reason); break;
+                case SiteProtocol.GetNbdAddress: break;
+                case SiteProtocol.NbdAddress n: w.Write(n.Site); w.Write(n.BaseUri); break;
                 case SiteProtocol.GetAllocation g: w.Write(g.Disk); break;
                 case SiteProtocol.Allocation a: w.Write(a.Disk); w.Write(a.Size); w.Write(a.Allocated); break;
                 case SiteProtocol.CheckRoom cr: w.Write(cr.Disk); w.Write(cr.Size); w.Write(cr.Allocated); break;
@@ -74,6 +76,8 @@ internal static class SiteCodec
             "SDD2" => new SiteProtocol.Deleted(r.ReadString(), r.ReadInt32()),
             "SR1" => new SiteProtocol.Refused(r.ReadString()),
             "SFB1" => new SiteProtocol.Forbidden(r.ReadString()),
+            "SGN1" => new SiteProtocol.GetNbdAddress(),
+            "SNA1" => new SiteProtocol.NbdAddress(r.ReadString(), r.ReadString()),
             "SGA1" => new SiteProtocol.GetAllocation(r.ReadString()),
             "SAL1" => new SiteProtocol.Allocation(r.ReadString(), r.ReadInt64(), r.ReadInt64()),
             "SCR1" => new SiteProtocol.CheckRoom(r.ReadString(), r.ReadInt64(), r.ReadInt64()),

@@ -42,7 +42,8 @@ public sealed class SiteActor : ReceivePersistentActor, IWithTimers
 
     /// <param name="coordinator">The migration coordinator (this node's singleton proxy).</param>
     /// <param name="telemetry">Where the site's journal writes and its arriving disks report; null: nowhere.</param>
-    public SiteActor(SiteSettings settings, ExportCatalog exports, IActorRef coordinator, RelocTelemetry? telemetry = null)
+    /// <param name="peers">Warm connections to the other sites, for arriving disks' source connections; null: none.</param>
+    public SiteActor(SiteSettings settings, ExportCatalog exports, IActorRef coordinator, RelocTelemetry? telemetry = null, PeerConnections? peers = null)
     {
         _telemetry = telemetry;
         _settings = settings;
@@ -50,7 +51,7 @@ public sealed class SiteActor : ReceivePersistentActor, IWithTimers
         var diskSettings = RelocConfig.DiskSettings(Context.System.Settings.Config);
         _core = new SiteCore(settings.Name, settings.DataDir, settings.NbdBaseUri, diskSettings.BlockSize, () => Guid.NewGuid().ToString("N"));
         var self = Self;
-        _devices = new SiteDevices(settings, exports, diskSettings, Context, disk => self.Tell(new ClientsChanged(disk)), telemetry);
+        _devices = new SiteDevices(settings, exports, diskSettings, Context, disk => self.Tell(new ClientsChanged(disk)), telemetry, peers);
         Recover<SiteEvents.DiskAdded>(_core.Recover);
         Recover<SiteEvents.DiskRemoved>(_core.Recover);
         Recover<SiteEvents.IncomingAdded>(_core.Recover);
@@ -77,8 +78,9 @@ public sealed class SiteActor : ReceivePersistentActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
     private IActorRef Coordinator { get; }
 
-    public static Props Props(SiteSettings settings, ExportCatalog exports, IActorRef coordinator, RelocTelemetry? telemetry = null) =>
-        Akka.Actor.Props.Create(() => new SiteActor(settings, exports, coordinator, telemetry));
+    public static Props Props(SiteSettings settings, ExportCatalog exports, IActorRef coordinator, RelocTelemetry? telemetry = null,
+        PeerConnections? peers = null) =>
+        Akka.Actor.Props.Create(() => new SiteActor(settings, exports, coordinator, telemetry, peers));
 
     /// <summary>The export name other sites fetch a disk through.</summary>
     public static string PeerExport(string disk) => SiteCore.PeerExport(disk);
@@ -88,6 +90,7 @@ public sealed class SiteActor : ReceivePersistentActor, IWithTimers
         Command<SiteProtocol.ListDisks>(_ => Sender.Tell(new SiteProtocol.DiskList(_settings.Name,
             _core.State.Disks.OrderBy(d => d.Name, StringComparer.Ordinal).Select(d => _core.Info(d, _devices.FactsOf(d.Name))).ToList(),
             _core.State.Links)));
+        Command<SiteProtocol.GetNbdAddress>(_ => Sender.Tell(new SiteProtocol.NbdAddress(_settings.Name, _settings.NbdBaseUri)));
         Command<RelocationProtocol.GetProgress>(OnGetProgress);
         Command<SiteProtocol.CreateDisk>(OnCreate);
         Command<SiteProtocol.DeleteDisk>(Message);

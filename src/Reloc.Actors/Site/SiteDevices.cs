@@ -13,8 +13,9 @@ namespace Reloc.Actors.Site;
 /// The I/O side of <see cref="SiteActor"/>: the images it serves, their NBD exports (the guests' and, by
 /// <see cref="SiteCore.PeerExport"/>, other sites'), and the disk actors of arriving disks. It decides nothing.
 /// </summary>
+/// <param name="peers">Warm connections to the other sites (reloc.site.peer-connections); null: none.</param>
 internal sealed class SiteDevices(SiteSettings settings, ExportCatalog exports, DiskSettings diskSettings, IActorContext context, Action<string> clientsChanged,
-    RelocTelemetry? telemetry = null)
+    RelocTelemetry? telemetry = null, PeerConnections? peers = null)
     : IDisposable
 {
     /// <param name="Owned">The export's device: the relocating disk behind the owned-disk layer (tracking, fence),
@@ -30,6 +31,10 @@ internal sealed class SiteDevices(SiteSettings settings, ExportCatalog exports, 
         system.RegisterOnTermination(() => gone.Cancel());
         return gone;
     }
+
+    /// <summary>The source connections' log (connected, lost, retrying), through the node's loggers when it has them.</summary>
+    private readonly Microsoft.Extensions.Logging.ILogger? _sourceLog =
+        context.System.Settings.Setup.Get<MelLoggerSetup>().Value?.Loggers.CreateLogger(typeof(NbdBlockSource).FullName!);
 
     private readonly Dictionary<string, OwnedDisk> _owned = new(StringComparer.Ordinal);
     private readonly ImageBin _bin = new(settings.DataDir);
@@ -97,7 +102,10 @@ internal sealed class SiteDevices(SiteSettings settings, ExportCatalog exports, 
         // Another site's peer export is fetched over TLS with this site's certificate when the site has TLS; an
         // import takes the operator's URI as it is (nbds://...?tls-certificates=DIR for a TLS server).
         var sourceOptions = NbdClientOptions.FromUri(disk.SourceUri!);
-        var source = NbdBlockSource.Factory(import ? sourceOptions : settings.Tls.ForPeer(sourceOptions), disk.Size);
+        if (!import) sourceOptions = settings.Tls.ForPeer(sourceOptions);
+        // From the source site's pool when it has one: its connections are parked in the option phase, so the source
+        // connections (misses, copy) cost one round trip now instead of TCP, TLS and the options' (see PeerConnectionPool).
+        var source = NbdBlockSource.Factory(sourceOptions, disk.Size, pool: import ? null : peers?.For(sourceOptions), logger: _sourceLog);
         var metrics = telemetry?.Relocation.ForArrival(disk.Name, import ? "external" : disk.Peer, settings.Name);
         var actor = context.ActorOf(VirtualDiskActor.Supervised(VirtualDiskActor.Props(new DiskId(disk.Name), state, image, arrivalSettings, source, persistenceId, metrics), diskSettings),
             "disk-" + disk.Name + "-" + (disk.Journal.Length > 0 ? disk.Journal : "e" + disk.Epoch));

@@ -28,9 +28,12 @@ public sealed class SiteNode : IAsyncDisposable
 
     private readonly IHost _host;
 
+    private readonly PeerConnections _peers;
+
     private SiteNode(IHost host, ActorSystem system, SiteSettings settings, NbdServer nbd, IActorRef site, IActorRef coordinator,
-        IPEndPoint nbdEndPoint, IPEndPoint? management)
+        IPEndPoint nbdEndPoint, IPEndPoint? management, PeerConnections peers)
     {
+        _peers = peers;
         Coordinator = coordinator;
         _host = host;
         Management = management;
@@ -131,6 +134,8 @@ public sealed class SiteNode : IAsyncDisposable
             throw new ArgumentException($"reloc.site.nbd.listen = {settings.NbdListen}: {ex.Message}", ex); // say which address
         }
         settings = settings.WithListenPort(endPoint.Port);
+        // Off (reloc.site.peer-connections.enabled = off), it keeps no pool.
+        var peers = new PeerConnections(settings.PeerConnections, settings.Tls, loggers);
         var reconcile = config.GetTimeSpan("reloc.coordinator.reconcile-interval", TimeSpan.FromSeconds(2));
         if (reconcile <= TimeSpan.Zero) throw new ArgumentException("reloc.coordinator.reconcile-interval must be positive");
         var siteSettings = settings;
@@ -161,7 +166,8 @@ public sealed class SiteNode : IAsyncDisposable
                     var coordinator = system.ActorOf(ClusterSingletonProxy.Props("/user/coordinator-singleton",
                         ClusterSingletonProxySettings.Create(system)), "coordinator");
                     registry.Register<MigrationCoordinator>(coordinator);
-                    registry.Register<SiteActor>(system.ActorOf(SupervisedSiteProps(siteSettings, catalog, coordinator, telemetry), "site"));
+                    registry.Register<SiteActor>(system.ActorOf(SupervisedSiteProps(siteSettings, catalog, coordinator, telemetry, peers), "site"));
+                    if (siteSettings.PeerConnections.Enabled) system.ActorOf(PeerWatcher.Props(siteSettings.Name, peers), "peer-connections");
                     // Every node keeps the relocation history (published by the coordinator) for queries and live feeds.
                     registry.Register<History.RelocationHistory>(system.ActorOf(
                         History.RelocationHistory.Props(siteSettings.Name, History.HistorySettings.From(config)), "relocation-history"));
@@ -187,6 +193,7 @@ public sealed class SiteNode : IAsyncDisposable
             Task.Run(() => host.StopAsync()).Wait(TimeSpan.FromSeconds(30));
             host.Dispose();
             nbd.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(10));
+            peers.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(10));
             throw new ArgumentException($"reloc.management.listen = {settings.ManagementListen}: {ex.Message}", ex);
         }
         var system = host.Services.GetRequiredService<ActorSystem>();
@@ -196,7 +203,7 @@ public sealed class SiteNode : IAsyncDisposable
         var siteActor = registry.Get<SiteActor>();
         var coordinatorProxy = registry.Get<MigrationCoordinator>();
         var management = settings.ManagementListen is null ? null : ManagementWeb.BoundEndPoint(host.Services);
-        return new SiteNode(host, system, settings, nbd, siteActor, coordinatorProxy, endPoint, management);
+        return new SiteNode(host, system, settings, nbd, siteActor, coordinatorProxy, endPoint, management, peers);
     }
 
     /// <summary>The site certificate and its peers' validation for Akka.Remote, when the site has TLS.</summary>
@@ -214,8 +221,9 @@ public sealed class SiteNode : IAsyncDisposable
     /// current site actor (sender kept), so SitePath and the registered ref keep working; while it is
     /// stopped they are dropped and askers time out and retry as they do for an unreachable site.
     /// </summary>
-    public static Props SupervisedSiteProps(SiteSettings settings, ExportCatalog catalog, IActorRef coordinator, RelocTelemetry? telemetry = null) =>
-        BackoffSupervisor.Props(Backoff.OnStop(SiteActor.Props(settings, catalog, coordinator, telemetry), SiteActorName,
+    public static Props SupervisedSiteProps(SiteSettings settings, ExportCatalog catalog, IActorRef coordinator, RelocTelemetry? telemetry = null,
+        PeerConnections? peers = null) =>
+        BackoffSupervisor.Props(Backoff.OnStop(SiteActor.Props(settings, catalog, coordinator, telemetry, peers), SiteActorName,
             settings.RestartMinBackoff, settings.RestartMaxBackoff, randomFactor: 0.2, maxNrOfRetries: -1)); // -1: no limit
 
     /// <summary>The site (its supervisor, which forwards to the site actor) of the (Up) member whose role is <paramref name="site"/>; a path on this node
@@ -259,5 +267,6 @@ public sealed class SiteNode : IAsyncDisposable
         await Nbd.DisposeAsync();
         await _host.StopAsync(); // Kestrel first (hosted services stop in reverse), then CoordinatedShutdown: leaves the cluster gracefully
         _host.Dispose();
+        await _peers.DisposeAsync(); // after the actors: nothing takes from or refills the pools any more
     }
 }

@@ -33,6 +33,13 @@ public static class SiteProtocol
     /// <summary>The request was refused; nothing changed.</summary>
     public sealed record Refused(string Reason) : IRelocMessage;
 
+    /// <summary>To a site: where its NBD server is (answered with <see cref="NbdAddress"/>); other sites keep connections
+    /// to it warm (reloc.site.peer-connections).</summary>
+    public sealed record GetNbdAddress : IRelocMessage;
+
+    /// <param name="BaseUri">scheme://host:port, as guests and other sites reach it (nbds:// when it requires TLS).</param>
+    public sealed record NbdAddress(string Site, string BaseUri) : IRelocMessage;
+
     /// <summary>To a disk's owner: how many bytes its image holds (answered with <see cref="Allocation"/>).</summary>
     public sealed record GetAllocation(string Disk) : IRelocMessage;
     public sealed record Allocation(string Disk, long Size, long Allocated) : IRelocMessage;

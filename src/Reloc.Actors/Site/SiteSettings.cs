@@ -1,5 +1,6 @@
 using System.Net;
 using Akka.Configuration;
+using Reloc.Nbd.Client;
 
 namespace Reloc.Actors.Site;
 
@@ -25,6 +26,9 @@ public sealed record SiteSettings(string Name, string DataDir, IPEndPoint NbdLis
 
     /// <summary>reloc.site.warm-up.timeout: the longest the warm-up may run; the site starts without it past this.</summary>
     public TimeSpan WarmUpTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>reloc.site.peer-connections: connections to the other sites' NBD servers kept warm (<see cref="PeerConnections"/>).</summary>
+    public PeerConnectionSettings PeerConnections { get; init; } = new();
 
     public static SiteSettings From(Config config)
     {
@@ -58,6 +62,7 @@ public sealed record SiteSettings(string Name, string DataDir, IPEndPoint NbdLis
             FaultRemotingBlackHole = c.GetBoolean("fault-injection.remoting-black-hole", false),
             WarmUp = c.GetBoolean("warm-up.enabled", true),
             WarmUpTimeout = warmUpTimeout,
+            PeerConnections = PeerConnectionSettings.From(c),
         };
     }
 
@@ -80,5 +85,27 @@ public sealed record SiteSettings(string Name, string DataDir, IPEndPoint NbdLis
         if (text is null || !IPEndPoint.TryParse(text, out var ep))
             throw new ArgumentException($"{key} = '{text}': expected IP:PORT");
         return ep;
+    }
+}
+
+/// <summary>reloc.site.peer-connections, validated.</summary>
+/// <param name="Enabled">Keep connections to the other sites parked (off: every source connection is new).</param>
+public sealed record PeerConnectionSettings(bool Enabled = true, PeerPoolSettings? Pool = null)
+{
+    public PeerPoolSettings Pool { get; init; } = Pool ?? new PeerPoolSettings();
+
+    /// <summary>The handshake timeout of a Reloc site's NBD server (NbdServerSettings' default): a parked connection must be retired before it.</summary>
+    public static readonly TimeSpan PeerHandshakeTimeout = new Reloc.Nbd.Server.NbdServerSettings().HandshakeTimeout;
+
+    /// <param name="site">The reloc.site section.</param>
+    public static PeerConnectionSettings From(Config site)
+    {
+        const string key = "reloc.site.peer-connections";
+        var parked = site.GetInt("peer-connections.parked", 2);
+        if (parked is < 1 or > 16) throw new ArgumentException($"{key}.parked = {parked}: must be 1..16");
+        var maxAge = site.GetTimeSpan("peer-connections.max-age", TimeSpan.FromSeconds(5));
+        if (maxAge <= TimeSpan.Zero || maxAge >= PeerHandshakeTimeout)
+            throw new ArgumentException($"{key}.max-age = {maxAge}: must be more than 0 and less than the peers' NBD handshake timeout ({PeerHandshakeTimeout.TotalSeconds:0} s)");
+        return new PeerConnectionSettings(site.GetBoolean("peer-connections.enabled", true), new PeerPoolSettings { Parked = parked, MaxAge = maxAge }.Validate());
     }
 }

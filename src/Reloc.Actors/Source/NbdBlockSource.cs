@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using Microsoft.Extensions.Logging;
 using Reloc.Nbd.Client;
 using Reloc.Storage;
 
@@ -6,9 +7,10 @@ namespace Reloc.Actors.Source;
 
 /// <summary>A source site reached over NBD: one connection of its own that reconnects with backoff.
 /// Reads are idempotent, so one cut off by a lost connection is retried on the next.</summary>
-public sealed class NbdBlockSource(NbdClientOptions options, long size, ReconnectOptions? reconnect = null, NbdClient? first = null) : IBlockSource
+public sealed class NbdBlockSource(NbdClientOptions options, long size, ReconnectOptions? reconnect = null, NbdClient? first = null,
+    PeerConnectionPool? pool = null, ILogger? logger = null) : IBlockSource
 {
-    private readonly ReconnectingNbdClient _client = new(options, reconnect, first: first);
+    private readonly ReconnectingNbdClient _client = new(options, reconnect, logger, first, pool);
 
     public long Size { get; } = size;
 
@@ -28,10 +30,12 @@ public sealed class NbdBlockSource(NbdClientOptions options, long size, Reconnec
 
     /// <summary>A factory for a disk's children: each call makes a separate connection. The first
     /// <see cref="SourceLane.Misses"/> connection is <paramref name="first"/> when given: one opened before it was
-    /// needed, so a guest's first miss does not wait for a handshake over the WAN.</summary>
-    public static BlockSourceFactory Factory(NbdClientOptions options, long size, ReconnectOptions? reconnect = null, NbdClient? first = null)
+    /// needed, so a guest's first miss does not wait for a handshake over the WAN. With <paramref name="pool"/> (the
+    /// source site's parked connections, see <see cref="PeerConnectionPool"/>) every connection is taken from it.</summary>
+    public static BlockSourceFactory Factory(NbdClientOptions options, long size, ReconnectOptions? reconnect = null, NbdClient? first = null,
+        PeerConnectionPool? pool = null, ILogger? logger = null)
     {
         var open = new StrongBox<NbdClient?>(first);
-        return lane => new NbdBlockSource(options, size, reconnect, lane == SourceLane.Misses ? Interlocked.Exchange(ref open.Value, null) : null);
+        return lane => new NbdBlockSource(options, size, reconnect, lane == SourceLane.Misses ? Interlocked.Exchange(ref open.Value, null) : null, pool, logger);
     }
 }

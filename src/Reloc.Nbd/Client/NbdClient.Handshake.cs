@@ -24,7 +24,27 @@ public sealed partial class NbdClient
     /// <exception cref="TimeoutException">Connect and handshake took longer than <see cref="NbdClientOptions.ConnectTimeout"/>.</exception>
     public static async Task<NbdClient> ConnectAsync(NbdClientOptions options, CancellationToken ct = default)
     {
-        options.Validate();
+        var client = await OpenAsync(options.Validate(), (c, t) => c.NegotiateAsync(parking: false, t), ct);
+        client.StartReceiving();
+        return client;
+    }
+
+    /// <summary>Opens a connection up to the option phase (greeting, STARTTLS and the TLS handshake when
+    /// <see cref="NbdClientOptions.Tls"/> asks for it, STRUCTURED_REPLY) and parks it there, for an export named later:
+    /// <see cref="NbdParkedConnection.FinishAsync"/> then costs one round trip. <paramref name="options"/>' Export is ignored.</summary>
+    /// <exception cref="NbdHandshakeException">Not an NBD server, or TLS refused or failed.</exception>
+    /// <exception cref="IOException">The connection could not be made or broke during negotiation.</exception>
+    /// <exception cref="TimeoutException">Connect and negotiation took longer than <see cref="NbdClientOptions.ConnectTimeout"/>.</exception>
+    public static async Task<NbdParkedConnection> ParkAsync(NbdClientOptions options, CancellationToken ct = default)
+    {
+        // Its age counts from before the connect: the server's handshake clock starts at its accept.
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var client = await OpenAsync((options with { Export = "" }).Validate(), (c, t) => c.NegotiateAsync(parking: true, t), ct);
+        return new NbdParkedConnection(client, started);
+    }
+
+    private static async Task<NbdClient> OpenAsync(NbdClientOptions options, Func<NbdClient, CancellationToken, Task> negotiate, CancellationToken ct)
+    {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timeout.CancelAfter(options.ConnectTimeout);
         var socket = options.UnixSocketPath is not null
@@ -43,8 +63,7 @@ public sealed partial class NbdClient
                 throw new IOException($"cannot connect to {options}: {ex.Message}", ex);
             }
             client = new NbdClient(socket, options);
-            await client.NegotiateAsync(timeout.Token);
-            client.StartReceiving();
+            await negotiate(client, timeout.Token);
             return client;
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
@@ -69,7 +88,56 @@ public sealed partial class NbdClient
         socket.Dispose();
     }
 
-    private async Task NegotiateAsync(CancellationToken ct)
+    /// <summary>Finishes a parked connection for <paramref name="export"/>: SET_META_CONTEXT and GO (one round trip
+    /// pipelined), then the transmission phase. On any failure the connection is closed.</summary>
+    internal async Task FinishParkedAsync(string export, CancellationToken ct)
+    {
+        _options = _options with { Export = export };
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(_options.ConnectTimeout);
+        try
+        {
+            // No TLS hint here: a refused client certificate shows while parking; an I/O error now is a closed connection.
+            await NegotiateOptionsAsync(structuredDone: true, timeout.Token);
+            StartReceiving();
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            await DisposeFailedAsync(this, _socket);
+            throw new TimeoutException($"finishing the parked connection to {_options} did not finish within {_options.ConnectTimeout.TotalSeconds:0.###} s");
+        }
+        catch
+        {
+            await DisposeFailedAsync(this, _socket);
+            throw;
+        }
+    }
+
+    /// <summary>The server has closed a parked connection (or reset it): it is readable with nothing to read. Under
+    /// TLS a closing server's alert may count as something to read; finishing then fails at once instead.</summary>
+    internal bool ParkedLooksClosed()
+    {
+        try { return _socket.Poll(0, SelectMode.SelectRead) && _socket.Available == 0; }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException) { return true; }
+    }
+
+    /// <summary>Leaves a parked connection as the spec asks (NBD_OPT_ABORT; its reply is not awaited) and closes it.</summary>
+    internal async Task AbortParkedAsync()
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(_options.DisconnectTimeout);
+            await SendOptionAsync(NbdOption.Abort, [], timeout.Token);
+            _socket.Shutdown(SocketShutdown.Send);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or SocketException or ObjectDisposedException)
+        {
+            // Best effort: the server may have closed it already; it is closed below either way.
+        }
+        await DisposeFailedAsync(this, _socket);
+    }
+
+    private async Task NegotiateAsync(bool parking, CancellationToken ct)
     {
         var greeting = await ReadExactAsync(18, ct);
         if (BinaryPrimitives.ReadUInt64BigEndian(greeting) != NbdMagic.InitPasswd)
@@ -87,9 +155,31 @@ public sealed partial class NbdClient
 
         // STARTTLS first, so that no option is exchanged in plain text (the spec's advice against downgrades).
         if (_options.Tls == NbdClientTlsMode.Require) await StartTlsAsync(ct);
+        if (parking) await NegotiateStructuredRepliesAsync(ct);
+        else await NegotiateOptionsWithTlsHintAsync(structuredDone: false, ct);
+    }
+
+    /// <summary>Parking: STRUCTURED_REPLY now (it applies to the connection, not to an export), the rest at finish.</summary>
+    private async Task NegotiateStructuredRepliesAsync(CancellationToken ct)
+    {
+        if (!_options.StructuredReplies) return;
+        await WithTlsHintAsync(async () =>
+        {
+            await SendOptionAsync(NbdOption.StructuredReply, [], ct);
+            var (reply, _) = await ReadOptionReplyAsync(NbdOption.StructuredReply, ct);
+            if (reply.Type == OptionReplyType.Ack) _structured = true;
+            else if (!reply.IsError) throw HandshakeError($"unexpected reply {reply.Type} to NBD_OPT_STRUCTURED_REPLY");
+        });
+    }
+
+    private Task NegotiateOptionsWithTlsHintAsync(bool structuredDone, CancellationToken ct) =>
+        WithTlsHintAsync(() => NegotiateOptionsAsync(structuredDone, ct));
+
+    private async Task WithTlsHintAsync(Func<Task> negotiate)
+    {
         try
         {
-            await NegotiateOptionsAsync(ct);
+            await negotiate();
         }
         catch (IOException ex) when (IsTls && ex is not NbdHandshakeException)
         {
@@ -101,7 +191,8 @@ public sealed partial class NbdClient
         }
     }
 
-    private async Task NegotiateOptionsAsync(CancellationToken ct)
+    /// <param name="structuredDone">STRUCTURED_REPLY was negotiated already (a parked connection): not sent again.</param>
+    private async Task NegotiateOptionsAsync(bool structuredDone, CancellationToken ct)
     {
         // Pipelined, every option goes out in one write and the replies are read in order (a server answers the
         // options of a connection one at a time, in the order sent): one round trip instead of three, which over a
@@ -109,18 +200,19 @@ public sealed partial class NbdClient
         // be granted: a server that refused structured replies refuses the context too, and a context granted
         // without them is not used.
         bool pipelined = _options.PipelineOptions;
-        bool askContext = _options.StructuredReplies && _options.BlockStatus;
+        bool askStructured = _options.StructuredReplies && !structuredDone;
+        bool askContext = _options.StructuredReplies && _options.BlockStatus && (!structuredDone || _structured);
         byte[] go = OptionMessage(NbdOption.Go, OptionCodec.EncodeExportInfo(new ExportInfoRequest(Export, [InfoType.BlockSize])));
         if (pipelined)
         {
             var all = new List<byte[]>();
-            if (_options.StructuredReplies) all.Add(OptionMessage(NbdOption.StructuredReply, []));
+            if (askStructured) all.Add(OptionMessage(NbdOption.StructuredReply, []));
             if (askContext) all.Add(MetaContextMessage());
             all.Add(go);
             await _stream.WriteAsync(all.SelectMany(m => m).ToArray(), ct);
         }
 
-        if (_options.StructuredReplies)
+        if (askStructured)
         {
             if (!pipelined) await _stream.WriteAsync(OptionMessage(NbdOption.StructuredReply, []), ct);
             var (reply, _) = await ReadOptionReplyAsync(NbdOption.StructuredReply, ct);

@@ -27,7 +27,7 @@ public sealed partial class NbdClient : IAsyncDisposable
     private readonly Socket _socket;
     private Stream _stream;      // the SslStream after STARTTLS
     private PipeReader _reader;  // rebuilt over it
-    private readonly NbdClientOptions _options;
+    private NbdClientOptions _options; // its Export is set when a parked connection is finished
     private readonly SemaphoreSlim _slots;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly byte[] _sendBuffer = new byte[SendBufferSize]; // used under _writeLock only
@@ -59,6 +59,9 @@ public sealed partial class NbdClient : IAsyncDisposable
     public bool IsTls => _stream is SslStream;
 
     public string Export => _options.Export;
+
+    /// <summary>How it was connected (with the export it was finished for).</summary>
+    public NbdClientOptions Options => _options;
     public long Size { get; private set; }
     public TransmissionFlags TransmissionFlags { get; private set; }
     public bool IsReadOnly => TransmissionFlags.HasFlag(TransmissionFlags.ReadOnly);

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Reloc.Nbd.Protocol;
@@ -42,12 +43,20 @@ public sealed class ReconnectingNbdClient : IAsyncDisposable
     private static readonly TimeSpan WantedRetry = TimeSpan.FromMilliseconds(500);
     private int _disposed;
     private NbdClient? _first;
+    private readonly PeerConnectionPool? _pool;
+    private readonly long _made = Stopwatch.GetTimestamp();
 
     /// <param name="first">A connection to the same server, already negotiated, to use as the first one instead
     /// of connecting (a connection opened before it was needed); this client owns it from now on.</param>
-    public ReconnectingNbdClient(NbdClientOptions options, ReconnectOptions? reconnect = null, ILogger? logger = null, NbdClient? first = null)
+    /// <param name="pool">Where connections come from (a parked one finished for <paramref name="options"/>' export, else a
+    /// new one): it must connect to the same server exactly as <paramref name="options"/> say. Null: each is new.</param>
+    public ReconnectingNbdClient(NbdClientOptions options, ReconnectOptions? reconnect = null, ILogger? logger = null, NbdClient? first = null,
+        PeerConnectionPool? pool = null)
     {
         _options = options.Validate();
+        if (pool is not null && pool.Endpoint != (options with { Export = "" }))
+            throw new ArgumentException($"the pool connects to {pool.Endpoint}, not as {options} asks", nameof(pool));
+        _pool = pool;
         _reconnect = (reconnect ?? new ReconnectOptions()).Validate();
         _log = logger ?? NullLogger.Instance;
         _first = first;
@@ -150,7 +159,8 @@ public sealed class ReconnectingNbdClient : IAsyncDisposable
                 NbdClient client;
                 try
                 {
-                    client = Interlocked.Exchange(ref _first, null) ?? await NbdClient.ConnectAsync(_options, token);
+                    client = Interlocked.Exchange(ref _first, null)
+                             ?? await (_pool?.TakeAsync(_options.Export, token) ?? NbdClient.ConnectAsync(_options, token));
                 }
                 catch (Exception ex) when (!token.IsCancellationRequested)
                 {
@@ -163,7 +173,8 @@ public sealed class ReconnectingNbdClient : IAsyncDisposable
                 delay = _reconnect.InitialDelay;
                 var slot = Volatile.Read(ref _current);
                 Interlocked.Increment(ref _connections);
-                _log.LogInformation("connected to {Uri} (connection {Count})", _options, Connections);
+                _log.LogInformation("connected to {Uri} (connection {Count}, {Elapsed:0} ms after this client was made)", _options, Connections,
+                    Stopwatch.GetElapsedTime(_made).TotalMilliseconds);
                 slot.TrySetResult(client);
                 try
                 {
