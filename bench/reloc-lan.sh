@@ -48,7 +48,7 @@ in_a() { "${IN_A[@]}" "$@"; }
 in_b() { "${IN_B[@]}" "$@"; }
 
 RUNS=$OUT/reloc-lan-$NET.runs.tsv
-printf 'rep\tnbdcopy_s\tnbdcopy_flush_s\treloc_s\tspeed_vs_nbdcopy\tspeed_vs_nbdcopy_flush\tnbdcopy_MBps\tnbdcopy_flush_MBps\treloc_MBps\tnbdcopy_cpu_s\treloc_cpu_s\n' > "$RUNS"
+printf 'rep\tnbdcopy_s\tnbdcopy_flush_s\treloc_s\tspeed_vs_nbdcopy\tspeed_vs_nbdcopy_flush\tnbdcopy_MBps\tnbdcopy_flush_MBps\treloc_MBps\tnbdcopy_cpu_s\treloc_cpu_s\tsource_cpu_s\tdest_cpu_s\tnbdcopy_source_cpu_s\n' > "$RUNS"
 cp "$ROOT/hocon/reloc.conf" "$WORK/reloc.conf"
 for rep in $(seq "$REPS"); do
   rm -rf "$WORK/site-a" "$WORK/site-b"
@@ -72,22 +72,24 @@ for rep in $(seq "$REPS"); do
 
   # CPU seconds (user + system) a process has used so far: on 2 shared cores, where the time goes when wall time is noisy.
   cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"; }
-  copy() {   # copy [--flush]: sets T_COPY and C_COPY (CPU: nbdcopy's own and the serving site's)
+  copy() {   # copy [--flush]: sets T_COPY and C_COPY (CPU: nbdcopy's own and the serving site's, C_COPY_A)
     local t0=$EPOCHREALTIME a0; a0=$(cpu_of "$PA")
     /usr/bin/time -f '%U %S' -o "$WORK/copy.cpu" "${IN_B[@]}" nbdcopy "$@" "nbd://$IPA:$NA/vm" "$WORK/copy.img"
     T_COPY=$($PY -c "print(f'{$EPOCHREALTIME-$t0:.3f}')")
-    C_COPY=$($PY -c "u, s = map(float, open('$WORK/copy.cpu').read().split()[-2:]); print(f'{u + s + $(cpu_of "$PA") - $a0:.2f}')")
+    C_COPY_A=$($PY -c "print(f'{$(cpu_of "$PA") - $a0:.2f}')")
+    C_COPY=$($PY -c "u, s = map(float, open('$WORK/copy.cpu').read().split()[-2:]); print(f'{u + s + $C_COPY_A:.2f}')")
     cmp -s "$WORK/copy.img" "$SRC" || { log "nbdcopy's copy differs"; exit 1; }
     rm -f "$WORK/copy.img"
   }
-  relocate() {   # sets T_RELOC and C_RELOC (CPU of both sites)
+  relocate() {   # sets T_RELOC and C_RELOC (CPU of both sites; _A the source's, _B the destination's)
     local t a0 b0; a0=$(cpu_of "$PA"); b0=$(cpu_of "$PB")
     t=$(in_a $M "$IPA:$MA" relocate-timed vm site-b 900)   # request sent -> released, in one python process
     T_RELOC=$(span_seconds "$t")
-    C_RELOC=$($PY -c "print(f'{$(cpu_of "$PA") - $a0 + $(cpu_of "$PB") - $b0:.2f}')")
+    C_RELOC_A=$($PY -c "print(f'{$(cpu_of "$PA") - $a0:.2f}')"); C_RELOC_B=$($PY -c "print(f'{$(cpu_of "$PB") - $b0:.2f}')")
+    C_RELOC=$($PY -c "print(f'{$C_RELOC_A + $C_RELOC_B:.2f}')")
     cmp -s "$WORK/site-b/vm.img" "$SRC" || { log "content differs at site-b"; exit 1; }
   }
-  copy; T_PLAIN=$T_COPY; C_PLAIN=$C_COPY; copy --flush; T_FLUSH=$T_COPY
+  copy; T_PLAIN=$T_COPY; C_PLAIN=$C_COPY; C_PLAIN_A=$C_COPY_A; copy --flush; T_FLUSH=$T_COPY
   TRACE_PID=""
   if [ -n "$PROFILE" ]; then   # CPU samples of the destination site while it relocates (dotnet-trace, 8 s)
     dotnet-trace collect -p "$PB" --profile dotnet-sampled-thread-time --duration 00:00:00:08 \
@@ -96,7 +98,7 @@ for rep in $(seq "$REPS"); do
   fi
   relocate   # last: it moves the source export away
   [ -z "$TRACE_PID" ] || wait "$TRACE_PID" || true
-  $PY -c "b=$BYTES; c=$T_PLAIN; f=$T_FLUSH; r=$T_RELOC; print(f'$rep\t{c:.3f}\t{f:.3f}\t{r:.3f}\t{c/r:.3f}\t{f/r:.3f}\t{b/c/1e6:.0f}\t{b/f/1e6:.0f}\t{b/r/1e6:.0f}\t$C_PLAIN\t$C_RELOC')" >> "$RUNS"
+  $PY -c "b=$BYTES; c=$T_PLAIN; f=$T_FLUSH; r=$T_RELOC; print(f'$rep\t{c:.3f}\t{f:.3f}\t{r:.3f}\t{c/r:.3f}\t{f/r:.3f}\t{b/c/1e6:.0f}\t{b/f/1e6:.0f}\t{b/r/1e6:.0f}\t$C_PLAIN\t$C_RELOC\t$C_RELOC_A\t$C_RELOC_B\t$C_PLAIN_A')" >> "$RUNS"
   log "rep $rep: $(tail -1 "$RUNS") (both copies checked byte for byte)"
   stop "$PB" "$PA"
 done

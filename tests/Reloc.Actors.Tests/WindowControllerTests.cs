@@ -74,9 +74,9 @@ public sealed class WindowControllerTests(ITestOutputHelper output)
     public void While_guest_misses_arrive_the_queue_stays_short(double rttMs, double jitterMs)
     {
         // A guest misses every 50 ms from 4 s to 8 s of a 40 MB/s copy: the queue a miss waits in must drop from the
-        // 5 ms target to about the 1 ms miss target, and come back after (the copy keeps its rate). With host jitter
-        // less: bunched completions inflate the delivery-rate estimate the cap is made of (BBR takes the interval from
-        // the last delivery before the send, which this estimator does not keep), so only "shorter" is asked there.
+        // 5 ms target to about the 1 ms miss target, and come back after (the copy keeps its rate). With host jitter only
+        // half the calm queue is asked: bunched completions inflate the delivery-rate estimate the cap is made of (BBR
+        // takes the interval from the last delivery before the send, which this estimator does not keep).
         var calm = PathSim.Run(Controller(), 40e6, rttMs, jitterMs, 512L << 20);
         var busy = PathSim.Run(Controller(), 40e6, rttMs, jitterMs, 512L << 20, misses: (4.0, 8.0, 0.05));
         double calmQueue = calm.MedianQueueMsBetween(5.0, 8.0), busyQueue = busy.MedianQueueMsBetween(5.0, 8.0);
@@ -91,7 +91,8 @@ public sealed class WindowControllerTests(ITestOutputHelper output)
         }
         else
         {
-            Assert.True(jitterMs > 0 ? busyQueue < calmQueue - 0.5 : busyQueue <= 2.5, $"median queue while misses arrive {busyQueue:F1} ms");
+            // The cap leaves out a read's own time on the wire (1.6 ms at 40 MB/s): with it in, 2.4 ms and, with jitter, 4.2-4.4.
+            Assert.True(jitterMs > 0 ? busyQueue <= calmQueue / 2 : busyQueue <= 1.5, $"median queue while misses arrive {busyQueue:F1} ms");
             Assert.True(calmQueue >= 3.0, $"without misses the queue is the 5 ms target's: {calmQueue:F1} ms");
             Assert.True(busy.MedianQueueMsBetween(10, 12) >= 3.0, "after the misses the queue target is back to 5 ms");
         }

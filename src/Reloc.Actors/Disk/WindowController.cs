@@ -111,7 +111,11 @@ public sealed class WindowController
 
     private void CapForMisses()
     {
-        double cap = Estimate(_missTarget);
+        // The base latency holds a read's own time on the wire at the bottleneck: a window of rate x base keeps a read
+        // queued behind the one being sent, and a miss waits behind both. Without it the cap is the path's round trip
+        // plus the miss target (the copy gives up that read's share of the rate, about 1 % at RTT 50 ms, meanwhile).
+        double onWire = RateBytesPerSecond > 0 ? _readBytes * 1000.0 / RateBytesPerSecond : 0;
+        double cap = Estimate(_missTarget - Math.Min(onWire, BaseLatencyMs / 2));
         if (MissesRecent && !_startup && cap > 0) _window = Math.Clamp(Math.Min(_window, Math.Max(2, cap)), 1, _max);
     }
 
