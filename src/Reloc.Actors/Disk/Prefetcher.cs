@@ -10,9 +10,9 @@ using static Reloc.Actors.Disk.VirtualDiskProtocol;
 namespace Reloc.Actors.Disk;
 
 /// <summary>
-/// Background copy on its own connections (prefetch-connections, reads to the least loaded). It keeps a window of coalesced reads in flight, asking the disk
-/// for each piece of work (the disk owns the map and decides what is missing, starting near recent misses,
-/// and which runs are holes at the source). It also answers the disk's scans of the source's holes
+/// Background copy on its own connections (prefetch-connections; each read to the least loaded). It keeps a window
+/// of coalesced reads in flight, asking the disk for each piece of work (the disk owns the map and decides what is
+/// missing, starting near recent misses, and which runs are holes at the source). It also answers the disk's scans of the source's holes
 /// (BLOCK_STATUS), so they are never read. The window follows <see cref="WindowController"/>; an optional
 /// rate cap (token bucket) applies on top. Reads are sized by the controller (a couple of milliseconds of the measured
 /// rate, <see cref="ReadSizing"/>) and the window is kept in bytes, so a LAN gets few large reads and a WAN small ones

@@ -29,7 +29,8 @@ public readonly record struct ReadSizing(int MinBytes, int MaxBytes, TimeSpan Re
 /// same in bytes); the rate is in bytes. Reads may be of another size (<see cref="ReadBytes"/>, from
 /// <see cref="ReadSizing"/>): callers keep <see cref="WindowBytes"/> in flight, whatever the size of each read.</para>
 /// <para>While guest misses arrive (<see cref="OnGuestMiss"/>, within <see cref="MissHold"/>) the window is capped at
-/// rate x (base latency + the miss target): each miss waits behind less background data, the copy gives up a little
+/// rate x (base latency - a read's time on the wire + the miss target), the rate taken from when the misses began:
+/// each miss waits behind less background data, the copy gives up a little
 /// rate meanwhile. A cap from the estimates, not a smaller LEDBAT target: a target of a millisecond or two is below a
 /// busy host's jitter, which LEDBAT would read as queue and shrink the window to nothing.</para>
 /// Pure and clock-free: callers pass time in.
