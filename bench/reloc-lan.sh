@@ -12,13 +12,16 @@
 # WARMUP=1 (default): a 4 MiB disk is relocated first, untimed, so the timed one runs on compiled code as on a
 # site that has run for a while; WARMUP=0 times the sites' first relocation (JIT included).
 # PROFILE=DIR: dotnet-trace (on PATH) samples site-b's threads for 8 s around the relocation, into DIR.
+# PERF=DIR: perf samples the whole machine for 4 s from the relocation's start, into DIR (the sites write perf maps,
+# DOTNET_PerfMapEnabled=1, so .NET frames have names): perf report -i DIR/perf.rep1.data --sort comm,dso,sym.
 # HOCON='reloc.disk.x = y': extra settings for both sites (a trial of a setting beside the defaults' run).
-# Usage: bench/reloc-lan.sh     env: NET=loopback|netns WARMUP=1 PROFILE= REPS=3 SIZE=1G RATE_LIMIT=10gbit HOCON= SKIP_BUILD=0 KEEP=0
+# Usage: bench/reloc-lan.sh     env: NET=loopback|netns WARMUP=1 PROFILE= PERF= REPS=3 SIZE=1G RATE_LIMIT=10gbit HOCON= SKIP_BUILD=0 KEEP=0
 # Prints per-run and summary TSV (medians); files in $OUT (artifacts/bench).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-HOCON=${HOCON:-}; NET=${NET:-loopback}; WARMUP=${WARMUP:-1}; PROFILE=${PROFILE:-}; REPS=${REPS:-3}; SIZE=${SIZE:-1G}; RATE_LIMIT=${RATE_LIMIT:-10gbit}
+PERF=${PERF:-}; HOCON=${HOCON:-}; NET=${NET:-loopback}; WARMUP=${WARMUP:-1}; PROFILE=${PROFILE:-}; REPS=${REPS:-3}; SIZE=${SIZE:-1G}; RATE_LIMIT=${RATE_LIMIT:-10gbit}
 bench_init "reloc-lan-$NET"
+[ -z "$PERF" ] || export DOTNET_PerfMapEnabled=1
 M="$PY $BENCH_DIR/mgmt.py"
 
 SRC=${SRC_IMG:-${TMPDIR:-/tmp}/reloc-bench-src-$SIZE.img}
@@ -96,8 +99,14 @@ for rep in $(seq "$REPS"); do
       -o "$PROFILE/site-b.rep$rep.nettrace" > "$WORK/trace.out" 2>&1 & TRACE_PID=$!
     sleep 1   # the session is up before the relocation starts
   fi
+  PERF_PID=""
+  if [ -n "$PERF" ]; then   # CPU samples of the whole machine (both sites, the kernel) while it relocates (perf, 4 s)
+    perf record -a -g -F 499 -o "$PERF/perf.rep$rep.data" -- sleep 4 > "$WORK/perf.out" 2>&1 & PERF_PID=$!
+    sleep 0.2
+  fi
   relocate   # last: it moves the source export away
   [ -z "$TRACE_PID" ] || wait "$TRACE_PID" || true
+  [ -z "$PERF_PID" ] || wait "$PERF_PID" || true
   $PY -c "b=$BYTES; c=$T_PLAIN; f=$T_FLUSH; r=$T_RELOC; print(f'$rep\t{c:.3f}\t{f:.3f}\t{r:.3f}\t{c/r:.3f}\t{f/r:.3f}\t{b/c/1e6:.0f}\t{b/f/1e6:.0f}\t{b/r/1e6:.0f}\t$C_PLAIN\t$C_RELOC\t$C_RELOC_A\t$C_RELOC_B\t$C_PLAIN_A')" >> "$RUNS"
   log "rep $rep: $(tail -1 "$RUNS") (both copies checked byte for byte)"
   stop "$PB" "$PA"
