@@ -9,23 +9,29 @@
 # Both read site-a's image from the page cache (it was just created from a file).
 # NET=loopback: both sites on 127.0.0.1. NET=netns: site-a and site-b in their own network namespaces, joined by a
 # veth pair with tbf at RATE_LIMIT (default 10gbit) on both ends; nbdcopy runs in site-b's namespace (needs root).
-# WARMUP=1 (default): a 4 MiB disk is relocated first, untimed, so the timed one runs on compiled code as on a
-# site that has run for a while; WARMUP=0 times the sites' first relocation (JIT included).
-# PROFILE=DIR: dotnet-trace (on PATH) samples site-b's threads for 8 s around the relocation, into DIR.
+# WARMUP=1 (default): a WARMUP_SIZE (256M) random disk is relocated first, untimed, then WARMUP_SETTLE (1) seconds
+# pass, so the timed one runs on the code a site that has run for a while has: the copy path called often enough
+# for tiered compilation's optimised (tier 1) code, compiled in the background meanwhile. (Until the fifth sitting
+# it was an empty 4 MiB disk: all holes, no read landed, and perf put 38 % of the timed run in the JIT.)
+# WARMUP=0 times the sites' first relocation (JIT included).
+# PROFILE=DIR: dotnet-trace (on PATH) samples both sites' threads for 8 s around the relocation, into DIR.
 # PERF=DIR: perf samples the whole machine for 4 s from the relocation's start, into DIR (the sites write perf maps,
 # DOTNET_PerfMapEnabled=1, so .NET frames have names): perf report -i DIR/perf.rep1.data --sort comm,dso,sym.
 # HOCON='reloc.disk.x = y': extra settings for both sites (a trial of a setting beside the defaults' run).
-# Usage: bench/reloc-lan.sh     env: NET=loopback|netns WARMUP=1 PROFILE= PERF= REPS=3 SIZE=1G RATE_LIMIT=10gbit HOCON= SKIP_BUILD=0 KEEP=0
+# Usage: bench/reloc-lan.sh     env: NET=loopback|netns WARMUP=1 WARMUP_SIZE=256M WARMUP_SETTLE=1 PROFILE= PERF= REPS=3 SIZE=1G RATE_LIMIT=10gbit HOCON= SKIP_BUILD=0 KEEP=0
 # Prints per-run and summary TSV (medians); files in $OUT (artifacts/bench).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-PERF=${PERF:-}; HOCON=${HOCON:-}; NET=${NET:-loopback}; WARMUP=${WARMUP:-1}; PROFILE=${PROFILE:-}; REPS=${REPS:-3}; SIZE=${SIZE:-1G}; RATE_LIMIT=${RATE_LIMIT:-10gbit}
+PERF=${PERF:-}; HOCON=${HOCON:-}; NET=${NET:-loopback}; WARMUP=${WARMUP:-1}; WARMUP_SIZE=${WARMUP_SIZE:-256M}; WARMUP_SETTLE=${WARMUP_SETTLE:-1}; PROFILE=${PROFILE:-}; REPS=${REPS:-3}; SIZE=${SIZE:-1G}; RATE_LIMIT=${RATE_LIMIT:-10gbit}
 bench_init "reloc-lan-$NET"
 [ -z "$PERF" ] || export DOTNET_PerfMapEnabled=1
 M="$PY $BENCH_DIR/mgmt.py"
 
 SRC=${SRC_IMG:-${TMPDIR:-/tmp}/reloc-bench-src-$SIZE.img}
 make_random_image "$SRC" "$SIZE"
+# The warm-up disk holds random data like the timed one: an empty one is all holes, and its relocation reads nothing.
+WARM_SRC=$(dirname "$SRC")/reloc-bench-warm-$WARMUP_SIZE.img
+[ "$WARMUP" != 1 ] || make_random_image "$WARM_SRC" "$WARMUP_SIZE"
 BYTES=$(stat -c %s "$SRC")
 
 NSA="" NSB="" IPA=127.0.0.1 IPB=127.0.0.1
@@ -69,8 +75,9 @@ for rep in $(seq "$REPS"); do
   until in_a $M "$IPA:$MA" relocation.list > /dev/null 2>&1; do sleep 0.2; done
   in_a $M "$IPA:$MA" disk.create "{\"name\":\"vm\",\"site\":\"site-a\",\"from\":\"$SRC\"}" > /dev/null
   if [ "$WARMUP" = 1 ]; then   # a first, small relocation: the sites' relocation code paths compiled, as on a site that has run
-    in_a $M "$IPA:$MA" disk.create '{"name":"warm","site":"site-a","size":4194304}' > /dev/null
+    in_a $M "$IPA:$MA" disk.create "{\"name\":\"warm\",\"site\":\"site-a\",\"from\":\"$WARM_SRC\"}" > /dev/null
     in_a $M "$IPA:$MA" relocate-timed warm site-b 120 > /dev/null
+    sleep "$WARMUP_SETTLE"   # the methods it made hot are compiled again (tier 1) in the background meanwhile
   fi
 
   # CPU seconds (user + system) a process has used so far: on 2 shared cores, where the time goes when wall time is noisy.
@@ -93,11 +100,14 @@ for rep in $(seq "$REPS"); do
     cmp -s "$WORK/site-b/vm.img" "$SRC" || { log "content differs at site-b"; exit 1; }
   }
   copy; T_PLAIN=$T_COPY; C_PLAIN=$C_COPY; C_PLAIN_A=$C_COPY_A; copy --flush; T_FLUSH=$T_COPY
-  TRACE_PID=""
-  if [ -n "$PROFILE" ]; then   # CPU samples of the destination site while it relocates (dotnet-trace, 8 s)
-    dotnet-trace collect -p "$PB" --profile dotnet-sampled-thread-time --duration 00:00:00:08 \
-      -o "$PROFILE/site-b.rep$rep.nettrace" > "$WORK/trace.out" 2>&1 & TRACE_PID=$!
-    sleep 1   # the session is up before the relocation starts
+  TRACE_PIDS=()
+  if [ -n "$PROFILE" ]; then   # CPU samples of both sites while they relocate (dotnet-trace, 8 s each)
+    for s in "a $PA" "b $PB"; do
+      set -- $s
+      dotnet-trace collect -p "$2" --profile dotnet-sampled-thread-time --duration 00:00:00:08 \
+        -o "$PROFILE/site-$1.rep$rep.nettrace" > "$WORK/trace-$1.out" 2>&1 & TRACE_PIDS+=($!)
+    done
+    sleep 1   # the sessions are up before the relocation starts
   fi
   PERF_PID=""
   if [ -n "$PERF" ]; then   # CPU samples of the whole machine (both sites, the kernel) while it relocates (perf, 4 s)
@@ -105,7 +115,7 @@ for rep in $(seq "$REPS"); do
     sleep 0.2
   fi
   relocate   # last: it moves the source export away
-  [ -z "$TRACE_PID" ] || wait "$TRACE_PID" || true
+  for p in "${TRACE_PIDS[@]}"; do wait "$p" || true; done
   [ -z "$PERF_PID" ] || wait "$PERF_PID" || true
   $PY -c "b=$BYTES; c=$T_PLAIN; f=$T_FLUSH; r=$T_RELOC; print(f'$rep\t{c:.3f}\t{f:.3f}\t{r:.3f}\t{c/r:.3f}\t{f/r:.3f}\t{b/c/1e6:.0f}\t{b/f/1e6:.0f}\t{b/r/1e6:.0f}\t$C_PLAIN\t$C_RELOC\t$C_RELOC_A\t$C_RELOC_B\t$C_PLAIN_A')" >> "$RUNS"
   log "rep $rep: $(tail -1 "$RUNS") (both copies checked byte for byte)"
