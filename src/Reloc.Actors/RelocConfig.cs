@@ -35,6 +35,26 @@ public static class RelocConfig
         wal.ExecuteNonQuery();
     }
 
+    /// <summary>What the node's persistence needs beside its HOCON: for SQLite, connections that wait for a locked
+    /// database in SQLite's busy handler (reloc.persistence.sqlite-busy-timeout, <see cref="Persistence.SqliteBusyTimeout"/>);
+    /// nothing for other databases.</summary>
+    public static Akka.Actor.Setup.Setup? PersistenceSetup(Config node)
+    {
+        var provider = node.GetString("akka.persistence.journal.sql.provider-name", "");
+        if (!provider.StartsWith("SQLite", StringComparison.OrdinalIgnoreCase)) return null;
+        var timeout = node.GetTimeSpan("reloc.persistence.sqlite-busy-timeout", TimeSpan.FromSeconds(5));
+        return Reloc.Actors.Persistence.SqliteBusyTimeout.For(node.GetString("akka.persistence.journal.sql.connection-string"), timeout);
+    }
+
+    /// <summary>An actor system on a node configuration, with the setup its persistence needs.</summary>
+    public static Akka.Actor.ActorSystem CreateSystem(string name, Config node)
+    {
+        var bootstrap = Akka.Actor.BootstrapSetup.Create().WithConfig(node);
+        return PersistenceSetup(node) is { } setup
+            ? Akka.Actor.ActorSystem.Create(name, bootstrap.And(setup))
+            : Akka.Actor.ActorSystem.Create(name, bootstrap);
+    }
+
     public static Config Persistence(string connectionString, string providerName)
     {
         var cs = connectionString.Replace("\\", "\\\\").Replace("\"", "\\\"");

@@ -89,7 +89,7 @@ internal static class ProxyCommand
                 throw new ArgumentException($"image {imagePath} is {image.Size} bytes but the source is {size}: refusing to relocate into it");
 
             RelocConfig.UseWriteAheadLog(Path.Combine(stateDir, "reloc.db"));
-            system = ActorSystem.Create("reloc", RelocConfig.Node(RelocConfig.Sqlite(Path.Combine(stateDir, "reloc.db"))));
+            system = RelocConfig.CreateSystem("reloc", RelocConfig.Node(RelocConfig.Sqlite(Path.Combine(stateDir, "reloc.db"))));
             var state = new DiskState(size, manifest.BlockSize);
             var disk = system.ActorOf(VirtualDiskActor.Props(new DiskId(name), state, image, settings,
                 NbdBlockSource.Factory(sourceOptions, size, first: probe)), "disk-" + name);

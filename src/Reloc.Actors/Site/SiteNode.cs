@@ -155,7 +155,7 @@ public sealed class SiteNode : IAsyncDisposable
                 services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
             })
             .ConfigureServices(services => services.AddRelocTelemetry(telemetrySettings, telemetry).AddAkka(SystemName, builder => NodeLogging.Configure(
-                WithRemotingTls(builder.AddHocon(config, HoconAddMode.Replace), tls), loggers)
+                WithPersistenceSetup(WithRemotingTls(builder.AddHocon(config, HoconAddMode.Replace), tls), config), loggers)
                 .WithRelocHealthChecks()
                 .WithActors((system, registry) =>
                 {
@@ -209,6 +209,10 @@ public sealed class SiteNode : IAsyncDisposable
     /// <summary>The site certificate and its peers' validation for Akka.Remote, when the site has TLS.</summary>
     private static AkkaConfigurationBuilder WithRemotingTls(AkkaConfigurationBuilder builder, Security.SiteTlsSettings tls) =>
         tls.Enabled ? builder.AddSetup(Security.RemotingTls.Setup(tls)) : builder;
+
+    /// <summary>SQLite's busy timeout on the journal's and snapshot store's connections (<see cref="RelocConfig.PersistenceSetup"/>).</summary>
+    private static AkkaConfigurationBuilder WithPersistenceSetup(AkkaConfigurationBuilder builder, Config config) =>
+        RelocConfig.PersistenceSetup(config) is { } setup ? builder.AddSetup(setup) : builder;
 
     /// <summary>The name of the <see cref="SiteActor"/> under its supervisor: /user/site/site.</summary>
     public const string SiteActorName = "site";
