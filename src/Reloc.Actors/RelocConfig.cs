@@ -40,8 +40,8 @@ public static class RelocConfig
     /// nothing for other databases.</summary>
     public static Akka.Actor.Setup.Setup? PersistenceSetup(Config node)
     {
-        var provider = node.GetString("akka.persistence.journal.sql.provider-name", "");
-        if (!provider.StartsWith("SQLite", StringComparison.OrdinalIgnoreCase)) return null;
+        // Microsoft.Data.Sqlite's provider only (the one nodes configure): the options name it.
+        if (node.GetString("akka.persistence.journal.sql.provider-name", "") != LinqToDB.ProviderName.SQLiteMS) return null;
         var timeout = node.GetTimeSpan("reloc.persistence.sqlite-busy-timeout", TimeSpan.FromSeconds(5));
         return Reloc.Actors.Persistence.SqliteBusyTimeout.For(node.GetString("akka.persistence.journal.sql.connection-string"), timeout);
     }

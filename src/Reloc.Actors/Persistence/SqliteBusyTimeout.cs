@@ -12,8 +12,8 @@ namespace Reloc.Actors.Persistence;
 /// database locked by another (the journal and the snapshot store write one file from several pooled connections)
 /// waits in SQLite's own busy handler, which retries within a millisecond or two of the lock being free.
 /// Without it SQLite answers SQLITE_BUSY at once and Microsoft.Data.Sqlite retries after a fixed 150 ms sleep: a
-/// profile (dotnet-trace, fifth sitting) put two such sleeps on a relocation's critical path, in the ownership step
-/// and in the completion, 0.3 s of every relocation.
+/// profile (dotnet-trace, fifth sitting) found two such sleeps on a relocation's critical path, in the ownership step
+/// and in the completion: up to 0.3 s a relocation, whenever those writes met another one.
 /// </summary>
 public sealed class SqliteBusyTimeout(TimeSpan timeout) : ConnectionInterceptor
 {
