@@ -1,5 +1,4 @@
 using Akka.Actor;
-using Akka.Cluster;
 using Reloc.Actors.Site;
 using Reloc.Testing;
 using Xunit;
@@ -27,9 +26,7 @@ public sealed class AdmissionFailoverTests : IAsyncLifetime
     public async Task A_coordinator_that_takes_over_rebuilds_the_queue_from_the_sites()
     {
         // The coordinator runs on the oldest member; drain between the other two.
-        var state = Cluster.Get(_sites.Nodes[0].System).State;
-        var oldest = state.Members.Where(m => m.Status == MemberStatus.Up).OrderBy(m => m, Member.AgeOrdering).First().Roles.First();
-        var coordinatorNode = _sites.Nodes.Single(n => n.Settings.Name == oldest);
+        var coordinatorNode = _sites.Nodes[_sites.CoordinatorIndex()];
         var others = _sites.Nodes.Where(n => n != coordinatorNode).ToList();
         var (from, to) = (others[0], others[1]);
 

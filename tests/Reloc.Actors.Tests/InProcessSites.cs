@@ -46,6 +46,14 @@ public sealed class InProcessSites(int count, string prefix, Func<int, string>? 
             });
     }
 
+    /// <summary>The index of the node the coordinator singleton runs on: the oldest Up member, as node 0 sees it.</summary>
+    public int CoordinatorIndex()
+    {
+        var oldest = Cluster.Get(Nodes[0].System).State.Members.Where(m => m.Status == MemberStatus.Up)
+            .OrderBy(m => m, Member.AgeOrdering).First().Roles.First();
+        return Nodes.FindIndex(n => n.Settings.Name == oldest);
+    }
+
     public async Task DisposeAsync()
     {
         foreach (var n in Nodes) await n.DisposeAsync();
