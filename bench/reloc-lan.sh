@@ -76,7 +76,7 @@ for rep in $(seq "$REPS"); do
   until in_a $M "$IPA:$MA" cluster.show 2>/dev/null | grep -q '"site": "site-b", "reachable": true'; do sleep 0.2; done
   until in_a $M "$IPA:$MA" relocation.list > /dev/null 2>&1; do sleep 0.2; done
   in_a $M "$IPA:$MA" disk.create "{\"name\":\"vm\",\"site\":\"site-a\",\"from\":\"$SRC\"}" > /dev/null
-  if [ "$WARMUP" = 1 ]; then   # a first, small relocation: the sites' relocation code paths compiled, as on a site that has run
+  if [ "$WARMUP" = 1 ]; then   # relocations before the timed one: the sites' code paths compiled, as on a site that has run
     in_a $M "$IPA:$MA" disk.create "{\"name\":\"warm\",\"site\":\"site-a\",\"from\":\"$WARM_SRC\"}" > /dev/null
     for round in $(seq "$WARMUP_ROUNDS"); do   # back and forth: each site both sends and receives
       if [ $((round % 2)) = 1 ]; then to=site-b; else to=site-a; fi
